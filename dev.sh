@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up a development environment and run the demo or the tests.
+#   bash dev.sh demo [args]   start `omnichannel demo`
+#   bash dev.sh test [args]   lint, type-check, build the docs, run pytest (args go to pytest)
+#   bash dev.sh setup         only set up
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+VENV=.venv
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+  fi
+  # reinstall only when a pyproject changed
+  stamp="$VENV/.omnichannel-stamp"
+  want=$(cat pyproject.toml plugins/*/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+    args=(-e ".[test]")
+    for p in plugins/*/; do
+      [ -f "$p/pyproject.toml" ] && args+=(-e "$p")
+    done
+    "$VENV/bin/python" -m pip install -q "${args[@]}"
+    echo "$want" > "$stamp"
+  fi
+  if [ -x scripts/system-deps.sh ] || [ -f scripts/system-deps.sh ]; then
+    bash scripts/system-deps.sh
+  fi
+}
+
+services() {
+  bash scripts/services.sh || true
+}
+
+cmd=${1:-test}
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  demo) setup; exec "$VENV/bin/omnichannel" demo "$@" ;;
+  test)
+    setup
+    services
+    lint=()
+    for d in src tests plugins bench examples; do [ -d "$d" ] && lint+=("$d"); done
+    "$VENV/bin/ruff" check "${lint[@]}"
+    "$VENV/bin/mypy"
+    "$VENV/bin/mkdocs" build --strict --quiet --site-dir "$(mktemp -d)"
+    exec "$VENV/bin/python" -m pytest -q "$@"
+    ;;
+  *) echo "usage: bash dev.sh demo|test|setup" >&2; exit 2 ;;
+esac

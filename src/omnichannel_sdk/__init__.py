@@ -1,0 +1,162 @@
+"""omnichannel_sdk: one normalized model for every customer channel.
+
+The public API is what this module exports; everything in ``_``-prefixed modules is private.
+"""
+
+from __future__ import annotations
+
+from ._adapter import (
+    AdapterContext,
+    AdapterSettings,
+    ChannelAdapter,
+    InboundMessage,
+    KeyValueStore,
+    ParseFailure,
+    ParseResult,
+    SendResult,
+    constant_time_equals,
+    parse_retry_after,
+)
+from ._addresses import normalize_email, normalize_phone
+from ._blobs import BlobInfo, BlobStore, FileBlobStore, MemoryBlobStore
+from ._bus import EventBus, MemoryBus, NatsBus
+from ._capabilities import Capabilities
+from ._config import ChannelConfig, DeliverySettings, HubSettings
+from ._errors import (
+    AuthenticationError,
+    ChannelError,
+    ConfigurationError,
+    MediaError,
+    NotFoundError,
+    OmnichannelError,
+    OptedOutError,
+    PayloadError,
+    PluginError,
+    ProviderError,
+    RateLimitedError,
+    RejectedError,
+    SignatureError,
+    TransportError,
+    UnparseablePayloadError,
+    UnsupportedFeatureError,
+    WindowClosedError,
+)
+from ._events import (
+    ContactUpdated,
+    ConversationOpened,
+    Event,
+    MessageQueued,
+    MessageReceived,
+    MessageSent,
+    MessageUpdated,
+    StatusChanged,
+)
+from ._hub import Hub, ReplayReport
+from ._mapping import JsonMappingAdapter
+from ._models import (
+    Action,
+    ActionsPart,
+    Address,
+    Author,
+    Contact,
+    Conversation,
+    DeadLetter,
+    EventPart,
+    LocationPart,
+    MediaPart,
+    Message,
+    MessageError,
+    Part,
+    StatusUpdate,
+    TemplatePart,
+    TextPart,
+    TranscriptPart,
+    TranscriptSegment,
+)
+from ._render import Rendered, render_parts, split_text
+from ._store import Store
+from ._webhook import WebhookRequest, WebhookResponse
+from .hookspecs import hookimpl, hookspec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Action",
+    "ActionsPart",
+    "AdapterContext",
+    "AdapterSettings",
+    "Address",
+    "AuthenticationError",
+    "Author",
+    "BlobInfo",
+    "BlobStore",
+    "Capabilities",
+    "ChannelAdapter",
+    "ChannelConfig",
+    "ChannelError",
+    "ConfigurationError",
+    "Contact",
+    "ContactUpdated",
+    "Conversation",
+    "ConversationOpened",
+    "DeadLetter",
+    "DeliverySettings",
+    "Event",
+    "EventBus",
+    "EventPart",
+    "FileBlobStore",
+    "Hub",
+    "HubSettings",
+    "InboundMessage",
+    "JsonMappingAdapter",
+    "KeyValueStore",
+    "LocationPart",
+    "MediaError",
+    "MediaPart",
+    "MemoryBlobStore",
+    "MemoryBus",
+    "Message",
+    "MessageError",
+    "MessageQueued",
+    "MessageReceived",
+    "MessageSent",
+    "MessageUpdated",
+    "NatsBus",
+    "NotFoundError",
+    "OmnichannelError",
+    "OptedOutError",
+    "ParseFailure",
+    "ParseResult",
+    "Part",
+    "PayloadError",
+    "PluginError",
+    "ProviderError",
+    "RateLimitedError",
+    "RejectedError",
+    "Rendered",
+    "ReplayReport",
+    "SendResult",
+    "SignatureError",
+    "StatusChanged",
+    "StatusUpdate",
+    "Store",
+    "TemplatePart",
+    "TextPart",
+    "TranscriptPart",
+    "TranscriptSegment",
+    "TransportError",
+    "UnparseablePayloadError",
+    "UnsupportedFeatureError",
+    "WebhookRequest",
+    "WebhookResponse",
+    "WindowClosedError",
+    "__version__",
+    "constant_time_equals",
+    "hookimpl",
+    "hookspec",
+    "normalize_email",
+    "normalize_phone",
+    "parse_retry_after",
+    "render_parts",
+    "split_text",
+]

@@ -1,0 +1,369 @@
+"""The channel adapter base class and the values adapters exchange with the hub.
+
+Adapters are declarative (``name``, ``channel``, ``capabilities``, nested ``Settings``) and sans-IO
+where they can be: :meth:`ChannelAdapter.verify` and :meth:`ChannelAdapter.parse` are pure
+functions of a :class:`WebhookRequest`. Network I/O (send, media download, token refresh) is async
+and goes through the one ``httpx.AsyncClient`` the hub injects in :class:`AdapterContext`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._capabilities import Capabilities
+from ._errors import (
+    AuthenticationError,
+    ChannelError,
+    ProviderError,
+    RateLimitedError,
+    RejectedError,
+    SignatureError,
+    TransportError,
+    UnsupportedFeatureError,
+)
+from ._models import Address, Author, Conversation, MediaPart, Message, Part, StatusUpdate
+from ._webhook import WebhookRequest, WebhookResponse
+
+if TYPE_CHECKING:
+    from ._blobs import BlobStore
+
+__all__ = [
+    "AdapterContext",
+    "AdapterSettings",
+    "ChannelAdapter",
+    "InboundMessage",
+    "KeyValueStore",
+    "ParseFailure",
+    "ParseResult",
+    "SendResult",
+    "constant_time_equals",
+    "parse_retry_after",
+]
+
+
+def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
+    """Compare two secrets in constant time (strings are compared as UTF-8)."""
+    ab = a.encode("utf-8") if isinstance(a, str) else a
+    bb = b.encode("utf-8") if isinstance(b, str) else b
+    return hmac.compare_digest(ab, bb)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class AdapterSettings(BaseModel):
+    """Base of every adapter's ``Settings``: validated from the ``[channels.<key>]`` table.
+
+    Secrets are declared as ``pydantic.SecretStr`` so they never show in a repr or a log line.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_base: str | None = None
+    """Base URL of the vendor API (tests point it at a stub)."""
+    rate_limit: float | None = Field(default=None, gt=0)
+    """Sends per second for this channel; overrides the adapter's default."""
+    media_max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    """Largest inbound media download."""
+
+
+class KeyValueStore(Protocol):
+    """Small shared state for adapters (tokens, partial messages), shared by all processes."""
+
+    async def kv_get(self, key: str) -> str | None:
+        """Return the value, or ``None`` when absent or expired."""
+
+    async def kv_set(self, key: str, value: str, ttl: float | None = None) -> None:
+        """Store ``value``; it expires after ``ttl`` seconds when given."""
+
+    async def kv_add(self, key: str, value: str, ttl: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` is absent (or expired); ``True`` if stored. A lock."""
+
+    async def kv_delete(self, key: str) -> None:
+        """Remove ``key``."""
+
+    async def kv_scan(self, prefix: str) -> list[tuple[str, str]]:
+        """Every live ``(key, value)`` whose key starts with ``prefix``."""
+
+
+@dataclass
+class AdapterContext:
+    """What the hub gives an adapter: where it lives and the shared I/O it may use."""
+
+    key: str
+    """The channel key (``[channels.<key>]``)."""
+    public_url: str
+    """Base URL vendors see the gateway at, without a trailing slash."""
+    http: httpx.AsyncClient
+    """The hub's one HTTP client; adapters never create their own."""
+    kv: KeyValueStore
+    """Shared key-value state (tokens, partial messages)."""
+    blobs: BlobStore | None = None
+    """The hub's blob store (media)."""
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Room for the hub to pass more (e.g. the hub itself as ``extras["hub"]``)."""
+
+    @property
+    def webhook_url(self) -> str:
+        """The URL vendors call and sign: ``public_url`` + ``/webhooks/{key}``."""
+        return f"{self.public_url}/webhooks/{self.key}"
+
+
+class InboundMessage(BaseModel):
+    """A message as an adapter parsed it, before the hub threads and stores it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    external_id: str
+    """Vendor id; the de-duplication key within a channel key."""
+    sender: Address
+    """Who sent it."""
+    recipients: list[Address] = Field(default_factory=list)
+    """Who it was sent to (our number, page, account)."""
+    parts: list[Part] = Field(default_factory=list)
+    """What it says."""
+    subject: str | None = None
+    """Subject line."""
+    created_at: datetime | None = None
+    """Vendor time; the hub uses the receive time when absent."""
+    direction: str = "inbound"
+    """``outbound`` for echoes of messages a human sent from the vendor's own inbox."""
+    thread_key: str | None = None
+    """What threads this message; default: the customer's handle and our handle."""
+    references: list[str] = Field(default_factory=list)
+    """External ids this message answers or refers to (email References, reply_to mids)."""
+    conversation_hint: str | None = None
+    """Our conversation id when the payload names it (plus-addressing, widget sessions)."""
+    contact_hints: list[Address] = Field(default_factory=list)
+    """More addresses of the same person (pre-chat email) for contact resolution."""
+    profile: dict[str, Any] = Field(default_factory=dict)
+    """Contact facts the payload carries (locale, name)."""
+    author: Author | None = None
+    """Author of an outbound echo."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Vendor extras."""
+    status: str | None = None
+    """Status for outbound echoes; inbound messages are ``received``."""
+
+
+@dataclass
+class ParseFailure:
+    """One part of a batch payload that could not be parsed; it is dead-lettered alone."""
+
+    error: str
+    """What was wrong."""
+    fragment: Any = None
+    """The part of the payload concerned (JSON-serialisable)."""
+
+
+@dataclass
+class ParseResult:
+    """What :meth:`ChannelAdapter.parse` found in one request."""
+
+    items: list[InboundMessage | StatusUpdate] = field(default_factory=list)
+    """Messages and receipts, in payload order."""
+    failures: list[ParseFailure] = field(default_factory=list)
+    """Items of a batch that failed; the others are still processed."""
+    response: WebhookResponse | None = None
+    """A specific answer for the vendor; ``None`` uses :meth:`ChannelAdapter.acknowledge`."""
+
+
+@dataclass
+class SendResult:
+    """What the vendor said when a message was handed over."""
+
+    external_ids: list[str]
+    """Vendor ids of every vendor message sent (several when the text was split)."""
+    status: str = "sent"
+    """``queued`` when the vendor only accepted it, ``sent``/``delivered`` when it says so."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Vendor extras to merge into the message metadata."""
+
+
+class ChannelAdapter:
+    """Base class of channel adapters. Subclass, set the class attributes, override methods.
+
+    Required class attributes: ``name`` (unique, e.g. ``"twilio-sms"``), ``channel`` (kind),
+    ``capabilities`` and a nested ``Settings`` (subclass of :class:`AdapterSettings`).
+    """
+
+    name: ClassVar[str]
+    """Unique adapter name used in configuration (``adapter = "..."``)."""
+    channel: ClassVar[str]
+    """Channel kind: ``sms``, ``email``, ``wechat``, ``messenger``, ``webchat``, ``voice``…"""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    """What this channel can show and its limits."""
+    default_api_base: ClassVar[str | None] = None
+    """The vendor API base URL when ``api_base`` is not configured."""
+
+    class Settings(AdapterSettings):
+        """Configuration of this adapter."""
+
+    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} key={self.context.key!r}>"
+
+    # -- inbound (sans-IO) ----------------------------------------------------------------
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Check the request's signature; raise :class:`SignatureError` when it fails.
+
+        The default refuses everything: an adapter must say how its vendor signs.
+        """
+        raise SignatureError("adapter does not verify webhooks", adapter=self.name)
+
+    def handshake(self, request: WebhookRequest) -> WebhookResponse | None:
+        """Answer a vendor's GET handshake (Messenger ``hub.challenge``, WeChat ``echostr``).
+
+        Return ``None`` for "no handshake here" (answered 405); raise :class:`SignatureError`
+        for a wrong token (answered 403).
+        """
+        return None
+
+    def parse(self, request: WebhookRequest) -> ParseResult:
+        """Turn a verified request into messages and receipts.
+
+        Raise :class:`~omnichannel_sdk.UnparseablePayloadError` when nothing in it can be
+        understood (the payload is dead-lettered), or return per-item ``failures``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement parse()")
+
+    def acknowledge(self, request: WebhookRequest, result: ParseResult | None) -> WebhookResponse:
+        """The answer the vendor expects once the request is stored (default: empty 200)."""
+        return WebhookResponse(200, b"")
+
+    def own_address(self) -> Address | None:
+        """Our own address on this channel (our number, page, account), when configured."""
+        return None
+
+    def thread_key_for(self, customer: Address) -> str:
+        """The thread key of a conversation we start with ``customer`` (matches
+        :meth:`thread_key` of the customer's messages to us)."""
+        own = self.own_address()
+        return f"{customer.handle}|{own.handle if own else ''}"
+
+    def thread_key(self, message: InboundMessage) -> str:
+        """What threads ``message`` into a conversation when no hook says otherwise.
+
+        Default: the message's own ``thread_key``, else customer handle + our handle.
+        """
+        if message.thread_key:
+            return message.thread_key
+        ours = message.recipients[0].handle if message.recipients else ""
+        return f"{message.sender.handle}|{ours}"
+
+    # -- outbound --------------------------------------------------------------------------
+
+    @property
+    def api_base(self) -> str:
+        """The configured ``api_base`` or the adapter's default, without a trailing slash."""
+        base = self.settings.api_base or self.default_api_base
+        if not base:
+            raise UnsupportedFeatureError(f"{self.name} has no api_base configured")
+        return base.rstrip("/")
+
+    def outside_window(
+        self, parts: Sequence[Part], author: Author | None, conversation: Conversation
+    ) -> dict[str, Any] | None:
+        """Whether a message may go out after the reply window closed.
+
+        Return metadata for :meth:`send` (e.g. ``{"tag": "HUMAN_AGENT"}``) to allow it, or
+        ``None`` to refuse with :class:`~omnichannel_sdk.WindowClosedError`. Default: only
+        template parts, where the channel has templates.
+        """
+        if self.capabilities.templates and parts and all(p.type == "template" for p in parts):
+            return {"window": "template"}
+        return None
+
+    async def send(self, message: Message, parts: Sequence[Part]) -> SendResult:
+        """Deliver ``message`` (already rendered to ``parts``) to the vendor.
+
+        Raise a :class:`~omnichannel_sdk.ChannelError` subclass on failure; never return a
+        success flag. ``message.id`` is the idempotency key.
+        """
+        raise UnsupportedFeatureError(f"{self.name} cannot send messages")
+
+    async def media_request(self, part: MediaPart) -> httpx.Request | None:
+        """The request that downloads an inbound media part (with the vendor's auth).
+
+        Default: a plain GET of ``part.url``. Return ``None`` for "nothing to download".
+        """
+        if not part.url or not part.url.startswith(("http://", "https://")):
+            return None
+        return self.context.http.build_request("GET", part.url)
+
+    def asgi_app(self) -> Callable[..., Awaitable[None]] | None:
+        """An ASGI app the gateway mounts at ``/channels/{key}/`` (web chat), or ``None``."""
+        return None
+
+    async def start(self) -> None:
+        """Called when the hub opens (start listeners, pollers)."""
+
+    async def stop(self) -> None:
+        """Called when the hub closes."""
+
+    # -- helpers for subclasses ------------------------------------------------------------
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Call the vendor through the hub's client; network trouble → :class:`TransportError`.
+
+        The response is returned whatever its status; pass it to :meth:`raise_for_status`.
+        """
+        try:
+            return await self.context.http.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise TransportError(f"{self.name}: timeout calling the vendor") from exc
+        except httpx.TransportError as exc:
+            raise TransportError(f"{self.name}: {type(exc).__name__} calling the vendor") from exc
+
+    def raise_for_status(self, response: httpx.Response) -> None:
+        """Map an HTTP error response to the typed errors (override for vendor codes)."""
+        if response.status_code < 400:
+            return
+        raise self.error_for_status(response.status_code, response, None, None)
+
+    def error_for_status(
+        self,
+        status: int,
+        response: httpx.Response | None,
+        vendor_code: str | int | None,
+        detail: str | None,
+    ) -> ChannelError:
+        """The typed error for an HTTP status (and vendor code), used by adapters' mappers."""
+        what = f"{self.name}: HTTP {status}" + (f": {detail}" if detail else "")
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after")) if response else None
+            return RateLimitedError(
+                what, retry_after=retry_after, vendor_code=vendor_code, status_code=status
+            )
+        if status in (401, 403):
+            return AuthenticationError(what, vendor_code=vendor_code, status_code=status)
+        if status >= 500 or status == 408:
+            return ProviderError(what, vendor_code=vendor_code, retryable=True, status_code=status)
+        return RejectedError(what, vendor_code=vendor_code, status_code=status)

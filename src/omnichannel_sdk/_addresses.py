@@ -1,0 +1,57 @@
+"""Normalization of customer handles: E.164 phone numbers and lower-cased email addresses."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+__all__ = ["PHONE_CHANNELS", "normalize_email", "normalize_handle", "normalize_phone"]
+
+#: Channel kinds whose handles are phone numbers.
+PHONE_CHANNELS = frozenset({"sms", "voice", "whatsapp", "mms"})
+
+
+def normalize_phone(number: str, region: str | None = None) -> str:
+    """Return ``number`` in E.164 form (``+14155550100``).
+
+    ``region`` (ISO 3166 alpha-2, e.g. ``"US"``) is used for numbers written without a country
+    code. Short codes and alphanumeric sender ids, which are not phone numbers, are returned
+    stripped but otherwise unchanged. Raises :class:`ValueError` for a number that looks like a
+    phone number but cannot be one.
+    """
+    raw = number.strip()
+    if not raw:
+        raise ValueError("empty phone number")
+    if raw.startswith("00"):
+        raw = "+" + raw[2:]
+    digits = sum(ch.isdigit() for ch in raw)
+    if any(ch.isalpha() for ch in raw) or digits <= 6:
+        return raw  # alphanumeric sender id or short code
+    if not raw.startswith("+") and region is None:
+        raw = "+" + raw  # vendors (Vonage, Twilio) often drop the plus sign
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number: {exc}") from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValueError("not a possible phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(address: str) -> str:
+    """Return an email address stripped and lower-cased (angle brackets removed)."""
+    value = address.strip().strip("<>").strip().lower()
+    if value.count("@") != 1 or value.startswith("@") or value.endswith("@"):
+        raise ValueError("not an email address")
+    return value
+
+
+def normalize_handle(channel: str, handle: str) -> str:
+    """Normalize ``handle`` as the ``channel`` kind expects (phone, email, or as given)."""
+    if channel in PHONE_CHANNELS:
+        return normalize_phone(handle)
+    if channel == "email":
+        return normalize_email(handle)
+    value = handle.strip()
+    if not value:
+        raise ValueError("empty handle")
+    return value

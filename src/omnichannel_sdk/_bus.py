@@ -1,0 +1,143 @@
+"""Event buses: in-memory (default) and NATS JetStream (several processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ._errors import ConfigurationError, OmnichannelError
+from ._events import Event, event_adapter
+
+__all__ = ["EventBus", "MemoryBus", "NatsBus", "bus_from_url"]
+
+log = logging.getLogger("omnichannel_sdk.bus")
+
+
+class EventBus:
+    """Publishes hub events to every subscriber."""
+
+    async def open(self) -> None:
+        """Connect."""
+
+    async def close(self) -> None:
+        """Disconnect; subscribers' iterators end."""
+
+    async def publish(self, event: Event) -> None:
+        """Deliver ``event`` to every current subscriber."""
+        raise NotImplementedError
+
+    def subscribe(self, maxsize: int = 10_000) -> AsyncIterator[Event]:
+        """An async iterator over events published from now on."""
+        raise NotImplementedError
+
+
+_CLOSED: Any = object()
+
+
+class MemoryBus(EventBus):
+    """Events within one process. A slow subscriber loses its oldest events, never blocks."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[Any]] = set()
+        self.dropped = 0
+
+    async def close(self) -> None:
+        """End every subscription."""
+        for queue in list(self._queues):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(_CLOSED)
+
+    async def publish(self, event: Event) -> None:
+        """Deliver ``event`` to every current subscriber."""
+        for queue in self._queues:
+            if queue.full():
+                queue.get_nowait()
+                self.dropped += 1
+            queue.put_nowait(event)
+
+    async def subscribe(self, maxsize: int = 10_000) -> AsyncIterator[Event]:  # type: ignore[override]
+        """An async iterator over events published from now on."""
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self._queues.add(queue)
+        try:
+            while True:
+                event = await queue.get()
+                if event is _CLOSED:
+                    return
+                yield event
+        finally:
+            self._queues.discard(queue)
+
+
+class NatsBus(MemoryBus):
+    """Events shared by every process through NATS JetStream (``nats://host:4222``).
+
+    Events are published to ``<subject>.<event type>`` on a stream the bus creates, and every
+    process runs one ordered consumer that fans events out to its local subscribers.
+    """
+
+    def __init__(self, url: str, *, stream: str = "OMNICHANNEL", subject: str = "omnichannel.events"):
+        super().__init__()
+        self.url = url
+        self.stream = stream
+        self.subject = subject
+        self._nc: Any = None
+        self._js: Any = None
+        self._sub: Any = None
+
+    async def open(self) -> None:
+        """Connect, ensure the stream, start consuming new events."""
+        try:
+            import nats
+        except ImportError as exc:  # pragma: no cover - nats-py is a dependency
+            raise ConfigurationError("the NATS bus needs nats-py", field="bus") from exc
+        try:
+            self._nc = await nats.connect(self.url, connect_timeout=3, max_reconnect_attempts=3)
+        except Exception as exc:  # nats raises several unrelated types
+            raise OmnichannelError(f"cannot connect to NATS at {self.url}: {exc}") from exc
+        self._js = self._nc.jetstream()
+        try:
+            await self._js.add_stream(name=self.stream, subjects=[f"{self.subject}.>"],
+                                      max_age=24 * 3600)
+        except Exception:  # noqa: BLE001 - the stream exists with another config: use it
+            log.debug("stream %s exists", self.stream)
+        from nats.js.api import DeliverPolicy
+
+        self._sub = await self._js.subscribe(
+            f"{self.subject}.>", ordered_consumer=True, deliver_policy=DeliverPolicy.NEW,
+            cb=self._on_message)
+
+    async def _on_message(self, msg: Any) -> None:
+        try:
+            event = event_adapter.validate_json(msg.data)
+        except ValueError:
+            log.warning("dropping an undecodable event on %s", msg.subject)
+            return
+        await MemoryBus.publish(self, event)
+
+    async def publish(self, event: Event) -> None:
+        """Publish to JetStream; every process (this one too) receives it from there."""
+        data = event_adapter.dump_json(event)
+        await self._js.publish(f"{self.subject}.{event.type}", data)
+
+    async def close(self) -> None:
+        """Stop consuming and disconnect."""
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
+        await super().close()
+
+
+def bus_from_url(url: str) -> EventBus:
+    """``memory`` or ``nats://host:port``."""
+    if url in ("memory", "memory://"):
+        return MemoryBus()
+    if url.startswith(("nats://", "tls://")):
+        return NatsBus(url)
+    raise ConfigurationError(f"unsupported bus {url!r} (use 'memory' or 'nats://…')", field="bus")

@@ -1,0 +1,219 @@
+"""The ``omnichannel`` command line (SPEC §9)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from ._errors import OmnichannelError
+from ._webhook import WebhookRequest
+
+app = typer.Typer(help="omnichannel: every customer channel through one normalized model.",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+err = Console(stderr=True)
+
+_CONTENT_TYPES = {".json": "application/json", ".xml": "text/xml", ".eml": "message/rfc822",
+                  ".form": "application/x-www-form-urlencoded",
+                  ".txt": "application/x-www-form-urlencoded"}
+
+
+def main() -> None:
+    """Entry point: typed errors become one red line and exit status 2."""
+    try:
+        app()
+    except OmnichannelError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite file.")] =
+        Path(".omnichannel"),
+    check: Annotated[bool, typer.Option(
+        "--check", help="Run the demo's traffic once in process, print a summary, exit.")] = False,
+) -> None:
+    """Start a local gateway on SQLite and the in-memory bus, with simulated vendors."""
+    from ._demo import build_demo, demo_config
+    from ._hub import Hub
+
+    public_url = f"http://{host}:{port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    hub = Hub.from_config(demo_config(public_url, data_dir))
+    if check:
+        asyncio.run(_demo_check(hub))
+        return
+    import uvicorn
+
+    console.print("[bold]omnichannel demo[/bold] (SQLite + in-memory bus)")
+    console.print(f"  agent inbox:  {public_url}/demo/")
+    for key, adapter in hub.adapters.items():
+        console.print(f"  webhook:      {public_url}/webhooks/{key}  ({adapter.name})")
+        if adapter.asgi_app() is not None:
+            console.print(f"  channel app:  {public_url}/channels/{key}/")
+    console.print("Press Ctrl+C to stop.")
+    uvicorn.run(build_demo(hub), host=host, port=port, log_level="warning")
+
+
+async def _demo_check(hub: Any) -> None:
+    import httpx
+
+    from ._demo import build_demo, simulate_requests
+
+    app_ = build_demo(hub)
+    async with hub:
+        transport = httpx.ASGITransport(app=app_)
+        async with httpx.AsyncClient(transport=transport, base_url=hub.public_url) as client:
+            hub.http = client  # the vendor stub is in process: route sends through ASGI
+            for adapter in hub.adapters.values():
+                adapter.context.http = client
+            for key in hub.adapters:
+                for request in simulate_requests(hub, key):
+                    path = request.url[len(hub.public_url):]
+                    response = await client.request(request.method, path,
+                                                    headers=request.headers, content=request.body)
+                    console.print(f"{key}: POST {path} -> {response.status_code}")
+            for conversation in await hub.store.list_conversations():
+                try:
+                    sent = await hub.send(conversation.id, text="Thanks, an agent is on it.",
+                                          wait=True)
+                except OmnichannelError as exc:
+                    console.print(f"{conversation.channel_key}: reply refused: {exc}")
+                    continue
+                console.print(f"{conversation.channel_key}: reply {sent.id} {sent.status}")
+            inbox = await client.get("/demo/")
+            console.print(f"inbox page: {inbox.status_code}, "
+                          f"{len(await hub.store.list_conversations())} conversations")
+
+
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Option("--config", "-c", help="omnichannel.toml")],
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Run the webhook gateway for real (uvicorn)."""
+    import os
+
+    import uvicorn
+
+    from ._hub import Hub
+
+    Hub.from_config(config)  # fail fast, with the config error, before forking
+    os.environ["OMNICHANNEL_CONFIG"] = str(config.resolve())
+    uvicorn.run("omnichannel_sdk._serve:app", host=host, port=port, workers=workers,
+                log_level="info", lifespan="on")
+
+
+@app.command()
+def plugins() -> None:
+    """List installed adapters with their capabilities."""
+    from ._plugins import build_plugin_manager
+
+    _, registry = build_plugin_manager()
+    table = Table("adapter", "channel", "module", "text", "media", "buttons", "window")
+    for adapter in registry:
+        caps = adapter.capabilities
+        window = caps.session_window
+        table.add_row(
+            adapter.name, adapter.channel, adapter.__module__.split(".")[0],
+            str(caps.max_text_length or "∞"), ",".join(sorted(caps.media_kinds)) or "-",
+            str(caps.max_buttons) if caps.buttons else "list",
+            f"{window.total_seconds() / 3600:g} h" if window else "-")
+    console.print(table)
+
+
+@app.command()
+def normalize(
+    file: Annotated[Path, typer.Argument(help="A vendor payload (JSON, form, XML, MIME).")],
+    adapter: Annotated[str, typer.Option("--adapter", "-a", help="Adapter name.")],
+    setting: Annotated[list[str] | None, typer.Option(
+        "--set", help="Adapter setting NAME=VALUE (repeatable).")] = None,
+    content_type: Annotated[str | None, typer.Option(help="Override the guessed type.")] = None,
+) -> None:
+    """Print the normalized messages in a payload as JSON (no signature check)."""
+    from ._adapter import AdapterContext
+    from ._plugins import build_plugin_manager
+
+    _, registry = build_plugin_manager()
+    cls = registry.get(adapter)
+    values: dict[str, Any] = {}
+    for item in setting or []:
+        name, _, value = item.partition("=")
+        values[name.strip()] = value
+    try:
+        settings = cls.Settings.model_validate(values)
+    except Exception:  # noqa: BLE001 - secrets are not needed to parse: build without them
+        settings = cls.Settings.model_construct(**values)
+    context = AdapterContext(key="normalize", public_url="https://example.invalid",
+                             http=None, kv=None)  # type: ignore[arg-type]
+    instance = cls(settings, context)
+    body = file.read_bytes()
+    ctype = content_type or _CONTENT_TYPES.get(file.suffix.lower(), "application/octet-stream")
+    request = WebhookRequest("POST", "https://example.invalid/webhooks/normalize",
+                             {"content-type": ctype}, body)
+    result = instance.parse(request)
+    out = [item.model_dump(mode="json", exclude_defaults=True) for item in result.items]
+    failures = [{"error": f.error, "fragment": f.fragment} for f in result.failures]
+    console.print_json(json.dumps({"items": out, "failures": failures}, default=str))
+
+
+@app.command()
+def schema(
+    model: Annotated[str | None, typer.Option(help="One model: Message, Conversation, …")] = None,
+) -> None:
+    """Print the JSON Schema of the normalized model."""
+    from . import _models
+
+    names = ["Message", "Conversation", "Contact", "StatusUpdate", "Address", "DeadLetter"]
+    if model is not None:
+        if model not in names:
+            raise typer.BadParameter(f"choose one of {', '.join(names)}")
+        names = [model]
+    schemas = {n: getattr(_models, n).model_json_schema() for n in names}
+    console.print_json(json.dumps(schemas[model] if model else schemas))
+
+
+@app.command()
+def replay(
+    config: Annotated[Path, typer.Option("--config", "-c", help="omnichannel.toml")],
+    letter: Annotated[list[str] | None, typer.Option(
+        "--id", help="Only these dead letters (repeatable).")] = None,
+) -> None:
+    """Reprocess dead-lettered payloads and sends."""
+    from ._hub import Hub
+
+    async def run() -> int:
+        hub = Hub.from_config(config)
+        async with hub:
+            letters = await hub.store.list_dead_letters()
+            if letter:
+                letters = [x for x in letters if x.id in set(letter)]
+            with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
+                          console=console) as progress:
+                task = progress.add_task("replay", total=len(letters))
+                report = await hub.replay([x.id for x in letters],
+                                          progress=lambda _l, _ok: progress.advance(task))
+            await asyncio.sleep(0)  # let queued sends start before the hub closes
+        console.print(f"replayed {len(report.replayed)}, still failing {len(report.failed)}")
+        for lid, why in report.failed.items():
+            console.print(f"  {lid}: {why}")
+        return 1 if report.failed else 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,141 @@
+"""Loading and validating the hub configuration (TOML file or dict, ``${VAR}`` from the env)."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ._adapter import AdapterSettings, ChannelAdapter
+from ._errors import ConfigurationError
+from ._plugins import AdapterRegistry
+
+__all__ = ["ChannelConfig", "DeliverySettings", "HubSettings", "load_config"]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class DeliverySettings(BaseModel):
+    """How the outbox delivers (``[omnichannel.delivery]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    concurrency: int = Field(default=128, ge=1)
+    """Sends in flight at once, per process."""
+    max_attempts: int = Field(default=8, ge=1)
+    """Tries before a send is dead-lettered."""
+    base_delay: float = Field(default=1.0, gt=0)
+    """First retry delay in seconds; doubles each try, with jitter."""
+    max_delay: float = Field(default=900.0, gt=0)
+    """Longest retry delay in seconds."""
+    lease: float = Field(default=120.0, gt=0)
+    """Seconds a process owns a job before another may take it over (crash recovery)."""
+    poll_interval: float = Field(default=1.0, gt=0)
+    """How often due retries and abandoned jobs are looked for."""
+
+
+class HubSettings(BaseModel):
+    """The ``[omnichannel]`` table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store: str = "sqlite:///omnichannel.db"
+    """``sqlite:///path.db`` (embedded default) or ``postgresql://…``."""
+    bus: str = "memory"
+    """``memory`` (default) or ``nats://127.0.0.1:4222``."""
+    public_url: str | None = None
+    """Base URL vendors see the gateway at; signatures are checked against it."""
+    blobs: str = "file://omnichannel-blobs"
+    """Where media bytes go: ``file://dir`` or ``memory://``."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    """Largest webhook body accepted (413 beyond)."""
+    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    """Carrier of vendor HTTP calls: aiohttp's pool (fast under concurrency) or httpx's own."""
+    http_timeout: float = Field(default=20.0, gt=0)
+    """Seconds before a vendor call times out."""
+    delivery: DeliverySettings = DeliverySettings()
+    """Outbox settings."""
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One validated ``[channels.<key>]`` table."""
+
+    key: str
+    adapter: type[ChannelAdapter]
+    settings: AdapterSettings
+
+
+def _expand(value: Any, where: tuple[str | None, str | None]) -> Any:
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            found = os.environ.get(name, default)
+            if found is None:
+                raise ConfigurationError(f"environment variable {name} is not set",
+                                         channel_key=where[0], field=where[1])
+            return found
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, Mapping):
+        return {k: _expand(v, (where[0], k if where[1] is None else f"{where[1]}.{k}"))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, where) for v in value]
+    return value
+
+
+def _field_of(error: ValidationError) -> tuple[str, str]:
+    first = error.errors()[0]
+    loc = ".".join(str(x) for x in first["loc"]) or "(table)"
+    return loc, first["msg"]
+
+
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any], registry: AdapterRegistry
+) -> tuple[HubSettings, dict[str, ChannelConfig]]:
+    """Read and validate a configuration; one :class:`ConfigurationError` on the first problem."""
+    if isinstance(source, Mapping):
+        raw: Mapping[str, Any] = source
+    else:
+        path = Path(source)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigurationError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+    unknown = set(raw) - {"omnichannel", "channels"}
+    if unknown:
+        raise ConfigurationError(f"unknown top-level table(s): {', '.join(sorted(unknown))}")
+    hub_raw = _expand(dict(raw.get("omnichannel", {})), (None, None))
+    try:
+        hub = HubSettings.model_validate(hub_raw)
+    except ValidationError as exc:
+        loc, msg = _field_of(exc)
+        raise ConfigurationError(msg, field=f"omnichannel.{loc}") from None
+    channels: dict[str, ChannelConfig] = {}
+    for key, table in dict(raw.get("channels", {})).items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", key):
+            raise ConfigurationError("channel keys are letters, digits, '-', '_' and '.'",
+                                     channel_key=key)
+        if not isinstance(table, Mapping):
+            raise ConfigurationError("must be a table", channel_key=key)
+        table = _expand(dict(table), (key, None))
+        name = table.pop("adapter", None)
+        if not name:
+            raise ConfigurationError("missing", channel_key=key, field="adapter")
+        adapter = registry.get(name, channel_key=key)
+        try:
+            settings = adapter.Settings.model_validate(table)
+        except ValidationError as exc:
+            loc, msg = _field_of(exc)
+            raise ConfigurationError(msg, channel_key=key, field=loc) from None
+        channels[key] = ChannelConfig(key=key, adapter=adapter, settings=settings)
+    return hub, channels

@@ -1,0 +1,365 @@
+"""The durable outbox worker: delivers queued sends and media downloads, with retries.
+
+At-least-once to the vendor with ``message.id`` as idempotency key; exponential backoff with full
+jitter that honours ``Retry-After``; a token-bucket rate limit per channel key; dead letter after
+the last try; jobs leased so that another process (or this one after a restart) resumes a send a
+crashed process left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ._config import DeliverySettings
+from ._errors import (
+    AuthenticationError,
+    ChannelError,
+    MediaError,
+    OmnichannelError,
+    OptedOutError,
+    RateLimitedError,
+    TransportError,
+    UnsupportedFeatureError,
+)
+from ._events import MessageSent, MessageUpdated, StatusChanged
+from ._ids import new_id
+from ._models import DeadLetter, MediaPart, Message, MessageError, utcnow
+from ._store import Job
+
+if TYPE_CHECKING:
+    from ._hub import Hub
+
+__all__ = ["Delivery", "RateLimiter", "backoff_delay", "host_allowed"]
+
+log = logging.getLogger("omnichannel_sdk.delivery")
+
+
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Seconds before try ``attempt + 1``: full jitter over ``base * 2**attempt`` (capped),
+    never less than the vendor's ``Retry-After``."""
+    ceiling = min(cap, base * (2 ** min(attempt, 30)))
+    delay = random.uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, max(cap, retry_after or 0.0))
+
+
+def host_allowed(url: str, hosts: frozenset[str]) -> bool:
+    """Whether ``url`` is https/http to one of ``hosts`` (or a subdomain of one)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    if parts.scheme not in ("https", "http") or not host:
+        return False
+    return any(host == h or host.endswith("." + h) for h in hosts)
+
+
+class RateLimiter:
+    """A token bucket: ``rate`` operations per second, bursts of up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = burst if burst is not None else max(1.0, rate)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        """Wait for a token."""
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+_ERROR_CODES: list[tuple[type[BaseException], str]] = [
+    (RateLimitedError, "rate_limited"),
+    (AuthenticationError, "auth"),
+    (TransportError, "transport"),
+    (OptedOutError, "opted_out"),
+    (UnsupportedFeatureError, "unsupported"),
+    (MediaError, "media"),
+    (ChannelError, "rejected"),
+]
+
+
+def error_code(exc: BaseException) -> str:
+    """Our short error class name for an exception."""
+    for kind, code in _ERROR_CODES:
+        if isinstance(exc, kind):
+            return code
+    return "internal"
+
+
+class Delivery:
+    """Runs jobs: in-process hand-off for fresh sends, polling for retries and orphans."""
+
+    def __init__(self, hub: Hub, settings: DeliverySettings) -> None:
+        self.hub = hub
+        self.settings = settings
+        self._sem = asyncio.Semaphore(settings.concurrency)
+        self._limiters: dict[str, RateLimiter] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._running: set[str] = set()
+        self._poller: asyncio.Task[None] | None = None
+        self._waiters: dict[str, list[asyncio.Future[Message]]] = {}
+        self._stopping = False
+        self._wake = asyncio.Event()
+
+    def poke(self) -> None:
+        """Look for due jobs now rather than at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Start polling for due and orphaned jobs."""
+        self._poller = asyncio.create_task(self._poll(), name="omnichannel-outbox-poller")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop polling and let in-flight jobs finish (up to ``timeout`` seconds)."""
+        self._stopping = True
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()  # its job stays leased and is resumed later
+
+    def submit(self, job: Job, message: Message | None = None) -> None:
+        """Run ``job`` now in this process (it is already leased to us)."""
+        if job.id in self._running:
+            return
+        self._running.add(job.id)
+        task = asyncio.create_task(self._run(job, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def wait_for(self, message_id: str) -> asyncio.Future[Message]:
+        """A future resolved with the message once its send succeeded or finally failed."""
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(message_id, []).append(future)
+        return future
+
+    def _resolve(self, message: Message) -> None:
+        for future in self._waiters.pop(message.id, []):
+            if not future.done():
+                future.set_result(message)
+
+    async def _poll(self) -> None:
+        while not self._stopping:
+            try:
+                free = max(0, self.settings.concurrency - len(self._running))
+                if free:
+                    for job in await self.hub.store.claim_jobs(min(free, 500), self.settings.lease):
+                        self.submit(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox poll failed")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            self._wake.clear()
+
+    def _limiter(self, key: str) -> RateLimiter | None:
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            adapter = self.hub.adapters.get(key)
+            if adapter is None:
+                return None
+            rate = adapter.settings.rate_limit or adapter.capabilities.rate_limit
+            if rate is None:
+                return None
+            limiter = self._limiters[key] = RateLimiter(rate)
+        return limiter
+
+    async def _run(self, job: Job, message: Message | None) -> None:
+        try:
+            async with self._sem:
+                if job.kind == "send":
+                    await self._send(job, message)
+                elif job.kind == "media":
+                    await self._media(job)
+                else:
+                    log.error("unknown job kind %r; dropping job %s", job.kind, job.id)
+                    await self.hub.store.finish_job(job.id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s crashed; it will be retried", job.id)
+            with contextlib.suppress(Exception):
+                await self.hub.store.retry_job(job.id, self.settings.base_delay, "internal error")
+        finally:
+            self._running.discard(job.id)
+
+    async def _send(self, job: Job, message: Message | None) -> None:
+        store = self.hub.store
+        if message is None:
+            message = await store.get_message(job.message_id or "")
+        if message is None:
+            await store.finish_job(job.id)
+            return
+        if message.status not in ("queued",):  # already sent by an earlier try
+            await store.finish_job(job.id)
+            self._resolve(message)
+            return
+        adapter = self.hub.adapters.get(job.channel_key)
+        if adapter is None:
+            await self._give_up(job, message, OmnichannelError(
+                f"channel {job.channel_key!r} is no longer configured"))
+            return
+        parts = _parts_adapter().validate_python(job.payload.get("parts", []))
+        limiter = self._limiter(job.channel_key)
+        if limiter is not None:
+            await limiter.acquire()
+        try:
+            result = await adapter.send(message, parts)
+        except OptedOutError as exc:
+            contact_id = job.payload.get("contact_id")
+            if contact_id:
+                await store.set_opted_out(contact_id, adapter.channel, True)
+            await self._give_up(job, message, exc)
+            return
+        except ChannelError as exc:
+            attempts = job.attempts + 1
+            if not exc.retryable or attempts >= self.settings.max_attempts:
+                await self._give_up(job, message, exc)
+                return
+            retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
+            delay = backoff_delay(job.attempts, self.settings.base_delay, self.settings.max_delay,
+                                  retry_after)
+            log.info("send %s failed (%s); retry %d in %.1fs", message.id, error_code(exc),
+                     attempts, delay)
+            await store.retry_job(job.id, delay, f"{error_code(exc)}: {exc}")
+            return
+        except (UnsupportedFeatureError, MediaError) as exc:
+            await self._give_up(job, message, exc)
+            return
+        status = result.status if result.status in ("queued", "sent", "delivered", "read") else "sent"
+        updated = message.model_copy(update={
+            "external_id": result.external_ids[0] if result.external_ids else None,
+            "status": status,
+            "metadata": {**message.metadata, **result.metadata,
+                         **({"external_ids": result.external_ids}
+                            if len(result.external_ids) > 1 else {})},
+        })
+        final = await store.record_sent(updated, result.external_ids, job.id)
+        self.hub._publish(MessageSent(message=final))
+        self.hub._publish(StatusChanged(message=final, previous=message.status))
+        self._resolve(final)
+        for ext in result.external_ids:  # receipts that arrived before the vendor's answer
+            await self.hub._apply_early_receipts(job.channel_key, ext)
+
+    async def _give_up(self, job: Job, message: Message, exc: BaseException) -> None:
+        error = MessageError(code=error_code(exc), message=str(exc),
+                             vendor_code=getattr(exc, "vendor_code", None))
+        failed = message.model_copy(update={"status": "failed", "error": error})
+        letter = DeadLetter(id=new_id("dl"), kind="outbound", channel_key=job.channel_key,
+                            adapter=message.adapter, error=f"{error.code}: {exc}",
+                            created_at=utcnow(), message_id=message.id)
+        await self.hub.store.fail_job(job, letter, failed)
+        log.warning("send %s failed for good: %s", message.id, error.code)
+        self.hub._publish(StatusChanged(message=failed, previous=message.status))
+        self._resolve(failed)
+
+    async def _media(self, job: Job) -> None:
+        store = self.hub.store
+        message = await store.get_message(job.message_id or "")
+        adapter = self.hub.adapters.get(job.channel_key)
+        index = int(job.payload.get("part", -1))
+        if message is None or adapter is None or not 0 <= index < len(message.parts):
+            await store.finish_job(job.id)
+            return
+        part = message.parts[index]
+        if not isinstance(part, MediaPart) or part.blob_key:
+            await store.finish_job(job.id)
+            return
+        try:
+            stored = await self.download(adapter, part)
+        except (MediaError, ChannelError) as exc:
+            attempts = job.attempts + 1
+            retryable = isinstance(exc, ChannelError) and exc.retryable
+            if retryable and attempts < self.settings.max_attempts:
+                await store.retry_job(job.id, backoff_delay(
+                    job.attempts, self.settings.base_delay, self.settings.max_delay), str(exc))
+                return
+            letter = DeadLetter(id=new_id("dl"), kind="inbound", channel_key=job.channel_key,
+                                adapter=adapter.name, error=f"media: {exc}", created_at=utcnow(),
+                                message_id=message.id)
+            await store.fail_job(job, letter, None)
+            return
+        fresh = await store.get_message(message.id) or message
+        parts = list(fresh.parts)
+        parts[index] = stored
+        updated = fresh.model_copy(update={"parts": parts})
+        await store.update_message(updated)
+        await store.finish_job(job.id)
+        self.hub._publish(MessageUpdated(message=updated))
+
+    async def download(self, adapter: Any, part: MediaPart) -> MediaPart:
+        """Fetch ``part`` into the blob store: declared hosts only, size-capped."""
+        request = await adapter.media_request(part)
+        if request is None:
+            raise MediaError("nothing to download")
+        hosts = adapter.capabilities.media_hosts | frozenset(
+            getattr(adapter.settings, "media_hosts", None) or ())
+        api_host = urlsplit(adapter.settings.api_base or "").hostname
+        if api_host:
+            hosts = hosts | {api_host}
+        url = str(request.url)
+        limit = adapter.settings.media_max_bytes
+        for _ in range(5):  # follow redirects ourselves so every hop is checked
+            if not host_allowed(url, hosts):
+                raise MediaError(f"{adapter.name}: media host of {urlsplit(url).hostname!r} "
+                                 "is not declared by the adapter")
+            try:
+                response = await self.hub.http.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise TransportError(f"{adapter.name}: media download failed: "
+                                     f"{type(exc).__name__}") from exc
+            try:
+                if response.is_redirect and "location" in response.headers:
+                    url = str(response.url.join(response.headers["location"]))
+                    # credentials never follow a redirect to another host
+                    request = self.hub.http.build_request("GET", url)
+                    continue
+                if response.status_code >= 400:
+                    raise adapter.error_for_status(response.status_code, response, None,
+                                                   "media download")
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > limit:
+                    raise MediaError(f"{adapter.name}: media of {declared} bytes exceeds {limit}")
+                info = await self.hub.blobs.put_stream(response.aiter_bytes(), max_bytes=limit)
+                content_type = part.content_type or response.headers.get("content-type")
+                return part.model_copy(update={
+                    "blob_key": info.key, "sha256": info.sha256, "size": info.size,
+                    "content_type": content_type.split(";")[0].strip() if content_type else None})
+            finally:
+                await response.aclose()
+        raise MediaError(f"{adapter.name}: too many redirects")
+
+
+_PARTS: Any = None
+
+
+def _parts_adapter() -> Any:
+    global _PARTS
+    if _PARTS is None:
+        from pydantic import TypeAdapter
+
+        from ._models import Part
+
+        _PARTS = TypeAdapter(list[Part])
+    return _PARTS

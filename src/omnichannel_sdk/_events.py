@@ -1,0 +1,92 @@
+"""Typed events the hub publishes on its bus (and ``hub.events()`` yields)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from ._models import Contact, Conversation, Message, utcnow
+
+__all__ = [
+    "ContactUpdated",
+    "ConversationOpened",
+    "Event",
+    "MessageQueued",
+    "MessageReceived",
+    "MessageSent",
+    "MessageUpdated",
+    "StatusChanged",
+    "event_adapter",
+]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: datetime = Field(default_factory=utcnow)
+    """When the event happened."""
+
+
+class MessageReceived(_Event):
+    """A new inbound message was stored."""
+
+    type: Literal["message.received"] = "message.received"
+    message: Message
+    conversation: Conversation
+
+
+class MessageQueued(_Event):
+    """``hub.send`` stored an outbound message; delivery follows."""
+
+    type: Literal["message.queued"] = "message.queued"
+    message: Message
+
+
+class MessageSent(_Event):
+    """The vendor accepted an outbound message (or one was queued, with ``status`` queued)."""
+
+    type: Literal["message.sent"] = "message.sent"
+    message: Message
+
+
+class MessageUpdated(_Event):
+    """A stored message changed (media downloaded, transcript attached)."""
+
+    type: Literal["message.updated"] = "message.updated"
+    message: Message
+
+
+class StatusChanged(_Event):
+    """An outbound message's status moved forward, or it failed."""
+
+    type: Literal["message.status"] = "message.status"
+    message: Message
+    previous: str
+
+
+class ConversationOpened(_Event):
+    """A conversation was created."""
+
+    type: Literal["conversation.opened"] = "conversation.opened"
+    conversation: Conversation
+
+
+class ContactUpdated(_Event):
+    """A contact changed: opted out or in, merged with another address."""
+
+    type: Literal["contact.updated"] = "contact.updated"
+    contact: Contact
+    change: str
+
+
+Event = Annotated[
+    Union[MessageReceived, MessageQueued, MessageSent, MessageUpdated, StatusChanged, ConversationOpened,
+          ContactUpdated],
+    Field(discriminator="type"),
+]
+"""Any hub event, discriminated by ``type``."""
+
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+"""Validates and serialises events (used by buses that cross processes)."""

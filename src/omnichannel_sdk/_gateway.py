@@ -1,0 +1,152 @@
+"""The webhook gateway: a plain ASGI app that answers vendors (SPEC §5).
+
+Routes: ``POST /webhooks/{key}`` receives, ``GET /webhooks/{key}`` answers handshakes,
+``/channels/{key}/…`` is handed to the adapter's own ASGI app (web chat), ``GET /healthz``.
+Unknown key 404, failed signature 403, body over the limit 413, store trouble 503 (the vendor
+retries; nothing was acknowledged).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ._errors import NotFoundError, OmnichannelError, SignatureError
+from ._webhook import WebhookRequest, WebhookResponse
+
+if TYPE_CHECKING:
+    from ._hub import Hub
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("omnichannel_sdk.gateway")
+
+Scope = dict[str, Any]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Gateway:
+    """ASGI application serving a hub's webhooks. Build it with ``hub.asgi()``."""
+
+    def __init__(self, hub: Hub, *, lifespan: bool = True) -> None:
+        self.hub = hub
+        self.lifespan = lifespan
+        self.max_body = hub.settings.max_body_bytes
+        self._opened_hub = False
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        path: str = scope.get("path", "")
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        if path.startswith("/channels/"):
+            await self._channel_app(path, scope, receive, send)
+            return
+        if kind != "http":
+            return
+        if path.startswith("/webhooks/"):
+            response = await self._webhook(path[len("/webhooks/"):], scope, receive)
+        elif path == "/healthz":
+            response = WebhookResponse.json({"ok": self.hub.is_open})
+        else:
+            response = _error(404, "not found")
+        await _respond(send, response)
+
+    async def _webhook(self, key: str, scope: Scope, receive: Any) -> WebhookResponse:
+        if not key or "/" in key:
+            return _error(404, "not found")
+        if key not in self.hub.adapters:
+            return _error(404, f"unknown channel {key!r}")
+        method = scope["method"]
+        if method not in ("POST", "GET", "HEAD"):
+            return _error(405, "method not allowed")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        try:
+            body = await _read_body(receive, headers, self.max_body)
+        except _TooLarge:
+            return _error(413, f"body larger than {self.max_body} bytes")
+        query = scope.get("query_string", b"").decode("latin-1")
+        request = WebhookRequest(method, self.hub.request_url(key, query), headers, body)
+        try:
+            return await self.hub.handle_webhook(key, request)
+        except SignatureError as exc:
+            log.warning("refused a request on %s: %s", key, exc.detail)
+            return _error(403, "signature verification failed")
+        except NotFoundError:
+            return _error(404, f"unknown channel {key!r}")
+        except OmnichannelError as exc:
+            log.error("could not store a request on %s: %s", key, exc)
+            return _error(503, "temporarily unable to store the request")
+
+    async def _channel_app(self, path: str, scope: Scope, receive: Any, send: Any) -> None:
+        key, _, rest = path[len("/channels/"):].partition("/")
+        adapter = self.hub.adapters.get(key)
+        app = adapter.asgi_app() if adapter is not None else None
+        if app is None:
+            if scope["type"] == "http":
+                await _respond(send, _error(404, "not found"))
+            else:
+                await send({"type": "websocket.close", "code": 4404})
+            return
+        prefix = scope.get("root_path", "") + f"/channels/{key}"
+        child = dict(scope, root_path=prefix, path=prefix + "/" + rest)
+        await app(child, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self.lifespan and not self.hub.is_open:
+                        await self.hub.open()
+                        self._opened_hub = True
+                except Exception as exc:  # noqa: BLE001 - reported to the server
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._opened_hub:
+                    await self.hub.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _read_body(receive: Any, headers: list[tuple[str, str]], limit: int) -> bytes:
+    for name, value in headers:
+        if name.lower() == "content-length" and value.isdigit() and int(value) > limit:
+            raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _error(status: int, detail: str) -> WebhookResponse:
+    return WebhookResponse(status, orjson.dumps({"error": detail}), "application/json")
+
+
+async def _respond(send: Any, response: WebhookResponse) -> None:
+    headers = [(b"content-type", response.content_type.encode("latin-1")),
+               (b"content-length", str(len(response.body)).encode("latin-1"))]
+    headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items())
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -1,0 +1,573 @@
+"""The hub: configuration, the inbound pipeline, ``send``, events and lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pluggy
+
+from ._adapter import AdapterContext, ChannelAdapter, InboundMessage, ParseResult
+from ._blobs import BlobStore, blobs_from_url
+from ._bus import EventBus, bus_from_url
+from ._config import ChannelConfig, HubSettings, load_config
+from ._delivery import Delivery
+from ._errors import (
+    NotFoundError,
+    OmnichannelError,
+    OptedOutError,
+    PayloadError,
+    UnsupportedFeatureError,
+    WindowClosedError,
+)
+from ._events import (
+    ContactUpdated,
+    ConversationOpened,
+    Event,
+    MessageQueued,
+    MessageReceived,
+    MessageSent,
+    MessageUpdated,
+    StatusChanged,
+)
+from ._http import make_http_client
+from ._ids import new_id
+from ._models import Address, Author, Conversation, DeadLetter, Message, Part, StatusUpdate, TextPart
+from ._plugins import AdapterRegistry, build_plugin_manager
+from ._render import Rendered, render_parts
+from ._store import IngestItem, IngestOutcome, Job, RawPayload, SqlStore, store_from_url
+from ._webhook import WebhookRequest, WebhookResponse
+
+__all__ = ["Hub", "ReplayReport"]
+
+log = logging.getLogger("omnichannel_sdk.hub")
+
+
+class ReplayReport:
+    """What ``hub.replay`` did: ids replayed and ids still failing (with why)."""
+
+    def __init__(self) -> None:
+        self.replayed: list[str] = []
+        self.failed: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"<ReplayReport replayed={len(self.replayed)} failed={len(self.failed)}>"
+
+
+class Hub:
+    """Speaks every configured channel: receives webhooks, stores, publishes, sends.
+
+    Build it with :meth:`from_config`, then ``async with hub:`` to open the store, the HTTP pool,
+    the event bus and the delivery worker.
+    """
+
+    def __init__(
+        self,
+        settings: HubSettings | None = None,
+        channels: Mapping[str, ChannelConfig] | None = None,
+        *,
+        plugin_manager: pluggy.PluginManager | None = None,
+        registry: AdapterRegistry | None = None,
+        store: SqlStore | None = None,
+        bus: EventBus | None = None,
+        blobs: BlobStore | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings or HubSettings()
+        if plugin_manager is None or registry is None:
+            plugin_manager, registry = build_plugin_manager()
+        self.pm = plugin_manager
+        self.registry = registry
+        self.store: SqlStore = store or store_from_url(self.settings.store)
+        self.bus: EventBus = bus or bus_from_url(self.settings.bus)
+        self.blobs: BlobStore = blobs or blobs_from_url(self.settings.blobs)
+        self._own_http = http is None
+        self.http: httpx.AsyncClient = http  # type: ignore[assignment]  # set in __aenter__
+        self.public_url = (self.settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+        self.channels = dict(channels or {})
+        self.adapters: dict[str, ChannelAdapter] = {}
+        for key, config in self.channels.items():
+            context = AdapterContext(key=key, public_url=self.public_url, http=http,  # type: ignore[arg-type]
+                                     kv=self.store, blobs=self.blobs, extras={"hub": self})
+            self.adapters[key] = config.adapter(config.settings, context)
+        self.delivery = Delivery(self, self.settings.delivery)
+        self._outgoing: asyncio.Queue[Event] | None = None
+        self._workers: list[asyncio.Task[Any]] = []
+        self._hook_tasks: set[asyncio.Task[Any]] = set()
+        self._open = False
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(
+        cls,
+        source: str | os.PathLike[str] | Mapping[str, Any],
+        *,
+        plugins: Sequence[object] = (),
+        entry_points: bool = True,
+        **kwargs: Any,
+    ) -> Hub:
+        """A hub from a TOML file or a dict of the same shape.
+
+        ``plugins`` are registered beside the installed ones (found by the ``omnichannel``
+        entry point). ``kwargs`` go to :class:`Hub` (``store=``, ``http=``…). Raises one
+        :class:`~omnichannel_sdk.ConfigurationError` that names the channel key and field.
+        """
+        pm, registry = build_plugin_manager(plugins, entry_points=entry_points)
+        settings, channels = load_config(source, registry)
+        return cls(settings, channels, plugin_manager=pm, registry=registry, **kwargs)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Hub:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open store, HTTP pool, bus, adapters and workers (``async with hub`` calls this)."""
+        if self._open:
+            return
+        await self.store.open()
+        if self.http is None:
+            self.http = make_http_client(self.settings.http_transport,
+                                         timeout=self.settings.http_timeout)
+        for adapter in self.adapters.values():
+            adapter.context.http = self.http
+        await self.bus.open()
+        self._outgoing = asyncio.Queue()
+        self._workers = [asyncio.create_task(self._pump_events(), name="omnichannel-events")]
+        for adapter in self.adapters.values():
+            await adapter.start()
+        await self.delivery.start()
+        self._open = True
+        await self._call_observers(self.pm.hook.omni_hub_started, hub=self)
+
+    async def close(self) -> None:
+        """Stop workers, let in-flight sends finish, close everything the hub opened."""
+        if not self._open:
+            return
+        self._open = False
+        await self._call_observers(self.pm.hook.omni_hub_stopping, hub=self)
+        await self.delivery.stop()
+        for adapter in self.adapters.values():
+            with contextlib.suppress(Exception):
+                await adapter.stop()
+        if self._outgoing is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._outgoing.join(), timeout=5)
+        for task in self._workers:
+            task.cancel()
+        for task in [*self._workers, *self._hook_tasks]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=5)
+        await self.bus.close()
+        if self._own_http and self.http is not None:
+            await self.http.aclose()
+            self.http = None  # type: ignore[assignment]
+        await self.store.close()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the hub is open."""
+        return self._open
+
+    def asgi(self, *, lifespan: bool = True) -> Any:
+        """The webhook gateway as an ASGI app (mount anywhere).
+
+        With ``lifespan`` the app opens and closes the hub on ASGI lifespan events when it is
+        not already open (for ``uvicorn`` and ``omnichannel serve``).
+        """
+        from ._gateway import Gateway
+
+        return Gateway(self, lifespan=lifespan)
+
+    def adapter(self, channel_key: str) -> ChannelAdapter:
+        """The adapter configured under ``channel_key``."""
+        try:
+            return self.adapters[channel_key]
+        except KeyError:
+            raise NotFoundError(f"no channel {channel_key!r}") from None
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _publish(self, event: Event) -> None:
+        if self._outgoing is not None:
+            self._outgoing.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event the hub (and, on a NATS bus, every hub) publishes from now on."""
+        async for event in self.bus.subscribe():  # type: ignore[attr-defined]
+            yield event
+
+    async def _pump_events(self) -> None:
+        assert self._outgoing is not None
+        while True:
+            event = await self._outgoing.get()
+            try:
+                self._dispatch_hooks(event)
+                await self.bus.publish(event)
+            except Exception:
+                log.exception("publishing %s failed", event.type)
+            finally:
+                self._outgoing.task_done()
+
+    def _dispatch_hooks(self, event: Event) -> None:
+        hook = self.pm.hook
+        if isinstance(event, MessageReceived):
+            caller, kwargs = hook.omni_inbound_received, {
+                "hub": self, "message": event.message, "conversation": event.conversation}
+        elif isinstance(event, ConversationOpened):
+            caller, kwargs = hook.omni_conversation_opened, {
+                "hub": self, "conversation": event.conversation}
+        elif isinstance(event, MessageSent):
+            caller, kwargs = hook.omni_outbound_sent, {"hub": self, "message": event.message}
+        elif isinstance(event, StatusChanged):
+            caller, kwargs = hook.omni_status_changed, {
+                "hub": self, "message": event.message, "previous": event.previous}
+        elif isinstance(event, MessageUpdated):
+            caller, kwargs = hook.omni_message_updated, {"hub": self, "message": event.message}
+        else:
+            return
+        if not caller.get_hookimpls():
+            return
+        task = asyncio.create_task(self._call_observers(caller, **kwargs))
+        self._hook_tasks.add(task)
+        task.add_done_callback(self._hook_tasks.discard)
+
+    async def _call_observers(self, caller: Any, **kwargs: Any) -> None:
+        try:
+            results = caller(**kwargs)
+        except Exception:
+            log.exception("hook %s failed", caller.name)
+            return
+        for result in results:
+            if inspect.isawaitable(result):
+                try:
+                    await result
+                except Exception:
+                    log.exception("hook %s failed", caller.name)
+
+    # -- inbound ------------------------------------------------------------------------------
+
+    def request_url(self, channel_key: str, query_string: str = "") -> str:
+        """The URL a vendor signs for ``channel_key``: ``public_url/webhooks/{key}[?query]``."""
+        url = f"{self.public_url}/webhooks/{channel_key}"
+        return f"{url}?{query_string}" if query_string else url
+
+    async def handle_webhook(self, channel_key: str, request: WebhookRequest) -> WebhookResponse:
+        """Run the inbound pipeline on one request and return the vendor's answer.
+
+        verify → persist raw → parse → de-duplicate → thread → store → publish → answer.
+        Raises :class:`NotFoundError` (404) and :class:`SignatureError` (403); a verified
+        request that cannot be parsed is dead-lettered and answered as the vendor expects.
+        """
+        adapter = self.adapter(channel_key)
+        if request.method in ("GET", "HEAD"):
+            response = adapter.handshake(request)
+            if response is None:
+                return WebhookResponse(405, b"method not allowed")
+            return response
+        adapter.verify(request)
+        raw = RawPayload(id=new_id("raw"), channel_key=channel_key,
+                         received_at=datetime.now(UTC), method=request.method,
+                         url=request.url, headers=_storable_headers(request.headers),
+                         body=request.body)
+        try:
+            result = adapter.parse(request)
+        except Exception as exc:  # noqa: BLE001 - nothing verified is ever lost: keep it
+            error = exc.detail if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
+            letter = DeadLetter(id=new_id("dl"), channel_key=channel_key, adapter=adapter.name,
+                                error=error, created_at=raw.received_at, raw_id=raw.id)
+            await self.store.add_dead_letter(letter, raw)
+            log.warning("dead-lettered a %s payload on %s: %s", adapter.name, channel_key, error)
+            return adapter.acknowledge(request, None)
+        await self._store_result(adapter, result, raw, raw.received_at)
+        return result.response or adapter.acknowledge(request, result)
+
+    async def _store_result(
+        self, adapter: ChannelAdapter, result: ParseResult, raw: RawPayload | None,
+        received_at: datetime,
+    ) -> None:
+        key = adapter.context.key
+        items: list[IngestItem] = []
+        statuses: list[StatusUpdate] = []
+        for entry in result.items:
+            if isinstance(entry, InboundMessage):
+                items.append(self._ingest_item(adapter, entry, received_at,
+                                               raw.id if raw else None))
+            else:
+                statuses.append(entry)
+        if items or raw is not None:
+            outcomes = await self.store.ingest(items, raw)
+        else:
+            outcomes = []
+        for failure in result.failures:
+            letter = DeadLetter(id=new_id("dl"), channel_key=key, adapter=adapter.name,
+                                error=failure.error, created_at=received_at,
+                                raw_id=raw.id if raw else None)
+            await self.store.add_dead_letter(letter, None, failure.fragment)
+        self._announce(outcomes)
+        for update in statuses:
+            await self._apply_status(key, update)
+
+    def _ingest_item(self, adapter: ChannelAdapter, draft: InboundMessage,
+                     received_at: datetime, raw_id: str | None) -> IngestItem:
+        customer = draft.sender if draft.direction == "inbound" else (
+            draft.recipients[0] if draft.recipients else draft.sender)
+        addresses = [customer, *draft.contact_hints]
+        for extra in self.pm.hook.omni_contact_identify(adapter=adapter, message=draft):
+            if extra:
+                addresses.extend(extra)
+        thread_key = (self.pm.hook.omni_inbound_thread_key(adapter=adapter, message=draft)
+                      or adapter.thread_key(draft))
+        caps = adapter.capabilities
+        return IngestItem(
+            message_id=new_id("msg"), channel=adapter.channel, channel_key=adapter.context.key,
+            adapter=adapter.name, draft=draft, thread_key=thread_key,
+            contact_addresses=addresses, received_at=received_at, window=caps.session_window,
+            raw_id=raw_id, fetch_media=bool(caps.media_hosts or adapter.settings.api_base))
+
+    async def _apply_status(self, channel_key: str, update: StatusUpdate) -> None:
+        outcomes = await self.store.apply_status(channel_key, update)
+        if not outcomes and update.external_id:
+            # the receipt may be quicker than the vendor's answer to our send: keep it a while
+            await self.store.kv_set(f"receipt:{channel_key}:{update.external_id}",
+                                    update.model_dump_json(), ttl=3600)
+        for outcome in outcomes:
+            self._publish(StatusChanged(message=outcome.message, previous=outcome.previous))
+
+    async def _apply_early_receipts(self, channel_key: str, external_id: str) -> None:
+        key = f"receipt:{channel_key}:{external_id}"
+        stored = await self.store.kv_get(key)
+        if stored:
+            await self.store.kv_delete(key)
+            await self._apply_status(channel_key, StatusUpdate.model_validate_json(stored))
+
+    async def apply_status(self, channel_key: str, update: StatusUpdate) -> None:
+        """Apply a receipt that arrived outside a webhook (forward-only)."""
+        await self._apply_status(channel_key, update)
+
+    async def ingest(self, channel_key: str, messages: Sequence[InboundMessage]) -> list[Message]:
+        """Store messages an adapter received by other means than a webhook (SMTP, IMAP,
+        WebSocket), through the same de-duplication, threading and events."""
+        adapter = self.adapter(channel_key)
+        now = datetime.now(UTC)
+        items = [self._ingest_item(adapter, m, now, None) for m in messages]
+        return self._announce(await self.store.ingest(items, None))
+
+    def _announce(self, outcomes: Sequence[IngestOutcome]) -> list[Message]:
+        """Publish what storing inbound messages did; return the new messages."""
+        stored = []
+        for outcome in outcomes:
+            if outcome.duplicate or outcome.message is None or outcome.conversation is None:
+                continue
+            stored.append(outcome.message)
+            if outcome.conversation_created:
+                self._publish(ConversationOpened(conversation=outcome.conversation))
+            if outcome.message.direction == "inbound":
+                self._publish(MessageReceived(message=outcome.message,
+                                              conversation=outcome.conversation))
+            else:
+                self._publish(MessageSent(message=outcome.message))
+            if outcome.opt_change and outcome.contact is not None:
+                self._publish(ContactUpdated(contact=outcome.contact, change=outcome.opt_change))
+        if any(p.type == "media" for m in stored for p in m.parts):
+            self.delivery.poke()
+        return stored
+
+    # -- outbound -----------------------------------------------------------------------------
+
+    async def start_conversation(
+        self, channel_key: str, to: Address | str, *, subject: str | None = None
+    ) -> Conversation:
+        """The open conversation with ``to`` on ``channel_key``, created if needed (for
+        messages we start, like a proactive SMS)."""
+        adapter = self.adapter(channel_key)
+        customer = to if isinstance(to, Address) else Address(channel=adapter.channel, handle=to)
+        own = adapter.own_address()
+        participants = [customer, *([own] if own else [])]
+        conversation, created = await self.store.open_conversation(
+            adapter.channel, channel_key, adapter.thread_key_for(customer), [customer],
+            participants, subject)
+        if created:
+            self._publish(ConversationOpened(conversation=conversation))
+        return conversation
+
+    async def send(
+        self,
+        conversation_id: str,
+        text: str | None = None,
+        *,
+        parts: Sequence[Part] | None = None,
+        author: Author | None = None,
+        reply_to: str | None = None,
+        subject: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        wait: bool = False,
+    ) -> Message:
+        """Queue a reply in a conversation and return the stored outbound message.
+
+        Renders ``text`` / ``parts`` to the channel, refuses (typed errors, nothing stored)
+        when the contact opted out or the reply window is closed without an allowed fallback,
+        then hands the message to the durable outbox. ``wait=True`` returns only once the
+        vendor accepted it or it failed for good (``status`` says which). A repeated
+        ``idempotency_key`` returns the message queued the first time.
+        """
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise NotFoundError(f"no conversation {conversation_id!r}")
+        adapter = self.adapter(conversation.channel_key)
+        all_parts: list[Part] = [TextPart(text=text)] if text else []
+        all_parts.extend(parts or [])
+        if not all_parts:
+            raise UnsupportedFeatureError("nothing to send: give text or parts")
+        if idempotency_key:
+            existing = await self.store.kv_get(f"idem:{idempotency_key}")
+            if existing:
+                found = await self.store.get_message(existing)
+                if found is not None:
+                    return found
+        contact = await self.store.get_contact(conversation.contact_id)
+        if contact is not None and adapter.channel in contact.opted_out:
+            raise OptedOutError(f"contact {contact.id} opted out of {adapter.channel}")
+        extra: dict[str, Any] = {}
+        window = adapter.capabilities.session_window
+        now = datetime.now(UTC)
+        if window is not None and (conversation.window_expires_at is None
+                                   or conversation.window_expires_at <= now):
+            allowed = adapter.outside_window(all_parts, author, conversation)
+            if allowed is None:
+                raise WindowClosedError(
+                    f"the {adapter.channel} reply window of conversation {conversation.id} "
+                    f"closed at {conversation.window_expires_at} and no fallback is allowed",
+                    expired_at=conversation.window_expires_at)
+            extra.update(allowed)
+        rendered = self._render(adapter, all_parts)
+        handles = {(a.channel, a.handle) for a in (contact.addresses if contact else [])}
+        recipients = [a for a in conversation.participants if (a.channel, a.handle) in handles] \
+            or conversation.participants[:1]
+        own = adapter.own_address()
+        sender = own or next((a for a in conversation.participants
+                              if (a.channel, a.handle) not in handles),
+                             Address(channel=adapter.channel, handle=conversation.channel_key))
+        message = Message(
+            id=new_id("msg"), channel=adapter.channel, channel_key=conversation.channel_key,
+            adapter=adapter.name, direction="outbound", conversation_id=conversation.id,
+            sender=sender, recipients=recipients, parts=all_parts,
+            subject=subject if subject is not None else conversation.subject,
+            reply_to=reply_to, created_at=now, received_at=now, status="queued", author=author,
+            metadata={**dict(metadata or {}), **rendered.metadata, **extra})
+        if idempotency_key and not await self.store.kv_add(
+                f"idem:{idempotency_key}", message.id, ttl=7 * 86400):
+            existing = await self.store.kv_get(f"idem:{idempotency_key}")
+            found = await self.store.get_message(existing or "")
+            if found is not None:
+                return found
+        job = Job(id=new_id("job"), kind="send", channel_key=conversation.channel_key,
+                  message_id=message.id, payload={
+                      "parts": [p.model_dump(mode="json") for p in rendered.parts],
+                      "contact_id": conversation.contact_id})
+        await self.store.create_outbound(message, job, lease=self.settings.delivery.lease)
+        self._publish(MessageQueued(message=message))
+        waiter = self.delivery.wait_for(message.id) if wait else None
+        self.delivery.submit(job, message)
+        if waiter is not None:
+            return await waiter
+        return message
+
+    def _render(self, adapter: ChannelAdapter, parts: Sequence[Part]) -> Rendered:
+        custom = self.pm.hook.omni_outbound_render(
+            adapter=adapter, parts=list(parts), capabilities=adapter.capabilities)
+        if custom is not None:
+            return Rendered(list(custom))
+        return render_parts(parts, adapter.capabilities, adapter=adapter.name)
+
+    async def close_conversation(self, conversation_id: str) -> Conversation:
+        """Close a conversation; the customer's next message opens a new one."""
+        return await self.store.set_conversation_status(conversation_id, "closed")
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    async def replay(
+        self, letter_ids: Sequence[str] | None = None,
+        progress: Callable[[DeadLetter, bool], None] | None = None,
+    ) -> ReplayReport:
+        """Process dead letters again (all not yet replayed, or ``letter_ids``).
+
+        Inbound payloads are parsed again from the stored raw request (their items that were
+        stored the first time are de-duplicated); outbound sends are queued again. A letter
+        that fails again stays in the dead-letter store.
+        """
+        report = ReplayReport()
+        letters = await self.store.list_dead_letters()
+        if letter_ids is not None:
+            wanted = set(letter_ids)
+            letters = [x for x in letters if x.id in wanted]
+        for letter in letters:
+            try:
+                await self._replay_one(letter)
+            except Exception as exc:  # noqa: BLE001 - reported per letter
+                report.failed[letter.id] = f"{type(exc).__name__}: {exc}"
+                ok = False
+            else:
+                await self.store.mark_replayed(letter.id)
+                report.replayed.append(letter.id)
+                ok = True
+            if progress is not None:
+                progress(letter, ok)
+        return report
+
+    async def _replay_one(self, letter: DeadLetter) -> None:
+        adapter = self.adapter(letter.channel_key)
+        if letter.kind == "inbound" and letter.raw_id:
+            raw = await self.store.get_raw(letter.raw_id)
+            if raw is None:
+                raise NotFoundError(f"raw payload {letter.raw_id} is gone")
+            request = WebhookRequest(raw.method, raw.url, raw.headers, raw.body)
+            result = adapter.parse(request)
+            if result.failures:
+                raise PayloadError("; ".join(f.error for f in result.failures), adapter=adapter.name)
+            await self._store_result(adapter, result, None, raw.received_at)
+        elif letter.message_id:
+            message = await self.store.get_message(letter.message_id)
+            if message is None:
+                raise NotFoundError(f"message {letter.message_id} is gone")
+            if letter.kind == "inbound":  # a media download that failed
+                for index, part in enumerate(message.parts):
+                    if part.type == "media" and not part.blob_key and part.url:
+                        await self.store.enqueue_job(Job(
+                            id=new_id("job"), kind="media", channel_key=letter.channel_key,
+                            message_id=message.id, payload={"part": index}))
+                self.delivery.poke()
+                return
+            conversation = await self.store.get_conversation(message.conversation_id)
+            rendered = self._render(adapter, message.parts)
+            queued = message.model_copy(update={"status": "queued", "error": None})
+            await self.store.update_message(queued)
+            await self.store.enqueue_job(Job(
+                id=new_id("job"), kind="send", channel_key=letter.channel_key,
+                message_id=message.id, payload={
+                    "parts": [p.model_dump(mode="json") for p in rendered.parts],
+                    "contact_id": conversation.contact_id if conversation else None}))
+            self.delivery.poke()
+        else:
+            raise OmnichannelError("nothing to replay in this dead letter")
+
+
+_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    # signatures stay (replay needs none, audits want them); credentials never hit the disk
+    return {k: ("<redacted>" if k in _SECRET_HEADERS else v) for k, v in headers.items()}

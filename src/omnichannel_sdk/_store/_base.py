@@ -1,0 +1,237 @@
+"""The async store interface every backend implements, and the values it exchanges."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .._adapter import InboundMessage
+from .._models import Address, Contact, Conversation, DeadLetter, Message, StatusUpdate
+
+__all__ = ["IngestItem", "IngestOutcome", "Job", "RawPayload", "StatusOutcome", "Store"]
+
+
+@dataclass
+class RawPayload:
+    """A verified request as received, kept for replay."""
+
+    id: str
+    channel_key: str
+    received_at: datetime
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class IngestItem:
+    """One parsed inbound message with what the hub decided about it before storing."""
+
+    message_id: str
+    channel: str
+    channel_key: str
+    adapter: str
+    draft: InboundMessage
+    thread_key: str
+    contact_addresses: list[Address]
+    received_at: datetime
+    window: timedelta | None = None
+    raw_id: str | None = None
+    fetch_media: bool = False
+
+
+@dataclass
+class IngestOutcome:
+    """What storing an inbound message did."""
+
+    duplicate: bool
+    message: Message | None = None
+    conversation: Conversation | None = None
+    conversation_created: bool = False
+    contact: Contact | None = None
+    opt_change: str | None = None
+
+
+@dataclass
+class StatusOutcome:
+    """A message whose status a receipt moved."""
+
+    message: Message
+    previous: str
+
+
+@dataclass
+class Job:
+    """A durable unit of background work (an outbound send, a media download)."""
+
+    id: str
+    kind: str
+    channel_key: str
+    message_id: str | None
+    attempts: int = 0
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(abc.ABC):
+    """Async persistence of messages, conversations, contacts, raw payloads and jobs.
+
+    The public reads are ``get_message``, ``list_messages``, ``list_conversations``,
+    ``get_conversation``, ``get_contact`` and ``list_dead_letters``; the rest serves the hub.
+    """
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and create the schema if needed."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Flush pending writes and disconnect."""
+
+    # -- public reads ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_message(self, message_id: str) -> Message | None:
+        """The message with our id ``message_id``, or ``None``."""
+
+    @abc.abstractmethod
+    async def list_messages(
+        self, conversation_id: str, *, limit: int | None = None, after: str | None = None
+    ) -> list[Message]:
+        """Messages of a conversation in order (``after``: only those after that message id)."""
+
+    @abc.abstractmethod
+    async def list_conversations(
+        self,
+        *,
+        channel_key: str | None = None,
+        status: str | None = None,
+        contact_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Conversation]:
+        """Conversations, most recently active first."""
+
+    @abc.abstractmethod
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation, or ``None``."""
+
+    @abc.abstractmethod
+    async def get_contact(self, contact_id: str) -> Contact | None:
+        """The contact, or ``None``."""
+
+    @abc.abstractmethod
+    async def find_contact(self, address: Address) -> Contact | None:
+        """The contact owning ``address``, or ``None``."""
+
+    @abc.abstractmethod
+    async def list_dead_letters(self, *, include_replayed: bool = False) -> list[DeadLetter]:
+        """Dead letters, oldest first (by default only those not yet replayed)."""
+
+    # -- hub internals -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def find_message_by_external(self, channel_key: str, external_id: str) -> Message | None:
+        """The message a vendor id belongs to on a channel key."""
+
+    @abc.abstractmethod
+    async def ingest(
+        self, items: list[IngestItem], raw: RawPayload | None
+    ) -> list[IngestOutcome]:
+        """Store a request's raw payload and its messages atomically, skipping duplicates."""
+
+    @abc.abstractmethod
+    async def save_raw(self, raw: RawPayload) -> None:
+        """Store a raw payload on its own."""
+
+    @abc.abstractmethod
+    async def get_raw(self, raw_id: str) -> RawPayload | None:
+        """A stored raw payload."""
+
+    @abc.abstractmethod
+    async def add_dead_letter(self, letter: DeadLetter, raw: RawPayload | None = None,
+                              fragment: Any = None) -> None:
+        """Record a dead letter (with its raw payload, stored in the same transaction)."""
+
+    @abc.abstractmethod
+    async def mark_replayed(self, letter_id: str) -> None:
+        """Mark a dead letter replayed."""
+
+    @abc.abstractmethod
+    async def open_conversation(
+        self, channel: str, channel_key: str, thread_key: str, contact_addresses: list[Address],
+        participants: list[Address], subject: str | None = None
+    ) -> tuple[Conversation, bool]:
+        """The open conversation of ``thread_key``, created (with its contact) if needed."""
+
+    @abc.abstractmethod
+    async def create_outbound(self, message: Message, job: Job, *, lease: float) -> None:
+        """Store an outbound message and its delivery job in one transaction.
+
+        The job starts leased for ``lease`` seconds to the calling process.
+        """
+
+    @abc.abstractmethod
+    async def record_sent(
+        self, message: Message, external_ids: list[str], job_id: str | None
+    ) -> Message:
+        """Store the vendor's ids for a sent message, update it, finish the job."""
+
+    @abc.abstractmethod
+    async def update_message(self, message: Message) -> None:
+        """Replace a stored message (same id)."""
+
+    @abc.abstractmethod
+    async def apply_status(self, channel_key: str, update: StatusUpdate) -> list[StatusOutcome]:
+        """Apply a receipt forward-only; returns the messages it moved (none if unknown)."""
+
+    @abc.abstractmethod
+    async def set_opted_out(self, contact_id: str, channel: str, opted_out: bool) -> Contact:
+        """Add or remove ``channel`` from the contact's opt-outs."""
+
+    @abc.abstractmethod
+    async def enqueue_job(self, job: Job, *, delay: float = 0.0) -> None:
+        """Add a job, due after ``delay`` seconds."""
+
+    @abc.abstractmethod
+    async def claim_jobs(self, limit: int, lease: float) -> list[Job]:
+        """Lease up to ``limit`` due jobs (and jobs whose lease ran out) to this process."""
+
+    @abc.abstractmethod
+    async def retry_job(self, job_id: str, delay: float, error: str) -> None:
+        """Release a job to run again after ``delay`` seconds, counting the attempt."""
+
+    @abc.abstractmethod
+    async def finish_job(self, job_id: str) -> None:
+        """Remove a completed job."""
+
+    @abc.abstractmethod
+    async def fail_job(self, job: Job, letter: DeadLetter, message: Message | None) -> None:
+        """Give a job up: remove it, store the dead letter and the failed message together."""
+
+    @abc.abstractmethod
+    async def pending_jobs(self) -> int:
+        """How many jobs are waiting or running."""
+
+    # -- shared key-value state (KeyValueStore) --------------------------------------------------
+
+    @abc.abstractmethod
+    async def kv_get(self, key: str) -> str | None:
+        """Return the value, or ``None`` when absent or expired."""
+
+    @abc.abstractmethod
+    async def kv_set(self, key: str, value: str, ttl: float | None = None) -> None:
+        """Store ``value``; it expires after ``ttl`` seconds when given."""
+
+    @abc.abstractmethod
+    async def kv_add(self, key: str, value: str, ttl: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` is absent or expired; ``True`` if stored."""
+
+    @abc.abstractmethod
+    async def kv_delete(self, key: str) -> None:
+        """Remove ``key``."""
+
+    @abc.abstractmethod
+    async def kv_scan(self, prefix: str) -> list[tuple[str, str]]:
+        """Every live ``(key, value)`` whose key starts with ``prefix``."""

@@ -1,0 +1,92 @@
+"""PostgreSQL backend (asyncpg): for production and for several gateway processes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+
+from .._errors import OmnichannelError
+from ._sql import SCHEMA, SqlStore
+
+T = TypeVar("T")
+
+_RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
+class _PgTx:
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        status: str = await self.conn.execute(sql, *args)
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def fetchone(self, sql: str, *args: Any) -> Sequence[Any] | None:
+        row: Sequence[Any] | None = await self.conn.fetchrow(sql, *args)
+        return row
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        rows: list[Sequence[Any]] = await self.conn.fetch(sql, *args)
+        return rows
+
+
+class PostgresStore(SqlStore):
+    """The production store (``postgresql://user@host:5432/db``)."""
+
+    claim_sql = """UPDATE jobs SET state = 'running', lease_us = $1
+        WHERE id IN (SELECT id FROM jobs WHERE (state = 'pending' AND next_us <= $2)
+                     OR (state = 'running' AND lease_us < $2) ORDER BY next_us LIMIT $3
+                     FOR UPDATE SKIP LOCKED)
+        RETURNING id, kind, channel_key, message_id, attempts, payload"""
+
+    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self.min_size = min_size
+        self.max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        """Connect a pool and create the schema (under an advisory lock)."""
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=self.min_size, max_size=self.max_size)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise OmnichannelError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from exc
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(4242001)")
+            for statement in SCHEMA:
+                await conn.execute(statement.replace("{blob}", "BYTEA"))
+
+    async def close(self) -> None:
+        """Close the pool."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise OmnichannelError("store is not open (use `async with hub` or `await store.open()`)")
+        return self._pool
+
+    async def _read(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        async with self.pool.acquire() as conn:
+            return await fn(_PgTx(conn))
+
+    async def _write(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        for attempt in range(5):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    return await fn(_PgTx(conn))
+            except _RETRYABLE:
+                if attempt == 4:
+                    raise
+            except asyncpg.UniqueViolationError as exc:  # a race the ON CONFLICTs did not cover
+                if attempt == 4:
+                    raise OmnichannelError(f"PostgreSQL write conflict: {exc}") from exc
+        raise OmnichannelError("unreachable")

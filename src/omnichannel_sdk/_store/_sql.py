@@ -1,0 +1,732 @@
+"""Store logic shared by the SQL backends, written once against a tiny transaction protocol.
+
+Statements use ``$n`` placeholders (PostgreSQL style); the SQLite backend rewrites them. Times
+are integer microseconds since the epoch (UTC) in both databases; models are stored as JSON
+beside the columns that are queried.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import orjson
+
+from .._errors import NotFoundError
+from .._ids import new_id
+from .._models import (
+    STATUS_RANK,
+    Action,
+    Address,
+    Contact,
+    Conversation,
+    DeadLetter,
+    EventPart,
+    MediaPart,
+    Message,
+    StatusUpdate,
+    TextPart,
+)
+from ._base import IngestItem, IngestOutcome, Job, RawPayload, StatusOutcome, Store
+
+T = TypeVar("T")
+
+OPT_OUT_EVENTS = frozenset({"opt_out", "unsubscribe"})
+OPT_IN_EVENTS = frozenset({"opt_in", "subscribe"})
+_DIGITS = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
+
+
+def to_us(value: datetime | None) -> int | None:
+    """A datetime as integer microseconds since the epoch."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1_000_000)
+
+
+def from_us(value: int | None) -> datetime | None:
+    """Integer microseconds since the epoch as an aware UTC datetime."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value / 1_000_000, UTC)
+
+
+def now_us() -> int:
+    """The current time in microseconds."""
+    return time.time_ns() // 1000
+
+
+class Tx(Protocol):
+    """The few operations the shared logic needs from a database transaction."""
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run a statement; return the number of rows it changed."""
+
+    async def fetchone(self, sql: str, *args: Any) -> Sequence[Any] | None:
+        """The first row, or ``None``."""
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        """Every row."""
+
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS messages (
+        id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, channel_key TEXT NOT NULL,
+        external_id TEXT, direction TEXT NOT NULL, status TEXT NOT NULL,
+        created_us BIGINT NOT NULL, data TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS messages_conv ON messages (conversation_id, id)",
+    """CREATE TABLE IF NOT EXISTS message_refs (
+        channel_key TEXT NOT NULL, external_id TEXT NOT NULL, message_id TEXT NOT NULL,
+        PRIMARY KEY (channel_key, external_id))""",
+    """CREATE TABLE IF NOT EXISTS conversations (
+        id TEXT PRIMARY KEY, channel_key TEXT NOT NULL, thread_key TEXT NOT NULL,
+        contact_id TEXT NOT NULL, status TEXT NOT NULL, updated_us BIGINT NOT NULL,
+        data TEXT NOT NULL)""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS conversations_open_thread
+        ON conversations (channel_key, thread_key) WHERE status = 'open'""",
+    "CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated_us)",
+    "CREATE INDEX IF NOT EXISTS conversations_contact ON conversations (contact_id)",
+    "CREATE TABLE IF NOT EXISTS contacts (id TEXT PRIMARY KEY, data TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS contact_addresses (
+        channel TEXT NOT NULL, handle TEXT NOT NULL, contact_id TEXT NOT NULL,
+        PRIMARY KEY (channel, handle))""",
+    """CREATE TABLE IF NOT EXISTS raw_payloads (
+        id TEXT PRIMARY KEY, channel_key TEXT NOT NULL, received_us BIGINT NOT NULL,
+        method TEXT NOT NULL, url TEXT NOT NULL, headers TEXT NOT NULL, body {blob} NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, channel_key TEXT NOT NULL, adapter TEXT NOT NULL,
+        error TEXT NOT NULL, created_us BIGINT NOT NULL, replayed_us BIGINT, raw_id TEXT,
+        message_id TEXT, fragment TEXT)""",
+    """CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, channel_key TEXT NOT NULL, message_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0, next_us BIGINT NOT NULL, lease_us BIGINT,
+        state TEXT NOT NULL, last_error TEXT, payload TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, next_us)",
+    """CREATE TABLE IF NOT EXISTS kv (
+        key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_us BIGINT)""",
+]
+
+
+def _dump(model: Any) -> str:
+    return str(model.model_dump_json(exclude_none=False))
+
+
+class SqlStore(Store, abc.ABC):
+    """Everything a SQL backend does, given ``_write`` and ``_read`` transactions."""
+
+    claim_sql = """UPDATE jobs SET state = 'running', lease_us = $1
+        WHERE id IN (SELECT id FROM jobs WHERE (state = 'pending' AND next_us <= $2)
+                     OR (state = 'running' AND lease_us < $2) ORDER BY next_us LIMIT $3)
+        RETURNING id, kind, channel_key, message_id, attempts, payload"""
+
+    @abc.abstractmethod
+    async def _write(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``fn`` in a write transaction (retried or batched as the backend needs)."""
+
+    @abc.abstractmethod
+    async def _read(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``fn`` against a consistent read view."""
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get_message(self, message_id: str) -> Message | None:
+        """The message with our id ``message_id``, or ``None``."""
+        row = await self._read(lambda tx: tx.fetchone(
+            "SELECT data FROM messages WHERE id = $1", message_id))
+        return Message.model_validate_json(row[0]) if row else None
+
+    async def list_messages(
+        self, conversation_id: str, *, limit: int | None = None, after: str | None = None
+    ) -> list[Message]:
+        """Messages of a conversation in order (``after``: only those after that message id)."""
+        sql = "SELECT data FROM messages WHERE conversation_id = $1 AND id > $2 ORDER BY id"
+        args: list[Any] = [conversation_id, after or ""]
+        if limit is not None:
+            sql += " LIMIT $3"
+            args.append(limit)
+        rows = await self._read(lambda tx: tx.fetchall(sql, *args))
+        return [Message.model_validate_json(r[0]) for r in rows]
+
+    async def list_conversations(
+        self,
+        *,
+        channel_key: str | None = None,
+        status: str | None = None,
+        contact_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Conversation]:
+        """Conversations, most recently active first."""
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("channel_key", channel_key), ("status", status),
+                              ("contact_id", contact_id)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} = ${len(args)}")
+        sql = "SELECT data FROM conversations"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY updated_us DESC, id DESC"
+        if limit is not None:
+            args.append(limit)
+            sql += f" LIMIT ${len(args)}"
+        rows = await self._read(lambda tx: tx.fetchall(sql, *args))
+        return [Conversation.model_validate_json(r[0]) for r in rows]
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation, or ``None``."""
+        row = await self._read(lambda tx: tx.fetchone(
+            "SELECT data FROM conversations WHERE id = $1", conversation_id))
+        return Conversation.model_validate_json(row[0]) if row else None
+
+    async def get_contact(self, contact_id: str) -> Contact | None:
+        """The contact, or ``None``."""
+        row = await self._read(lambda tx: tx.fetchone(
+            "SELECT data FROM contacts WHERE id = $1", contact_id))
+        return Contact.model_validate_json(row[0]) if row else None
+
+    async def find_contact(self, address: Address) -> Contact | None:
+        """The contact owning ``address``, or ``None``."""
+        row = await self._read(lambda tx: tx.fetchone(
+            "SELECT c.data FROM contact_addresses a JOIN contacts c ON c.id = a.contact_id "
+            "WHERE a.channel = $1 AND a.handle = $2", address.channel, address.handle))
+        return Contact.model_validate_json(row[0]) if row else None
+
+    async def list_dead_letters(self, *, include_replayed: bool = False) -> list[DeadLetter]:
+        """Dead letters, oldest first (by default only those not yet replayed)."""
+        sql = ("SELECT id, kind, channel_key, adapter, error, created_us, replayed_us, raw_id, "
+               "message_id FROM dead_letters")
+        if not include_replayed:
+            sql += " WHERE replayed_us IS NULL"
+        rows = await self._read(lambda tx: tx.fetchall(sql + " ORDER BY id"))
+        return [
+            DeadLetter(id=r[0], kind=r[1], channel_key=r[2], adapter=r[3], error=r[4],
+                       created_at=from_us(r[5]), replayed_at=from_us(r[6]), raw_id=r[7],
+                       message_id=r[8])
+            for r in rows
+        ]
+
+    async def find_message_by_external(self, channel_key: str, external_id: str) -> Message | None:
+        """The message a vendor id belongs to on a channel key."""
+        row = await self._read(lambda tx: tx.fetchone(
+            "SELECT m.data FROM message_refs r JOIN messages m ON m.id = r.message_id "
+            "WHERE r.channel_key = $1 AND r.external_id = $2", channel_key, external_id))
+        return Message.model_validate_json(row[0]) if row else None
+
+    async def get_raw(self, raw_id: str) -> RawPayload | None:
+        """A stored raw payload."""
+        row = await self._read(lambda tx: tx.fetchone(
+            "SELECT id, channel_key, received_us, method, url, headers, body FROM raw_payloads "
+            "WHERE id = $1", raw_id))
+        if not row:
+            return None
+        return RawPayload(id=row[0], channel_key=row[1], received_at=from_us(row[2]),  # type: ignore[arg-type]
+                          method=row[3], url=row[4], headers=orjson.loads(row[5]),
+                          body=bytes(row[6]))
+
+    async def pending_jobs(self) -> int:
+        """How many jobs are waiting or running."""
+        row = await self._read(lambda tx: tx.fetchone("SELECT count(*) FROM jobs"))
+        return int(row[0]) if row else 0
+
+    # -- writes: inbound -----------------------------------------------------------------------
+
+    async def ingest(self, items: list[IngestItem], raw: RawPayload | None) -> list[IngestOutcome]:
+        """Store a request's raw payload and its messages atomically, skipping duplicates."""
+
+        async def unit(tx: Tx) -> list[IngestOutcome]:
+            if raw is not None:
+                await self._insert_raw(tx, raw)
+            return [await self._ingest_one(tx, item) for item in items]
+
+        return await self._write(unit)
+
+    async def save_raw(self, raw: RawPayload) -> None:
+        """Store a raw payload on its own."""
+        await self._write(lambda tx: self._insert_raw(tx, raw))
+
+    async def _insert_raw(self, tx: Tx, raw: RawPayload) -> None:
+        await tx.execute(
+            "INSERT INTO raw_payloads (id, channel_key, received_us, method, url, headers, body) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            raw.id, raw.channel_key, to_us(raw.received_at), raw.method, raw.url,
+            orjson.dumps(raw.headers).decode(), raw.body)
+
+    async def _ingest_one(self, tx: Tx, item: IngestItem) -> IngestOutcome:
+        draft = item.draft
+        claimed = await tx.fetchone(
+            "INSERT INTO message_refs (channel_key, external_id, message_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT DO NOTHING RETURNING message_id",
+            item.channel_key, draft.external_id, item.message_id)
+        if claimed is None:
+            return IngestOutcome(duplicate=True)
+
+        conversation: Conversation | None = None
+        if draft.conversation_hint:
+            conversation = await self._conversation(tx, draft.conversation_hint)
+            if conversation is not None and conversation.channel_key != item.channel_key:
+                conversation = None
+        if conversation is None and draft.references:
+            conversation = await self._conversation_by_refs(tx, item.channel_key, draft.references)
+        reply_to = None
+        if draft.references:
+            row = await tx.fetchone(
+                "SELECT message_id FROM message_refs WHERE channel_key = $1 AND external_id = $2",
+                item.channel_key, draft.references[-1])
+            reply_to = row[0] if row else None
+
+        contact: Contact
+        created = False
+        if conversation is None:
+            participants = [draft.sender, *draft.recipients]
+            conversation, created, contact = await self._open_conversation(
+                tx, item.channel, item.channel_key, item.thread_key, item.contact_addresses,
+                participants, draft.subject, now=item.received_at)
+        else:
+            contact = await self._resolve_contact(tx, item.contact_addresses, conversation.contact_id)
+
+        parts = list(draft.parts)
+        if draft.direction == "inbound":
+            parts = await self._map_numbered_reply(tx, conversation.id, parts)
+        received_at = item.received_at
+        message = Message(
+            id=item.message_id,
+            channel=item.channel,
+            channel_key=item.channel_key,
+            adapter=item.adapter,
+            external_id=draft.external_id,
+            direction="outbound" if draft.direction == "outbound" else "inbound",
+            conversation_id=conversation.id,
+            sender=draft.sender,
+            recipients=draft.recipients,
+            parts=parts,
+            subject=draft.subject,
+            reply_to=reply_to,
+            created_at=draft.created_at or received_at,
+            received_at=received_at,
+            status=draft.status or ("received" if draft.direction == "inbound" else "sent"),  # type: ignore[arg-type]
+            author=draft.author,
+            metadata=draft.metadata,
+        )
+        await self._insert_message(tx, message)
+        if item.fetch_media:
+            for index, part in enumerate(parts):
+                if isinstance(part, MediaPart) and part.url and not part.blob_key:
+                    job = Job(id=new_id("job"), kind="media", channel_key=item.channel_key,
+                              message_id=message.id, payload={"part": index})
+                    await self._insert_job(tx, job, now_us())
+
+        updates: dict[str, Any] = {}
+        if message.direction == "inbound":
+            updates["last_inbound_at"] = received_at
+            if item.window is not None:
+                updates["window_expires_at"] = received_at + item.window
+        known = {(a.channel, a.handle) for a in conversation.participants}
+        new_participants = [a for a in (draft.sender, *draft.recipients)
+                            if (a.channel, a.handle) not in known]
+        if new_participants:
+            updates["participants"] = [*conversation.participants, *new_participants]
+        if updates or not created:
+            conversation = conversation.model_copy(update=updates)
+            await self._save_conversation(tx, conversation, to_us(received_at) or 0)
+
+        opt_change = None
+        for part in parts:
+            if isinstance(part, EventPart) and part.name in OPT_OUT_EVENTS | OPT_IN_EVENTS:
+                opt_change = "opt_out" if part.name in OPT_OUT_EVENTS else "opt_in"
+        if opt_change:
+            contact = await self._set_opt(tx, contact, item.channel, opt_change == "opt_out")
+        if draft.profile:
+            merged = {**contact.profile, **draft.profile}
+            if merged != contact.profile:
+                contact = contact.model_copy(update={"profile": merged})
+                await self._save_contact(tx, contact)
+        return IngestOutcome(duplicate=False, message=message, conversation=conversation,
+                             conversation_created=created, contact=contact, opt_change=opt_change)
+
+    async def _map_numbered_reply(self, tx: Tx, conversation_id: str, parts: list[Any]) -> list[Any]:
+        """An inbound "2" answering a numbered list maps back to the second action."""
+        if len(parts) != 1 or not isinstance(parts[0], TextPart):
+            return parts
+        match = _DIGITS.match(parts[0].text)
+        if not match:
+            return parts
+        row = await tx.fetchone(
+            "SELECT data FROM messages WHERE conversation_id = $1 AND direction = 'outbound' "
+            "ORDER BY id DESC LIMIT 1", conversation_id)
+        if not row:
+            return parts
+        numbered = orjson.loads(row[0]).get("metadata", {}).get("numbered_actions")
+        index = int(match.group(1)) - 1
+        if not numbered or not 0 <= index < len(numbered):
+            return parts
+        action = Action.model_validate(numbered[index])
+        return [*parts, EventPart(name="action", data=action.model_dump())]
+
+    async def _conversation(self, tx: Tx, conversation_id: str) -> Conversation | None:
+        row = await tx.fetchone("SELECT data FROM conversations WHERE id = $1", conversation_id)
+        return Conversation.model_validate_json(row[0]) if row else None
+
+    async def _conversation_by_refs(
+        self, tx: Tx, channel_key: str, refs: list[str]
+    ) -> Conversation | None:
+        for ref in reversed(refs):  # the nearest ancestor first
+            row = await tx.fetchone(
+                "SELECT c.data FROM message_refs r JOIN messages m ON m.id = r.message_id "
+                "JOIN conversations c ON c.id = m.conversation_id "
+                "WHERE r.channel_key = $1 AND r.external_id = $2", channel_key, ref)
+            if row:
+                return Conversation.model_validate_json(row[0])
+        return None
+
+    async def _resolve_contact(
+        self, tx: Tx, addresses: list[Address], known_id: str | None = None
+    ) -> Contact:
+        """Find the contact of the first known address (or ``known_id``); attach the others."""
+        contact: Contact | None = None
+        if known_id:
+            row = await tx.fetchone("SELECT data FROM contacts WHERE id = $1", known_id)
+            contact = Contact.model_validate_json(row[0]) if row else None
+        if contact is None:
+            for address in addresses:
+                row = await tx.fetchone(
+                    "SELECT c.data FROM contact_addresses a JOIN contacts c ON c.id = a.contact_id "
+                    "WHERE a.channel = $1 AND a.handle = $2", address.channel, address.handle)
+                if row:
+                    contact = Contact.model_validate_json(row[0])
+                    break
+        if contact is None:
+            name = next((a.display_name for a in addresses if a.display_name), None)
+            contact = Contact(id=new_id("ct"), display_name=name, addresses=[])
+            await tx.execute("INSERT INTO contacts (id, data) VALUES ($1, $2)", contact.id,
+                             _dump(contact))
+        have = {(a.channel, a.handle) for a in contact.addresses}
+        added = []
+        for address in addresses:
+            if (address.channel, address.handle) in have:
+                continue
+            owner = await tx.fetchone(
+                "INSERT INTO contact_addresses (channel, handle, contact_id) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING RETURNING contact_id",
+                address.channel, address.handle, contact.id)
+            if owner is not None:
+                added.append(address)
+                have.add((address.channel, address.handle))
+        if added:
+            update: dict[str, Any] = {"addresses": [*contact.addresses, *added]}
+            if contact.display_name is None:
+                update["display_name"] = next((a.display_name for a in added if a.display_name), None)
+            contact = contact.model_copy(update=update)
+            await self._save_contact(tx, contact)
+        return contact
+
+    async def _open_conversation(
+        self, tx: Tx, channel: str, channel_key: str, thread_key: str,
+        contact_addresses: list[Address], participants: list[Address], subject: str | None,
+        now: datetime,
+    ) -> tuple[Conversation, bool, Contact]:
+        row = await tx.fetchone(
+            "SELECT data FROM conversations WHERE channel_key = $1 AND thread_key = $2 "
+            "AND status = 'open'", channel_key, thread_key)
+        if row:
+            conversation = Conversation.model_validate_json(row[0])
+            contact = await self._resolve_contact(tx, contact_addresses, conversation.contact_id)
+            return conversation, False, contact
+        contact = await self._resolve_contact(tx, contact_addresses)
+        seen: set[tuple[str, str]] = set()
+        unique = []
+        for a in participants:
+            if (a.channel, a.handle) not in seen:
+                seen.add((a.channel, a.handle))
+                unique.append(a)
+        conversation = Conversation(
+            id=new_id("conv"), channel=channel, channel_key=channel_key, contact_id=contact.id,
+            participants=unique, thread_key=thread_key, subject=subject, created_at=now)
+        inserted = await tx.fetchone(
+            "INSERT INTO conversations (id, channel_key, thread_key, contact_id, status, "
+            "updated_us, data) VALUES ($1, $2, $3, $4, 'open', $5, $6) "
+            "ON CONFLICT (channel_key, thread_key) WHERE status = 'open' DO NOTHING RETURNING id",
+            conversation.id, channel_key, thread_key, contact.id, to_us(now), _dump(conversation))
+        if inserted is None:  # another process opened it meanwhile
+            row = await tx.fetchone(
+                "SELECT data FROM conversations WHERE channel_key = $1 AND thread_key = $2 "
+                "AND status = 'open'", channel_key, thread_key)
+            if row is None:
+                raise NotFoundError(f"conversation for thread {thread_key!r} vanished")
+            return Conversation.model_validate_json(row[0]), False, contact
+        return conversation, True, contact
+
+    async def open_conversation(
+        self, channel: str, channel_key: str, thread_key: str, contact_addresses: list[Address],
+        participants: list[Address], subject: str | None = None
+    ) -> tuple[Conversation, bool]:
+        """The open conversation of ``thread_key``, created (with its contact) if needed."""
+        now = datetime.now(UTC)
+
+        async def unit(tx: Tx) -> tuple[Conversation, bool]:
+            conversation, created, _ = await self._open_conversation(
+                tx, channel, channel_key, thread_key, contact_addresses, participants, subject, now)
+            return conversation, created
+
+        return await self._write(unit)
+
+    async def _insert_message(self, tx: Tx, message: Message) -> None:
+        await tx.execute(
+            "INSERT INTO messages (id, conversation_id, channel_key, external_id, direction, "
+            "status, created_us, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            message.id, message.conversation_id, message.channel_key, message.external_id,
+            message.direction, message.status, to_us(message.created_at), _dump(message))
+
+    async def _save_message(self, tx: Tx, message: Message) -> None:
+        await tx.execute(
+            "UPDATE messages SET status = $2, external_id = $3, data = $4 WHERE id = $1",
+            message.id, message.status, message.external_id, _dump(message))
+
+    async def _save_conversation(self, tx: Tx, conversation: Conversation, updated_us: int) -> None:
+        await tx.execute(
+            "UPDATE conversations SET status = $2, updated_us = $3, data = $4, contact_id = $5 "
+            "WHERE id = $1", conversation.id, conversation.status, updated_us,
+            _dump(conversation), conversation.contact_id)
+
+    async def _save_contact(self, tx: Tx, contact: Contact) -> None:
+        await tx.execute("UPDATE contacts SET data = $2 WHERE id = $1", contact.id, _dump(contact))
+
+    async def _set_opt(self, tx: Tx, contact: Contact, channel: str, opted_out: bool) -> Contact:
+        current = set(contact.opted_out)
+        wanted = current | {channel} if opted_out else current - {channel}
+        if wanted != current:
+            contact = contact.model_copy(update={"opted_out": sorted(wanted)})
+            await self._save_contact(tx, contact)
+        return contact
+
+    async def set_opted_out(self, contact_id: str, channel: str, opted_out: bool) -> Contact:
+        """Add or remove ``channel`` from the contact's opt-outs."""
+
+        async def unit(tx: Tx) -> Contact:
+            row = await tx.fetchone("SELECT data FROM contacts WHERE id = $1", contact_id)
+            if row is None:
+                raise NotFoundError(f"no contact {contact_id!r}")
+            return await self._set_opt(tx, Contact.model_validate_json(row[0]), channel, opted_out)
+
+        return await self._write(unit)
+
+    async def set_conversation_status(self, conversation_id: str, status: str) -> Conversation:
+        """Open or close a conversation (a closed one no longer takes new inbound messages)."""
+
+        async def unit(tx: Tx) -> Conversation:
+            conversation = await self._conversation(tx, conversation_id)
+            if conversation is None:
+                raise NotFoundError(f"no conversation {conversation_id!r}")
+            conversation = conversation.model_copy(update={"status": status})
+            await self._save_conversation(tx, conversation, now_us())
+            return conversation
+
+        return await self._write(unit)
+
+    # -- dead letters --------------------------------------------------------------------------
+
+    async def add_dead_letter(self, letter: DeadLetter, raw: RawPayload | None = None,
+                              fragment: Any = None) -> None:
+        """Record a dead letter (with its raw payload, stored in the same transaction)."""
+
+        async def unit(tx: Tx) -> None:
+            if raw is not None:
+                await self._insert_raw(tx, raw)
+            await self._insert_dead_letter(tx, letter, fragment)
+
+        await self._write(unit)
+
+    async def _insert_dead_letter(self, tx: Tx, letter: DeadLetter, fragment: Any = None) -> None:
+        await tx.execute(
+            "INSERT INTO dead_letters (id, kind, channel_key, adapter, error, created_us, "
+            "replayed_us, raw_id, message_id, fragment) VALUES ($1, $2, $3, $4, $5, $6, NULL, "
+            "$7, $8, $9)", letter.id, letter.kind, letter.channel_key, letter.adapter,
+            letter.error, to_us(letter.created_at), letter.raw_id, letter.message_id,
+            None if fragment is None else orjson.dumps(fragment, default=str).decode())
+
+    async def dead_letter_fragment(self, letter_id: str) -> Any:
+        """The batch fragment a dead letter is about, if it is about one item of a batch."""
+        row = await self._read(lambda tx: tx.fetchone(
+            "SELECT fragment FROM dead_letters WHERE id = $1", letter_id))
+        return orjson.loads(row[0]) if row and row[0] else None
+
+    async def mark_replayed(self, letter_id: str) -> None:
+        """Mark a dead letter replayed."""
+        await self._write(lambda tx: tx.execute(
+            "UPDATE dead_letters SET replayed_us = $2 WHERE id = $1", letter_id, now_us()))
+
+    # -- writes: outbound ----------------------------------------------------------------------
+
+    async def create_outbound(self, message: Message, job: Job, *, lease: float) -> None:
+        """Store an outbound message and its delivery job in one transaction."""
+        now = now_us()
+
+        async def unit(tx: Tx) -> None:
+            await self._insert_message(tx, message)
+            await tx.execute("UPDATE conversations SET updated_us = $2 WHERE id = $1",
+                             message.conversation_id, now)
+            await self._insert_job(tx, job, now, state="running", lease_us=now + int(lease * 1e6))
+
+        await self._write(unit)
+
+    async def _insert_job(self, tx: Tx, job: Job, next_us: int, *, state: str = "pending",
+                          lease_us: int | None = None) -> None:
+        await tx.execute(
+            "INSERT INTO jobs (id, kind, channel_key, message_id, attempts, next_us, lease_us, "
+            "state, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            job.id, job.kind, job.channel_key, job.message_id, job.attempts, next_us, lease_us,
+            state, orjson.dumps(job.payload).decode())
+
+    async def record_sent(
+        self, message: Message, external_ids: list[str], job_id: str | None
+    ) -> Message:
+        """Store the vendor's ids for a sent message, update it, finish the job."""
+
+        async def unit(tx: Tx) -> Message:
+            for ext in external_ids:
+                await tx.execute(
+                    "INSERT INTO message_refs (channel_key, external_id, message_id) "
+                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    message.channel_key, ext, message.id)
+            row = await tx.fetchone("SELECT status FROM messages WHERE id = $1", message.id)
+            stored = row[0] if row else "queued"
+            final = message
+            if STATUS_RANK.get(stored, 0) > STATUS_RANK[message.status] and stored != "failed":
+                final = message.model_copy(update={"status": stored})  # a receipt came first
+            await self._save_message(tx, final)
+            if job_id:
+                await tx.execute("DELETE FROM jobs WHERE id = $1", job_id)
+            return final
+
+        return await self._write(unit)
+
+    async def update_message(self, message: Message) -> None:
+        """Replace a stored message (same id)."""
+        await self._write(lambda tx: self._save_message(tx, message))
+
+    async def apply_status(self, channel_key: str, update: StatusUpdate) -> list[StatusOutcome]:
+        """Apply a receipt forward-only; returns the messages it moved (none if unknown)."""
+
+        async def unit(tx: Tx) -> list[StatusOutcome]:
+            rows: list[Sequence[Any]] = []
+            if update.external_id:
+                row = await tx.fetchone(
+                    "SELECT m.data FROM message_refs r JOIN messages m ON m.id = r.message_id "
+                    "WHERE r.channel_key = $1 AND r.external_id = $2",
+                    channel_key, update.external_id)
+                rows = [row] if row else []
+            elif update.watermark is not None and update.recipient is not None:
+                rows = await tx.fetchall(
+                    "SELECT m.data FROM contact_addresses a "
+                    "JOIN conversations c ON c.contact_id = a.contact_id AND c.channel_key = $1 "
+                    "JOIN messages m ON m.conversation_id = c.id "
+                    "WHERE a.channel = $2 AND a.handle = $3 AND m.direction = 'outbound' "
+                    "AND m.created_us <= $4 AND m.status IN ('queued', 'sent', 'delivered')",
+                    channel_key, update.recipient.channel, update.recipient.handle,
+                    to_us(update.watermark))
+            outcomes = []
+            for row in rows:
+                message = Message.model_validate_json(row[0])
+                if not status_moves(message.status, update.status):
+                    continue
+                changes: dict[str, Any] = {"status": update.status}
+                if update.error is not None:
+                    changes["error"] = update.error
+                if update.metadata:
+                    changes["metadata"] = {**message.metadata, **update.metadata}
+                moved = message.model_copy(update=changes)
+                await self._save_message(tx, moved)
+                outcomes.append(StatusOutcome(message=moved, previous=message.status))
+            return outcomes
+
+        return await self._write(unit)
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    async def enqueue_job(self, job: Job, *, delay: float = 0.0) -> None:
+        """Add a job, due after ``delay`` seconds."""
+        await self._write(lambda tx: self._insert_job(tx, job, now_us() + int(delay * 1e6)))
+
+    async def claim_jobs(self, limit: int, lease: float) -> list[Job]:
+        """Lease up to ``limit`` due jobs (and jobs whose lease ran out) to this process."""
+        now = now_us()
+        rows = await self._write(lambda tx: tx.fetchall(
+            self.claim_sql, now + int(lease * 1e6), now, limit))
+        return [Job(id=r[0], kind=r[1], channel_key=r[2], message_id=r[3], attempts=r[4],
+                    payload=orjson.loads(r[5])) for r in rows]
+
+    async def retry_job(self, job_id: str, delay: float, error: str) -> None:
+        """Release a job to run again after ``delay`` seconds, counting the attempt."""
+        await self._write(lambda tx: tx.execute(
+            "UPDATE jobs SET state = 'pending', attempts = attempts + 1, next_us = $2, "
+            "lease_us = NULL, last_error = $3 WHERE id = $1",
+            job_id, now_us() + int(delay * 1e6), error))
+
+    async def finish_job(self, job_id: str) -> None:
+        """Remove a completed job."""
+        await self._write(lambda tx: tx.execute("DELETE FROM jobs WHERE id = $1", job_id))
+
+    async def fail_job(self, job: Job, letter: DeadLetter, message: Message | None) -> None:
+        """Give a job up: remove it, store the dead letter and the failed message together."""
+
+        async def unit(tx: Tx) -> None:
+            await tx.execute("DELETE FROM jobs WHERE id = $1", job.id)
+            await self._insert_dead_letter(tx, letter)
+            if message is not None:
+                await self._save_message(tx, message)
+
+        await self._write(unit)
+
+    # -- key-value -----------------------------------------------------------------------------
+
+    async def kv_get(self, key: str) -> str | None:
+        """Return the value, or ``None`` when absent or expired."""
+        row = await self._read(lambda tx: tx.fetchone(
+            "SELECT value FROM kv WHERE key = $1 AND (expires_us IS NULL OR expires_us > $2)",
+            key, now_us()))
+        return str(row[0]) if row else None
+
+    async def kv_set(self, key: str, value: str, ttl: float | None = None) -> None:
+        """Store ``value``; it expires after ``ttl`` seconds when given."""
+        expires = None if ttl is None else now_us() + int(ttl * 1e6)
+        await self._write(lambda tx: tx.execute(
+            "INSERT INTO kv (key, value, expires_us) VALUES ($1, $2, $3) ON CONFLICT (key) "
+            "DO UPDATE SET value = excluded.value, expires_us = excluded.expires_us",
+            key, value, expires))
+
+    async def kv_add(self, key: str, value: str, ttl: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` is absent or expired; ``True`` if stored."""
+        now = now_us()
+        expires = None if ttl is None else now + int(ttl * 1e6)
+        row = await self._write(lambda tx: tx.fetchone(
+            "INSERT INTO kv (key, value, expires_us) VALUES ($1, $2, $3) ON CONFLICT (key) "
+            "DO UPDATE SET value = excluded.value, expires_us = excluded.expires_us "
+            "WHERE kv.expires_us IS NOT NULL AND kv.expires_us <= $4 RETURNING key",
+            key, value, expires, now))
+        return row is not None
+
+    async def kv_delete(self, key: str) -> None:
+        """Remove ``key``."""
+        await self._write(lambda tx: tx.execute("DELETE FROM kv WHERE key = $1", key))
+
+    async def kv_scan(self, prefix: str) -> list[tuple[str, str]]:
+        """Every live ``(key, value)`` whose key starts with ``prefix``."""
+        rows = await self._read(lambda tx: tx.fetchall(
+            "SELECT key, value FROM kv WHERE substr(key, 1, $1) = $2 "
+            "AND (expires_us IS NULL OR expires_us > $3) ORDER BY key",
+            len(prefix), prefix, now_us()))
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def status_moves(current: str, new: str) -> bool:
+    """Whether a receipt may move a message from ``current`` to ``new`` (forward only)."""
+    if current in ("failed", "received") or current == new:
+        return False
+    if new == "failed":
+        return current in ("queued", "sent")
+    return STATUS_RANK.get(new, 0) > STATUS_RANK.get(current, 0)

@@ -1,0 +1,155 @@
+"""SQLite backend: the embedded default. WAL mode, and group commit.
+
+Writes from concurrent webhooks are queued and run together in one transaction at the next turn
+of the event loop (each in its own savepoint, so one failing write never undoes the others), which
+turns N commits into one. SQLite calls take microseconds, so they run on the event loop itself
+rather than paying for a thread hop; the shared logic's coroutines never really suspend inside a
+transaction, and :func:`_run_now` checks that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .._errors import ConfigurationError, OmnichannelError
+from ._sql import SCHEMA, SqlStore
+
+T = TypeVar("T")
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _run_now(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends to completion, synchronously."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    coro.close()
+    raise OmnichannelError("a store transaction suspended; SQLite units must not await I/O")
+
+
+class _SqliteTx:
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return self.conn.execute(_sql(sql), args).rowcount
+
+    async def fetchone(self, sql: str, *args: Any) -> Sequence[Any] | None:
+        row: Sequence[Any] | None = self.conn.execute(_sql(sql), args).fetchone()
+        return row
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        return self.conn.execute(_sql(sql), args).fetchall()
+
+
+_cache: dict[str, str] = {}
+
+
+def _sql(sql: str) -> str:
+    converted = _cache.get(sql)
+    if converted is None:
+        converted = _cache[sql] = _PLACEHOLDER.sub(r"?\1", sql)
+    return converted
+
+
+class SQLiteStore(SqlStore):
+    """The embedded store (``sqlite:///path.db``, or ``sqlite:///:memory:``)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[Callable[[Any], Awaitable[Any]], asyncio.Future[Any]]] = []
+        self._scheduled = False
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///:memory:``."""
+        if not url.startswith("sqlite:///"):
+            raise ConfigurationError(f"not a sqlite URL: {url!r}", field="store")
+        return cls(url[len("sqlite:///"):] or ":memory:")
+
+    async def open(self) -> None:
+        """Open the database file (creating folders) and the schema."""
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        for statement in SCHEMA:
+            conn.execute(statement.replace("{blob}", "BLOB"))
+        self._conn = conn
+
+    async def close(self) -> None:
+        """Flush queued writes and close."""
+        if self._conn is None:
+            return
+        if self._pending:
+            self._flush()
+        self._conn.close()
+        self._conn = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise OmnichannelError("store is not open (use `async with hub` or `await store.open()`)")
+        return self._conn
+
+    async def _read(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        return _run_now(fn(_SqliteTx(self.conn)))  # type: ignore[arg-type]
+
+    async def _write(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((fn, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        """Run every queued write in one transaction; each in a savepoint of its own."""
+        self._scheduled = False
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        conn = self.conn
+        tx = _SqliteTx(conn)
+        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, future in batch:
+                conn.execute("SAVEPOINT unit")
+                try:
+                    value: Any = _run_now(fn(tx))  # type: ignore[arg-type]
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
+                    conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+                    results.append((future, False, exc))
+                else:
+                    conn.execute("RELEASE unit")
+                    results.append((future, True, value))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(OmnichannelError(f"SQLite write failed: {exc}"))
+            return
+        for future, ok, value in results:
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)

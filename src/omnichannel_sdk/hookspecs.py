@@ -1,0 +1,199 @@
+"""Hook specifications of omnichannel_sdk (pluggy project name ``omnichannel``).
+
+A plugin is a module or object with functions marked ``@omnichannel_sdk.hookimpl``, registered
+under the entry-point group ``omnichannel``. Implementations may accept fewer arguments than
+the specification names, so hooks can grow. ``firstresult`` hooks are synchronous and cheap (no
+network I/O); observer hooks may return an awaitable, which the hub awaits. Observers run after
+the vendor has been answered and never delay a webhook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ._adapter import ChannelAdapter, InboundMessage
+    from ._capabilities import Capabilities
+    from ._hub import Hub
+    from ._models import Address, Conversation, Message, Part
+
+hookspec = pluggy.HookspecMarker("omnichannel")
+hookimpl = pluggy.HookimplMarker("omnichannel")
+
+# -------------------------------------------------------------------------
+# registration
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> None:
+    """Register the channel adapters this plugin provides.
+
+    Called once when the plugin manager is built.
+
+    :param register: call ``register(AdapterClass)`` for each adapter class. Two adapters with
+        one ``name`` raise :class:`~omnichannel_sdk.PluginError`.
+    """
+
+
+# -------------------------------------------------------------------------
+# lifecycle
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def omni_hub_started(hub: Hub) -> Any:
+    """The hub has opened its store, HTTP pool, bus and workers.
+
+    :param hub: the hub. May return an awaitable.
+    """
+
+
+@hookspec
+def omni_hub_stopping(hub: Hub) -> Any:
+    """The hub is about to close; last chance to use it.
+
+    :param hub: the hub. May return an awaitable.
+    """
+
+
+# -------------------------------------------------------------------------
+# inbound: contact resolution and threading (synchronous, cheap)
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def omni_contact_identify(adapter: ChannelAdapter, message: InboundMessage) -> Sequence[Address] | None:
+    """Name more addresses of the sender of ``message`` (e.g. an email from a pre-chat form).
+
+    Called for each inbound message before it is stored. The hub looks the contact up by the
+    sender's address, then by these; the first match is the contact, and every address is
+    attached to it. Results of all implementations are combined.
+
+    :param adapter: the adapter that parsed the message.
+    :param message: the parsed, not yet stored message.
+    """
+
+
+@hookspec(firstresult=True)
+def omni_inbound_thread_key(adapter: ChannelAdapter, message: InboundMessage) -> str | None:
+    """Return the key that threads ``message`` into a conversation on its channel key.
+
+    Called when the message names no conversation and refers to no stored message. Messages
+    with one thread key share the open conversation of that key. Default: the adapter's
+    :meth:`~omnichannel_sdk.ChannelAdapter.thread_key`.
+
+    Stops at first non-None result.
+
+    :param adapter: the adapter that parsed the message.
+    :param message: the parsed, not yet stored message.
+    """
+
+
+# -------------------------------------------------------------------------
+# inbound: observers (after the vendor was answered)
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def omni_inbound_received(hub: Hub, message: Message, conversation: Conversation) -> Any:
+    """A new inbound message was stored (duplicates never reach this hook).
+
+    :param hub: the hub (use ``hub.send`` to answer).
+    :param message: the stored message.
+    :param conversation: its conversation.
+
+    May return an awaitable.
+    """
+
+
+@hookspec
+def omni_conversation_opened(hub: Hub, conversation: Conversation) -> Any:
+    """A new conversation was created (by an inbound message or a send).
+
+    :param hub: the hub.
+    :param conversation: the new conversation. May return an awaitable.
+    """
+
+
+@hookspec
+def omni_message_updated(hub: Hub, message: Message) -> Any:
+    """A stored message changed other than by status (media downloaded, transcript added).
+
+    :param hub: the hub.
+    :param message: the message as now stored. May return an awaitable.
+    """
+
+
+# -------------------------------------------------------------------------
+# outbound
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def omni_outbound_render(
+    adapter: ChannelAdapter, parts: Sequence[Part], capabilities: Capabilities
+) -> Sequence[Part] | None:
+    """Render outbound ``parts`` to what the channel can show.
+
+    Called by ``hub.send`` before the message is queued. Return the parts to send, or ``None``
+    for the default renderer (numbered lists for actions, links for media the channel cannot
+    carry, splitting at the maximum length).
+
+    Stops at first non-None result.
+
+    :param adapter: the adapter that will send.
+    :param parts: the parts as the caller gave them.
+    :param capabilities: the adapter's capabilities.
+    """
+
+
+@hookspec
+def omni_outbound_sent(hub: Hub, message: Message) -> Any:
+    """The vendor accepted an outbound message.
+
+    :param hub: the hub.
+    :param message: the message with its vendor id and status. May return an awaitable.
+    """
+
+
+@hookspec
+def omni_status_changed(hub: Hub, message: Message, previous: str) -> Any:
+    """An outbound message's delivery status moved forward (or it failed).
+
+    :param hub: the hub.
+    :param message: the message with its new status.
+    :param previous: the status before. May return an awaitable.
+    """
+
+
+# -------------------------------------------------------------------------
+# demo
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]] | None:
+    """Channels this plugin adds to ``omnichannel demo``, as ``{key: settings table}``.
+
+    Called once when the demo builds its configuration. Tables must work offline: point
+    ``api_base`` at ``{public_url}/demo/vendor/<name>`` (the demo's loopback vendor stub).
+
+    :param public_url: where the demo gateway listens.
+    """
+
+
+@hookspec
+def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
+    """Signed sample requests to post to a demo channel (``omnichannel simulate``).
+
+    Return :class:`~omnichannel_sdk.WebhookRequest` objects signed for
+    ``{public_url}/webhooks/{channel_key}``, or ``None`` when the adapter is not yours.
+
+    :param channel_key: the demo channel.
+    :param adapter_name: its adapter.
+    :param public_url: the demo's public URL.
+    """

@@ -1,0 +1,34 @@
+"""Test kit for plugin authors (pytest plugin, entry point ``pytest11``).
+
+Fixtures: ``omni_config`` (a hub config dict on a temporary SQLite file), ``register_plugin``
+(add plugins to the hub under test), ``hub`` (an open :class:`~omnichannel_sdk.Hub`),
+``webhook_client`` (an ``httpx.AsyncClient`` talking to ``hub.asgi()`` in process).
+
+:class:`ChannelContract` is the suite every adapter proves itself with; :class:`FakeAdapter`
+is a complete small adapter to read and to test against. Async tests use anyio
+(``@pytest.mark.anyio``).
+"""
+
+from __future__ import annotations
+
+from ._contract import ChannelContract, SendCase
+from ._fake import FakeAdapter, fake_signature
+from ._fixtures import (
+    PUBLIC_URL,
+    hub,
+    omni_config,
+    register_plugin,
+    webhook_client,
+)
+
+__all__ = [
+    "PUBLIC_URL",
+    "ChannelContract",
+    "FakeAdapter",
+    "SendCase",
+    "fake_signature",
+    "hub",
+    "omni_config",
+    "register_plugin",
+    "webhook_client",
+]

@@ -1,0 +1,364 @@
+"""The adapter contract suite. Subclass :class:`ChannelContract` as ``TestMyAdapterContract``.
+
+Required: class attributes ``adapter_class`` and ``channel_settings``, and the methods
+:meth:`ChannelContract.sample_requests`, :meth:`ChannelContract.malformed_request` and
+:meth:`ChannelContract.send_case`. The rest has defaults a vendor may need to override.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+import respx
+
+from .._adapter import AdapterContext, ChannelAdapter
+from .._errors import (
+    AuthenticationError,
+    RateLimitedError,
+    SignatureError,
+    TransportError,
+    UnsupportedFeatureError,
+)
+from .._hub import Hub
+from .._ids import new_id
+from .._models import Address, EventPart, Message, Part, TextPart, utcnow
+from .._render import render_parts
+from .._webhook import WebhookRequest
+from ..hookspecs import hookimpl
+from ._fixtures import PUBLIC_URL
+
+
+class MemoryKV:
+    """An in-process :class:`~omnichannel_sdk.KeyValueStore` for adapters under test."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, tuple[str, float | None]] = {}
+
+    async def kv_get(self, key: str) -> str | None:
+        """Return the value, or ``None``."""
+        item = self.data.get(key)
+        if item is None or (item[1] is not None and item[1] <= time.time()):
+            return None
+        return item[0]
+
+    async def kv_set(self, key: str, value: str, ttl: float | None = None) -> None:
+        """Store ``value``."""
+        self.data[key] = (value, None if ttl is None else time.time() + ttl)
+
+    async def kv_add(self, key: str, value: str, ttl: float | None = None) -> bool:
+        """Store ``value`` if absent."""
+        if await self.kv_get(key) is not None:
+            return False
+        await self.kv_set(key, value, ttl)
+        return True
+
+    async def kv_delete(self, key: str) -> None:
+        """Remove ``key``."""
+        self.data.pop(key, None)
+
+    async def kv_scan(self, prefix: str) -> list[tuple[str, str]]:
+        """Live pairs under ``prefix``."""
+        return [(k, v) for k in sorted(self.data) if k.startswith(prefix)
+                and (v := self.data[k][0]) is not None and await self.kv_get(k) is not None]
+
+
+@dataclass
+class SendCase:
+    """How the vendor's send endpoint looks, for the send tests."""
+
+    method: str
+    """HTTP method of the send call."""
+    url: str
+    """URL (or a regular expression, when ``regex``) of the send call."""
+    success: Callable[[], httpx.Response]
+    """A vendor answer that means "accepted"."""
+    recipient: Address
+    """A customer address to send to."""
+    regex: bool = False
+    """Whether ``url`` is a regular expression."""
+    extra_routes: list[tuple[str, str, Callable[[], httpx.Response]]] = field(default_factory=list)
+    """Other calls a send makes first (token fetch, media upload): (method, url regex, answer)."""
+    sender: Address | None = None
+    """Our address (defaults to the adapter's own address)."""
+
+
+class _Registers:
+    def __init__(self, adapter: type[ChannelAdapter]) -> None:
+        self.adapter = adapter
+
+    @hookimpl
+    def omni_register_adapters(self, register: Callable[[type[ChannelAdapter]], None]) -> None:
+        register(self.adapter)
+
+
+class ChannelContract:
+    """The suite every adapter passes. See the module docstring for what to provide."""
+
+    adapter_class: ClassVar[type[ChannelAdapter]]
+    """The adapter under test."""
+    channel_settings: ClassVar[dict[str, Any]]
+    """Its settings (as in a ``[channels.<key>]`` table, without ``adapter``)."""
+    channel_key: ClassVar[str] = "contract"
+    """The channel key the hub under test uses."""
+    signature_headers: ClassVar[tuple[str, ...]] = ()
+    """Headers that carry the signature (removed by :meth:`unsigned`)."""
+    signature_params: ClassVar[tuple[str, ...]] = ()
+    """Query or form parameters that carry the signature (removed by :meth:`unsigned`)."""
+    secret_values: ClassVar[tuple[str, ...]] = ()
+    """Secret setting values that must never appear in a repr."""
+
+    # -- what a subclass provides -----------------------------------------------------------
+
+    def sample_requests(self) -> dict[str, WebhookRequest]:
+        """Correctly signed requests built from the vendor's documented payloads."""
+        raise NotImplementedError("override in your subclass")
+
+    def malformed_request(self) -> WebhookRequest:
+        """A correctly signed request whose payload cannot be parsed."""
+        raise NotImplementedError("override in your subclass")
+
+    def send_case(self) -> SendCase:
+        """The vendor's send endpoint and a recipient."""
+        raise NotImplementedError("override in your subclass")
+
+    def tamper(self, request: WebhookRequest) -> WebhookRequest:
+        """The request with its signed content changed (default: the body's last byte)."""
+        body = request.body[:-1] + bytes([request.body[-1] ^ 0x01]) if request.body else b"x"
+        return WebhookRequest(request.method, request.url, request.headers, body)
+
+    def unsigned(self, request: WebhookRequest) -> WebhookRequest:
+        """The request without its signature."""
+        headers = {k: v for k, v in request.headers.items()
+                   if k not in {h.lower() for h in self.signature_headers}}
+        url = request.url
+        if self.signature_params:
+            base, _, query = url.partition("?")
+            kept = [kv for kv in query.split("&") if kv and kv.split("=", 1)[0]
+                    not in self.signature_params]
+            url = base + ("?" + "&".join(kept) if kept else "")
+        return WebhookRequest(request.method, url, headers, request.body)
+
+    def unauthorized_response(self) -> httpx.Response:
+        """The vendor's answer to bad credentials."""
+        return httpx.Response(401, json={"error": "unauthorized"})
+
+    def rate_limited_response(self) -> httpx.Response:
+        """The vendor's answer when throttling (``Retry-After: 7`` expected by default)."""
+        return httpx.Response(429, json={"error": "too many requests"}, headers={"Retry-After": "7"})
+
+    expected_retry_after: ClassVar[float | None] = 7.0
+    """The ``retry_after`` the rate-limited answer should yield."""
+
+    def unsupported_parts(self) -> list[Part]:
+        """Parts the channel cannot carry at all."""
+        return [EventPart(name="typing")]
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @property
+    def webhook_url(self) -> str:
+        """The URL the vendor signs: the kit's public URL + ``/webhooks/{key}``."""
+        return f"{PUBLIC_URL}/webhooks/{self.channel_key}"
+
+    def make_adapter(self, http: httpx.AsyncClient | None = None) -> ChannelAdapter:
+        """An adapter instance outside a hub (sans-IO tests, direct sends)."""
+        settings = self.adapter_class.Settings.model_validate(self.channel_settings)
+        context = AdapterContext(key=self.channel_key, public_url=PUBLIC_URL,
+                                 http=http or httpx.AsyncClient(), kv=MemoryKV())
+        return self.adapter_class(settings, context)
+
+    def outbound_message(self, adapter: ChannelAdapter, case: SendCase) -> Message:
+        """An outbound message to the case's recipient."""
+        now = utcnow()
+        sender = case.sender or adapter.own_address() or Address(
+            channel=adapter.channel, handle="us")
+        return Message(id=new_id("msg"), channel=adapter.channel, channel_key=self.channel_key,
+                       adapter=adapter.name, direction="outbound", conversation_id=new_id("conv"),
+                       sender=sender, recipients=[case.recipient],
+                       parts=[TextPart(text="Hello from the contract suite")], created_at=now,
+                       received_at=now, status="queued")
+
+    def _mock(self, router: respx.MockRouter, case: SendCase, answer: Callable[[], httpx.Response]
+              | Exception) -> None:
+        for method, pattern, response in case.extra_routes:
+            router.route(method=method, url__regex=pattern).mock(side_effect=lambda _r, f=response: f())
+        kwargs: dict[str, Any] = {"url__regex": case.url} if case.regex else {
+            "url__regex": "^" + re.escape(case.url)}
+        route = router.route(method=case.method, **kwargs)
+        if isinstance(answer, Exception):
+            route.mock(side_effect=answer)
+        else:
+            route.mock(side_effect=lambda _r: answer())
+
+    async def _send(self, answer: Callable[[], httpx.Response] | Exception) -> Any:
+        case = self.send_case()
+        async with httpx.AsyncClient() as http:
+            adapter = self.make_adapter(http)
+            message = self.outbound_message(adapter, case)
+            parts = render_parts(message.parts, adapter.capabilities, adapter=adapter.name).parts
+            with respx.mock(assert_all_called=False) as router:
+                self._mock(router, case, answer)
+                return await adapter.send(message, parts)
+
+    # -- fixtures ---------------------------------------------------------------------------
+
+    @pytest.fixture
+    def omni_config(self, omni_config: dict[str, Any]) -> dict[str, Any]:
+        """The kit's config with the adapter under test at ``channel_key``."""
+        omni_config["channels"][self.channel_key] = {
+            "adapter": self.adapter_class.name, **self.channel_settings}
+        return omni_config
+
+    @pytest.fixture
+    def register_plugin(self, register_plugin: list[object]) -> list[object]:
+        """Registers the adapter class (it may not be installed as a distribution)."""
+        register_plugin.append(_Registers(self.adapter_class))
+        return register_plugin
+
+    @pytest.fixture
+    def vendor(self) -> Iterator[respx.MockRouter]:
+        """respx around gateway tests: media downloads get a small body, nothing leaves."""
+        with respx.mock(assert_all_called=False) as router:
+            router.route(method="GET").mock(return_value=httpx.Response(
+                200, content=b"\x89PNG\r\n\x1a\nfake", headers={"content-type": "image/png"}))
+            yield router
+
+    # -- the contract -------------------------------------------------------------------------
+
+    def test_declares_itself(self) -> None:
+        """name, channel, capabilities and Settings are declared."""
+        cls = self.adapter_class
+        assert isinstance(cls.name, str) and cls.name
+        assert isinstance(cls.channel, str) and cls.channel
+        assert cls.Settings.__doc__
+        assert cls.__doc__
+
+    def test_secrets_hidden_in_repr(self) -> None:
+        """No secret setting value shows in the settings' or the adapter's repr."""
+        adapter = self.make_adapter()
+        text = repr(adapter.settings) + repr(adapter) + str(adapter.settings)
+        for value in self.secret_values:
+            assert value not in text
+
+    def test_samples_verify(self) -> None:
+        """Every recorded sample passes signature verification."""
+        adapter = self.make_adapter()
+        samples = self.sample_requests()
+        assert samples, "give at least one sample"
+        for request in samples.values():
+            adapter.verify(request)
+
+    def test_tampered_refused(self) -> None:
+        """A sample with changed content is refused."""
+        adapter = self.make_adapter()
+        for request in self.sample_requests().values():
+            with pytest.raises(SignatureError):
+                adapter.verify(self.tamper(request))
+
+    def test_missing_signature_refused(self) -> None:
+        """A sample without its signature is refused."""
+        adapter = self.make_adapter()
+        for request in self.sample_requests().values():
+            with pytest.raises(SignatureError):
+                adapter.verify(self.unsigned(request))
+
+    def test_samples_parse(self) -> None:
+        """Every sample parses without failures."""
+        adapter = self.make_adapter()
+        for name, request in self.sample_requests().items():
+            result = adapter.parse(request)
+            assert not result.failures, (name, result.failures)
+
+    @pytest.mark.anyio
+    async def test_gateway_stores_once(self, hub: Hub, webhook_client: httpx.AsyncClient,
+                                       vendor: respx.MockRouter) -> None:
+        """Each sample is answered 2xx and stored; the same request again stores nothing."""
+        for name, request in self.sample_requests().items():
+            first = await _post(webhook_client, request)
+            assert first.status_code < 300, (name, first.status_code, first.text)
+            count = await _count_messages(hub)
+            again = await _post(webhook_client, request)
+            assert again.status_code == first.status_code, name
+            assert await _count_messages(hub) == count, f"{name} was stored twice"
+        assert not [d for d in await hub.store.list_dead_letters() if d.raw_id], \
+            "a sample was dead-lettered"
+
+    @pytest.mark.anyio
+    async def test_gateway_refuses_tampered(self, hub: Hub, webhook_client: httpx.AsyncClient,
+                                            vendor: respx.MockRouter) -> None:
+        """Tampered and unsigned samples get 403 and store nothing."""
+        for request in self.sample_requests().values():
+            for bad in (self.tamper(request), self.unsigned(request)):
+                response = await _post(webhook_client, bad)
+                assert response.status_code == 403
+        assert await _count_messages(hub) == 0
+        assert await hub.store.list_dead_letters() == []
+
+    @pytest.mark.anyio
+    async def test_gateway_dead_letters_malformed(self, hub: Hub,
+                                                  webhook_client: httpx.AsyncClient) -> None:
+        """A verified payload that cannot be parsed is answered 2xx and dead-lettered."""
+        response = await _post(webhook_client, self.malformed_request())
+        assert response.status_code < 300
+        letters = await hub.store.list_dead_letters()
+        assert len(letters) == 1 and letters[0].raw_id
+        assert await hub.store.get_raw(letters[0].raw_id) is not None
+
+    @pytest.mark.anyio
+    async def test_gateway_unknown_channel_404(self, webhook_client: httpx.AsyncClient) -> None:
+        """An unknown channel key is 404."""
+        response = await webhook_client.post("/webhooks/no-such-channel", content=b"{}")
+        assert response.status_code == 404
+
+    @pytest.mark.anyio
+    async def test_send_happy_path(self) -> None:
+        """A send the vendor accepts returns its message id."""
+        result = await self._send(self.send_case().success)
+        assert result.external_ids and all(result.external_ids)
+
+    @pytest.mark.anyio
+    async def test_send_unauthorized(self) -> None:
+        """Refused credentials raise AuthenticationError (not retryable)."""
+        with pytest.raises(AuthenticationError) as info:
+            await self._send(self.unauthorized_response)
+        assert not info.value.retryable
+
+    @pytest.mark.anyio
+    async def test_send_rate_limited(self) -> None:
+        """Throttling raises RateLimitedError with the vendor's retry_after."""
+        with pytest.raises(RateLimitedError) as info:
+            await self._send(self.rate_limited_response)
+        assert info.value.retryable
+        assert info.value.retry_after == self.expected_retry_after
+
+    @pytest.mark.anyio
+    async def test_send_network_error(self) -> None:
+        """A connection failure raises TransportError (retryable)."""
+        with pytest.raises(TransportError) as info:
+            await self._send(httpx.ConnectError("connection refused"))
+        assert info.value.retryable
+
+    def test_unsupported_part_refused(self) -> None:
+        """Parts the channel cannot carry raise UnsupportedFeatureError when rendered."""
+        adapter = self.make_adapter()
+        with pytest.raises(UnsupportedFeatureError):
+            render_parts(self.unsupported_parts(), adapter.capabilities, adapter=adapter.name)
+
+
+async def _post(client: httpx.AsyncClient, request: WebhookRequest) -> httpx.Response:
+    path = request.url[len(PUBLIC_URL):] if request.url.startswith(PUBLIC_URL) else request.url
+    headers = {k: v for k, v in request.headers.items() if k not in ("host", "content-length")}
+    return await client.request(request.method, path, headers=headers, content=request.body)
+
+
+async def _count_messages(hub: Hub) -> int:
+    total = 0
+    for conversation in await hub.store.list_conversations():
+        total += len(await hub.store.list_messages(conversation.id))
+    return total

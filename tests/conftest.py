@@ -1,0 +1,74 @@
+"""Shared fixtures of the core tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from omnichannel_sdk import Hub
+from omnichannel_sdk.testing import FakeAdapter
+
+PG_DSN = os.environ.get("OMNICHANNEL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+NATS_URL = os.environ.get("OMNICHANNEL_TEST_NATS", "nats://127.0.0.1:4222")
+FAKE_SECRET = "fake-webhook-secret"
+
+
+def _reachable(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def need_service(name: str, port: int) -> None:
+    """Skip without the service on a laptop; fail under CI=true."""
+    if _reachable(port):
+        return
+    message = f"{name} is not reachable on 127.0.0.1:{port}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " (CI=true: services are required)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def pg_schema() -> str:
+    """A fresh PostgreSQL schema name for one test."""
+    need_service("PostgreSQL", 5432)
+    return "t_" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def fake_config(omni_config: dict[str, Any]) -> dict[str, Any]:
+    """The kit config with a ``fake`` channel at key ``fake``."""
+    omni_config["channels"]["fake"] = {"adapter": "fake", "secret": FAKE_SECRET}
+    return omni_config
+
+
+class _FakePlugin:
+    from omnichannel_sdk import hookimpl
+
+    @hookimpl
+    def omni_register_adapters(self, register: Any) -> None:
+        register(FakeAdapter)
+
+
+@pytest.fixture
+def register_plugin(register_plugin: list[object]) -> list[object]:
+    register_plugin.append(_FakePlugin())
+    return register_plugin
+
+
+@pytest.fixture
+async def fake_hub(fake_config: dict[str, Any], register_plugin: list[object]) -> AsyncIterator[Hub]:
+    hub = Hub.from_config(fake_config, plugins=register_plugin)
+    async with hub:
+        yield hub
