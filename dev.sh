@@ -14,7 +14,7 @@ setup() {
   fi
   # reinstall only when a pyproject changed
   stamp="$VENV/.omnichannel-stamp"
-  want=$(cat pyproject.toml plugins/*/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
+  want=$( (cat pyproject.toml plugins/*/pyproject.toml 2>/dev/null || true) | sha256sum | cut -d" " -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
     args=(-e ".[test]")
