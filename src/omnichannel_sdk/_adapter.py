@@ -268,6 +268,13 @@ class ChannelAdapter:
         own = self.own_address()
         return f"{customer.handle}|{own.handle if own else ''}"
 
+    def passive_response(
+        self, request: WebhookRequest, inbound: Message, reply: Message, parts: Sequence[Part]
+    ) -> WebhookResponse | None:
+        """The webhook answer that carries ``reply`` (for ``passive_reply`` channels), or
+        ``None`` when these parts cannot ride on the answer (the hub then answers plainly)."""
+        return None
+
     def thread_key(self, message: InboundMessage) -> str:
         """What threads ``message`` into a conversation when no hook says otherwise.
 

@@ -48,6 +48,8 @@ class Capabilities(BaseModel):
     """Whether typing indicators can be sent."""
     read_receipts: bool = False
     """Whether the channel reports reads."""
+    passive_reply: bool = False
+    """Whether a reply can ride on the webhook's own HTTP answer (WeChat, Twilio TwiML)."""
     rate_limit: float | None = None
     """Default sends per second per channel (settings may override)."""
     media_hosts: frozenset[str] = frozenset()

@@ -98,6 +98,36 @@ async def _demo_check(hub: Any) -> None:
 
 
 @app.command()
+def simulate(
+    target: Annotated[str, typer.Argument(help="An adapter name or a demo channel key.")],
+    url: Annotated[str, typer.Option(help="The running demo gateway.")] = "http://127.0.0.1:8000",
+    data_dir: Annotated[Path, typer.Option(help="The demo's data folder.")] = Path(".omnichannel"),
+) -> None:
+    """Post correctly signed sample vendor traffic to a running demo gateway."""
+    import httpx
+
+    from ._demo import demo_config, simulate_requests
+    from ._hub import Hub
+
+    hub = Hub.from_config(demo_config(url.rstrip("/"), data_dir))
+    keys = [k for k, a in hub.adapters.items() if target in (k, a.name)]
+    if not keys:
+        raise typer.BadParameter(f"no demo channel or adapter {target!r}: "
+                                 f"{', '.join(sorted(hub.adapters))}")
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            for key in keys:
+                for request in simulate_requests(hub, key):
+                    path = request.url[len(hub.public_url):]
+                    response = await client.request(request.method, path,
+                                                    headers=request.headers, content=request.body)
+                    console.print(f"{key}: {request.method} {path} -> {response.status_code}")
+
+    asyncio.run(run())
+
+
+@app.command()
 def serve(
     config: Annotated[Path, typer.Option("--config", "-c", help="omnichannel.toml")],
     host: Annotated[str, typer.Option()] = "127.0.0.1",

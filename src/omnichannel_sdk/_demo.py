@@ -22,7 +22,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from ._hub import Hub
 from ._models import StatusUpdate
@@ -152,15 +152,19 @@ def build_demo(hub: Hub) -> Starlette:
         task.add_done_callback(_background.discard)
         return JSONResponse({"id": ext, "status": "accepted"})
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/demo/", inbox),
         Route("/demo/c/{cid}", conversation),
         Route("/demo/c/{cid}/reply", reply, methods=["POST"]),
         Route("/demo/simulate/{key}", simulate, methods=["POST"]),
         Route("/demo/vendor/{name}", vendor, methods=["POST"]),
         Route("/", home),
-        Mount("/", app=hub.asgi(lifespan=False)),
     ]
+    for name in sorted({a.name for a in hub.adapters.values()}):
+        stub = hub.pm.hook.omni_demo_vendor(adapter_name=name, hub=hub)
+        if stub is not None:
+            routes.append(Mount(f"/demo/vendor/{name}", app=stub))
+    routes.append(Mount("/", app=hub.asgi(lifespan=False)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -98,6 +98,8 @@ class Hub:
                                      kv=self.store, blobs=self.blobs, extras={"hub": self})
             self.adapters[key] = config.adapter(config.settings, context)
         self.delivery = Delivery(self, self.settings.delivery)
+        self.transcribers: list[Any] = []
+        """Speech-to-text engines registered through ``omni_register_transcribers``."""
         self._outgoing: asyncio.Queue[Event] | None = None
         self._workers: list[asyncio.Task[Any]] = []
         self._hook_tasks: set[asyncio.Task[Any]] = set()
@@ -149,6 +151,8 @@ class Hub:
         for adapter in self.adapters.values():
             await adapter.start()
         await self.delivery.start()
+        self.transcribers = []
+        self.pm.hook.omni_register_transcribers(register=self.transcribers.append)
         self._open = True
         await self._call_observers(self.pm.hook.omni_hub_started, hub=self)
 
@@ -264,12 +268,16 @@ class Hub:
         url = f"{self.public_url}/webhooks/{channel_key}"
         return f"{url}?{query_string}" if query_string else url
 
-    async def handle_webhook(self, channel_key: str, request: WebhookRequest) -> WebhookResponse:
+    async def handle_webhook(
+        self, channel_key: str, request: WebhookRequest, *, trusted: bool = False
+    ) -> WebhookResponse:
         """Run the inbound pipeline on one request and return the vendor's answer.
 
         verify → persist raw → parse → de-duplicate → thread → store → publish → answer.
         Raises :class:`NotFoundError` (404) and :class:`SignatureError` (403); a verified
         request that cannot be parsed is dead-lettered and answered as the vendor expects.
+        ``trusted`` skips verification, for payloads an adapter received over its own
+        authenticated transport (an SMTP listener, an IMAP mailbox).
         """
         adapter = self.adapter(channel_key)
         if request.method in ("GET", "HEAD"):
@@ -277,7 +285,8 @@ class Hub:
             if response is None:
                 return WebhookResponse(405, b"method not allowed")
             return response
-        adapter.verify(request)
+        if not trusted:
+            adapter.verify(request)
         raw = RawPayload(id=new_id("raw"), channel_key=channel_key,
                          received_at=datetime.now(UTC), method=request.method,
                          url=request.url, headers=_storable_headers(request.headers),
@@ -291,13 +300,50 @@ class Hub:
             await self.store.add_dead_letter(letter, raw)
             log.warning("dead-lettered a %s payload on %s: %s", adapter.name, channel_key, error)
             return adapter.acknowledge(request, None)
-        await self._store_result(adapter, result, raw, raw.received_at)
+        stored = await self._store_result(adapter, result, raw, raw.received_at)
+        if adapter.capabilities.passive_reply and stored:
+            passive = await self._passive_reply(adapter, request, stored)
+            if passive is not None:
+                return passive
         return result.response or adapter.acknowledge(request, result)
+
+    async def _passive_reply(
+        self, adapter: ChannelAdapter, request: WebhookRequest, stored: list[Message]
+    ) -> WebhookResponse | None:
+        inbound = next((m for m in stored if m.direction == "inbound"), None)
+        if inbound is None or not self.pm.hook.omni_inbound_passive_reply.get_hookimpls():
+            return None
+        conversation = await self.store.get_conversation(inbound.conversation_id)
+        if conversation is None:
+            return None
+        try:
+            parts = self.pm.hook.omni_inbound_passive_reply(
+                hub=self, adapter=adapter, message=inbound, conversation=conversation)
+        except Exception:
+            log.exception("passive reply hook failed")
+            return None
+        if not parts:
+            return None
+        rendered = self._render(adapter, parts)
+        now = datetime.now(UTC)
+        reply = Message(
+            id=new_id("msg"), channel=adapter.channel, channel_key=adapter.context.key,
+            adapter=adapter.name, direction="outbound", conversation_id=conversation.id,
+            sender=inbound.recipients[0] if inbound.recipients else inbound.sender,
+            recipients=[inbound.sender], parts=list(parts), reply_to=inbound.id,
+            created_at=now, received_at=now, status="sent", author=Author(kind="bot"),
+            metadata={"passive_reply": True, **rendered.metadata})
+        response = adapter.passive_response(request, inbound, reply, rendered.parts)
+        if response is None:
+            return None
+        await self.store.add_message(reply)
+        self._publish(MessageSent(message=reply))
+        return response
 
     async def _store_result(
         self, adapter: ChannelAdapter, result: ParseResult, raw: RawPayload | None,
         received_at: datetime,
-    ) -> None:
+    ) -> list[Message]:
         key = adapter.context.key
         items: list[IngestItem] = []
         statuses: list[StatusUpdate] = []
@@ -316,9 +362,10 @@ class Hub:
                                 error=failure.error, created_at=received_at,
                                 raw_id=raw.id if raw else None)
             await self.store.add_dead_letter(letter, None, failure.fragment)
-        self._announce(outcomes)
+        stored = self._announce(outcomes)
         for update in statuses:
             await self._apply_status(key, update)
+        return stored
 
     def _ingest_item(self, adapter: ChannelAdapter, draft: InboundMessage,
                      received_at: datetime, raw_id: str | None) -> IngestItem:
@@ -352,6 +399,12 @@ class Hub:
         if stored:
             await self.store.kv_delete(key)
             await self._apply_status(channel_key, StatusUpdate.model_validate_json(stored))
+
+    async def update_message(self, message: Message) -> None:
+        """Store a changed message (same id) and publish ``message.updated`` — for plugins
+        that enrich messages later (a transcript, a downloaded attachment)."""
+        await self.store.update_message(message)
+        self._publish(MessageUpdated(message=message))
 
     async def apply_status(self, channel_key: str, update: StatusUpdate) -> None:
         """Apply a receipt that arrived outside a webhook (forward-only)."""

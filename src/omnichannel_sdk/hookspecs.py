@@ -93,6 +93,37 @@ def omni_inbound_thread_key(adapter: ChannelAdapter, message: InboundMessage) ->
     """
 
 
+@hookspec(firstresult=True)
+def omni_inbound_passive_reply(
+    hub: Hub, adapter: ChannelAdapter, message: Message, conversation: Conversation
+) -> Sequence[Part] | None:
+    """Return parts to answer ``message`` inside the webhook's own HTTP response.
+
+    Called only for adapters whose capabilities have ``passive_reply`` (WeChat's passive reply,
+    Twilio's TwiML), after the message is stored and before the vendor is answered, so it must
+    be quick and synchronous (canned answers, keyword bots). The reply is stored as an outbound
+    message. Return ``None`` to answer the vendor plainly.
+
+    Stops at first non-None result.
+
+    :param hub: the hub.
+    :param adapter: the adapter that received the message.
+    :param message: the stored inbound message.
+    :param conversation: its conversation.
+    """
+
+
+@hookspec
+def omni_register_transcribers(register: Callable[[Any], None]) -> None:
+    """Register speech-to-text engines that add transcripts to audio without one.
+
+    Called once when the hub opens, by the plugin that runs transcription (omnichannel-voice).
+
+    :param register: call ``register(transcriber)`` for each engine; see the voice plugin's
+        documentation for the transcriber interface.
+    """
+
+
 # -------------------------------------------------------------------------
 # inbound: observers (after the vendor was answered)
 # -------------------------------------------------------------------------
@@ -196,4 +227,19 @@ def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> 
     :param channel_key: the demo channel.
     :param adapter_name: its adapter.
     :param public_url: the demo's public URL.
+    """
+
+
+@hookspec(firstresult=True)
+def omni_demo_vendor(adapter_name: str, hub: Hub) -> Any:
+    """An ASGI app that plays the vendor API of ``adapter_name`` in ``omnichannel demo``.
+
+    The demo mounts it at ``/demo/vendor/{adapter_name}``; demo channels point their
+    ``api_base`` there. It should answer sends as the vendor does and may report delivery
+    back through ``hub.apply_status`` or signed status callbacks.
+
+    Stops at first non-None result.
+
+    :param adapter_name: the adapter whose vendor to play.
+    :param hub: the demo hub.
     """

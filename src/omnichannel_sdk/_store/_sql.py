@@ -605,6 +605,19 @@ class SqlStore(Store, abc.ABC):
 
         return await self._write(unit)
 
+    async def add_message(self, message: Message) -> None:
+        """Store a message that needs no delivery (a passive reply, an import)."""
+
+        async def unit(tx: Tx) -> None:
+            await self._insert_message(tx, message)
+            if message.external_id:
+                await tx.execute(
+                    "INSERT INTO message_refs (channel_key, external_id, message_id) "
+                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    message.channel_key, message.external_id, message.id)
+
+        await self._write(unit)
+
     async def update_message(self, message: Message) -> None:
         """Replace a stored message (same id)."""
         await self._write(lambda tx: self._save_message(tx, message))
