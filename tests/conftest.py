@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from omnichannel_sdk import Hub
 from omnichannel_sdk.testing import FakeAdapter
 
 PG_DSN = os.environ.get("OMNICHANNEL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -47,7 +45,7 @@ def pg_schema() -> str:
 
 
 @pytest.fixture
-def fake_config(omni_config: dict[str, Any]) -> dict[str, Any]:
+def omni_config(omni_config: dict[str, Any]) -> dict[str, Any]:
     """The kit config with a ``fake`` channel at key ``fake``."""
     omni_config["channels"]["fake"] = {"adapter": "fake", "secret": FAKE_SECRET}
     return omni_config
@@ -67,8 +65,11 @@ def register_plugin(register_plugin: list[object]) -> list[object]:
     return register_plugin
 
 
-@pytest.fixture
-async def fake_hub(fake_config: dict[str, Any], register_plugin: list[object]) -> AsyncIterator[Hub]:
-    hub = Hub.from_config(fake_config, plugins=register_plugin)
-    async with hub:
-        yield hub
+def signed(events: list[dict[str, Any]] | bytes, secret: str = FAKE_SECRET) -> tuple[bytes, dict[str, str]]:
+    """A fake-vendor body and its headers."""
+    import orjson
+
+    from omnichannel_sdk.testing import fake_signature
+
+    body = events if isinstance(events, bytes) else orjson.dumps({"events": events})
+    return body, {"content-type": "application/json", "x-fake-signature": fake_signature(secret, body)}

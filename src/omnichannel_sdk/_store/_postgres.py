@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from .._errors import OmnichannelError
+from .._errors import ConfigurationError, OmnichannelError
 from ._sql import SCHEMA, SqlStore
 
 T = TypeVar("T")
@@ -44,7 +45,18 @@ class PostgresStore(SqlStore):
                      FOR UPDATE SKIP LOCKED)
         RETURNING id, kind, channel_key, message_id, attempts, payload"""
 
-    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10) -> None:
+    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10,
+                 schema: str | None = None) -> None:
+        parts = urlsplit(dsn)
+        query = parse_qsl(parts.query)
+        found = [v for k, v in query if k == "schema"]
+        if found:  # ``?schema=name`` keeps the tables in their own schema
+            schema = schema or found[0]
+            dsn = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query
+                                                              if k != "schema"])))
+        if schema is not None and not schema.replace("_", "").isalnum():
+            raise ConfigurationError("schema names are letters, digits and '_'", field="store")
+        self.schema = schema
         self.dsn = dsn
         self.min_size = min_size
         self.max_size = max_size
@@ -52,9 +64,17 @@ class PostgresStore(SqlStore):
 
     async def open(self) -> None:
         """Connect a pool and create the schema (under an advisory lock)."""
+        settings = {"search_path": self.schema} if self.schema else None
         try:
+            if self.schema:
+                conn = await asyncpg.connect(self.dsn)
+                try:
+                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                finally:
+                    await conn.close()
             self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=self.min_size, max_size=self.max_size)
+                self.dsn, min_size=self.min_size, max_size=self.max_size,
+                server_settings=settings)
         except (OSError, asyncpg.PostgresError) as exc:
             raise OmnichannelError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from exc
         async with self.pool.acquire() as conn, conn.transaction():

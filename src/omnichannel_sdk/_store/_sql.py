@@ -400,6 +400,7 @@ class SqlStore(Store, abc.ABC):
                 if row:
                     contact = Contact.model_validate_json(row[0])
                     break
+        fresh = contact is None
         if contact is None:
             name = next((a.display_name for a in addresses if a.display_name), None)
             contact = Contact(id=new_id("ct"), display_name=name, addresses=[])
@@ -417,6 +418,10 @@ class SqlStore(Store, abc.ABC):
             if owner is not None:
                 added.append(address)
                 have.add((address.channel, address.handle))
+            elif fresh and not added:
+                # another transaction created this person a moment ago: use theirs
+                await tx.execute("DELETE FROM contacts WHERE id = $1", contact.id)
+                return await self._resolve_contact(tx, addresses, None)
         if added:
             update: dict[str, Any] = {"addresses": [*contact.addresses, *added]}
             if contact.display_name is None:

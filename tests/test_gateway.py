@@ -1,0 +1,148 @@
+"""The webhook gateway through ASGI: statuses, storage, dead letters, limits, mounting."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from omnichannel_sdk import Hub, MessageReceived
+from omnichannel_sdk.testing import PUBLIC_URL
+
+from .conftest import signed
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_inbound_message_is_stored_and_published(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+    events = hub.events()
+    waiter = asyncio.ensure_future(events.__anext__())
+    await asyncio.sleep(0)
+    body, headers = signed([{"id": "m1", "from": "alice", "text": "hello"}])
+    response = await webhook_client.post("/webhooks/fake", content=body, headers=headers)
+    assert response.status_code == 200
+    [conversation] = await hub.store.list_conversations()
+    [message] = await hub.store.list_messages(conversation.id)
+    assert message.text == "hello" and message.direction == "inbound" and message.status == "received"
+    assert message.sender.handle == "alice" and message.external_id == "m1"
+    assert message.adapter == "fake" and message.channel_key == "fake"
+    seen = [await asyncio.wait_for(waiter, 2)]
+    while not isinstance(seen[-1], MessageReceived):
+        seen.append(await asyncio.wait_for(events.__anext__(), 2))
+    assert seen[-1].message.id == message.id
+    await events.aclose()
+
+
+async def test_retry_stores_nothing_new(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+    body, headers = signed([{"id": "dup", "from": "bob", "text": "x"}])
+    first = await webhook_client.post("/webhooks/fake", content=body, headers=headers)
+    again = await webhook_client.post("/webhooks/fake", content=body, headers=headers)
+    assert first.status_code == again.status_code == 200 and first.content == again.content
+    [conversation] = await hub.store.list_conversations()
+    assert len(await hub.store.list_messages(conversation.id)) == 1
+
+
+async def test_concurrent_retries_store_once(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+    body, headers = signed([{"id": "race", "from": "bob", "text": "x"}])
+    answers = await asyncio.gather(*[webhook_client.post("/webhooks/fake", content=body, headers=headers)
+                                     for _ in range(25)])
+    assert {a.status_code for a in answers} == {200}
+    [conversation] = await hub.store.list_conversations()
+    assert len(await hub.store.list_messages(conversation.id)) == 1
+
+
+async def test_unknown_channel_is_404(webhook_client: httpx.AsyncClient) -> None:
+    assert (await webhook_client.post("/webhooks/nope", content=b"{}")).status_code == 404
+    assert (await webhook_client.get("/elsewhere")).status_code == 404
+
+
+async def test_bad_signature_is_403_and_nothing_stored(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+    body, headers = signed([{"id": "m", "from": "x", "text": "y"}], secret="wrong")
+    assert (await webhook_client.post("/webhooks/fake", content=body, headers=headers)).status_code == 403
+    assert (await webhook_client.post("/webhooks/fake", content=body)).status_code == 403
+    assert await hub.store.list_conversations() == []
+    assert await hub.store.list_dead_letters() == []
+
+
+async def test_unparseable_is_dead_lettered_and_replayable(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+    body, headers = signed(b'{"events": "not a list"}')
+    response = await webhook_client.post("/webhooks/fake", content=body, headers=headers)
+    assert response.status_code == 200
+    [letter] = await hub.store.list_dead_letters()
+    assert letter.adapter == "fake" and "events" in letter.error and letter.raw_id
+    raw = await hub.store.get_raw(letter.raw_id)
+    assert raw and raw.body == body
+    report = await hub.replay()
+    assert report.failed and not report.replayed  # still broken: stays dead-lettered
+    assert len(await hub.store.list_dead_letters()) == 1
+
+
+async def test_batch_item_failure_dead_letters_only_that_item(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+    body, headers = signed([{"id": "ok1", "from": "a", "text": "fine"}, {"from": "no id"},
+                            {"id": "ok2", "from": "a", "text": "also fine"}])
+    assert (await webhook_client.post("/webhooks/fake", content=body, headers=headers)).status_code == 200
+    [conversation] = await hub.store.list_conversations()
+    assert [m.external_id for m in await hub.store.list_messages(conversation.id)] == ["ok1", "ok2"]
+    [letter] = await hub.store.list_dead_letters()
+    assert await hub.store.dead_letter_fragment(letter.id) == {"from": "no id"}
+
+
+async def test_body_limit_is_413(omni_config: dict, register_plugin: list) -> None:
+    omni_config["omnichannel"]["max_body_bytes"] = 100
+    async with Hub.from_config(omni_config, plugins=register_plugin) as hub:
+        transport = httpx.ASGITransport(app=hub.asgi(lifespan=False))
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+            body, headers = signed([{"id": "big", "from": "a", "text": "x" * 200}])
+            assert (await client.post("/webhooks/fake", content=body, headers=headers)).status_code == 413
+            assert await hub.store.list_conversations() == []
+
+
+async def test_signatures_use_public_url_wherever_mounted(hub: Hub) -> None:
+    # mounted under /integrations, the vendor still signs public_url + /webhooks/{key}
+    outer = Starlette(routes=[Mount("/integrations", app=hub.asgi(lifespan=False))])
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://internal:9000") as client:
+        body, headers = signed([{"id": "mnt", "from": "a", "text": "x"}])
+        response = await client.post("/integrations/webhooks/fake", content=body, headers=headers)
+        assert response.status_code == 200
+        assert (await client.get("/integrations/healthz")).json() == {"ok": True}
+    assert hub.request_url("fake", "a=1") == f"{PUBLIC_URL}/webhooks/fake?a=1"
+
+
+async def test_get_without_handshake_is_405(webhook_client: httpx.AsyncClient) -> None:
+    assert (await webhook_client.get("/webhooks/fake")).status_code == 405
+    assert (await webhook_client.put("/webhooks/fake", content=b"")).status_code == 405
+
+
+async def test_store_failure_is_503_so_the_vendor_retries(hub: Hub, webhook_client: httpx.AsyncClient,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from omnichannel_sdk import OmnichannelError
+
+    async def broken(*args, **kwargs):
+        raise OmnichannelError("disk full")
+
+    monkeypatch.setattr(hub.store, "ingest", broken)
+    body, headers = signed([{"id": "m", "from": "a", "text": "x"}])
+    assert (await webhook_client.post("/webhooks/fake", content=body, headers=headers)).status_code == 503
+
+
+async def test_lifespan_opens_and_closes_the_hub(omni_config: dict, register_plugin: list) -> None:
+    hub = Hub.from_config(omni_config, plugins=register_plugin)
+    app = hub.asgi()
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[dict] = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+        if message["type"] == "lifespan.startup.complete":
+            assert hub.is_open
+
+    await app({"type": "lifespan"}, receive, send)
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert not hub.is_open

@@ -1,0 +1,314 @@
+"""One store suite, run on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from omnichannel_sdk import (
+    Action,
+    Address,
+    DeadLetter,
+    EventPart,
+    InboundMessage,
+    Message,
+    StatusUpdate,
+    TextPart,
+)
+from omnichannel_sdk._ids import new_id
+from omnichannel_sdk._store import IngestItem, Job, RawPayload, SqlStore
+from omnichannel_sdk._store._postgres import PostgresStore
+from omnichannel_sdk._store._sqlite import SQLiteStore
+
+from .conftest import PG_DSN, need_service
+
+pytestmark = pytest.mark.anyio
+
+
+async def _drop_schema(schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[SqlStore]:
+    if request.param == "sqlite":
+        s: SqlStore = SQLiteStore(str(tmp_path / "store.db"))
+        await s.open()
+        yield s
+        await s.close()
+    else:
+        need_service("PostgreSQL", 5432)
+        schema = "t_" + new_id("s").split("_")[1].lower()
+        s = PostgresStore(PG_DSN, schema=schema)
+        await s.open()
+        yield s
+        await s.close()
+        await _drop_schema(schema)
+
+
+def sms(handle: str) -> Address:
+    return Address(channel="sms", handle=handle)
+
+
+def item(ext: str, sender: str = "+14155550100", text: str = "hi", *, thread: str | None = None,
+         refs: list[str] | None = None, hints: list[Address] | None = None,
+         parts: list | None = None, hint: str | None = None, ours: str = "+14155550199",
+         when: datetime | None = None) -> IngestItem:
+    draft = InboundMessage(external_id=ext, sender=sms(sender), recipients=[sms(ours)],
+                           parts=parts if parts is not None else [TextPart(text=text)],
+                           references=refs or [], conversation_hint=hint)
+    return IngestItem(message_id=new_id("msg"), channel="sms", channel_key="sms", adapter="t",
+                      draft=draft, thread_key=thread or f"{sender}|{ours}",
+                      contact_addresses=[draft.sender, *(hints or [])],
+                      received_at=when or datetime.now(UTC), window=timedelta(hours=24))
+
+
+async def test_ingest_stores_threads_and_deduplicates(store: SqlStore) -> None:
+    [first] = await store.ingest([item("SM1")], None)
+    assert not first.duplicate and first.conversation_created
+    assert first.message and first.conversation and first.contact
+    assert first.conversation.window_expires_at is not None
+    [again] = await store.ingest([item("SM1")], None)
+    assert again.duplicate
+    [second] = await store.ingest([item("SM2", text="more")], None)
+    assert second.conversation and second.conversation.id == first.conversation.id
+    assert not second.conversation_created
+    messages = await store.list_messages(first.conversation.id)
+    assert [m.external_id for m in messages] == ["SM1", "SM2"]
+    assert (await store.get_message(first.message.id)) == first.message
+    found = await store.find_message_by_external("sms", "SM2")
+    assert found and found.text == "more"
+    contact = await store.get_contact(first.conversation.contact_id)
+    assert contact and contact.addresses == [sms("+14155550100")]
+
+
+async def test_references_and_hints_pick_the_conversation(store: SqlStore) -> None:
+    [a] = await store.ingest([item("A1", thread="t-a")], None)
+    [b] = await store.ingest([item("B1", thread="t-b", refs=["A1"])], None)
+    assert a.conversation and b.conversation and b.conversation.id == a.conversation.id
+    assert b.message and a.message and b.message.reply_to == a.message.id
+    [c] = await store.ingest([item("C1", thread="t-c", hint=a.conversation.id)], None)
+    assert c.conversation and c.conversation.id == a.conversation.id
+    [d] = await store.ingest([item("D1", thread="t-d")], None)
+    assert d.conversation and d.conversation.id != a.conversation.id
+
+
+async def test_closed_conversation_is_not_reused(store: SqlStore) -> None:
+    [a] = await store.ingest([item("X1")], None)
+    assert a.conversation
+    await store.set_conversation_status(a.conversation.id, "closed")
+    [b] = await store.ingest([item("X2")], None)
+    assert b.conversation and b.conversation.id != a.conversation.id and b.conversation_created
+    assert b.conversation.contact_id == a.conversation.contact_id
+
+
+async def test_contact_hints_link_channels(store: SqlStore) -> None:
+    email = Address(channel="email", handle="Ann@Example.COM")
+    [web] = await store.ingest([item("W1", sender="+14155550111", hints=[email])], None)
+    assert web.contact
+    draft = InboundMessage(external_id="<m1@example.com>", sender=email, parts=[TextPart(text="x")])
+    mail = IngestItem(message_id=new_id("msg"), channel="email", channel_key="mail", adapter="t",
+                      draft=draft, thread_key="subject", contact_addresses=[email],
+                      received_at=datetime.now(UTC))
+    [out] = await store.ingest([mail], None)
+    assert out.contact and out.contact.id == web.contact.id
+    assert {a.handle for a in out.contact.addresses} == {"+14155550111", "ann@example.com"}
+    assert (await store.find_contact(email)) == out.contact
+
+
+async def test_opt_out_and_back_in(store: SqlStore) -> None:
+    [out] = await store.ingest([item("O1", parts=[TextPart(text="STOP"), EventPart(name="opt_out")])], None)
+    assert out.contact and out.contact.opted_out == ["sms"] and out.opt_change == "opt_out"
+    [back] = await store.ingest([item("O2", parts=[EventPart(name="opt_in")])], None)
+    assert back.contact and back.contact.opted_out == []
+
+
+async def test_numbered_reply_maps_to_action(store: SqlStore) -> None:
+    [first] = await store.ingest([item("N1")], None)
+    assert first.conversation
+    conv = first.conversation
+    now = datetime.now(UTC)
+    actions = [Action(id="yes", title="Yes"), Action(id="no", title="No")]
+    outbound = Message(id=new_id("msg"), channel="sms", channel_key="sms", adapter="t",
+                       direction="outbound", conversation_id=conv.id, sender=sms("+14155550199"),
+                       recipients=[sms("+14155550100")], parts=[TextPart(text="1. Yes\n2. No")],
+                       created_at=now, received_at=now, status="queued",
+                       metadata={"numbered_actions": [a.model_dump() for a in actions]})
+    job = Job(id=new_id("job"), kind="send", channel_key="sms", message_id=outbound.id)
+    await store.create_outbound(outbound, job, lease=60)
+    [answer] = await store.ingest([item("N2", text=" 2 ")], None)
+    assert answer.message
+    events = [p for p in answer.message.parts if isinstance(p, EventPart)]
+    assert events and events[0].name == "action" and events[0].data["id"] == "no"
+    [other] = await store.ingest([item("N3", text="7")], None)
+    assert other.message and len(other.message.parts) == 1
+
+
+async def _outbound(store: SqlStore, ext: str) -> Message:
+    [first] = await store.ingest([item("in-" + ext)], None)
+    assert first.conversation
+    now = datetime.now(UTC)
+    message = Message(id=new_id("msg"), channel="sms", channel_key="sms", adapter="t",
+                      direction="outbound", conversation_id=first.conversation.id,
+                      sender=sms("+14155550199"), recipients=[sms("+14155550100")],
+                      parts=[TextPart(text="out")], created_at=now, received_at=now, status="queued")
+    job = Job(id=new_id("job"), kind="send", channel_key="sms", message_id=message.id)
+    await store.create_outbound(message, job, lease=60)
+    return await store.record_sent(message.model_copy(update={"status": "sent", "external_id": ext}),
+                                   [ext], job.id)
+
+
+async def test_status_moves_forward_only(store: SqlStore) -> None:
+    sent = await _outbound(store, "OUT1")
+    assert sent.status == "sent"
+    for status, expected in [("delivered", "delivered"), ("read", "read"),
+                             ("delivered", "read"), ("failed", "read"), ("sent", "read")]:
+        await store.apply_status("sms", StatusUpdate(external_id="OUT1", status=status))
+        message = await store.get_message(sent.id)
+        assert message and message.status == expected
+    assert await store.apply_status("sms", StatusUpdate(external_id="unknown", status="read")) == []
+
+
+async def test_watermark_marks_earlier_messages(store: SqlStore) -> None:
+    first = await _outbound(store, "W1")
+    second = await _outbound(store, "W2")
+    moved = await store.apply_status("sms", StatusUpdate(
+        status="read", watermark=datetime.now(UTC) + timedelta(seconds=1),
+        recipient=sms("+14155550100")))
+    assert {o.message.id for o in moved} == {first.id, second.id}
+
+
+async def test_jobs_claim_retry_lease_and_fail(store: SqlStore) -> None:
+    job = Job(id=new_id("job"), kind="media", channel_key="sms", message_id=None, payload={"part": 0})
+    await store.enqueue_job(job)
+    [claimed] = await store.claim_jobs(10, lease=60)
+    assert claimed.id == job.id and claimed.payload == {"part": 0}
+    assert await store.claim_jobs(10, lease=60) == []
+    await store.retry_job(job.id, delay=60, error="boom")
+    assert await store.claim_jobs(10, lease=60) == []
+    await store.retry_job(job.id, delay=0, error="boom")
+    [again] = await store.claim_jobs(10, lease=0.01)
+    assert again.attempts == 2
+    await asyncio.sleep(0.05)
+    [orphan] = await store.claim_jobs(10, lease=60)  # its lease ran out: taken over
+    assert orphan.id == job.id
+    letter = DeadLetter(id=new_id("dl"), kind="outbound", channel_key="sms", adapter="t",
+                        error="gave up", created_at=datetime.now(UTC))
+    await store.fail_job(orphan, letter, None)
+    assert await store.pending_jobs() == 0
+    [stored] = await store.list_dead_letters()
+    assert stored.id == letter.id
+    await store.mark_replayed(letter.id)
+    assert await store.list_dead_letters() == []
+    assert len(await store.list_dead_letters(include_replayed=True)) == 1
+
+
+async def test_raw_payload_roundtrip(store: SqlStore) -> None:
+    raw = RawPayload(id=new_id("raw"), channel_key="sms", received_at=datetime.now(UTC),
+                     method="POST", url="https://x/webhooks/sms", headers={"a": "b"},
+                     body=b"\x00\xffbody")
+    await store.ingest([], raw)
+    loaded = await store.get_raw(raw.id)
+    assert loaded and loaded.body == raw.body and loaded.headers == {"a": "b"}
+
+
+async def test_kv(store: SqlStore) -> None:
+    assert await store.kv_get("k") is None
+    assert await store.kv_add("k", "1", ttl=60)
+    assert not await store.kv_add("k", "2", ttl=60)
+    await store.kv_set("k", "3")
+    assert await store.kv_get("k") == "3"
+    await store.kv_set("short", "x", ttl=0.01)
+    await asyncio.sleep(0.05)
+    assert await store.kv_get("short") is None
+    assert await store.kv_add("short", "y", ttl=60)  # an expired lock can be taken
+    await store.kv_set("p:1", "a")
+    await store.kv_set("p:2", "b")
+    assert await store.kv_scan("p:") == [("p:1", "a"), ("p:2", "b")]
+    await store.kv_delete("p:1")
+    assert await store.kv_scan("p:") == [("p:2", "b")]
+
+
+async def test_concurrent_duplicates_store_once(store: SqlStore) -> None:
+    results = await asyncio.gather(*[store.ingest([item("DUP")], None) for _ in range(20)])
+    assert sum(1 for [r] in results if not r.duplicate) == 1
+    assert len(await store.list_conversations()) == 1
+
+
+async def test_new_senders_concurrently_get_one_conversation_each(store: SqlStore) -> None:
+    await asyncio.gather(*[store.ingest([item(f"S{i}", sender=f"+1415555{i:04d}")], None)
+                           for i in range(30)])
+    conversations = await store.list_conversations()
+    assert len(conversations) == 30
+    assert len({c.contact_id for c in conversations}) == 30
+
+
+async def test_list_conversations_filters_and_orders(store: SqlStore) -> None:
+    await store.ingest([item("L1", sender="+14155550001")], None)
+    await store.ingest([item("L2", sender="+14155550002")], None)
+    newest = await store.list_conversations(limit=1)
+    assert newest[0].thread_key.startswith("+14155550002")
+    assert len(await store.list_conversations(channel_key="sms", status="open")) == 2
+    assert await store.list_conversations(channel_key="other") == []
+    msgs = await store.list_messages(newest[0].id, limit=1)
+    assert len(msgs) == 1 and await store.list_messages(newest[0].id, after=msgs[0].id) == []
+
+
+async def test_sqlite_group_commit_batches_concurrent_writes(tmp_path) -> None:
+    store = SQLiteStore(str(tmp_path / "g.db"))
+    await store.open()
+    flushes = 0
+    original = store._flush
+
+    def counting() -> None:
+        nonlocal flushes
+        flushes += 1
+        original()
+
+    store._flush = counting  # type: ignore[method-assign]
+    await asyncio.gather(*[store.ingest([item(f"G{i}")], None) for i in range(50)])
+    assert flushes < 5
+    assert len(await store.list_messages((await store.list_conversations())[0].id)) == 50
+    await store.close()
+
+
+async def test_sqlite_failed_unit_does_not_undo_others(tmp_path) -> None:
+    store = SQLiteStore(str(tmp_path / "f.db"))
+    await store.open()
+
+    async def bad(tx):
+        await tx.execute("INSERT INTO kv (key, value) VALUES ('bad', 'x')")
+        raise ValueError("boom")
+
+    results = await asyncio.gather(store.kv_set("good", "1"), store._write(bad),
+                                   return_exceptions=True)
+    assert isinstance(results[1], ValueError)
+    assert await store.kv_get("good") == "1" and await store.kv_get("bad") is None
+    await store.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_two_processes_deduplicate(pg_schema: str) -> None:
+    a, b = PostgresStore(PG_DSN, schema=pg_schema), PostgresStore(PG_DSN, schema=pg_schema)
+    await a.open()
+    await b.open()
+    try:
+        results = await asyncio.gather(*[(a if i % 2 else b).ingest([item("PG-DUP")], None)
+                                         for i in range(20)])
+        assert sum(1 for [r] in results if not r.duplicate) == 1
+        convs = await asyncio.gather(*[(a if i % 2 else b).ingest(
+            [item(f"PG-{i}", sender="+14155550777")], None) for i in range(10)])
+        assert len({r.conversation.id for [r] in convs if r.conversation}) == 1
+    finally:
+        await a.close()
+        await b.close()
+        await _drop_schema(pg_schema)
