@@ -229,7 +229,8 @@ async def test_inbound_media_is_downloaded_into_the_blob_store(
     assert await hub.blobs.get(part.blob_key or "") == b"\x89PNG-cat"
 
 
-async def test_media_from_undeclared_hosts_is_never_fetched(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+async def test_media_from_undeclared_hosts_is_never_fetched(
+        hub: Hub, webhook_client: httpx.AsyncClient) -> None:
     with respx.mock(assert_all_called=False) as vendor:
         route = vendor.get(url__regex=".*").respond(200, content=b"x")
         await inbound(webhook_client, "in1", media_url="http://169.254.169.254/latest/meta-data")

@@ -67,7 +67,8 @@ async def test_bad_signature_is_403_and_nothing_stored(hub: Hub, webhook_client:
     assert await hub.store.list_dead_letters() == []
 
 
-async def test_unparseable_is_dead_lettered_and_replayable(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+async def test_unparseable_is_dead_lettered_and_replayable(
+        hub: Hub, webhook_client: httpx.AsyncClient) -> None:
     body, headers = signed(b'{"events": "not a list"}')
     response = await webhook_client.post("/webhooks/fake", content=body, headers=headers)
     assert response.status_code == 200
@@ -80,7 +81,8 @@ async def test_unparseable_is_dead_lettered_and_replayable(hub: Hub, webhook_cli
     assert len(await hub.store.list_dead_letters()) == 1
 
 
-async def test_batch_item_failure_dead_letters_only_that_item(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+async def test_batch_item_failure_dead_letters_only_that_item(
+        hub: Hub, webhook_client: httpx.AsyncClient) -> None:
     body, headers = signed([{"id": "ok1", "from": "a", "text": "fine"}, {"from": "no id"},
                             {"id": "ok2", "from": "a", "text": "also fine"}])
     assert (await webhook_client.post("/webhooks/fake", content=body, headers=headers)).status_code == 200
