@@ -42,12 +42,14 @@ class MemoryBus(EventBus):
 
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[Any]] = set()
+        self._closed = False
         self.dropped = 0
 
     async def close(self) -> None:
-        """End every subscription."""
+        """End every subscription (after the events already queued for it)."""
+        self._closed = True
         for queue in list(self._queues):
-            with contextlib.suppress(asyncio.QueueFull):
+            with contextlib.suppress(asyncio.QueueFull):  # a full queue ends when drained
                 queue.put_nowait(_CLOSED)
 
     async def publish(self, event: Event) -> None:
@@ -64,6 +66,8 @@ class MemoryBus(EventBus):
         self._queues.add(queue)
         try:
             while True:
+                if self._closed and queue.empty():
+                    return
                 event = await queue.get()
                 if event is _CLOSED:
                     return

@@ -86,9 +86,9 @@ async def _demo_check(hub: Any) -> None:
                     console.print(f"{key}: POST {path} -> {response.status_code}")
             for conversation in await hub.store.list_conversations():
                 try:
-                    sent = await hub.send(conversation.id, text="Thanks, an agent is on it.",
-                                          wait=True)
-                except OmnichannelError as exc:
+                    sent = await asyncio.wait_for(hub.send(
+                        conversation.id, text="Thanks, an agent is on it.", wait=True), 20)
+                except (OmnichannelError, TimeoutError) as exc:
                     console.print(f"{conversation.channel_key}: reply refused: {exc}")
                     continue
                 console.print(f"{conversation.channel_key}: reply {sent.id} {sent.status}")

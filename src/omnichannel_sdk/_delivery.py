@@ -197,12 +197,34 @@ class Delivery:
                     await self.hub.store.finish_job(job.id)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("job %s crashed; it will be retried", job.id)
-            with contextlib.suppress(Exception):
-                await self.hub.store.retry_job(job.id, self.settings.base_delay, "internal error")
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker
+            await self._crashed(job, message, exc)
         finally:
             self._running.discard(job.id)
+
+    async def _crashed(self, job: Job, message: Message | None, exc: Exception) -> None:
+        """A bug (ours or an adapter's) broke a job: retry with backoff, then dead-letter."""
+        store = self.hub.store
+        try:
+            if job.attempts + 1 < self.settings.max_attempts:
+                log.exception("job %s crashed; it will be retried", job.id)
+                await store.retry_job(job.id, backoff_delay(
+                    job.attempts, self.settings.base_delay, self.settings.max_delay),
+                    f"internal: {type(exc).__name__}")
+                return
+            log.exception("job %s crashed on its last try", job.id)
+            if message is None and job.message_id:
+                message = await store.get_message(job.message_id)
+            if job.kind == "send" and message is not None:
+                await self._give_up(job, message, exc)
+            else:
+                letter = DeadLetter(id=new_id("dl"), kind="inbound", channel_key=job.channel_key,
+                                    adapter=message.adapter if message else "unknown",
+                                    error=f"{job.kind}: {type(exc).__name__}: {exc}",
+                                    created_at=utcnow(), message_id=job.message_id)
+                await store.fail_job(job, letter, None)
+        except Exception:
+            log.exception("could not record the failure of job %s", job.id)
 
     async def _send(self, job: Job, message: Message | None) -> None:
         store = self.hub.store

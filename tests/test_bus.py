@@ -1,0 +1,57 @@
+"""Event buses: in-memory and NATS JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from omnichannel_sdk import Address, Conversation, ConversationOpened, MemoryBus, NatsBus
+
+from .conftest import NATS_URL, need_service
+
+pytestmark = pytest.mark.anyio
+
+
+def opened(n: int) -> ConversationOpened:
+    return ConversationOpened(conversation=Conversation(
+        id=f"conv_{n}", channel="sms", channel_key="sms", contact_id="ct_1",
+        participants=[Address(channel="sms", handle="+14155550100")], thread_key="t",
+        created_at=datetime.now(UTC)))
+
+
+async def test_memory_bus_fans_out_and_never_blocks() -> None:
+    bus = MemoryBus()
+    first, second = bus.subscribe(maxsize=2), bus.subscribe(maxsize=2)
+    got_first = asyncio.ensure_future(first.__anext__())
+    got_second = asyncio.ensure_future(second.__anext__())
+    await asyncio.sleep(0)
+    await bus.publish(opened(1))
+    assert (await got_first).conversation.id == "conv_1"
+    assert (await got_second).conversation.id == "conv_1"
+    for n in range(2, 6):  # a slow subscriber loses its oldest events
+        await bus.publish(opened(n))
+    assert bus.dropped >= 2
+    await bus.close()
+    assert [e.conversation.id async for e in first] == ["conv_4", "conv_5"]
+
+
+@pytest.mark.nats
+async def test_nats_bus_crosses_processes() -> None:
+    need_service("NATS", 4222)
+    subject = f"omnichannel.test{datetime.now(UTC).timestamp():.0f}".replace(".", "_")
+    a = NatsBus(NATS_URL, stream="OMNI_TEST", subject=f"omni.{subject}")
+    b = NatsBus(NATS_URL, stream="OMNI_TEST", subject=f"omni.{subject}")
+    await a.open()
+    await b.open()
+    try:
+        events = b.subscribe()
+        waiter = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(0.2)
+        await a.publish(opened(7))
+        received = await asyncio.wait_for(waiter, 5)
+        assert isinstance(received, ConversationOpened) and received.conversation.id == "conv_7"
+    finally:
+        await a.close()
+        await b.close()

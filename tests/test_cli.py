@@ -1,0 +1,98 @@
+"""The `omnichannel` command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from omnichannel_sdk._cli import app
+
+runner = CliRunner()
+
+
+def test_schema_prints_json_schema() -> None:
+    result = runner.invoke(app, ["schema", "--model", "Message"])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.output)
+    assert schema["title"] == "Message" and "parts" in schema["properties"]
+    everything = json.loads(runner.invoke(app, ["schema"]).output)
+    assert {"Message", "Conversation", "Contact", "StatusUpdate"} <= set(everything)
+
+
+def test_plugins_lists_adapters() -> None:
+    result = runner.invoke(app, ["plugins"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "json-mapping" in result.output
+
+
+def test_normalize_prints_messages(tmp_path: Path) -> None:
+    payload = tmp_path / "hook.json"
+    payload.write_text(json.dumps({"data": [{"msg_id": "1", "user": "u-9", "body": "hello"},
+                                            {"user": "no id"}]}))
+    result = runner.invoke(app, ["normalize", "--adapter", "json-mapping", str(payload), "--set", "items=data",
+                                 "--set", "external_id=msg_id", "--set", "sender=user",
+                                 "--set", "text=body"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["items"][0]["external_id"] == "1"
+    assert out["items"][0]["parts"] == [{"text": "hello"}]
+    assert out["failures"][0]["fragment"] == {"user": "no id"}
+
+
+def test_unknown_adapter_is_a_clean_error(tmp_path: Path) -> None:
+    payload = tmp_path / "x.json"
+    payload.write_text("{}")
+    result = subprocess.run([sys.executable, "-m", "omnichannel_sdk._cli", "normalize", "--adapter",
+                             "nope", str(payload)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "unknown adapter" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_check_runs_the_main_job(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "omnichannel_sdk._cli", "demo", "--check",
+                             "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
+                            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert "demo-json: POST /webhooks/demo-json -> 200" in result.stdout
+    assert "sent" in result.stdout and "inbox page: 200" in result.stdout
+
+
+def test_replay_reprocesses_dead_letters(tmp_path: Path) -> None:
+    import asyncio
+    import hashlib
+    import hmac
+
+    from omnichannel_sdk import Hub, WebhookRequest
+
+    config = tmp_path / "omnichannel.toml"
+    config.write_text(f'''
+[omnichannel]
+store = "sqlite:///{tmp_path}/r.db"
+blobs = "memory://"
+http_transport = "httpx"
+
+[channels.partner]
+adapter = "json-mapping"
+secret = "k"
+''')
+
+    async def dead_letter() -> None:
+        async with Hub.from_config(config) as hub:
+            body = b'{"id": "1", "from": "x", "text": "hi"'  # truncated JSON
+            sig = hmac.new(b"k", body, hashlib.sha256).hexdigest()
+            await hub.handle_webhook("partner", WebhookRequest(
+                "POST", hub.request_url("partner"), {"x-signature": sig}, body))
+            assert len(await hub.store.list_dead_letters()) == 1
+
+    asyncio.run(dead_letter())
+    result = runner.invoke(app, ["replay", "--config", str(config)])
+    assert result.exit_code == 1 and "still failing 1" in result.output
+
+
+@pytest.mark.parametrize("command", ["demo", "serve", "plugins", "normalize", "schema", "replay", "simulate"])
+def test_every_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
