@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -40,9 +41,9 @@ async def test_memory_bus_fans_out_and_never_blocks() -> None:
 @pytest.mark.nats
 async def test_nats_bus_crosses_processes() -> None:
     need_service("NATS", 4222)
-    subject = f"omnichannel.test{datetime.now(UTC).timestamp():.0f}".replace(".", "_")
-    a = NatsBus(NATS_URL, stream="OMNI_TEST", subject=f"omni.{subject}")
-    b = NatsBus(NATS_URL, stream="OMNI_TEST", subject=f"omni.{subject}")
+    tag = uuid.uuid4().hex[:10]
+    a = NatsBus(NATS_URL, stream=f"OMNI_TEST_{tag}", subject=f"omni.test{tag}")
+    b = NatsBus(NATS_URL, stream=f"OMNI_TEST_{tag}", subject=f"omni.test{tag}")
     await a.open()
     await b.open()
     try:
@@ -53,5 +54,6 @@ async def test_nats_bus_crosses_processes() -> None:
         received = await asyncio.wait_for(waiter, 5)
         assert isinstance(received, ConversationOpened) and received.conversation.id == "conv_7"
     finally:
+        await a._js.delete_stream(f"OMNI_TEST_{tag}")
         await a.close()
         await b.close()

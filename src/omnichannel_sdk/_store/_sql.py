@@ -11,7 +11,7 @@ import abc
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -286,7 +286,8 @@ class SqlStore(Store, abc.ABC):
             participants = [draft.sender, *draft.recipients]
             conversation, created, contact = await self._open_conversation(
                 tx, item.channel, item.channel_key, item.thread_key, item.contact_addresses,
-                participants, draft.subject, now=item.received_at)
+                participants, draft.subject, now=item.received_at,
+                inbound_window=item.window if draft.direction == "inbound" else False)
         else:
             contact = await self._resolve_contact(tx, item.contact_addresses, conversation.contact_id)
 
@@ -322,7 +323,7 @@ class SqlStore(Store, abc.ABC):
                     await self._insert_job(tx, job, now_us())
 
         updates: dict[str, Any] = {}
-        if message.direction == "inbound":
+        if message.direction == "inbound" and not created:
             updates["last_inbound_at"] = received_at
             if item.window is not None:
                 updates["window_expires_at"] = received_at + item.window
@@ -331,7 +332,7 @@ class SqlStore(Store, abc.ABC):
                             if (a.channel, a.handle) not in known]
         if new_participants:
             updates["participants"] = [*conversation.participants, *new_participants]
-        if updates or not created:
+        if not created:
             conversation = conversation.model_copy(update=updates)
             await self._save_conversation(tx, conversation, to_us(received_at) or 0)
 
@@ -400,12 +401,8 @@ class SqlStore(Store, abc.ABC):
                 if row:
                     contact = Contact.model_validate_json(row[0])
                     break
-        fresh = contact is None
         if contact is None:
-            name = next((a.display_name for a in addresses if a.display_name), None)
-            contact = Contact(id=new_id("ct"), display_name=name, addresses=[])
-            await tx.execute("INSERT INTO contacts (id, data) VALUES ($1, $2)", contact.id,
-                             _dump(contact))
+            return await self._create_contact(tx, addresses)
         have = {(a.channel, a.handle) for a in contact.addresses}
         added = []
         for address in addresses:
@@ -418,10 +415,6 @@ class SqlStore(Store, abc.ABC):
             if owner is not None:
                 added.append(address)
                 have.add((address.channel, address.handle))
-            elif fresh and not added:
-                # another transaction created this person a moment ago: use theirs
-                await tx.execute("DELETE FROM contacts WHERE id = $1", contact.id)
-                return await self._resolve_contact(tx, addresses, None)
         if added:
             update: dict[str, Any] = {"addresses": [*contact.addresses, *added]}
             if contact.display_name is None:
@@ -430,10 +423,31 @@ class SqlStore(Store, abc.ABC):
             await self._save_contact(tx, contact)
         return contact
 
+    async def _create_contact(self, tx: Tx, addresses: list[Address]) -> Contact:
+        """A new contact owning ``addresses`` (those no one else claimed meanwhile)."""
+        contact_id = new_id("ct")
+        unique: list[Address] = []
+        for address in addresses:
+            if any((a.channel, a.handle) == (address.channel, address.handle) for a in unique):
+                continue
+            owner = await tx.fetchone(
+                "INSERT INTO contact_addresses (channel, handle, contact_id) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING RETURNING contact_id",
+                address.channel, address.handle, contact_id)
+            if owner is not None:
+                unique.append(address)
+            elif not unique:
+                # another transaction created this person a moment ago: use theirs
+                return await self._resolve_contact(tx, addresses, None)
+        name = next((a.display_name for a in addresses if a.display_name), None)
+        contact = Contact(id=contact_id, display_name=name, addresses=unique)
+        await tx.execute("INSERT INTO contacts (id, data) VALUES ($1, $2)", contact.id, _dump(contact))
+        return contact
+
     async def _open_conversation(
         self, tx: Tx, channel: str, channel_key: str, thread_key: str,
         contact_addresses: list[Address], participants: list[Address], subject: str | None,
-        now: datetime,
+        now: datetime, inbound_window: timedelta | None | bool = False,
     ) -> tuple[Conversation, bool, Contact]:
         row = await tx.fetchone(
             "SELECT data FROM conversations WHERE channel_key = $1 AND thread_key = $2 "
@@ -451,7 +465,9 @@ class SqlStore(Store, abc.ABC):
                 unique.append(a)
         conversation = Conversation(
             id=new_id("conv"), channel=channel, channel_key=channel_key, contact_id=contact.id,
-            participants=unique, thread_key=thread_key, subject=subject, created_at=now)
+            participants=unique, thread_key=thread_key, subject=subject, created_at=now,
+            last_inbound_at=None if inbound_window is False else now,
+            window_expires_at=now + inbound_window if isinstance(inbound_window, timedelta) else None)
         inserted = await tx.fetchone(
             "INSERT INTO conversations (id, channel_key, thread_key, contact_id, status, "
             "updated_us, data) VALUES ($1, $2, $3, $4, 'open', $5, $6) "
