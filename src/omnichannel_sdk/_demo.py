@@ -1,9 +1,16 @@
 """``omnichannel demo``: a gateway on embedded defaults, simulated vendors, an agent page.
 
 Everything runs in one process: the hub (SQLite file in ``.omnichannel/``, in-memory bus), a
-loopback vendor stub that accepts sends and reports delivery, and a small agent page that lists
-conversations of every channel and replies through ``hub.send``. Plugins add their channels to
-the demo through the ``omni_demo_channels`` hook.
+loopback vendor stub that accepts sends and reports delivery, a page with the web chat widget
+(``/demo/chat``, when a channel adapter offers an ``embed_snippet()``) and a live agent inbox
+(``/demo/``) that lists conversations of every channel, shows each thread with delivery
+statuses, replies through ``hub.send`` and follows ``hub.events()`` over a WebSocket. Plugins add
+their channels to the demo through the ``omni_demo_channels`` hook.
+
+Adapters may offer optional live extras the inbox uses when present (duck-typed, no plugin is
+imported by name): ``embed_snippet() -> str``, ``signals()`` (an async iterator of
+``{"type": "typing", "conversation_id", "on"}``), ``agent_typing(conversation_id, on, name)`` and
+``agent_seen(conversation_id)``.
 """
 
 from __future__ import annotations
@@ -14,18 +21,22 @@ import hashlib
 import hmac
 import html
 import itertools
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
+from ._errors import OmnichannelError
 from ._hub import Hub
-from ._models import StatusUpdate
+from ._models import Author, Conversation, MediaPart, Message, StatusUpdate, TextPart
 from ._plugins import build_plugin_manager
 from ._webhook import WebhookRequest
 
@@ -35,8 +46,10 @@ DEMO_SECRET = "demo-secret"  # a demo credential, published on purpose
 _ids = itertools.count(1)
 
 
-def demo_config(public_url: str, data_dir: Path) -> dict[str, Any]:
-    """The demo's hub configuration: SQLite + memory bus + every plugin's demo channels."""
+def demo_config(public_url: str, data_dir: Path, *, plugins: Sequence[object] = (),
+                entry_points: bool = True) -> dict[str, Any]:
+    """The demo's hub configuration: SQLite + memory bus + every plugin's demo channels
+    (installed plugins, plus ``plugins`` registered explicitly, as in tests)."""
     channels: dict[str, Any] = {
         "demo-json": {
             "adapter": "json-mapping",
@@ -51,7 +64,7 @@ def demo_config(public_url: str, data_dir: Path) -> dict[str, Any]:
             "send_url": f"{public_url}/demo/vendor/json",
         }
     }
-    pm, _ = build_plugin_manager()
+    pm, _ = build_plugin_manager(plugins, entry_points=entry_points)
     for extra in pm.hook.omni_demo_channels(public_url=public_url):
         channels.update(extra or {})
     return {
@@ -85,15 +98,167 @@ def simulate_requests(hub: Hub, channel_key: str) -> list[WebhookRequest]:
     return found
 
 
+_CSS = """
+*{box-sizing:border-box}[hidden]{display:none!important}body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#111;background:#f1f5f9}
+header{display:flex;gap:12px;align-items:center;flex-wrap:wrap;padding:8px 16px;background:#0f172a;color:#fff}
+header h1{font-size:18px;margin:0 12px 0 0}header a{color:#93c5fd}header form{display:inline}
+header button{font-size:12px}#live{font-size:12px;margin-left:auto}#live.on{color:#4ade80}
+main{display:flex;height:calc(100vh - 48px)}#list{width:320px;overflow-y:auto;background:#fff;
+border-right:1px solid #cbd5e1;margin:0;padding:0;list-style:none}
+.conv{display:block;width:100%;text-align:left;border:0;border-bottom:1px solid #e2e8f0;background:none;
+padding:10px 12px;cursor:pointer;font:inherit}.conv[aria-current=true]{background:#dbeafe}
+.conv .ch{font-size:11px;background:#e2e8f0;border-radius:8px;padding:0 6px;margin-right:6px}
+.conv .pv{display:block;color:#475569;font-size:12px;white-space:nowrap;overflow:hidden;
+text-overflow:ellipsis}
+.conv .new{color:#dc2626}#thread{flex:1;display:flex;flex-direction:column}
+#head{padding:10px 16px;background:#fff;border-bottom:1px solid #cbd5e1}#head small{color:#475569}
+#msgs{flex:1;overflow-y:auto;padding:12px 16px;list-style:none;margin:0}
+.m{max-width:70%;margin:6px 0;padding:8px 10px;border-radius:10px;background:#fff;white-space:pre-wrap}
+.m.outbound{margin-left:auto;background:#dbeafe}.m .who{font-size:12px;color:#475569}
+.m img{max-width:240px;display:block}
+.st{font-size:11px;border-radius:8px;padding:0 6px;margin-left:6px;background:#e2e8f0}
+.st.delivered{background:#bbf7d0}.st.read{background:#86efac}.st.failed{background:#fecaca}
+.st.queued{background:#fef9c3}#typing{min-height:20px;padding:0 16px;color:#475569;font-size:12px}
+#reply-form{display:flex;gap:8px;padding:8px 16px;background:#fff;border-top:1px solid #cbd5e1}
+#reply{flex:1;height:48px;resize:vertical}#error{color:#b91c1c;padding:0 16px;min-height:18px}
+:focus-visible{outline:3px solid #f59e0b}
+"""
+
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>omnichannel demo inbox</title><meta http-equiv="refresh" content="5">
-<style>body{{font:15px system-ui;margin:2rem;max-width:60rem}}li{{margin:.3rem 0}}
-.in{{color:#064}}.out{{color:#036}}small{{color:#777}}</style></head><body>
-<h1>Agent inbox</h1>{body}</body></html>"""
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{title}</title><style>{css}</style></head><body>{body}</body></html>"""
+
+_INBOX_JS = r"""
+(function(){
+"use strict";
+var current=null, ws=null, typingTimer=null, typingOn=false, reloadTimer=null;
+var $=function(id){return document.getElementById(id);};
+function el(tag,cls,text){var n=document.createElement(tag);if(cls)n.className=cls;
+  if(text!=null)n.textContent=text;return n;}
+function when(iso){try{return new Date(iso).toLocaleTimeString();}catch(e){return "";}}
+function api(path,body){return fetch(path,body===undefined?{}:{method:"POST",
+  headers:{"content-type":"application/json"},body:JSON.stringify(body)}).then(function(r){
+  return r.json().then(function(j){if(!r.ok)throw new Error(j.error||r.statusText);return j;});});}
+function loadList(){return api("/demo/api/conversations").then(function(convs){
+  var list=$("list");list.textContent="";
+  if(!convs.length){list.appendChild(el("li",null,"No conversations yet."));}
+  convs.forEach(function(c){var li=el("li");var b=el("button","conv");b.type="button";
+    b.dataset.id=c.id;b.setAttribute("aria-current",String(c.id===current));
+    b.appendChild(el("span","ch",c.channel_key));b.appendChild(el("strong",null,c.title));
+    b.appendChild(el("span","pv",(c.last_direction==="inbound"?"\u2190 ":"\u2192 ")+(c.preview||"")));
+    b.addEventListener("click",function(){open(c.id);});li.appendChild(b);list.appendChild(li);});
+});}
+function scheduleList(){clearTimeout(reloadTimer);reloadTimer=setTimeout(loadList,150);}
+function render(m){var li=el("li","m "+m.direction);li.dataset.id=m.id;
+  var who=el("div","who",(m.direction==="inbound"?(m.sender_name||m.sender):(m.author||"us"))+
+    " \u00b7 "+when(m.created_at));
+  if(m.direction==="outbound"){var st=el("span","st "+m.status,m.status);
+    if(m.error)st.title=m.error;who.appendChild(st);}
+  li.appendChild(who);if(m.text)li.appendChild(el("div","tx",m.text));
+  (m.media||[]).forEach(function(f){if(f.kind==="image"&&f.href){var i=el("img");i.src=f.href;
+    i.alt=f.name||"image";li.appendChild(i);}else{var a=el("a",null,"\ud83d\udcce "+(f.name||f.kind));
+    if(f.href)a.href=f.href;a.target="_blank";a.rel="noopener";li.appendChild(a);}});
+  if(m.error){li.appendChild(el("div","err",m.error));}
+  return li;}
+function upsert(m){var old=document.querySelector('.m[data-id="'+m.id+'"]');var node=render(m);
+  if(old){old.replaceWith(node);}else{$("msgs").appendChild(node);$("msgs").scrollTop=1e9;}}
+function open(id){current=id;location.hash=id;$("typing").textContent="";$("error").textContent="";
+  document.querySelectorAll(".conv").forEach(function(b){b.setAttribute("aria-current",String(b.dataset.id===id));});
+  return api("/demo/api/c/"+id).then(function(d){var h=$("head");h.textContent="";
+    h.appendChild(el("strong",null,d.conversation.title));
+    h.appendChild(el("small",null," \u00b7 "+d.conversation.channel_key+" \u00b7 "+d.conversation.thread_key+
+      (d.conversation.emails.length?" \u00b7 "+d.conversation.emails.join(", "):"")));
+    $("msgs").textContent="";d.messages.forEach(upsert);$("reply-form").hidden=false;
+    send({type:"seen",conversation_id:id});});}
+function send(f){if(ws&&ws.readyState===1)ws.send(JSON.stringify(f));}
+function connect(){var proto=location.protocol==="https:"?"wss://":"ws://";
+  ws=new WebSocket(proto+location.host+"/demo/ws");
+  ws.onopen=function(){$("live").textContent="\u25cf live";$("live").className="on";loadList();
+    if(current)open(current);};
+  ws.onclose=function(){$("live").textContent="\u25cb reconnecting";$("live").className="";
+    setTimeout(connect,1000);};
+  ws.onmessage=function(ev){var e=JSON.parse(ev.data);
+    if(e.type==="typing"){if(e.conversation_id===current){
+      $("typing").textContent=e.on?"The customer is typing\u2026":"";}return;}
+    if(e.message&&e.message.conversation_id===current){upsert(e.message);
+      if(e.message.direction==="inbound"){$("typing").textContent="";send({type:"seen",conversation_id:current});}}
+    if(e.type!=="message.status"||!e.message)scheduleList();};}
+function stopTyping(){if(typingOn&&current){typingOn=false;
+  send({type:"typing",conversation_id:current,on:false});}}
+$("reply").addEventListener("input",function(){if(!current)return;
+  if(!typingOn){typingOn=true;send({type:"typing",conversation_id:current,on:true});}
+  clearTimeout(typingTimer);typingTimer=setTimeout(stopTyping,2500);});
+$("reply").addEventListener("keydown",function(e){if(e.key==="Enter"&&!e.shiftKey&&!e.isComposing){
+  e.preventDefault();$("reply-form").requestSubmit();}});
+$("reply-form").addEventListener("submit",function(e){e.preventDefault();var text=$("reply").value.trim();
+  if(!text||!current)return;$("reply").value="";stopTyping();$("error").textContent="";
+  api("/demo/api/c/"+current+"/reply",{text:text}).then(upsert).catch(function(err){
+    $("error").textContent="Not sent: "+err.message;});});
+if(location.hash.length>1)current=location.hash.slice(1);
+loadList().then(function(){if(current)open(current);});connect();
+})();
+"""
+
+
+def _media_href(part: MediaPart) -> str | None:
+    if part.blob_key:
+        return f"/demo/blob/{part.blob_key}?type={quote(part.content_type or '')}"
+    if part.url and part.url.startswith(("http://", "https://")):
+        return part.url
+    return None
+
+
+def _message_json(m: Message) -> dict[str, Any]:
+    """A message as the inbox shows it."""
+    media = [{"kind": p.kind, "name": p.filename or p.caption, "href": _media_href(p)}
+             for p in m.parts if isinstance(p, MediaPart)]
+    text = m.text or ", ".join(p.type for p in m.parts if p.type not in ("text", "media"))
+    return {"id": m.id, "conversation_id": m.conversation_id, "channel_key": m.channel_key,
+            "direction": m.direction, "sender": m.sender.handle,
+            "sender_name": m.sender.display_name, "text": text, "media": media,
+            "status": m.status, "error": m.error.message if m.error else None,
+            "author": m.author.name if m.author else None, "created_at": m.created_at.isoformat()}
+
+
+async def _conversation_json(hub: Hub, conv: Conversation, last: Message | None) -> dict[str, Any]:
+    contact = await hub.store.get_contact(conv.contact_id)
+    customer = next((a for a in conv.participants if contact and any(
+        (a.channel, a.handle) == (c.channel, c.handle) for c in contact.addresses)), None)
+    title = (contact.display_name if contact and contact.display_name else None) or (
+        customer.display_name or customer.handle if customer else conv.thread_key)
+    emails = [a.handle for a in (contact.addresses if contact else []) if a.channel == "email"]
+    preview = (last.text or ", ".join(p.type for p in last.parts))[:120] if last else ""
+    return {"id": conv.id, "channel": conv.channel, "channel_key": conv.channel_key,
+            "thread_key": conv.thread_key, "status": conv.status, "title": title,
+            "emails": emails, "preview": preview,
+            "last_direction": last.direction if last else None,
+            "last_at": (last.created_at if last else conv.created_at).isoformat()}
+
+
+def _event_json(event: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": event.type}
+    message = getattr(event, "message", None)
+    if message is not None:
+        out["message"] = _message_json(message)
+    conversation = getattr(event, "conversation", None)
+    if conversation is not None:
+        out["conversation_id"] = conversation.id
+    if hasattr(event, "previous"):
+        out["previous"] = event.previous
+    return out
 
 
 def build_demo(hub: Hub) -> Starlette:
-    """The demo ASGI app: gateway at ``/``, inbox at ``/demo/``, vendor stub at ``/demo/vendor``."""
+    """The demo ASGI app: gateway at ``/``, live inbox at ``/demo/``, a visitor page with the
+    web chat widget at ``/demo/chat``, vendor stubs at ``/demo/vendor``."""
+
+    def widget_tags() -> str:
+        tags = []
+        for key, adapter in hub.adapters.items():
+            snippet = getattr(adapter, "embed_snippet", None)
+            if callable(snippet):
+                tags.append(snippet(f"/channels/{key}"))
+        return "".join(tags)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/demo/")
@@ -101,13 +266,42 @@ def build_demo(hub: Hub) -> Starlette:
     async def inbox(request: Request) -> HTMLResponse:
         items = []
         for conv in await hub.store.list_conversations(limit=100):
-            items.append(f'<li><a href="/demo/c/{conv.id}">{html.escape(conv.channel_key)} · '
-                         f'{html.escape(conv.thread_key)}</a> <small>{conv.status}</small></li>')
+            items.append(f'<li><a class="conv" href="/demo/c/{conv.id}">'
+                         f'<span class="ch">{html.escape(conv.channel_key)}</span>'
+                         f'{html.escape(conv.thread_key)}</a></li>')
         forms = "".join(
-            f'<form method="post" action="/demo/simulate/{k}" style="display:inline">'
+            f'<form method="post" action="/demo/simulate/{html.escape(k)}">'
             f'<button>simulate {html.escape(k)}</button></form> ' for k in hub.adapters)
-        body = f"<p>{forms}</p><ul>{''.join(items) or '<li>No conversations yet.</li>'}</ul>"
-        return HTMLResponse(_PAGE.format(body=body))
+        chat = ' <a href="/demo/chat" target="_blank">visitor page (web chat)</a>' \
+            if widget_tags() else ""
+        body = (f'<header><h1>Agent inbox</h1>{forms}{chat}<span id="live" role="status">'
+                '○ connecting</span></header><main>'
+                f'<ul id="list" aria-label="Conversations">'
+                f"{''.join(items) or '<li>No conversations yet.</li>'}</ul>"
+                '<section id="thread" aria-label="Conversation"><div id="head">'
+                "Choose a conversation.</div>"
+                '<ol id="msgs" aria-live="polite"></ol><div id="typing" aria-live="polite"></div>'
+                '<div id="error" role="alert"></div><form id="reply-form" hidden>'
+                '<textarea id="reply" aria-label="Reply" placeholder="Reply… (Enter sends, '
+                'Shift+Enter for a new line; **bold**, *italic*, [links](https://…))"></textarea>'
+                "<button>Send</button></form></section></main>"
+                f"<script>{_INBOX_JS}</script>")
+        return HTMLResponse(_PAGE.format(title="omnichannel demo inbox", css=_CSS, body=body))
+
+    async def chat_page(request: Request) -> HTMLResponse:
+        tags = widget_tags()
+        body = ('<header><h1>Example shop</h1><a href="/demo/" target="_blank">agent inbox</a>'
+                '</header><main style="display:block;padding:24px"><h2>Welcome!</h2>'
+                "<p>This page stands for a customer's website. The chat button at the bottom "
+                "right is the web chat widget, embedded with one script tag.</p>"
+                + (f"<pre>{html.escape(tags)}</pre>" if tags else
+                   "<p>No web chat channel is installed (pip install omnichannel-webchat).</p>")
+                + f"</main>{tags}")
+        page = _PAGE.format(title="omnichannel demo: visitor page", css=_CSS, body=body)
+        lang = request.query_params.get("lang", "en")
+        if re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}", lang):
+            page = page.replace('<html lang="en">', f'<html lang="{lang}">', 1)
+        return HTMLResponse(page)
 
     async def conversation(request: Request) -> Response:
         conv = await hub.store.get_conversation(request.path_params["cid"])
@@ -116,20 +310,111 @@ def build_demo(hub: Hub) -> Starlette:
         rows = []
         for m in await hub.store.list_messages(conv.id):
             text = html.escape(m.text or ", ".join(p.type for p in m.parts))
-            rows.append(f'<li class="{m.direction[:3]}"><b>{html.escape(m.sender.handle)}</b>: '
-                        f'{text} <small>{m.status}</small></li>')
+            rows.append(f'<li class="m {m.direction}"><b>{html.escape(m.sender.handle)}</b>: '
+                        f'{text} <small class="st {m.status}">{m.status}</small></li>')
         body = (f'<p><a href="/demo/">← inbox</a></p><h2>{html.escape(conv.thread_key)}</h2>'
                 f"<ul>{''.join(rows)}</ul><form method=post action='/demo/c/{conv.id}/reply'>"
                 "<input name=text size=60 autofocus aria-label=reply><button>Send</button></form>")
-        return HTMLResponse(_PAGE.format(body=body))
+        return HTMLResponse(_PAGE.format(title="omnichannel demo inbox", css=_CSS, body=body))
 
     async def reply(request: Request) -> Response:
-        form = await request.form()
-        text = str(form.get("text") or "").strip()
+        # parsed here: Starlette's form parser needs python-multipart, which we do not require
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        text = (form.get("text") or [""])[0].strip()
         cid = request.path_params["cid"]
         if text:
-            await hub.send(cid, text=text)
+            await hub.send(cid, text=text, author=_AGENT)
         return RedirectResponse(f"/demo/c/{cid}", 303)
+
+    async def api_conversations(request: Request) -> JSONResponse:
+        out = []
+        for conv in await hub.store.list_conversations(limit=100):
+            messages = await hub.store.list_messages(conv.id)
+            out.append(await _conversation_json(hub, conv, messages[-1] if messages else None))
+        out.sort(key=lambda c: c["last_at"], reverse=True)
+        return JSONResponse(out)
+
+    async def api_conversation(request: Request) -> JSONResponse:
+        conv = await hub.store.get_conversation(request.path_params["cid"])
+        if conv is None:
+            return JSONResponse({"error": "no such conversation"}, 404)
+        messages = await hub.store.list_messages(conv.id)
+        return JSONResponse({
+            "conversation": await _conversation_json(hub, conv, messages[-1] if messages else None),
+            "messages": [_message_json(m) for m in messages]})
+
+    async def api_reply(request: Request) -> JSONResponse:
+        try:
+            data = orjson.loads(await request.body())
+            text = str(data.get("text") or "").strip()
+        except (orjson.JSONDecodeError, AttributeError):
+            return JSONResponse({"error": "send JSON {\"text\": ...}"}, 400)
+        if not text:
+            return JSONResponse({"error": "empty reply"}, 400)
+        try:
+            sent = await hub.send(request.path_params["cid"], parts=[
+                TextPart(text=text, format="markdown")], author=_AGENT)
+        except OmnichannelError as exc:
+            return JSONResponse({"error": str(exc)}, 409)
+        return JSONResponse(_message_json(sent))
+
+    async def blob(request: Request) -> Response:
+        try:
+            data = await hub.blobs.get(request.path_params["key"])
+        except OmnichannelError:
+            return Response("not found", 404)
+        wanted = request.query_params.get("type", "")
+        safe = wanted if wanted.startswith("image/") or wanted in (
+            "application/pdf", "text/plain") else "application/octet-stream"
+        return Response(data, media_type=safe, headers={
+            "x-content-type-options": "nosniff", "content-security-policy": "sandbox"})
+
+    async def live(websocket: WebSocket) -> None:
+        await websocket.accept()
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(10_000)
+
+        def put(item: dict[str, Any]) -> None:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(item)
+
+        async def events() -> None:
+            async for event in hub.events():
+                put(_event_json(event))
+
+        async def signals(adapter: Any) -> None:
+            async for signal in adapter.signals():
+                put(dict(signal))
+
+        async def reader() -> None:
+            while True:
+                data = orjson.loads(await websocket.receive_text())
+                if not isinstance(data, dict) or not isinstance(data.get("conversation_id"), str):
+                    continue
+                conv = await hub.store.get_conversation(data["conversation_id"])
+                adapter = hub.adapters.get(conv.channel_key) if conv else None
+                if conv is None or adapter is None:
+                    continue
+                if data.get("type") == "typing" and hasattr(adapter, "agent_typing"):
+                    await adapter.agent_typing(conv.id, bool(data.get("on")), _AGENT.name)
+                elif data.get("type") == "seen" and hasattr(adapter, "agent_seen"):
+                    await adapter.agent_seen(conv.id)
+
+        async def writer() -> None:
+            while True:
+                await websocket.send_text(orjson.dumps(await queue.get()).decode())
+
+        tasks = [asyncio.create_task(events()), asyncio.create_task(reader()),
+                 asyncio.create_task(writer())]
+        tasks += [asyncio.create_task(signals(a)) for a in hub.adapters.values()
+                  if callable(getattr(a, "signals", None))]
+        try:
+            await asyncio.wait(tasks[:3], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
 
     async def simulate(request: Request) -> Response:
         key = request.path_params["key"]
@@ -154,8 +439,14 @@ def build_demo(hub: Hub) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/demo/", inbox),
+        Route("/demo/chat", chat_page),
         Route("/demo/c/{cid}", conversation),
         Route("/demo/c/{cid}/reply", reply, methods=["POST"]),
+        Route("/demo/api/conversations", api_conversations),
+        Route("/demo/api/c/{cid}", api_conversation),
+        Route("/demo/api/c/{cid}/reply", api_reply, methods=["POST"]),
+        Route("/demo/blob/{key}", blob),
+        WebSocketRoute("/demo/ws", live),
         Route("/demo/simulate/{key}", simulate, methods=["POST"]),
         Route("/demo/vendor/{name}", vendor, methods=["POST"]),
         Route("/", home),
@@ -172,6 +463,9 @@ def build_demo(hub: Hub) -> Starlette:
             yield
 
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+_AGENT = Author(kind="human", id="demo-agent", name="Agent")
 
 
 _background: set[asyncio.Task[Any]] = set()

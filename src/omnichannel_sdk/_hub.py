@@ -102,7 +102,8 @@ class Hub:
         """Speech-to-text engines registered through ``omni_register_transcribers``."""
         self._outgoing: asyncio.Queue[Event] | None = None
         self._workers: list[asyncio.Task[Any]] = []
-        self._hook_tasks: set[asyncio.Task[Any]] = set()
+        self._hook_tasks: set[asyncio.Future[Any]] = set()
+        self._unobserved: set[str] = set()
         self._open = False
 
     # -- construction -------------------------------------------------------------------------
@@ -169,11 +170,12 @@ class Hub:
         if self._outgoing is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._outgoing.join(), timeout=5)
-        for task in self._workers:
-            task.cancel()
-        for task in [*self._workers, *self._hook_tasks]:
+        for worker in self._workers:
+            worker.cancel()
+        pending: list[asyncio.Future[Any]] = [*self._workers, *self._hook_tasks]
+        for future in pending:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=5)
+                await asyncio.wait_for(future, timeout=5)
         await self.bus.close()
         if self._own_http and self.http is not None:
             await self.http.aclose()
@@ -227,6 +229,8 @@ class Hub:
 
     def _dispatch_hooks(self, event: Event) -> None:
         hook = self.pm.hook
+        if event.type in self._unobserved:
+            return
         if isinstance(event, MessageReceived):
             caller, kwargs = hook.omni_inbound_received, {
                 "hub": self, "message": event.message, "conversation": event.conversation}
@@ -243,10 +247,24 @@ class Hub:
         else:
             return
         if not caller.get_hookimpls():
+            self._unobserved.add(event.type)  # no plugin watches this: skip it from now on
             return
-        task = asyncio.create_task(self._call_observers(caller, **kwargs))
-        self._hook_tasks.add(task)
-        task.add_done_callback(self._hook_tasks.discard)
+        try:
+            results = caller(**kwargs)  # synchronous observers run here, in order
+        except Exception:
+            log.exception("hook %s failed", caller.name)
+            return
+        for result in results:
+            if inspect.isawaitable(result):  # async observers run beside the pump
+                task = asyncio.ensure_future(self._await_observer(caller.name, result))
+                self._hook_tasks.add(task)
+                task.add_done_callback(self._hook_tasks.discard)
+
+    async def _await_observer(self, name: str, awaitable: Any) -> None:
+        try:
+            await awaitable
+        except Exception:
+            log.exception("hook %s failed", name)
 
     async def _call_observers(self, caller: Any, **kwargs: Any) -> None:
         try:

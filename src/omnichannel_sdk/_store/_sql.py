@@ -280,7 +280,7 @@ class SqlStore(Store, abc.ABC):
                 item.channel_key, draft.references[-1])
             reply_to = row[0] if row else None
 
-        contact: Contact
+        contact: Contact | None
         created = False
         if conversation is None:
             participants = [draft.sender, *draft.recipients]
@@ -289,7 +289,7 @@ class SqlStore(Store, abc.ABC):
                 participants, draft.subject, now=item.received_at,
                 inbound_window=item.window if draft.direction == "inbound" else False)
         else:
-            contact = await self._resolve_contact(tx, item.contact_addresses, conversation.contact_id)
+            contact = await self._contact_if_needed(tx, item.contact_addresses, conversation)
 
         parts = list(draft.parts)
         if draft.direction == "inbound":
@@ -340,9 +340,11 @@ class SqlStore(Store, abc.ABC):
         for part in parts:
             if isinstance(part, EventPart) and part.name in OPT_OUT_EVENTS | OPT_IN_EVENTS:
                 opt_change = "opt_out" if part.name in OPT_OUT_EVENTS else "opt_in"
-        if opt_change:
+        if contact is None and (opt_change or draft.profile):
+            contact = await self._resolve_contact(tx, item.contact_addresses, conversation.contact_id)
+        if opt_change and contact is not None:
             contact = await self._set_opt(tx, contact, item.channel, opt_change == "opt_out")
-        if draft.profile:
+        if draft.profile and contact is not None:
             merged = {**contact.profile, **draft.profile}
             if merged != contact.profile:
                 contact = contact.model_copy(update={"profile": merged})
@@ -423,6 +425,15 @@ class SqlStore(Store, abc.ABC):
             await self._save_contact(tx, contact)
         return contact
 
+    async def _contact_if_needed(
+        self, tx: Tx, addresses: list[Address], conversation: Conversation
+    ) -> Contact | None:
+        """The conversation's contact, loaded only when ``addresses`` bring something new."""
+        known = {(a.channel, a.handle) for a in conversation.participants}
+        if all((a.channel, a.handle) in known for a in addresses):
+            return None  # the common case of a returning customer: no read needed
+        return await self._resolve_contact(tx, addresses, conversation.contact_id)
+
     async def _create_contact(self, tx: Tx, addresses: list[Address]) -> Contact:
         """A new contact owning ``addresses`` (those no one else claimed meanwhile)."""
         contact_id = new_id("ct")
@@ -448,14 +459,14 @@ class SqlStore(Store, abc.ABC):
         self, tx: Tx, channel: str, channel_key: str, thread_key: str,
         contact_addresses: list[Address], participants: list[Address], subject: str | None,
         now: datetime, inbound_window: timedelta | None | bool = False,
-    ) -> tuple[Conversation, bool, Contact]:
+    ) -> tuple[Conversation, bool, Contact | None]:
         row = await tx.fetchone(
             "SELECT data FROM conversations WHERE channel_key = $1 AND thread_key = $2 "
             "AND status = 'open'", channel_key, thread_key)
         if row:
             conversation = Conversation.model_validate_json(row[0])
-            contact = await self._resolve_contact(tx, contact_addresses, conversation.contact_id)
-            return conversation, False, contact
+            return conversation, False, await self._contact_if_needed(
+                tx, contact_addresses, conversation)
         contact = await self._resolve_contact(tx, contact_addresses)
         seen: set[tuple[str, str]] = set()
         unique = []

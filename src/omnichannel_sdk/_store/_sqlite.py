@@ -117,39 +117,51 @@ class SQLiteStore(SqlStore):
         return await future
 
     def _flush(self) -> None:
-        """Run every queued write in one transaction; each in a savepoint of its own."""
+        """Run every queued write in one transaction.
+
+        Optimistic: the batch runs without savepoints (two statements fewer per write). If a
+        write fails, the batch is rolled back and every write runs again in a transaction of
+        its own, so one failing write never undoes the others.
+        """
         self._scheduled = False
         batch, self._pending = self._pending, []
         if not batch:
             return
-        conn = self.conn
-        tx = _SqliteTx(conn)
-        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, future in batch:
-                conn.execute("SAVEPOINT unit")
-                try:
-                    value: Any = _run_now(fn(tx))  # type: ignore[arg-type]
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
-                    conn.execute("ROLLBACK TO unit")
-                    conn.execute("RELEASE unit")
-                    results.append((future, False, exc))
-                else:
-                    conn.execute("RELEASE unit")
-                    results.append((future, True, value))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(OmnichannelError(f"SQLite write failed: {exc}"))
-            return
-        for future, ok, value in results:
+        results = self._run_batch(batch) if len(batch) > 1 else None
+        if results is None:
+            results = [self._run_batch([unit])[0] for unit in batch]  # type: ignore[index]
+        for (_, future), (ok, value) in zip(batch, results, strict=True):
             if future.done():
                 continue
             if ok:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+    def _run_batch(
+        self, batch: list[tuple[Callable[[Any], Awaitable[Any]], asyncio.Future[Any]]]
+    ) -> list[tuple[bool, Any]] | None:
+        """Run ``batch`` in one transaction: its results, or ``None`` if a write failed (a
+        batch of one reports the failure instead)."""
+        conn = self.conn
+        tx = _SqliteTx(conn)
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, _ in batch:
+                try:
+                    value: Any = _run_now(fn(tx))  # type: ignore[arg-type]
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
+                    if len(batch) > 1:
+                        conn.execute("ROLLBACK")
+                        return None
+                    conn.execute("ROLLBACK")
+                    return [(False, exc)]
+                results.append((True, value))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            error = OmnichannelError(f"SQLite write failed: {exc}")
+            return [(False, error)] * len(batch)
+        return results
