@@ -458,7 +458,7 @@ class SqlStore(Store, abc.ABC):
     async def _open_conversation(
         self, tx: Tx, channel: str, channel_key: str, thread_key: str,
         contact_addresses: list[Address], participants: list[Address], subject: str | None,
-        now: datetime, inbound_window: timedelta | None | bool = False,
+        now: datetime, inbound_window: timedelta | bool | None = False,
     ) -> tuple[Conversation, bool, Contact | None]:
         row = await tx.fetchone(
             "SELECT data FROM conversations WHERE channel_key = $1 AND thread_key = $2 "
