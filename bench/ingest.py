@@ -188,8 +188,11 @@ async def hub_outbound(n: int, url: str, transport: str, tmp: str) -> float:
         watcher = asyncio.create_task(watch())
         await asyncio.sleep(0)
         start = time.perf_counter()
-        for i in range(n):
-            await hub.send(conversations[i % 50].id, text=f"Reply {i}")
+        async def agent(k: int) -> None:  # 50 agents replying at once, one conversation each
+            for i in range(k, n, 50):
+                await hub.send(conversations[k].id, text=f"Reply {i}")
+
+        await asyncio.gather(*[agent(k) for k in range(50)])
         await asyncio.wait_for(done.wait(), 300)
         elapsed = time.perf_counter() - start
         watcher.cancel()
