@@ -316,3 +316,23 @@ async def test_hooks_observe_thread_and_render(omni_config: dict, register_plugi
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_per_channel_rate_limit(omni_config: dict, register_plugin: list) -> None:
+    omni_config["channels"]["fake"]["rate_limit"] = 10  # sends per second
+    async with Hub.from_config(omni_config, plugins=register_plugin) as hub:
+        transport = httpx.ASGITransport(app=hub.asgi(lifespan=False))
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+            await inbound(client, "in1")
+        cid = await conversation_id(hub)
+        times: list[float] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            times.append(time.monotonic())
+            return httpx.Response(200, json={"id": f"r{len(times)}"})
+
+        with respx.mock() as vendor:
+            vendor.post(SEND).mock(side_effect=answer)
+            await asyncio.gather(*[hub.send(cid, text=f"m{i}", wait=True) for i in range(25)])
+    # a burst of 10, then 10 per second: 25 sends take at least 1.5 s
+    assert len(times) == 25 and times[-1] - times[0] >= 1.3

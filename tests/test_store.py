@@ -312,3 +312,25 @@ async def test_postgres_two_processes_deduplicate(pg_schema: str) -> None:
         await a.close()
         await b.close()
         await _drop_schema(pg_schema)
+
+
+async def test_one_person_on_two_channels_is_merged(store: SqlStore) -> None:
+    email = Address(channel="email", handle="ann@example.com")
+    mail = InboundMessage(external_id="<e1@x>", sender=email, parts=[TextPart(text="by mail")])
+    [by_mail] = await store.ingest([IngestItem(
+        message_id=new_id("msg"), channel="email", channel_key="mail", adapter="t", draft=mail,
+        thread_key="mail-thread", contact_addresses=[email], received_at=datetime.now(UTC))], None)
+    [by_sms] = await store.ingest([item("SMS1", sender="+14155550123")], None)
+    assert by_mail.contact and by_sms.contact and by_mail.contact.id != by_sms.contact.id
+    await store.set_opted_out(by_sms.contact.id, "sms", True)
+    # later the SMS customer gives the email address (a pre-chat form, a hook): same person
+    [linked] = await store.ingest([item("SMS2", sender="+14155550123", hints=[email])], None)
+    assert linked.contact and linked.merged == [by_sms.contact.id]
+    survivor = linked.contact
+    assert survivor.id == by_mail.contact.id  # the older contact stays
+    assert {a.handle for a in survivor.addresses} == {"ann@example.com", "+14155550123"}
+    assert survivor.opted_out == ["sms"]
+    assert await store.get_contact(by_sms.contact.id) is None
+    conversations = await store.list_conversations(contact_id=survivor.id)
+    assert len(conversations) == 2 and all(c.contact_id == survivor.id for c in conversations)
+    assert (await store.find_contact(Address(channel="sms", handle="+14155550123"))) == survivor

@@ -79,6 +79,9 @@ class ContactUpdated(_Event):
     type: Literal["contact.updated"] = "contact.updated"
     contact: Contact
     change: str
+    """``opt_out``, ``opt_in`` or ``merged``."""
+    merged: list[str] = Field(default_factory=list)
+    """For ``merged``: the ids of the contacts merged into this one (they no longer exist)."""
 
 
 Event = Annotated[

@@ -452,6 +452,9 @@ class Hub:
                 self._publish(MessageSent(message=outcome.message))
             if outcome.opt_change and outcome.contact is not None:
                 self._publish(ContactUpdated(contact=outcome.contact, change=outcome.opt_change))
+            if outcome.merged and outcome.contact is not None:
+                self._publish(ContactUpdated(contact=outcome.contact, change="merged",
+                                             merged=outcome.merged))
         if any(p.type == "media" for m in stored for p in m.parts):
             self.delivery.poke()
         return stored

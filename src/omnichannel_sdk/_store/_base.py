@@ -53,6 +53,8 @@ class IngestOutcome:
     conversation_created: bool = False
     contact: Contact | None = None
     opt_change: str | None = None
+    merged: list[str] = field(default_factory=list)
+    """Ids of contacts merged into ``contact`` because they turned out to be the same person."""
 
 
 @dataclass

@@ -281,15 +281,19 @@ class SqlStore(Store, abc.ABC):
             reply_to = row[0] if row else None
 
         contact: Contact | None
+        merged: list[str] = []
         created = False
         if conversation is None:
             participants = [draft.sender, *draft.recipients]
             conversation, created, contact = await self._open_conversation(
                 tx, item.channel, item.channel_key, item.thread_key, item.contact_addresses,
                 participants, draft.subject, now=item.received_at,
-                inbound_window=item.window if draft.direction == "inbound" else False)
+                inbound_window=item.window if draft.direction == "inbound" else False,
+                merged=merged)
         else:
-            contact = await self._contact_if_needed(tx, item.contact_addresses, conversation)
+            contact = await self._contact_if_needed(tx, item.contact_addresses, conversation, merged)
+        if merged and contact is not None and conversation.contact_id != contact.id:
+            conversation = conversation.model_copy(update={"contact_id": contact.id})
 
         parts = list(draft.parts)
         if draft.direction == "inbound":
@@ -345,12 +349,13 @@ class SqlStore(Store, abc.ABC):
         if opt_change and contact is not None:
             contact = await self._set_opt(tx, contact, item.channel, opt_change == "opt_out")
         if draft.profile and contact is not None:
-            merged = {**contact.profile, **draft.profile}
-            if merged != contact.profile:
-                contact = contact.model_copy(update={"profile": merged})
+            profile = {**contact.profile, **draft.profile}
+            if profile != contact.profile:
+                contact = contact.model_copy(update={"profile": profile})
                 await self._save_contact(tx, contact)
         return IngestOutcome(duplicate=False, message=message, conversation=conversation,
-                             conversation_created=created, contact=contact, opt_change=opt_change)
+                             conversation_created=created, contact=contact, opt_change=opt_change,
+                             merged=merged)
 
     async def _map_numbered_reply(self, tx: Tx, conversation_id: str, parts: list[Any]) -> list[Any]:
         """An inbound "2" answering a numbered list maps back to the second action."""
@@ -388,9 +393,14 @@ class SqlStore(Store, abc.ABC):
         return None
 
     async def _resolve_contact(
-        self, tx: Tx, addresses: list[Address], known_id: str | None = None
+        self, tx: Tx, addresses: list[Address], known_id: str | None = None,
+        merged: list[str] | None = None,
     ) -> Contact:
-        """Find the contact of the first known address (or ``known_id``); attach the others."""
+        """Find the contact of the first known address (or ``known_id``); attach the others.
+
+        An address that already belongs to another contact means both are one person: the two
+        contacts are merged into the older one (ids of merged-away contacts go to ``merged``).
+        """
         contact: Contact | None = None
         if known_id:
             row = await tx.fetchone("SELECT data FROM contacts WHERE id = $1", known_id)
@@ -417,6 +427,16 @@ class SqlStore(Store, abc.ABC):
             if owner is not None:
                 added.append(address)
                 have.add((address.channel, address.handle))
+                continue
+            row = await tx.fetchone(
+                "SELECT contact_id FROM contact_addresses WHERE channel = $1 AND handle = $2",
+                address.channel, address.handle)
+            if row and row[0] != contact.id:
+                if added:  # save what was attached so far before merging
+                    contact = contact.model_copy(update={"addresses": [*contact.addresses, *added]})
+                    added = []
+                contact = await self._merge_contacts(tx, contact, str(row[0]), merged)
+                have = {(a.channel, a.handle) for a in contact.addresses}
         if added:
             update: dict[str, Any] = {"addresses": [*contact.addresses, *added]}
             if contact.display_name is None:
@@ -425,14 +445,45 @@ class SqlStore(Store, abc.ABC):
             await self._save_contact(tx, contact)
         return contact
 
+    async def _merge_contacts(
+        self, tx: Tx, contact: Contact, other_id: str, merged: list[str] | None
+    ) -> Contact:
+        """Merge two contacts into the older one: addresses, conversations, opt-outs, profile."""
+        row = await tx.fetchone("SELECT data FROM contacts WHERE id = $1", other_id)
+        if row is None:
+            return contact
+        other = Contact.model_validate_json(row[0])
+        keep, gone = (contact, other) if contact.id < other.id else (other, contact)
+        await tx.execute("UPDATE contact_addresses SET contact_id = $1 WHERE contact_id = $2",
+                         keep.id, gone.id)
+        for conv_row in await tx.fetchall(
+                "SELECT data, updated_us FROM conversations WHERE contact_id = $1", gone.id):
+            conversation = Conversation.model_validate_json(conv_row[0])
+            await self._save_conversation(
+                tx, conversation.model_copy(update={"contact_id": keep.id}), int(conv_row[1]))
+        known = {(a.channel, a.handle) for a in keep.addresses}
+        result = keep.model_copy(update={
+            "addresses": [*keep.addresses,
+                          *[a for a in gone.addresses if (a.channel, a.handle) not in known]],
+            "display_name": keep.display_name or gone.display_name,
+            "opted_out": sorted(set(keep.opted_out) | set(gone.opted_out)),
+            "profile": {**gone.profile, **keep.profile},
+        })
+        await self._save_contact(tx, result)
+        await tx.execute("DELETE FROM contacts WHERE id = $1", gone.id)
+        if merged is not None:
+            merged.append(gone.id)
+        return result
+
     async def _contact_if_needed(
-        self, tx: Tx, addresses: list[Address], conversation: Conversation
+        self, tx: Tx, addresses: list[Address], conversation: Conversation,
+        merged: list[str] | None = None,
     ) -> Contact | None:
         """The conversation's contact, loaded only when ``addresses`` bring something new."""
         known = {(a.channel, a.handle) for a in conversation.participants}
         if all((a.channel, a.handle) in known for a in addresses):
             return None  # the common case of a returning customer: no read needed
-        return await self._resolve_contact(tx, addresses, conversation.contact_id)
+        return await self._resolve_contact(tx, addresses, conversation.contact_id, merged)
 
     async def _create_contact(self, tx: Tx, addresses: list[Address]) -> Contact:
         """A new contact owning ``addresses`` (those no one else claimed meanwhile)."""
@@ -459,6 +510,7 @@ class SqlStore(Store, abc.ABC):
         self, tx: Tx, channel: str, channel_key: str, thread_key: str,
         contact_addresses: list[Address], participants: list[Address], subject: str | None,
         now: datetime, inbound_window: timedelta | bool | None = False,
+        merged: list[str] | None = None,
     ) -> tuple[Conversation, bool, Contact | None]:
         row = await tx.fetchone(
             "SELECT data FROM conversations WHERE channel_key = $1 AND thread_key = $2 "
@@ -466,8 +518,8 @@ class SqlStore(Store, abc.ABC):
         if row:
             conversation = Conversation.model_validate_json(row[0])
             return conversation, False, await self._contact_if_needed(
-                tx, contact_addresses, conversation)
-        contact = await self._resolve_contact(tx, contact_addresses)
+                tx, contact_addresses, conversation, merged)
+        contact = await self._resolve_contact(tx, contact_addresses, None, merged)
         seen: set[tuple[str, str]] = set()
         unique = []
         for a in participants:
