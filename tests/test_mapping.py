@@ -1,0 +1,88 @@
+"""The built-in json-mapping adapter: the contract kit, paths, and fuzzing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import httpx
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from omnichannel_sdk import Address, JsonMappingAdapter, OmnichannelError, WebhookRequest
+from omnichannel_sdk._mapping import lookup
+from omnichannel_sdk.testing import ChannelContract, SendCase
+
+SECRET = "mapping-secret"
+SETTINGS = {"secret": SECRET, "signature_prefix": "sha256=", "items": "events", "sender": "user.id",
+            "text": "message.text", "media_url": "message.file", "media_hosts": ["files.partner.test"],
+            "send_url": "https://api.partner.test/send", "send_token": "tok-999", "response_id": "data.id"}
+
+
+def signed(url: str, body: bytes) -> WebhookRequest:
+    sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return WebhookRequest("POST", url, {"content-type": "application/json", "x-signature": sig}, body)
+
+
+class TestJsonMappingContract(ChannelContract):
+    adapter_class = JsonMappingAdapter
+    channel_settings = SETTINGS
+    signature_headers = ("x-signature",)
+    secret_values = (SECRET, "tok-999")
+
+    def sample_requests(self) -> dict[str, WebhookRequest]:
+        return {
+            "text": signed(self.webhook_url, orjson.dumps({"events": [
+                {"id": "e1", "user": {"id": "u1"}, "message": {"text": "hello"}}]})),
+            "file": signed(self.webhook_url, orjson.dumps({"events": [
+                {"id": "e2", "user": {"id": "u1"}, "message": {"file": "https://files.partner.test/a.pdf"}}]})),
+        }
+
+    def malformed_request(self) -> WebhookRequest:
+        return signed(self.webhook_url, b"\xff\xfe not json")
+
+    def send_case(self) -> SendCase:
+        return SendCase(method="POST", url="https://api.partner.test/send",
+                        success=lambda: httpx.Response(200, json={"data": {"id": "s-1"}}),
+                        recipient=Address(channel="custom", handle="u1"))
+
+
+def test_lookup_paths() -> None:
+    data = {"a": {"b": [{"c": 1}, {"c": 2}]}}
+    assert lookup(data, "a.b.1.c") == 2
+    assert lookup(data, "a.b.-1.c") == 2
+    assert lookup(data, "a.x") is None
+    assert lookup(data, "a.b.9.c") is None
+    assert lookup(data, "") == data
+
+
+settings_ = JsonMappingAdapter.Settings.model_validate(SETTINGS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**62), 2**62) | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20).map(orjson.dumps))
+def test_parser_raises_only_typed_errors(body: bytes) -> None:
+    from omnichannel_sdk.testing._contract import MemoryKV
+
+    from omnichannel_sdk import AdapterContext
+
+    adapter = JsonMappingAdapter(settings_, AdapterContext(key="k", public_url="https://x", http=None, kv=MemoryKV()))  # type: ignore[arg-type]
+    try:
+        adapter.parse(WebhookRequest("POST", "https://x/webhooks/k", {}, body))
+    except OmnichannelError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_form_parsing_never_crashes(body: bytes) -> None:
+    request = WebhookRequest("POST", "https://x/?a=1&a=2&b", {"Content-Type": "x"}, body)
+    try:
+        request.form()
+    except OmnichannelError:
+        pass
+    assert request.query == {"a": "1", "b": ""} and request.header("content-type") == "x"
