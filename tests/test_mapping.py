@@ -66,9 +66,8 @@ settings_ = JsonMappingAdapter.Settings.model_validate(SETTINGS)
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
     max_leaves=20).map(orjson.dumps))
 def test_parser_raises_only_typed_errors(body: bytes) -> None:
-    from omnichannel_sdk.testing._contract import MemoryKV
-
     from omnichannel_sdk import AdapterContext
+    from omnichannel_sdk.testing._contract import MemoryKV
 
     adapter = JsonMappingAdapter(settings_, AdapterContext(key="k", public_url="https://x", http=None, kv=MemoryKV()))  # type: ignore[arg-type]
     try:
