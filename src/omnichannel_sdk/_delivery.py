@@ -281,8 +281,6 @@ class Delivery:
         self.hub._publish(MessageSent(message=final))
         self.hub._publish(StatusChanged(message=final, previous=message.status))
         self._resolve(final)
-        for ext in result.external_ids:  # receipts that arrived before the vendor's answer
-            await self.hub._apply_early_receipts(job.channel_key, ext)
 
     async def _give_up(self, job: Job, message: Message, exc: BaseException) -> None:
         error = MessageError(code=error_code(exc), message=str(exc),

@@ -43,6 +43,7 @@ from ._models import Address, Author, Conversation, DeadLetter, Message, Part, S
 from ._plugins import AdapterRegistry, build_plugin_manager
 from ._render import Rendered, render_parts
 from ._store import IngestItem, IngestOutcome, Job, RawPayload, SqlStore, store_from_url
+from ._store._sql import early_receipt_key
 from ._webhook import WebhookRequest, WebhookResponse
 
 __all__ = ["Hub", "ReplayReport"]
@@ -406,17 +407,10 @@ class Hub:
         outcomes = await self.store.apply_status(channel_key, update)
         if not outcomes and update.external_id:
             # the receipt may be quicker than the vendor's answer to our send: keep it a while
-            await self.store.kv_set(f"receipt:{channel_key}:{update.external_id}",
+            await self.store.kv_set(early_receipt_key(channel_key, update.external_id),
                                     update.model_dump_json(), ttl=3600)
         for outcome in outcomes:
             self._publish(StatusChanged(message=outcome.message, previous=outcome.previous))
-
-    async def _apply_early_receipts(self, channel_key: str, external_id: str) -> None:
-        key = f"receipt:{channel_key}:{external_id}"
-        stored = await self.store.kv_get(key)
-        if stored:
-            await self.store.kv_delete(key)
-            await self._apply_status(channel_key, StatusUpdate.model_validate_json(stored))
 
     async def update_message(self, message: Message) -> None:
         """Store a changed message (same id) and publish ``message.updated`` — for plugins

@@ -682,6 +682,17 @@ class SqlStore(Store, abc.ABC):
             final = message
             if STATUS_RANK.get(stored, 0) > STATUS_RANK[message.status] and stored != "failed":
                 final = message.model_copy(update={"status": stored})  # a receipt came first
+            for ext in external_ids:  # receipts that arrived before the vendor's answer
+                early = await tx.fetchone(
+                    "DELETE FROM kv WHERE key = $1 AND (expires_us IS NULL OR expires_us > $2) "
+                    "RETURNING value", early_receipt_key(message.channel_key, ext), now_us())
+                if early:
+                    update = StatusUpdate.model_validate_json(early[0])
+                    if status_moves(final.status, update.status):
+                        changes: dict[str, Any] = {"status": update.status}
+                        if update.error is not None:
+                            changes["error"] = update.error
+                        final = final.model_copy(update=changes)
             await self._save_message(tx, final)
             if job_id:
                 await tx.execute("DELETE FROM jobs WHERE id = $1", job_id)
@@ -818,6 +829,11 @@ class SqlStore(Store, abc.ABC):
             "AND (expires_us IS NULL OR expires_us > $3) ORDER BY key",
             len(prefix), prefix, now_us()))
         return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def early_receipt_key(channel_key: str, external_id: str) -> str:
+    """The kv key under which a receipt for a not-yet-recorded send waits."""
+    return f"receipt:{channel_key}:{external_id}"
 
 
 def status_moves(current: str, new: str) -> bool:
