@@ -1,0 +1,121 @@
+"""`omnichannel serve` for real: uvicorn processes, signed webhooks over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from omnichannel_sdk import Hub
+
+from .conftest import PG_DSN, need_service
+
+SECRET = "serve-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(path: Path, store: str) -> Path:
+    config = path / "omnichannel.toml"
+    config.write_text(f'''
+[omnichannel]
+store = "{store}"
+blobs = "file://{path}/blobs"
+public_url = "https://support.example.test/hooks"
+
+[channels.partner]
+adapter = "json-mapping"
+secret = "{SECRET}"
+''')
+    return config
+
+
+def start(config: Path, port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-m", "omnichannel_sdk._cli", "serve", "--config", str(config),
+                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json() == {"ok": True}:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"server did not start: {process.stderr.read().decode() if process.stderr else ''}")
+
+
+@pytest.fixture
+def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    running: list[subprocess.Popen[bytes]] = []
+    yield running
+    for process in running:
+        process.terminate()
+        process.wait(10)
+
+
+def signed(event_id: str) -> tuple[bytes, dict[str, str]]:
+    body = orjson.dumps({"id": event_id, "from": "u-1", "text": "hello over HTTP"})
+    return body, {"x-signature": hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
+
+
+def test_serve_answers_vendors_over_http(tmp_path: Path, servers: list) -> None:
+    port = free_port()
+    servers.append(start(write_config(tmp_path, f"sqlite:///{tmp_path}/s.db"), port))
+    body, headers = signed("e-1")
+    assert httpx.post(f"http://127.0.0.1:{port}/webhooks/partner", content=body, headers=headers).status_code == 200
+    assert httpx.post(f"http://127.0.0.1:{port}/webhooks/partner", content=body).status_code == 403
+    assert httpx.post(f"http://127.0.0.1:{port}/webhooks/other", content=body).status_code == 404
+
+
+@pytest.mark.postgres
+def test_duplicates_on_two_gateway_processes_store_once(tmp_path: Path, servers: list) -> None:
+    need_service("PostgreSQL", 5432)
+    schema = "t_" + uuid.uuid4().hex[:12]
+    config = write_config(tmp_path, f"{PG_DSN}?schema={schema}")
+    ports = [free_port(), free_port()]
+    for port in ports:
+        servers.append(start(config, port))
+    body, headers = signed("dup-1")
+
+    async def storm() -> list[int]:
+        async with httpx.AsyncClient() as client:
+            answers = await asyncio.gather(*[
+                client.post(f"http://127.0.0.1:{ports[i % 2]}/webhooks/partner", content=body, headers=headers)
+                for i in range(30)])
+            return [a.status_code for a in answers]
+
+    assert set(asyncio.run(storm())) == {200}
+
+    async def count() -> int:
+        async with Hub.from_config(config) as hub:
+            total = 0
+            for conversation in await hub.store.list_conversations():
+                total += len(await hub.store.list_messages(conversation.id))
+            return total
+
+    try:
+        assert asyncio.run(count()) == 1
+    finally:
+        import asyncpg
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(PG_DSN)
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await conn.close()
+
+        asyncio.run(drop())
