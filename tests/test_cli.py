@@ -39,7 +39,7 @@ def test_normalize_prints_messages(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["items"][0]["external_id"] == "1"
-    assert out["items"][0]["parts"] == [{"text": "hello"}]
+    assert out["items"][0]["parts"] == [{"type": "text", "text": "hello", "format": "plain"}]
     assert out["failures"][0]["fragment"] == {"user": "no id"}
 
 

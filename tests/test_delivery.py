@@ -336,3 +336,54 @@ async def test_per_channel_rate_limit(omni_config: dict, register_plugin: list) 
             await asyncio.gather(*[hub.send(cid, text=f"m{i}", wait=True) for i in range(25)])
     # a burst of 10, then 10 per second: 25 sends take at least 1.5 s
     assert len(times) == 25 and times[-1] - times[0] >= 1.3
+
+
+async def test_modify_message_is_atomic_and_publishes(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+    await inbound(webhook_client, "in1", text="first")
+    cid = await conversation_id(hub)
+    [message] = await hub.store.list_messages(cid)
+
+    def tag(n: int):
+        def change(current):
+            return current.model_copy(update={"metadata": {**current.metadata, f"k{n}": n}})
+        return change
+
+    await asyncio.gather(*[hub.modify_message(message.id, tag(n)) for n in range(20)])
+    stored = await hub.store.get_message(message.id)
+    assert stored and {f"k{n}" for n in range(20)} <= set(stored.metadata)
+    assert await hub.modify_message("msg_missing", tag(0)) is None
+
+
+async def test_spawned_work_is_tracked_and_errors_logged(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+    async def boom() -> None:
+        raise RuntimeError("background failure")
+
+    done = hub.spawn(boom())
+    assert await done is None
+    assert "background work failed" in caplog.text
+
+
+async def test_thread_with_joins_another_channels_conversation(omni_config: dict, register_plugin: list) -> None:
+    from omnichannel_sdk.testing import fake_signature
+
+    omni_config["channels"]["calls"] = {"adapter": "fake", "secret": "s2", "thread_with": "fake"}
+    async with Hub.from_config(omni_config, plugins=register_plugin) as hub:
+        transport = httpx.ASGITransport(app=hub.asgi(lifespan=False))
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+            await inbound(client, "sms-1", text="texted")
+            body = orjson.dumps({"events": [{"id": "call-1", "from": "alice", "text": "voicemail"}]})
+            response = await client.post("/webhooks/calls", content=body, headers={
+                "x-fake-signature": fake_signature("s2", body)})
+            assert response.status_code == 200
+        [conversation] = await hub.store.list_conversations()
+        messages = await hub.store.list_messages(conversation.id)
+        assert [(m.channel_key, m.text) for m in messages] == [("fake", "texted"), ("calls", "voicemail")]
+        assert conversation.channel_key == "fake"
+
+
+def test_thread_with_must_name_another_channel(omni_config: dict, register_plugin: list) -> None:
+    from omnichannel_sdk import ConfigurationError
+
+    omni_config["channels"]["fake"]["thread_with"] = "nowhere"
+    with pytest.raises(ConfigurationError, match="channels.fake.thread_with"):
+        Hub.from_config(omni_config, plugins=register_plugin)

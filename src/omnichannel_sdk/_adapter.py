@@ -88,6 +88,9 @@ class AdapterSettings(BaseModel):
     """Sends per second for this channel; overrides the adapter's default."""
     media_max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     """Largest inbound media download."""
+    thread_with: str | None = None
+    """Another channel key whose conversations this channel's messages join (same thread key):
+    calls to a number thread with the SMS of that number, and replies go out on that channel."""
 
 
 class KeyValueStore(Protocol):

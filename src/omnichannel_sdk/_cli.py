@@ -195,7 +195,7 @@ def normalize(
     request = WebhookRequest("POST", "https://example.invalid/webhooks/normalize",
                              {"content-type": ctype}, body)
     result = instance.parse(request)
-    out = [item.model_dump(mode="json", exclude_defaults=True) for item in result.items]
+    out = [item.model_dump(mode="json", exclude_none=True) for item in result.items]
     failures = [{"error": f.error, "fragment": f.fragment} for f in result.failures]
     console.print_json(json.dumps({"items": out, "failures": failures}, default=str))
 

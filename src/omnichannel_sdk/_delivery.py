@@ -29,7 +29,7 @@ from ._errors import (
     TransportError,
     UnsupportedFeatureError,
 )
-from ._events import MessageSent, MessageUpdated, StatusChanged
+from ._events import MessageSent, StatusChanged
 from ._ids import new_id
 from ._models import DeadLetter, MediaPart, Message, MessageError, utcnow
 from ._store import Job
@@ -320,13 +320,15 @@ class Delivery:
                                 message_id=message.id)
             await store.fail_job(job, letter, None)
             return
-        fresh = await store.get_message(message.id) or message
-        parts = list(fresh.parts)
-        parts[index] = stored
-        updated = fresh.model_copy(update={"parts": parts})
-        await store.update_message(updated)
+        def attach(current: Message) -> Message | None:
+            if index >= len(current.parts) or current.parts[index].type != "media":
+                return None
+            parts = list(current.parts)
+            parts[index] = stored
+            return current.model_copy(update={"parts": parts})
+
+        await self.hub.modify_message(message.id, attach)
         await store.finish_job(job.id)
-        self.hub._publish(MessageUpdated(message=updated))
 
     async def download(self, adapter: Any, part: MediaPart) -> MediaPart:
         """Fetch ``part`` into the blob store: declared hosts only, size-capped."""

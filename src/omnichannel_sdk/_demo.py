@@ -99,11 +99,12 @@ def simulate_requests(hub: Hub, channel_key: str) -> list[WebhookRequest]:
 
 
 _CSS = """
-*{box-sizing:border-box}[hidden]{display:none!important}body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#111;background:#f1f5f9}
+*{box-sizing:border-box}[hidden]{display:none!important}body{font:14px/1.4 system-ui,sans-serif;margin:0;
+color:#111;background:#f1f5f9;display:flex;flex-direction:column;height:100vh}
 header{display:flex;gap:12px;align-items:center;flex-wrap:wrap;padding:8px 16px;background:#0f172a;color:#fff}
 header h1{font-size:18px;margin:0 12px 0 0}header a{color:#93c5fd}header form{display:inline}
 header button{font-size:12px}#live{font-size:12px;margin-left:auto}#live.on{color:#4ade80}
-main{display:flex;height:calc(100vh - 48px)}#list{width:320px;overflow-y:auto;background:#fff;
+main{display:flex;flex:1;min-height:0}#list{width:320px;overflow-y:auto;background:#fff;
 border-right:1px solid #cbd5e1;margin:0;padding:0;list-style:none}
 .conv{display:block;width:100%;text-align:left;border:0;border-bottom:1px solid #e2e8f0;background:none;
 padding:10px 12px;cursor:pointer;font:inherit}.conv[aria-current=true]{background:#dbeafe}

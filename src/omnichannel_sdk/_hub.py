@@ -7,7 +7,7 @@ import contextlib
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from ._bus import EventBus, bus_from_url
 from ._config import ChannelConfig, HubSettings, load_config
 from ._delivery import Delivery
 from ._errors import (
+    ConfigurationError,
     NotFoundError,
     OmnichannelError,
     OptedOutError,
@@ -93,6 +94,11 @@ class Hub:
         self.http: httpx.AsyncClient = http  # type: ignore[assignment]  # set in __aenter__
         self.public_url = (self.settings.public_url or "http://127.0.0.1:8000").rstrip("/")
         self.channels = dict(channels or {})
+        for key, config in self.channels.items():
+            joined = config.settings.thread_with
+            if joined is not None and (joined not in self.channels or joined == key):
+                raise ConfigurationError(f"{joined!r} is not another configured channel",
+                                         channel_key=key, field="thread_with")
         self.adapters: dict[str, ChannelAdapter] = {}
         for key, config in self.channels.items():
             context = AdapterContext(key=key, public_url=self.public_url, http=http,  # type: ignore[arg-type]
@@ -397,11 +403,14 @@ class Hub:
         thread_key = (self.pm.hook.omni_inbound_thread_key(adapter=adapter, message=draft)
                       or adapter.thread_key(draft))
         caps = adapter.capabilities
+        joined = adapter.settings.thread_with
+        thread_channel = (self.adapters[joined].channel, joined) if joined in self.adapters else None
         return IngestItem(
             message_id=new_id("msg"), channel=adapter.channel, channel_key=adapter.context.key,
             adapter=adapter.name, draft=draft, thread_key=thread_key,
             contact_addresses=addresses, received_at=received_at, window=caps.session_window,
-            raw_id=raw_id, fetch_media=bool(caps.media_hosts or adapter.settings.api_base))
+            raw_id=raw_id, fetch_media=bool(caps.media_hosts or adapter.settings.api_base),
+            thread_channel=thread_channel)
 
     async def _apply_status(self, channel_key: str, update: StatusUpdate) -> None:
         outcomes = await self.store.apply_status(channel_key, update)
@@ -414,9 +423,47 @@ class Hub:
 
     async def update_message(self, message: Message) -> None:
         """Store a changed message (same id) and publish ``message.updated`` — for plugins
-        that enrich messages later (a transcript, a downloaded attachment)."""
+        that enrich messages later. Prefer :meth:`modify_message` when others may change the
+        same message concurrently."""
         await self.store.update_message(message)
         self._publish(MessageUpdated(message=message))
+
+    async def modify_message(
+        self, message_id: str, change: Callable[[Message], Message | None]
+    ) -> Message | None:
+        """Change a stored message atomically and publish ``message.updated`` if it changed.
+
+        ``change`` receives the message as stored and returns the new version (or ``None`` to
+        leave it); it runs inside the store's transaction, so it must be quick and do no I/O.
+        Two plugins adding a transcript and a downloaded file never overwrite each other.
+        """
+        before: list[Message] = []
+
+        def tracked(current: Message) -> Message | None:
+            before.append(current)
+            return change(current)
+
+        result = await self.store.modify_message(message_id, tracked)
+        if result is not None and before and result != before[-1]:
+            self._publish(MessageUpdated(message=result))
+        return result
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run background work the hub tracks: errors are logged, and closing the hub waits
+        for it (up to a few seconds) — for adapters whose parsing needs network or store I/O."""
+        task = asyncio.create_task(self._guarded(coroutine), name=name)
+        self._hook_tasks.add(task)
+        task.add_done_callback(self._hook_tasks.discard)
+        return task
+
+    async def _guarded(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        try:
+            return await coroutine
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background work failed")
+            return None
 
     async def apply_status(self, channel_key: str, update: StatusUpdate) -> None:
         """Apply a receipt that arrived outside a webhook (forward-only)."""

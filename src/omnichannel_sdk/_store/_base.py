@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +42,8 @@ class IngestItem:
     window: timedelta | None = None
     raw_id: str | None = None
     fetch_media: bool = False
+    thread_channel: tuple[str, str] | None = None
+    """(channel kind, channel key) whose conversations this message joins, when not its own."""
 
 
 @dataclass
@@ -179,6 +182,12 @@ class Store(abc.ABC):
         self, message: Message, external_ids: list[str], job_id: str | None
     ) -> Message:
         """Store the vendor's ids for a sent message, update it, finish the job."""
+
+    @abc.abstractmethod
+    async def modify_message(
+        self, message_id: str, change: Callable[[Message], Message | None]
+    ) -> Message | None:
+        """Read, change and write a message in one transaction."""
 
     @abc.abstractmethod
     async def update_message(self, message: Message) -> None:

@@ -39,6 +39,8 @@ class _PgTx:
 class PostgresStore(SqlStore):
     """The production store (``postgresql://user@host:5432/db``)."""
 
+    lock_clause = " FOR UPDATE"
+
     claim_sql = """UPDATE jobs SET state = 'running', lease_us = $1
         WHERE id IN (SELECT id FROM jobs WHERE (state = 'pending' AND next_us <= $2)
                      OR (state = 'running' AND lease_us < $2) ORDER BY next_us LIMIT $3

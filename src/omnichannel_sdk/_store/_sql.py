@@ -119,6 +119,9 @@ def _dump(model: Any) -> str:
 class SqlStore(Store, abc.ABC):
     """Everything a SQL backend does, given ``_write`` and ``_read`` transactions."""
 
+    lock_clause = ""
+    """Appended to reads that precede a write of the same row (``FOR UPDATE`` where needed)."""
+
     claim_sql = """UPDATE jobs SET state = 'running', lease_us = $1
         WHERE id IN (SELECT id FROM jobs WHERE (state = 'pending' AND next_us <= $2)
                      OR (state = 'running' AND lease_us < $2) ORDER BY next_us LIMIT $3)
@@ -269,7 +272,8 @@ class SqlStore(Store, abc.ABC):
         conversation: Conversation | None = None
         if draft.conversation_hint:
             conversation = await self._conversation(tx, draft.conversation_hint)
-            if conversation is not None and conversation.channel_key != item.channel_key:
+            allowed = {item.channel_key, item.thread_channel[1] if item.thread_channel else None}
+            if conversation is not None and conversation.channel_key not in allowed:
                 conversation = None
         if conversation is None and draft.references:
             conversation = await self._conversation_by_refs(tx, item.channel_key, draft.references)
@@ -285,8 +289,9 @@ class SqlStore(Store, abc.ABC):
         created = False
         if conversation is None:
             participants = [draft.sender, *draft.recipients]
+            conv_channel, conv_key = item.thread_channel or (item.channel, item.channel_key)
             conversation, created, contact = await self._open_conversation(
-                tx, item.channel, item.channel_key, item.thread_key, item.contact_addresses,
+                tx, conv_channel, conv_key, item.thread_key, item.contact_addresses,
                 participants, draft.subject, now=item.received_at,
                 inbound_window=item.window if draft.direction == "inbound" else False,
                 merged=merged)
@@ -599,6 +604,10 @@ class SqlStore(Store, abc.ABC):
 
         return await self._write(unit)
 
+    async def update_conversation(self, conversation: Conversation) -> None:
+        """Replace a stored conversation (same id): subject, status, window, participants."""
+        await self._write(lambda tx: self._save_conversation(tx, conversation, now_us()))
+
     async def set_conversation_status(self, conversation_id: str, status: str) -> Conversation:
         """Open or close a conversation (a closed one no longer takes new inbound messages)."""
 
@@ -712,6 +721,31 @@ class SqlStore(Store, abc.ABC):
                     message.channel_key, message.external_id, message.id)
 
         await self._write(unit)
+
+    async def modify_message(
+        self, message_id: str, change: Callable[[Message], Message | None]
+    ) -> Message | None:
+        """Read, change and write a message in one transaction (no lost concurrent updates).
+
+        ``change`` gets the stored message and returns the new one, or ``None`` to leave it.
+        It must be quick and do no I/O. Returns the stored result (``None`` if no message).
+        """
+
+        async def unit(tx: Tx) -> Message | None:
+            row = await tx.fetchone(f"SELECT data FROM messages WHERE id = $1{self.lock_clause}",
+                                    message_id)
+            if row is None:
+                return None
+            current = Message.model_validate_json(row[0])
+            updated = change(current)
+            if updated is None or updated == current:
+                return current
+            if updated.id != current.id:
+                raise ValueError("a change may not alter the message id")
+            await self._save_message(tx, updated)
+            return updated
+
+        return await self._write(unit)
 
     async def update_message(self, message: Message) -> None:
         """Replace a stored message (same id)."""

@@ -11,7 +11,7 @@ is a complete small adapter to read and to test against. Async tests use anyio
 
 from __future__ import annotations
 
-from ._contract import ChannelContract, SendCase
+from ._contract import ChannelContract, MemoryKV, SendCase
 from ._fake import FakeAdapter, fake_signature
 from ._fixtures import (
     PUBLIC_URL,
@@ -25,6 +25,7 @@ __all__ = [
     "PUBLIC_URL",
     "ChannelContract",
     "FakeAdapter",
+    "MemoryKV",
     "SendCase",
     "fake_signature",
     "hub",
