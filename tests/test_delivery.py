@@ -385,5 +385,5 @@ def test_thread_with_must_name_another_channel(omni_config: dict, register_plugi
     from omnichannel_sdk import ConfigurationError
 
     omni_config["channels"]["fake"]["thread_with"] = "nowhere"
-    with pytest.raises(ConfigurationError, match="channels.fake.thread_with"):
+    with pytest.raises(ConfigurationError, match=r"channels\.fake\.thread_with"):
         Hub.from_config(omni_config, plugins=register_plugin)

@@ -161,7 +161,11 @@ function render(m){var li=el("li","m "+m.direction);li.dataset.id=m.id;
     if(f.href)a.href=f.href;a.target="_blank";a.rel="noopener";li.appendChild(a);}});
   if(m.error){li.appendChild(el("div","err",m.error));}
   return li;}
-function upsert(m){var old=document.querySelector('.m[data-id="'+m.id+'"]');var node=render(m);
+var RANK={received:0,queued:1,sent:2,failed:2,delivered:3,read:4};
+function upsert(m){var old=document.querySelector('.m[data-id="'+m.id+'"]');
+  // the reply's own HTTP answer can land after the live status events: never go backwards
+  if(old&&RANK[old.dataset.status]>RANK[m.status])return;
+  var node=render(m);node.dataset.status=m.status;
   if(old){old.replaceWith(node);}else{$("msgs").appendChild(node);$("msgs").scrollTop=1e9;}}
 function open(id){current=id;location.hash=id;$("typing").textContent="";$("error").textContent="";
   document.querySelectorAll(".conv").forEach(function(b){b.setAttribute("aria-current",String(b.dataset.id===id));});
