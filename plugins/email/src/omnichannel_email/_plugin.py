@@ -1,0 +1,42 @@
+"""Hook implementations of omnichannel-email (entry point ``omnichannel``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from omnichannel_sdk import ChannelAdapter, WebhookRequest, hookimpl
+
+from ._demo import demo_channels, demo_requests, demo_vendor
+from ._mailgun import MailgunAdapter
+from ._postmark import PostmarkAdapter
+from ._sendgrid import SendGridAdapter
+from ._smtp import EmailSmtpAdapter
+
+ADAPTERS: tuple[type[ChannelAdapter], ...] = (
+    EmailSmtpAdapter, MailgunAdapter, SendGridAdapter, PostmarkAdapter)
+
+
+@hookimpl
+def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> None:
+    """Register ``email-smtp``, ``mailgun``, ``sendgrid`` and ``postmark``."""
+    for adapter in ADAPTERS:
+        register(adapter)
+
+
+@hookimpl
+def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
+    """Mailgun, SendGrid and Postmark demo channels against the loopback vendor stub."""
+    return demo_channels(public_url)
+
+
+@hookimpl
+def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[WebhookRequest] | None:
+    """A signed sample email for the demo channels of our adapters."""
+    return demo_requests(channel_key, adapter_name, public_url) or None
+
+
+@hookimpl
+def omni_demo_vendor(adapter_name: str, hub: Any) -> Any:
+    """The loopback Mailgun / SendGrid / Postmark send API of the demo."""
+    return demo_vendor(adapter_name, hub)

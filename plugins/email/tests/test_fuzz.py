@@ -1,0 +1,170 @@
+"""Property tests: the MIME reader, the adapters' parse and the reply splitter never fail
+with anything but our typed errors, whatever the input."""
+
+# ruff: noqa: RUF001 - full-width CJK punctuation is what mail clients write
+
+from __future__ import annotations
+
+import httpx
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omnichannel_email import EmailSmtpAdapter, parse_mime, split_reply
+
+from omnichannel_sdk import AdapterContext, MemoryBlobStore, UnparseablePayloadError, WebhookRequest
+from omnichannel_sdk.testing._contract import MemoryKV
+
+HEADER_NAMES = st.sampled_from([
+    "From", "To", "Cc", "Subject", "Message-ID", "References", "In-Reply-To", "Date",
+    "Content-Type", "Content-Transfer-Encoding", "Content-Disposition", "Auto-Submitted",
+    "Precedence", "Reply-To", "Return-Path", "Content-ID", "X-Whatever"])
+VALUES = st.one_of(
+    st.text(max_size=60),
+    st.sampled_from([
+        "multipart/mixed; boundary=b", "multipart/alternative; boundary=b", "text/html; charset=gbk",
+        "text/plain; charset=iso-2022-jp", "multipart/report; report-type=delivery-status; "
+        "boundary=b", "message/rfc822", "base64", "quoted-printable", "attachment; filename*=x''%FF",
+        "=?gb2312?B?1eLKx9bQzsQ=?=", "=?bogus?Q?=FF?=", "<a@b> <c@d>", "<<>>", "@", "a@b, <c@d>"]),
+).map(lambda v: v.replace("\r", " ").replace("\n", " "))
+LINES = st.lists(st.tuples(HEADER_NAMES, VALUES), max_size=12)
+BODY = st.one_of(st.binary(max_size=400), st.sampled_from([
+    b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b--\r\n",
+    b"--b\r\nContent-Type: message/delivery-status\r\n\r\nAction: failed\r\nStatus: 5.0.0\r\n--b--",
+    b"--b\r\n\r\n--b\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b--"]))
+
+
+def _raw(lines: list[tuple[str, str]], body: bytes) -> bytes:
+    head = "".join(f"{k}: {v}\r\n" for k, v in lines).encode("utf-8", "surrogateescape")
+    return head + b"\r\n" + body
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(LINES, BODY)
+def test_parse_mime_only_raises_typed_errors(lines: list[tuple[str, str]], body: bytes) -> None:
+    try:
+        parse_mime(_raw(lines, body))
+    except UnparseablePayloadError:
+        pass
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=600))
+def test_parse_mime_arbitrary_bytes(data: bytes) -> None:
+    try:
+        parse_mime(data)
+    except UnparseablePayloadError:
+        pass
+
+
+_ADAPTER = EmailSmtpAdapter(
+    EmailSmtpAdapter.Settings.model_validate({"from_address": "support@shop.example"}),
+    AdapterContext(key="fuzz", public_url="https://x.test", http=httpx.AsyncClient(), kv=MemoryKV(),
+                   blobs=MemoryBlobStore()))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(LINES, BODY)
+def test_adapter_parse_only_raises_typed_errors(lines: list[tuple[str, str]], body: bytes) -> None:
+    request = WebhookRequest("POST", "https://x.test/webhooks/fuzz",
+                             {"content-type": "message/rfc822"}, _raw(lines, body))
+    try:
+        _ADAPTER.parse(request)
+    except UnparseablePayloadError:
+        pass
+
+
+REPLYISH = st.lists(st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["On Mon, Jan 1 Bob wrote:", "> quoted", "-- ", "Sent from my iPhone",
+                     "-----Original Message-----", "From: a", "Sent: b", "在 2024年 写道：",
+                     "发件人: x", "发送时间: y", "Am 1.1. schrieb X:", ""])), max_size=15)
+
+
+@settings(max_examples=300, deadline=None)
+@given(REPLYISH)
+def test_split_reply_never_loses_the_text(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    split = split_reply(text)
+    norm = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not norm.strip():
+        return
+    assert split.new
+    joined = "\n".join(x for x in (split.new, split.signature, split.quoted) if x)
+    for line in norm.split("\n"):
+        assert line.strip() in joined
+
+
+def _vendor_adapters() -> list[object]:
+    from omnichannel_email import MailgunAdapter, PostmarkAdapter, SendGridAdapter
+
+    context = AdapterContext(key="fuzz", public_url="https://x.test", http=httpx.AsyncClient(),
+                             kv=MemoryKV(), blobs=MemoryBlobStore())
+    common = {"from_address": "support@shop.example"}
+    return [
+        MailgunAdapter(MailgunAdapter.Settings.model_validate(
+            {**common, "signing_key": "k", "api_key": "k"}), context),
+        SendGridAdapter(SendGridAdapter.Settings.model_validate(
+            {**common, "api_key": "k", "basic_auth_username": "u", "basic_auth_password": "p"}),
+            context),
+        PostmarkAdapter(PostmarkAdapter.Settings.model_validate(
+            {**common, "server_token": "k", "basic_auth_username": "u", "basic_auth_password": "p"}),
+            context),
+    ]
+
+
+_VENDORS = _vendor_adapters()
+JSONISH = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.text(max_size=30)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.sampled_from([
+                                "From", "FromFull", "ToFull", "Email", "Name", "Subject", "Headers",
+                                "Value", "Attachments", "Content", "ContentID", "RawEmail", "TextBody",
+                                "HtmlBody", "Date", "MessageID", "OriginalRecipient"]), inner,
+                                max_size=6)),
+    max_leaves=20)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["multipart/form-data; boundary=b", "application/x-www-form-urlencoded",
+                        "application/json", "text/plain", "multipart/form-data"]),
+       st.one_of(st.binary(max_size=300), JSONISH.map(orjson.dumps),
+                 st.sampled_from([
+                     b'--b\r\nContent-Disposition: form-data; name="body-mime"\r\n\r\nFrom: a@b.c'
+                     b'\r\n\r\nhi\r\n--b--\r\n',
+                     b'--b\r\nContent-Disposition: form-data; name="email"\r\n\r\n\r\n--b--\r\n',
+                     b"body-mime=From%3A+x&recipient=", b'{"RawEmail": "\\r\\n"}'])))
+def test_vendor_parse_only_raises_typed_errors(content_type: str, body: bytes) -> None:
+    request = WebhookRequest("POST", "https://x.test/webhooks/fuzz", {"content-type": content_type},
+                             body)
+    for adapter in _VENDORS:
+        try:
+            adapter.parse(request)  # type: ignore[attr-defined]
+        except UnparseablePayloadError:
+            pass
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from([
+    "ToFull", "CcFull", "Subject", "Headers", "Attachments", "TextBody", "HtmlBody", "Date",
+    "MessageID", "OriginalRecipient", "ReplyTo", "MailboxHash", "To", "Cc"]), JSONISH, max_size=8))
+def test_postmark_fields_of_any_shape(fields: dict[str, object]) -> None:
+    body = orjson.dumps({"FromFull": {"Email": "a@example.org", "Name": "A"}, **fields})
+    request = WebhookRequest("POST", "https://x.test/webhooks/fuzz",
+                             {"content-type": "application/json"}, body)
+    try:
+        _VENDORS[2].parse(request)  # type: ignore[attr-defined]
+    except UnparseablePayloadError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=20), st.sampled_from([
+    "<p>", "</p>", "<br>", "<blockquote>", "</blockquote>", "<li>", "<pre>", "</pre>", "<script>",
+    "</script>", "<a href='https://x'>", "</a>", "<img alt='x'>", "<div", "&amp;", "&#xffffff;",
+    "<!--", "-->", "<style>"])), max_size=30))
+def test_html_helpers_never_fail(chunks: list[str]) -> None:
+    from omnichannel_email import html_to_text, sanitize_html
+
+    html = "".join(chunks)
+    assert isinstance(html_to_text(html), str)
+    assert "<script" not in sanitize_html(html).lower()

@@ -1,0 +1,45 @@
+"""The plugin's hook implementations (entry point ``omnichannel: messenger``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from omnichannel_sdk import ChannelAdapter, hookimpl
+
+from ._adapter import InstagramAdapter, MessengerAdapter
+from ._demo import DEMO_SETTINGS, demo_channels, demo_requests, demo_vendor
+
+if TYPE_CHECKING:
+    from omnichannel_sdk import Hub
+
+__all__ = ["omni_demo_channels", "omni_demo_simulate", "omni_demo_vendor", "omni_register_adapters"]
+
+
+@hookimpl
+def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> None:
+    """Register ``messenger`` and ``instagram``."""
+    register(MessengerAdapter)
+    register(InstagramAdapter)
+
+
+@hookimpl
+def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
+    """The demo's Messenger and Instagram channels."""
+    return demo_channels(public_url)
+
+
+@hookimpl
+def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
+    """Signed customer messages for a demo Messenger / Instagram channel."""
+    if adapter_name not in DEMO_SETTINGS:
+        return None
+    return list(demo_requests(adapter_name, channel_key, public_url))
+
+
+@hookimpl
+def omni_demo_vendor(adapter_name: str, hub: Hub) -> Any:
+    """The loopback Send API of the demo."""
+    if adapter_name not in DEMO_SETTINGS:
+        return None
+    return demo_vendor(adapter_name, hub)

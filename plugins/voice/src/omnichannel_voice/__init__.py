@@ -1,0 +1,51 @@
+"""omnichannel-voice: phone calls and voicemail as conversation messages, with transcripts.
+
+Adapters: ``twilio-voice`` (voicemail recordings and Twilio's transcriptions), ``deepgram``,
+``assemblyai`` and ``amazon-transcribe`` (transcript results by webhook or file). Any stored audio
+without a transcript, on any channel, is transcribed in the background by the first registered
+transcriber — by default the offline :class:`WhisperTranscriber` (extra ``[whisper]``).
+"""
+
+from __future__ import annotations
+
+from ._attach import attach_transcript, has_transcript
+from ._transcriber import (
+    AsyncTranscriber,
+    Transcriber,
+    TranscriptionService,
+    VendorTranscriber,
+    audio_to_transcribe,
+)
+from ._transcripts import amazon_transcript, assemblyai_transcript, deepgram_transcript
+from ._twilio import TwilioVoiceAdapter, twilio_signature
+from ._vendors import (
+    AmazonTranscribeAdapter,
+    AssemblyAIAdapter,
+    DeepgramAdapter,
+    TranscriptVendorAdapter,
+    transcribe_signature,
+)
+from ._whisper import WhisperTranscriber, bundled_model_path, whisper_available
+
+__all__ = [
+    "AmazonTranscribeAdapter",
+    "AssemblyAIAdapter",
+    "AsyncTranscriber",
+    "DeepgramAdapter",
+    "Transcriber",
+    "TranscriptVendorAdapter",
+    "TranscriptionService",
+    "TwilioVoiceAdapter",
+    "VendorTranscriber",
+    "WhisperTranscriber",
+    "amazon_transcript",
+    "assemblyai_transcript",
+    "attach_transcript",
+    "audio_to_transcribe",
+    "bundled_model_path",
+    "deepgram_transcript",
+    "has_transcript",
+    "transcribe_signature",
+    "twilio_signature",
+    "whisper_available",
+]

@@ -1,0 +1,57 @@
+"""Fixtures of the voice plugin's tests: samples, real speech made with espeak-ng."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # the speech model must never be fetched
+os.environ.setdefault("OMNICHANNEL_TRANSCRIBER", "off")  # hubs of other tests stay model-free
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def need_binary(name: str) -> str:
+    """The path of a program; skip without it on a laptop, fail under CI=true."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} is not installed (scripts/system-deps.d/voice.list)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _speak(text: str, out: Path, *, rate: int = 16000, telephone: bool = False) -> Path:
+    """``text`` spoken by espeak-ng, resampled by sox to ``rate`` Hz mono 16-bit WAV.
+
+    ``telephone`` band-limits to 300-3400 Hz and stores 8-bit mu-law, like a phone line.
+    """
+    espeak = need_binary("espeak-ng")
+    sox = need_binary("sox")
+    raw = out.with_suffix(".raw.wav")
+    subprocess.run([espeak, "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True,
+                   capture_output=True, timeout=30)
+    if telephone:
+        cmd = [sox, str(raw), "-r", str(rate), "-c", "1", "-e", "u-law", str(out),
+               "sinc", "300-3400"]
+    else:
+        cmd = [sox, str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+    raw.unlink()
+    return out
+
+
+@pytest.fixture
+def speak():
+    """``speak(text, out, rate=16000, telephone=False)``: real speech as a WAV file."""
+    return _speak
