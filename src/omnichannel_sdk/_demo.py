@@ -232,7 +232,9 @@ async def _conversation_json(hub: Hub, conv: Conversation, last: Message | None)
     title = (contact.display_name if contact and contact.display_name else None) or (
         customer.display_name or customer.handle if customer else conv.thread_key)
     emails = [a.handle for a in (contact.addresses if contact else []) if a.channel == "email"]
-    preview = (last.text or ", ".join(p.type for p in last.parts))[:120] if last else ""
+    preview = (last.text or ", ".join(
+        (p.filename or p.kind) if isinstance(p, MediaPart) else p.type for p in last.parts))[:120] \
+        if last else ""
     return {"id": conv.id, "channel": conv.channel, "channel_key": conv.channel_key,
             "thread_key": conv.thread_key, "status": conv.status, "title": title,
             "emails": emails, "preview": preview,

@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import os
 import struct
+import threading
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -55,12 +56,16 @@ class CryptoError(ValueError):
 class WeChatCrypto:
     """Encrypts and decrypts safe-mode payloads for one app (``app_id``)."""
 
-    __slots__ = ("_algorithm", "_app_id", "_iv")
+    __slots__ = ("_algorithm", "_app_id", "_ecb", "_iv", "_lock")
 
     def __init__(self, key: bytes, app_id: str) -> None:
         self._algorithm = algorithms.AES(key)
         self._iv = key[:16]
         self._app_id = app_id.encode("utf-8")
+        # CBC decryption is ECB decryption XOR the previous ciphertext block; an ECB context
+        # keeps no state between whole blocks, so one context serves every message
+        self._ecb = Cipher(self._algorithm, modes.ECB()).decryptor()  # noqa: S305 - CBC, see above
+        self._lock = threading.Lock()
 
     def decrypt(self, encrypted: str | bytes) -> bytes:
         """The XML inside a base64 ``Encrypt`` value; :class:`CryptoError` when the ciphertext,
@@ -68,15 +73,18 @@ class WeChatCrypto:
         if len(encrypted) > _MAX_CIPHERTEXT:
             raise CryptoError("ciphertext too large")
         try:
-            data = base64.b64decode(encrypted, validate=True)
+            data = binascii.a2b_base64(encrypted)
         except (binascii.Error, ValueError):
             raise CryptoError("Encrypt is not base64") from None
-        if not data or len(data) % 16:
+        size = len(data)
+        if not size or size % 16:
             raise CryptoError("ciphertext is not a whole number of AES blocks")
-        decryptor = Cipher(self._algorithm, modes.CBC(self._iv)).decryptor()
-        plain = decryptor.update(data) + decryptor.finalize()
+        with self._lock:
+            blocks = self._ecb.update(data)
+        plain = (int.from_bytes(blocks, "big") ^ int.from_bytes(self._iv + data[:-16], "big")) \
+            .to_bytes(size, "big")
         pad = plain[-1]
-        if not 1 <= pad <= _BLOCK or pad > len(plain) or plain[-pad:] != bytes([pad]) * pad:
+        if not 1 <= pad <= _BLOCK or pad > size or plain[-pad:] != bytes([pad]) * pad:
             raise CryptoError("bad padding")
         plain = plain[:-pad]
         if len(plain) < 20:

@@ -1,0 +1,44 @@
+"""SMS channels for omnichannel_sdk: ``twilio-sms`` and ``vonage-sms``.
+
+Installed, the distribution registers both adapters through the ``omnichannel`` entry point;
+configure a channel with ``adapter = "twilio-sms"`` or ``adapter = "vonage-sms"``.
+"""
+
+from __future__ import annotations
+
+from ._common import (
+    DEFAULT_HELP_WORDS,
+    DEFAULT_OPT_IN_WORDS,
+    DEFAULT_OPT_OUT_WORDS,
+    SmsSettings,
+    keyword_event,
+    normalize_number,
+    prepare_outbound,
+)
+from ._concat import ConcatAssembler, ConcatPart
+from ._encoding import Segmentation, is_gsm7, segment, split_segments, transliterate
+from ._twilio import TwilioSmsAdapter, parse_form, twilio_signature
+from ._vonage import VonageSmsAdapter, signed_params, vonage_signature
+
+__all__ = [
+    "DEFAULT_HELP_WORDS",
+    "DEFAULT_OPT_IN_WORDS",
+    "DEFAULT_OPT_OUT_WORDS",
+    "ConcatAssembler",
+    "ConcatPart",
+    "Segmentation",
+    "SmsSettings",
+    "TwilioSmsAdapter",
+    "VonageSmsAdapter",
+    "is_gsm7",
+    "keyword_event",
+    "normalize_number",
+    "parse_form",
+    "prepare_outbound",
+    "segment",
+    "signed_params",
+    "split_segments",
+    "transliterate",
+    "twilio_signature",
+    "vonage_signature",
+]

@@ -1,0 +1,479 @@
+"""The ``twilio-sms`` adapter: Twilio Programmable Messaging (SMS and MMS)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
+from xml.sax.saxutils import escape
+
+import httpx
+import phonenumbers
+from pydantic import SecretStr, model_validator
+
+from omnichannel_sdk import (
+    AuthenticationError,
+    Capabilities,
+    ChannelAdapter,
+    ChannelError,
+    InboundMessage,
+    MediaPart,
+    Message,
+    MessageError,
+    OptedOutError,
+    ParseResult,
+    Part,
+    ProviderError,
+    RateLimitedError,
+    RejectedError,
+    SendResult,
+    SignatureError,
+    StatusUpdate,
+    TextPart,
+    UnparseablePayloadError,
+    UnsupportedFeatureError,
+    WebhookRequest,
+    WebhookResponse,
+    constant_time_equals,
+    parse_retry_after,
+)
+
+from ._common import SendProgress, SmsSettings, address, keyword_event, media_kind, prepare_outbound, spawn
+
+__all__ = [
+    "TWILIO_UNDELIVERED_REASONS",
+    "TwilioSmsAdapter",
+    "parse_form",
+    "signed_request",
+    "twilio_signature",
+]
+
+EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+#: Why Twilio says a message was not delivered (status callback ``ErrorCode``).
+TWILIO_UNDELIVERED_REASONS: dict[str, str] = {
+    "30001": "queue overflow",
+    "30002": "account suspended",
+    "30003": "unreachable destination handset",
+    "30004": "message blocked",
+    "30005": "unknown destination handset",
+    "30006": "landline or unreachable carrier",
+    "30007": "message filtered by the carrier",
+    "30008": "unknown error",
+    "30034": "message from an unregistered number",
+    "21610": "recipient unsubscribed",
+}
+
+#: Twilio API error codes that mean "this message is refused; do not retry".
+_REJECTED_CODES = frozenset({21211, 21212, 21408, 21602, 21604, 21606, 21612, 21614, 21617,
+                             21620, 21623, 21660, 30007, 30034})
+_AUTH_CODES = frozenset({20003, 20005, 20008})
+
+_STATUS = {
+    "accepted": "queued", "scheduled": "queued", "queued": "queued", "sending": "queued",
+    "sent": "sent", "partially_delivered": "sent", "delivered": "delivered", "read": "read",
+    "undelivered": "failed", "failed": "failed", "canceled": "failed",
+}
+_MEDIA_KEY = re.compile(r"^Media(?:Url|ContentType)\d+$")
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_CORE_FIELDS = frozenset({"Body", "From", "To", "MessageSid", "SmsMessageSid", "SmsSid", "NumMedia"})
+
+
+def parse_form(body: bytes) -> list[tuple[str, str]]:
+    """Every ``(name, value)`` pair of an ``application/x-www-form-urlencoded`` body, in order.
+
+    Equivalent to ``urllib.parse.parse_qsl(..., keep_blank_values=True)`` on a UTF-8 body but
+    decodes only the pairs that need it. Raises :class:`UnparseablePayloadError` when the body
+    is not UTF-8.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnparseablePayloadError("form body is not UTF-8", adapter="twilio-sms") from None
+    pairs: list[tuple[str, str]] = []
+    append = pairs.append
+    for chunk in text.split("&"):
+        if not chunk:
+            continue
+        name, _, value = chunk.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        append((name, value))
+    return pairs
+
+
+def twilio_signature(auth_token: str | bytes, url: str, params: Sequence[tuple[str, str]]) -> str:
+    """The ``X-Twilio-Signature`` of a request: base64 HMAC-SHA1 over the URL followed by every
+    parameter name and value, sorted by name then value (repeated pairs once)."""
+    key = auth_token.encode("utf-8") if isinstance(auth_token, str) else auth_token
+    data = url + "".join(name + value for name, value in sorted(set(params)))
+    return base64.b64encode(hmac.new(key, data.encode("utf-8"), hashlib.sha1).digest()).decode("ascii")
+
+
+def _alternate_port_url(url: str) -> str | None:
+    """The same URL with the scheme's default port added, or removed when it is there
+    (Twilio signs whichever form it called)."""
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    if default is None or not parts.hostname:
+        return None
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    userinfo = parts.netloc.rpartition("@")[0]
+    prefix = userinfo + "@" if userinfo else ""
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if port is None:
+        netloc = f"{prefix}{host}:{default}"
+    elif port == default:
+        netloc = f"{prefix}{host}"
+    else:
+        return None
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class TwilioSmsAdapter(ChannelAdapter):
+    """Twilio SMS and MMS: signed form webhooks in, the Messages API out.
+
+    Inbound messages and status callbacks arrive at ``public_url/webhooks/{key}`` (set it as the
+    number's or Messaging Service's webhook); the SDK asks Twilio for status callbacks at the
+    same URL. Media of inbound MMS is downloaded with the account's credentials.
+    """
+
+    name: ClassVar[str] = "twilio-sms"
+    channel: ClassVar[str] = "sms"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_text_length=1600,
+        text_overflow="vendor",
+        media_kinds=frozenset({"image", "audio", "video", "file"}),
+        max_media_size=5 * 1024 * 1024,
+        passive_reply=True,
+        media_hosts=frozenset({"api.twilio.com", "twiliocdn.com"}),
+    )
+    default_api_base: ClassVar[str | None] = "https://api.twilio.com"
+
+    class Settings(SmsSettings):
+        """Configuration of a Twilio SMS channel."""
+
+        account_sid: str
+        """The account SID (``AC…``); also the user name of the API's Basic auth."""
+        auth_token: SecretStr
+        """The account's auth token: signs webhooks, and is the API's Basic auth password."""
+        from_number: str | None = None
+        """Our number (E.164, or local with ``default_region``), short code or sender id."""
+        messaging_service_sid: str | None = None
+        """Send through a Messaging Service (``MG…``) instead of ``from_number``."""
+        api_key_sid: str | None = None
+        """Authenticate API calls with an API key (``SK…``) instead of the account SID."""
+        api_key_secret: SecretStr | None = None
+        """The API key's secret (with ``api_key_sid``)."""
+        mms: bool = True
+        """Send media as MMS (US and Canada numbers); off, media become links."""
+
+        @model_validator(mode="after")
+        def _sender(self) -> TwilioSmsAdapter.Settings:
+            if not self.from_number and not self.messaging_service_sid:
+                raise ValueError("give from_number or messaging_service_sid")
+            if bool(self.api_key_sid) != bool(self.api_key_secret):
+                raise ValueError("api_key_sid and api_key_secret go together")
+            return self
+
+    settings: Settings
+
+    def __init__(self, settings: Any, context: Any) -> None:
+        super().__init__(settings, context)
+        # settings may be partial (``omnichannel normalize`` parses without credentials)
+        token = getattr(self.settings, "auth_token", None)
+        self._token = token.get_secret_value().encode("utf-8") if token else b""
+        self._own = (address(self.channel, self.settings.from_number, self.settings.default_region)
+                     if self.settings.from_number else None)
+        if not self.settings.mms:
+            self.capabilities = self.capabilities.model_copy(  # type: ignore[misc]
+                update={"media_kinds": frozenset()})
+        self._pairs_cache: tuple[bytes, list[tuple[str, str]]] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- identity ----------------------------------------------------------------------------
+
+    def own_address(self) -> Any:
+        """Our number (``from_number``), or ``None`` when sending through a Messaging Service."""
+        return self._own
+
+    def address(self, number: str) -> Any:
+        """A customer :class:`~omnichannel_sdk.Address` from a number in any format, using
+        ``default_region`` for local ones (for ``hub.start_conversation``)."""
+        return address(self.channel, number, self.settings.default_region)
+
+    def thread_key_for(self, customer: Any) -> str:
+        """``customer|our number`` (or ``customer|messaging service`` without a number)."""
+        own = self._own.handle if self._own else (self.settings.messaging_service_sid or "")
+        return f"{customer.handle}|{own}"
+
+    # -- inbound -----------------------------------------------------------------------------
+
+    def _pairs(self, request: WebhookRequest) -> list[tuple[str, str]]:
+        cached = self._pairs_cache
+        if cached is not None and cached[0] is request.body:
+            return cached[1]
+        pairs = parse_form(request.body)
+        self._pairs_cache = (request.body, pairs)
+        return pairs
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Check ``X-Twilio-Signature`` over the called URL and the sorted form parameters
+        (or, for JSON bodies, the URL with its ``bodySHA256``), in constant time."""
+        given = request.header("x-twilio-signature")
+        if not given or not self._token:
+            raise SignatureError("missing X-Twilio-Signature", adapter=self.name)
+        if "bodySHA256" in request.query:
+            digest = hashlib.sha256(request.body).hexdigest()
+            if not constant_time_equals(digest, request.query["bodySHA256"]):
+                raise SignatureError("bodySHA256 does not match the body", adapter=self.name)
+            params: list[tuple[str, str]] = []
+        else:
+            try:
+                params = self._pairs(request) if request.body else []
+            except UnparseablePayloadError:
+                raise SignatureError("body is not a form", adapter=self.name) from None
+        if constant_time_equals(twilio_signature(self._token, request.url, params), given):
+            return
+        other = _alternate_port_url(request.url)
+        if other and constant_time_equals(twilio_signature(self._token, other, params), given):
+            return
+        raise SignatureError("bad X-Twilio-Signature", adapter=self.name)
+
+    def handshake(self, request: WebhookRequest) -> WebhookResponse | None:
+        """Webhooks configured with HTTP GET: verified here (the parameters ride in the signed
+        URL), then run through the full inbound pipeline in the background."""
+        if "MessageSid" not in request.query and "SmsSid" not in request.query:
+            return None
+        self.verify(request)
+        hub = self.context.extras.get("hub")
+        if hub is not None:
+            as_post = WebhookRequest("POST", request.url, request.headers, b"")
+            spawn(self.context, hub.handle_webhook(self.context.key, as_post, trusted=True), self._tasks)
+        return self.acknowledge(request, None)
+
+    async def stop(self) -> None:
+        """Let GET webhooks being handled finish."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
+
+    def parse(self, request: WebhookRequest) -> ParseResult:
+        """An inbound SMS/MMS, or a status callback for a message we sent."""
+        pairs = self._pairs(request) if request.body else list(request.query_items)
+        form: dict[str, str] = {}
+        for name, value in pairs:
+            form.setdefault(name, value)
+        status = form.get("MessageStatus")
+        if status and status not in ("received", "receiving"):
+            return ParseResult(items=[self._status(form, status)])
+        return ParseResult(items=[self._inbound(form)])
+
+    def _status(self, form: dict[str, str], vendor_status: str) -> StatusUpdate:
+        sid = form.get("MessageSid") or form.get("SmsSid")
+        if not sid:
+            raise UnparseablePayloadError("status callback without MessageSid", adapter=self.name)
+        status = _STATUS.get(vendor_status)
+        if status is None:
+            raise UnparseablePayloadError(f"unknown MessageStatus {vendor_status[:40]!r}",
+                                          adapter=self.name)
+        code = (form.get("ErrorCode") or "").strip()
+        error = None
+        if status == "failed" or (code and code != "0"):
+            reason = TWILIO_UNDELIVERED_REASONS.get(code) or form.get("ErrorMessage") or vendor_status
+            error = MessageError(code="undelivered" if vendor_status == "undelivered" else "failed",
+                                 message=f"Twilio {vendor_status}: {reason}",
+                                 vendor_code=code or None)
+        metadata: dict[str, Any] = {"twilio_status": vendor_status}
+        if form.get("RawDlrDoneDate"):
+            metadata["raw_dlr_done_date"] = form["RawDlrDoneDate"]
+        return StatusUpdate(external_id=sid, status=status,  # type: ignore[arg-type]
+                            error=error if status == "failed" else None, metadata=metadata)
+
+    def _inbound(self, form: dict[str, str]) -> InboundMessage:
+        sid = form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid")
+        sender, to = form.get("From"), form.get("To")
+        if not sid or not sender:
+            raise UnparseablePayloadError("neither a message nor a status callback (no MessageSid "
+                                          "or From)", adapter=self.name)
+        region = self.settings.default_region
+        try:
+            customer = address(self.channel, sender, region)
+            ours = address(self.channel, to, region) if to else self._own
+        except ValueError as exc:
+            raise UnparseablePayloadError(f"bad phone number: {exc}", adapter=self.name) from None
+        parts: list[Part] = []
+        body = form.get("Body", "")
+        if body:
+            parts.append(TextPart(text=body))
+        try:
+            count = int(form.get("NumMedia") or 0)
+        except ValueError:
+            raise UnparseablePayloadError("NumMedia is not a number", adapter=self.name) from None
+        for index in range(max(0, min(count, 20))):
+            url = form.get(f"MediaUrl{index}")
+            if not url:
+                continue
+            content_type = form.get(f"MediaContentType{index}") or None
+            parts.append(MediaPart(kind=media_kind(content_type), url=url, content_type=content_type))
+        event = keyword_event(body, self.settings, form.get("OptOutType"))
+        if event is not None:
+            parts.append(event)
+        vendor = {k: v for k, v in form.items() if k not in _CORE_FIELDS and not _MEDIA_KEY.match(k)}
+        metadata: dict[str, Any] = {"twilio": vendor}
+        if form.get("NumSegments", "").isdigit():
+            metadata["segments"] = int(form["NumSegments"])
+        profile = {"country": form["FromCountry"]} if form.get("FromCountry") else {}
+        return InboundMessage(external_id=sid, sender=customer,
+                              recipients=[ours] if ours is not None else [], parts=parts,
+                              metadata=metadata, profile=profile)
+
+    def acknowledge(self, request: WebhookRequest, result: ParseResult | None) -> WebhookResponse:
+        """Empty TwiML: Twilio sends nothing back."""
+        return WebhookResponse(200, EMPTY_TWIML, "text/xml; charset=utf-8")
+
+    def passive_response(self, request: WebhookRequest, inbound: Message, reply: Message,
+                         parts: Sequence[Part]) -> WebhookResponse | None:
+        """TwiML ``<Message>`` carrying the reply (text and, for MMS, media URLs)."""
+        clean = [TextPart(text=_XML_BAD.sub("", p.text)) if isinstance(p, TextPart) else p for p in parts]
+        try:
+            prepared = prepare_outbound(clean, self.settings, self.name, max_chars=1600)
+        except ChannelError:
+            return None
+        media = [p.url for p in prepared.media if p.url and p.url.startswith(("http://", "https://"))]
+        if len(prepared.bodies) > 1 or (prepared.media and not self._mms_to(inbound.sender.handle)):
+            return None  # several messages or links instead of MMS: send through the API
+        body = "".join(f"<Body>{escape(b)}</Body>" for b in prepared.bodies)
+        body += "".join(f"<Media>{_xml(url)}</Media>" for url in media[:10])
+        # the hub stores ``reply`` after this call: record the encoding like every send does
+        reply.metadata.update(prepared.metadata())
+        twiml = f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{body}</Message></Response>'
+        return WebhookResponse(200, twiml, "text/xml; charset=utf-8")
+
+    async def media_request(self, part: MediaPart) -> httpx.Request | None:
+        """GET the media URL with the account's Basic auth (Twilio's media may be protected)."""
+        if not part.url or not part.url.startswith(("http://", "https://")):
+            return None
+        return self.context.http.build_request("GET", part.url, headers={
+            "authorization": self._basic_auth()})
+
+    # -- outbound ----------------------------------------------------------------------------
+
+    def _basic_auth(self) -> str:
+        s = self.settings
+        user = s.api_key_sid or s.account_sid
+        secret = s.api_key_secret.get_secret_value() if s.api_key_secret else s.auth_token.get_secret_value()
+        return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
+
+    def _mms_to(self, handle: str) -> bool:
+        if not self.settings.mms or not handle.startswith("+1"):
+            return False
+        try:
+            region = phonenumbers.region_code_for_number(phonenumbers.parse(handle))
+        except phonenumbers.NumberParseException:
+            return False
+        return region in ("US", "CA")
+
+    async def send(self, message: Message, parts: Sequence[Part]) -> SendResult:
+        """POST each SMS body to the Messages API (form fields, Basic auth), asking for status
+        callbacks at our webhook URL. Media ride as MMS to US/Canada numbers, else as links."""
+        if not message.recipients:
+            raise RejectedError(f"{self.name}: the message has no recipient")
+        to = message.recipients[0].handle
+        parts = list(parts)
+        media = [p for p in parts if isinstance(p, MediaPart)]
+        if media and not self._mms_to(to):
+            links = [f"{p.caption or p.filename or p.kind}: {p.url}" for p in media
+                     if p.url and p.url.startswith(("http://", "https://"))]
+            if len(links) < len(media):
+                raise UnsupportedFeatureError(f"{self.name}: media without a public URL")
+            parts = [p for p in parts if not isinstance(p, MediaPart)] + [TextPart(text=x) for x in links]
+            media = []
+        if any(not (p.url or "").startswith(("http://", "https://")) for p in media):
+            raise UnsupportedFeatureError(f"{self.name}: MMS media needs a public URL")
+        prepared = prepare_outbound(parts, self.settings, self.name, max_chars=1600)
+        bodies: list[str | None] = list(prepared.bodies) or [None]
+        sids: list[str] = []
+        status = "sent"
+        url = f"{self.api_base}/2010-04-01/Accounts/{self.settings.account_sid}/Messages.json"
+        progress = SendProgress(self.context, message.id) if len(bodies) > 1 else None
+        for index, body in enumerate(bodies):
+            earlier = await progress.accepted(index) if progress is not None else None
+            if earlier:
+                sids.extend(earlier)
+                continue
+            form: list[tuple[str, str]] = [("To", to), ("StatusCallback", self.context.webhook_url)]
+            if self.settings.messaging_service_sid:
+                form.append(("MessagingServiceSid", self.settings.messaging_service_sid))
+            if self._own is not None and not self.settings.messaging_service_sid:
+                form.append(("From", self._own.handle))
+            if body is not None:
+                form.append(("Body", body))
+            if index == 0:
+                form.extend(("MediaUrl", p.url or "") for p in media[:10])
+            response = await self.request("POST", url, content=urlencode(form).encode("utf-8"), headers={
+                "authorization": self._basic_auth(), "accept": "application/json",
+                "content-type": "application/x-www-form-urlencoded"})
+            if response.status_code >= 400:
+                raise self._error(response)
+            try:
+                answer = response.json()
+                sids.append(str(answer["sid"]))
+            except (ValueError, KeyError, TypeError):
+                raise ProviderError(f"{self.name}: unexpected answer to a send",
+                                    status_code=response.status_code) from None
+            status = "queued" if _STATUS.get(str(answer.get("status")), "sent") == "queued" else "sent"
+            if progress is not None:
+                await progress.record(index, sids[-1:])
+        metadata = prepared.metadata()
+        if media:
+            metadata["mms"] = True
+        return SendResult(external_ids=sids, status=status, metadata=metadata)
+
+    def _error(self, response: httpx.Response) -> Exception:
+        """The one place Twilio's API errors become typed errors."""
+        code: int | None = None
+        detail = None
+        try:
+            payload = response.json()
+            if isinstance(payload, dict):
+                raw = payload.get("code")
+                code = int(raw) if raw is not None and str(raw).isdigit() else None
+                detail = str(payload.get("message") or "")[:300] or None
+        except ValueError:
+            pass
+        status = response.status_code
+        what = f"{self.name}: HTTP {status}" + (f" (Twilio {code})" if code else "") + (
+            f": {detail}" if detail else "")
+        if code == 21610:
+            return OptedOutError(f"{self.name}: the recipient replied STOP (Twilio 21610)")
+        if code == 20429 or status == 429:
+            return RateLimitedError(what, retry_after=parse_retry_after(response.headers.get("retry-after")),
+                                    vendor_code=code, status_code=status)
+        if code in _AUTH_CODES or status in (401, 403):
+            return AuthenticationError(what, vendor_code=code, status_code=status)
+        if code in _REJECTED_CODES:
+            return RejectedError(what, vendor_code=code, status_code=status)
+        return self.error_for_status(status, response, code, detail)
+
+
+def _xml(text: str) -> str:
+    return escape(_XML_BAD.sub("", text))
+
+
+def signed_request(auth_token: str, url: str, form: Sequence[tuple[str, str]]) -> WebhookRequest:
+    """A Twilio-signed form ``WebhookRequest`` (for tests, the demo and ``omnichannel simulate``)."""
+    body = urlencode(list(form)).encode("ascii")
+    return WebhookRequest("POST", url, {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-twilio-signature": twilio_signature(auth_token, url, list(form))}, body)
+

@@ -1,0 +1,550 @@
+"""The ``webchat`` adapter: visitors on our own widget, over WebSocket or HTTP long-poll.
+
+Inbound visitor messages go through ``hub.ingest`` (the same de-duplication, threading and
+events as webhooks); the webhook form (``POST /webhooks/{key}`` with the session token in
+``X-Webchat-Session``) runs through the ordinary gateway. Outbound, :meth:`WebchatAdapter.send`
+pushes to the visitor's connections in this process; on a NATS bus every process also listens to
+``hub.events()`` and pushes what another process sent. A visitor who is away gets every message
+from the store when the widget reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import nh3
+from pydantic import Field, SecretStr, field_validator
+
+from omnichannel_sdk import (
+    ActionsPart,
+    AdapterSettings,
+    Address,
+    Capabilities,
+    ChannelAdapter,
+    EventPart,
+    InboundMessage,
+    LocationPart,
+    MediaPart,
+    Message,
+    MessageReceived,
+    MessageSent,
+    MessageUpdated,
+    OmnichannelError,
+    ParseFailure,
+    ParseResult,
+    Part,
+    RejectedError,
+    SendResult,
+    SignatureError,
+    StatusUpdate,
+    TextPart,
+    UnparseablePayloadError,
+    WebhookRequest,
+    WebhookResponse,
+)
+
+from ._registry import Connection, Registry, TokenBucket, frame
+from ._session import Session, peek_session, sign_session, verify_session
+
+if TYPE_CHECKING:
+    from omnichannel_sdk import Hub
+
+__all__ = ["SESSION_HEADER", "WebchatAdapter", "wire_message"]
+
+log = logging.getLogger("omnichannel_webchat")
+
+SESSION_HEADER = "x-webchat-session"
+"""The header that carries the visitor's session token on HTTP requests."""
+
+_EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,253}\.[^@\s<>\"']{2,63}$")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+DEFAULT_UPLOAD_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf",
+                        "text/plain")
+
+
+class WebchatAdapter(ChannelAdapter):
+    """Web chat on our own widget: WebSocket + HTTP fallback, signed visitor sessions."""
+
+    name: ClassVar[str] = "webchat"
+    channel: ClassVar[str] = "webchat"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_text_length=4000,
+        formats=frozenset({"plain", "markdown"}),
+        media_kinds=frozenset({"image", "audio", "video", "file"}),
+        buttons=True,
+        max_buttons=8,
+        max_button_title=60,
+        quick_replies=True,
+        max_quick_replies=8,
+        typing=True,
+        read_receipts=True,
+    )
+
+    class Settings(AdapterSettings):
+        """Settings of a web chat channel."""
+
+        secret: SecretStr = Field(min_length=16)
+        """Signs visitor session tokens (HMAC-SHA256). Changing it signs every visitor out."""
+        allowed_origins: list[str] = Field(default_factory=list)
+        """Pages that may embed the widget (``https://shop.example.com``); ``*`` allows any.
+        Empty: only the gateway's own origin."""
+        session_ttl: float = Field(default=30 * 86400, gt=0)
+        """Seconds a visitor session lasts after its last use."""
+        upload_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+        """Largest file a visitor may upload."""
+        upload_types: list[str] = Field(default_factory=lambda: list(DEFAULT_UPLOAD_TYPES))
+        """MIME types a visitor may upload (``image/*`` allows every image type)."""
+        visitor_rate: float = Field(default=1.0, gt=0)
+        """Messages (and uploads) per second one visitor may send, sustained."""
+        visitor_burst: int = Field(default=8, ge=1)
+        """How many messages a visitor may send at once before ``visitor_rate`` applies."""
+        max_visitor_text: int = Field(default=4000, gt=0)
+        """Longest message a visitor may send (characters)."""
+        prechat: Literal["off", "optional", "required"] = "optional"
+        """The pre-chat form (name, email): not shown, skippable, or required."""
+        title: str | None = None
+        """Title of the chat panel (default: the widget's localized "Chat with us")."""
+        history_limit: int = Field(default=200, gt=0)
+        """How many past messages a resumed session shows."""
+
+        @field_validator("allowed_origins")
+        @classmethod
+        def _origins(cls, value: list[str]) -> list[str]:
+            out = []
+            for origin in value:
+                origin = origin.strip().rstrip("/")
+                if origin != "*" and not re.match(r"^https?://[^/?#\s]+$", origin):
+                    raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+                out.append(origin.lower())
+            return out
+
+    settings: Settings
+
+    def __init__(self, settings: AdapterSettings, context: Any) -> None:
+        super().__init__(settings, context)
+        self.registry = Registry()
+        self.limiter = TokenBucket(self.settings.visitor_rate, self.settings.visitor_burst)
+        self._app: Callable[..., Awaitable[None]] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._signal_queues: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._conversations: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- configuration helpers -------------------------------------------------------------
+
+    @property
+    def hub(self) -> Hub | None:
+        """The hub this adapter belongs to (``None`` outside a hub)."""
+        return self.context.extras.get("hub")
+
+    @property
+    def base_url(self) -> str:
+        """Where the gateway serves this channel's app: ``public_url/channels/{key}``."""
+        return f"{self.context.public_url}/channels/{self.context.key}"
+
+    def _secret(self) -> str:
+        return self.settings.secret.get_secret_value()
+
+    def origin_allowed(self, origin: str | None, own_origin: str | None = None) -> bool:
+        """Whether a request from page ``origin`` may use this channel.
+
+        No ``Origin`` header (server-side clients, same-origin GETs) is allowed: the session
+        token is what authenticates. The gateway's own origin is always allowed.
+        """
+        if not origin:
+            return True
+        origin = origin.strip().rstrip("/").lower()
+        allowed = self.settings.allowed_origins
+        if "*" in allowed or origin in allowed:
+            return True
+        public = urlsplit(self.context.public_url)
+        mine = {f"{public.scheme}://{public.netloc}".lower()}
+        if own_origin:
+            mine.add(own_origin.lower())
+        return origin in mine
+
+    def issue(self, session: Session) -> str:
+        """A signed token for ``session``."""
+        return sign_session(session, self._secret())
+
+    def check_token(self, token: str | None) -> Session:
+        """The session of a token; :class:`SignatureError` when invalid or expired."""
+        return verify_session(token, self._secret(), self.context.key)
+
+    # -- inbound (sans-IO) -----------------------------------------------------------------
+
+    def own_address(self) -> Address:
+        """The channel itself: ``webchat:{key}``."""
+        return Address(channel=self.channel, handle=self.context.key)
+
+    def verify(self, request: WebhookRequest) -> None:
+        """The visitor's session token (``X-Webchat-Session``) and the page's origin."""
+        if not self.origin_allowed(request.header("origin")):
+            raise SignatureError("origin not allowed", adapter=self.name)
+        self.check_token(request.header(SESSION_HEADER))
+
+    def parse(self, request: WebhookRequest) -> ParseResult:
+        """Messages from the webhook form of the HTTP fallback.
+
+        JSON ``{"messages": [{"id": client id, "text": ...}]}`` or a form ``id=…&text=…``.
+        The visitor comes from the (already verified) session token.
+        """
+        token = request.header(SESSION_HEADER)
+        if not token:
+            raise UnparseablePayloadError("no session token", adapter=self.name)
+        try:
+            session = peek_session(token)
+        except SignatureError as exc:
+            raise UnparseablePayloadError(exc.detail, adapter=self.name) from None
+        items: list[Any]
+        if request.content_type == "application/x-www-form-urlencoded":
+            items = [request.form()]
+        else:
+            body = request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+                raise UnparseablePayloadError("no messages list", adapter=self.name)
+            items = body["messages"]
+        result = ParseResult()
+        if not items:
+            raise UnparseablePayloadError("empty messages list", adapter=self.name)
+        for item in items:
+            try:
+                if not isinstance(item, dict):
+                    raise TypeError("a message is an object")
+                result.items.append(self.inbound(session, item.get("id"), item.get("text")))
+            except (TypeError, ValueError) as exc:
+                result.failures.append(ParseFailure(f"{type(exc).__name__}: {exc}", item))
+        return result
+
+    def acknowledge(self, request: WebhookRequest, result: ParseResult | None) -> WebhookResponse:
+        """``{"ok": true}`` once the visitor's messages are stored (``false``: dead-lettered)."""
+        return WebhookResponse.json({"ok": result is not None})
+
+    def inbound(self, session: Session, client_id: Any, text: Any = None,
+                parts: Sequence[Part] = (), metadata: dict[str, Any] | None = None) -> InboundMessage:
+        """The :class:`InboundMessage` for a visitor's message (raises ``ValueError`` when bad).
+
+        ``client_id`` is the widget's id for the message: a retry with the same id is
+        de-duplicated. The pre-chat email rides along as a contact hint.
+        """
+        if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+            raise ValueError("id must be 1-64 characters of A-Z a-z 0-9 _ -")
+        all_parts: list[Part] = []
+        if text is not None:
+            if not isinstance(text, str):
+                raise TypeError("text must be a string")
+            text = text.replace("\r\n", "\n").strip()
+            if len(text) > self.settings.max_visitor_text:
+                raise ValueError(f"text longer than {self.settings.max_visitor_text} characters")
+            if text:
+                all_parts.append(TextPart(text=text))
+        all_parts.extend(parts)
+        if not all_parts:
+            raise ValueError("empty message")
+        hints = []
+        if session.email and _EMAIL.match(session.email):
+            hints.append(Address(channel="email", handle=session.email,
+                                 display_name=session.name))
+        profile: dict[str, Any] = {}
+        if session.name:
+            profile["name"] = session.name
+        if session.locale:
+            profile["locale"] = session.locale
+        meta = {"client_id": client_id, **(metadata or {})}
+        if session.email:
+            meta["prechat_email"] = session.email
+            meta["email_verified"] = False
+        return InboundMessage(
+            external_id=f"{session.visitor}:{client_id}",
+            sender=Address(channel=self.channel, handle=session.visitor,
+                           display_name=session.name),
+            recipients=[self.own_address()], parts=all_parts, contact_hints=hints,
+            profile=profile, metadata=meta)
+
+    # -- outbound ----------------------------------------------------------------------------
+
+    def _visitor_of(self, message: Message) -> str | None:
+        addresses = message.recipients if message.direction == "outbound" else [message.sender]
+        for address in addresses:
+            if address.channel == self.channel and address.handle != self.context.key:
+                return address.handle
+        return None
+
+    async def send(self, message: Message, parts: Sequence[Part]) -> SendResult:
+        """Push the message to the visitor's open connections in this process.
+
+        A visitor who is not connected gets it from the store on reconnect, so this never
+        fails for being offline; delivery and read receipts come back from the widget.
+        """
+        visitor = self._visitor_of(message)
+        if visitor is None:
+            raise RejectedError(f"{self.name}: the message has no visitor recipient")
+        shown = message.model_copy(update={"parts": list(parts)})
+        live = self.registry.push(visitor, frame({"type": "message", "message": wire_message(
+            shown, self.base_url)}), message_id=message.id)
+        self._conversations[visitor] = message.conversation_id
+        return SendResult(external_ids=[message.id], status="sent", metadata={"webchat_live": live})
+
+    # -- live signals (typing, seen) ---------------------------------------------------------------
+
+    async def signals(self) -> AsyncIterator[dict[str, Any]]:
+        """Visitor typing signals in this process, for an agent inbox:
+        ``{"type": "typing", "channel_key", "conversation_id", "visitor", "on"}``."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(1000)
+        self._signal_queues.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._signal_queues.discard(queue)
+
+    def _signal(self, data: dict[str, Any]) -> None:
+        for queue in self._signal_queues:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(data)
+
+    async def visitor_typing(self, session: Session, on: bool) -> None:
+        """Tell agent inboxes that the visitor is (not) typing."""
+        conversation_id = await self.conversation_of(session.visitor)
+        self._signal({"type": "typing", "channel_key": self.context.key, "visitor": session.visitor,
+                      "conversation_id": conversation_id, "on": bool(on)})
+
+    async def _visitor_of_conversation(self, conversation_id: str) -> str | None:
+        hub = self.hub
+        if hub is None:
+            return None
+        conversation = await hub.store.get_conversation(conversation_id)
+        if conversation is None or conversation.channel_key != self.context.key:
+            return None
+        for address in conversation.participants:
+            if address.channel == self.channel and address.handle != self.context.key:
+                return address.handle
+        return None
+
+    async def agent_typing(self, conversation_id: str, on: bool, name: str | None = None) -> int:
+        """Show (or hide) "agent is typing" to the visitor of a conversation; returns how many
+        of the visitor's connections got it (in this process)."""
+        visitor = await self._visitor_of_conversation(conversation_id)
+        if visitor is None:
+            return 0
+        return self.registry.push(visitor, frame({"type": "typing", "on": bool(on), "name": name}))
+
+    async def agent_seen(self, conversation_id: str, up_to: str | None = None) -> int:
+        """Tell the visitor the agent has read their messages (up to message id ``up_to``)."""
+        visitor = await self._visitor_of_conversation(conversation_id)
+        if visitor is None:
+            return 0
+        return self.registry.push(visitor, frame({"type": "seen", "up_to": up_to}))
+
+    def embed_snippet(self, base: str | None = None) -> str:
+        """The one ``<script>`` tag that puts the widget on a page (``base``: where this
+        channel's app is reachable from that page; default ``public_url/channels/{key}``)."""
+        return f'<script src="{html.escape(base or self.base_url)}/widget.js" async></script>'
+
+    # -- conversations and history -----------------------------------------------------------------
+
+    async def conversation_of(self, visitor: str) -> str | None:
+        """The id of the visitor's latest conversation on this channel, if any."""
+        cached = self._conversations.get(visitor)
+        if cached:
+            return cached
+        hub = self.hub
+        if hub is None:
+            return None
+        stored = await hub.store.kv_get(f"webchat:{self.context.key}:conv:{visitor}")
+        if stored:
+            self._conversations[visitor] = stored
+            return stored
+        contact = await hub.store.find_contact(Address(channel=self.channel, handle=visitor))
+        if contact is None:
+            return None
+        prefix = f"{visitor}|"
+        for conversation in await hub.store.list_conversations(
+                channel_key=self.context.key, contact_id=contact.id):
+            if conversation.thread_key.startswith(prefix):
+                self._conversations[visitor] = conversation.id
+                return conversation.id
+        return None
+
+    async def remember_conversation(self, visitor: str, conversation_id: str) -> None:
+        """Note the visitor's current conversation (shared through the KV store)."""
+        if self._conversations.get(visitor) == conversation_id:
+            return
+        self._conversations[visitor] = conversation_id
+        if len(self._conversations) > 100_000:
+            self._conversations.pop(next(iter(self._conversations)))
+        await self.context.kv.kv_set(f"webchat:{self.context.key}:conv:{visitor}", conversation_id,
+                                     ttl=self.settings.session_ttl)
+
+    async def history(self, visitor: str, after: str | None = None) -> list[Message]:
+        """The visitor's messages (after message id ``after``), oldest first."""
+        hub = self.hub
+        conversation_id = await self.conversation_of(visitor)
+        if hub is None or conversation_id is None:
+            return []
+        messages = await hub.store.list_messages(conversation_id, after=after or None)
+        return messages[-self.settings.history_limit:]
+
+    async def receive(self, session: Session, client_id: Any, text: Any = None,
+                      parts: Sequence[Part] = (), *, origin: Connection | None = None,
+                      metadata: dict[str, Any] | None = None) -> Message | None:
+        """Store a visitor's message through ``hub.ingest`` and show it on the visitor's other
+        connections. Returns the stored message (``None`` for a duplicate)."""
+        hub = self.hub
+        if hub is None:
+            raise OmnichannelError("the webchat adapter runs inside a hub")
+        draft = self.inbound(session, client_id, text, parts, metadata)
+        stored = await hub.ingest(self.context.key, [draft])
+        if not stored:
+            return None
+        message = stored[0]
+        await self.remember_conversation(session.visitor, message.conversation_id)
+        self.registry.push(session.visitor, frame({"type": "message", "message": wire_message(
+            message, self.base_url)}), message_id=message.id, skip=origin)
+        return message
+
+    async def mark(self, session: Session, ids: Sequence[Any], status: str) -> int:
+        """Apply ``delivered`` / ``read`` receipts the widget sent for agent messages.
+
+        Only messages to this visitor count; returns how many receipts were applied.
+        """
+        hub = self.hub
+        if hub is None or status not in ("delivered", "read"):
+            return 0
+        count = 0
+        for mid in list(dict.fromkeys(i for i in ids if isinstance(i, str)))[:100]:
+            message = await hub.store.get_message(mid)
+            if (message is None or message.channel_key != self.context.key
+                    or message.direction != "outbound" or self._visitor_of(message) != session.visitor):
+                continue
+            if message.status in ("failed", status) or (status == "delivered" and message.status == "read"):
+                continue
+            if message.status == "queued":
+                # the widget can ack before the outbox recorded the send: apply once it has
+                # (the hub keeps only one early receipt per message, so "read" could be lost)
+                self._later(self._apply_when_sent(mid, status))
+            else:
+                await hub.apply_status(self.context.key, StatusUpdate(external_id=mid, status=status))
+            count += 1
+        return count
+
+    def _later(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _apply_when_sent(self, message_id: str, status: str) -> None:
+        hub = self.hub
+        assert hub is not None
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            message = await hub.store.get_message(message_id)
+            if message is None or message.status == "failed":
+                return
+            if message.status != "queued":
+                break
+        await hub.apply_status(self.context.key, StatusUpdate(external_id=message_id, status=status))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen to the hub's events to push what other processes (or tabs) produced."""
+        if self.hub is not None and self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name=f"webchat-{self.context.key}")
+
+    async def stop(self) -> None:
+        """Stop listening; close every connection (widgets reconnect elsewhere)."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+            self._listener = None
+        for task in list(self._tasks):
+            task.cancel()
+        for visitor in list(self.registry._by_visitor):
+            for conn in self.registry.connections(visitor):
+                conn.closed = True
+                conn.wake.set()
+
+    async def _listen(self) -> None:
+        hub = self.hub
+        assert hub is not None
+        key = self.context.key
+        async for event in hub.events():
+            try:
+                if isinstance(event, (MessageSent, MessageReceived)):
+                    message = event.message
+                    if message.channel_key != key:
+                        continue
+                    visitor = self._visitor_of(message)
+                    if visitor is None or not self.registry.connected(visitor):
+                        continue
+                    self.registry.push(visitor, frame({"type": "message", "message": wire_message(
+                        message, self.base_url)}), message_id=message.id)
+                elif isinstance(event, MessageUpdated) and event.message.channel_key == key:
+                    visitor = self._visitor_of(event.message)
+                    if visitor is not None and self.registry.connected(visitor):
+                        self.registry.push(visitor, frame({"type": "update", "message": wire_message(
+                            event.message, self.base_url)}))
+            except Exception:
+                log.exception("webchat fan-out failed for %s", event.type)
+
+    def asgi_app(self) -> Callable[..., Awaitable[None]]:
+        """The widget, the WebSocket endpoint and the HTTP fallback (see ``_server``)."""
+        if self._app is None:
+            from ._server import build_app
+
+            self._app = build_app(self)
+        return self._app
+
+
+def _plain(part: TextPart) -> tuple[str, str]:
+    if part.format == "html":
+        return html.unescape(nh3.clean(part.text, tags=set())), "plain"
+    return part.text, part.format
+
+
+def wire_message(message: Message, base_url: str) -> dict[str, Any]:
+    """A message as the widget sees it (JSON-ready). Text stays text: the widget renders the
+    markdown subset itself, into DOM nodes, never through ``innerHTML``."""
+    texts: list[dict[str, str]] = []
+    media: list[dict[str, Any]] = []
+    actions: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, TextPart):
+            text, fmt = _plain(part)
+            texts.append({"text": text, "format": fmt})
+        elif isinstance(part, MediaPart):
+            url = f"{base_url}/media/{part.blob_key}" if part.blob_key else part.url
+            if url and not url.startswith(("http://", "https://", "/")):
+                url = None
+            media.append({"kind": part.kind, "url": url, "name": part.filename,
+                          "type": part.content_type, "size": part.size, "caption": part.caption})
+        elif isinstance(part, ActionsPart):
+            if part.prompt:
+                texts.append({"text": part.prompt, "format": "plain"})
+            actions.extend({"id": a.id, "title": a.title, "kind": a.kind,
+                            "value": a.value if a.kind == "url" else None} for a in part.actions)
+        elif isinstance(part, LocationPart):
+            texts.append({"text": f"{part.label or ''} "
+                                  f"https://www.openstreetmap.org/?mlat={part.latitude}"
+                                  f"&mlon={part.longitude}".strip(), "format": "plain"})
+        elif isinstance(part, EventPart):
+            continue
+    author = None
+    if message.direction == "outbound":
+        author = (message.author.name if message.author and message.author.name else None)
+    return {"id": message.id, "dir": "in" if message.direction == "inbound" else "out",
+            "texts": texts, "media": media, "actions": actions, "status": message.status,
+            "at": message.created_at.isoformat(), "author": author,
+            "client_id": message.metadata.get("client_id")}
+
+
