@@ -387,3 +387,38 @@ def test_thread_with_must_name_another_channel(omni_config: dict, register_plugi
     omni_config["channels"]["fake"]["thread_with"] = "nowhere"
     with pytest.raises(ConfigurationError, match=r"channels\.fake\.thread_with"):
         Hub.from_config(omni_config, plugins=register_plugin)
+
+
+async def test_early_receipts_keep_the_most_advanced(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+    await inbound(webhook_client, "in1")
+    await hub.apply_status("fake", StatusUpdate(external_id="v20", status="read"))
+    await hub.apply_status("fake", StatusUpdate(external_id="v20", status="delivered"))  # late, lower
+    with respx.mock() as vendor:
+        vendor.post(SEND).respond(200, json={"id": "v20"})
+        message = await hub.send(await conversation_id(hub), text="x", wait=True)
+    stored = await hub.store.get_message(message.id)
+    assert stored and stored.status == "read"
+
+
+async def test_window_closed_at_the_vendor_fails_at_once(hub: Hub, webhook_client: httpx.AsyncClient,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    await inbound(webhook_client, "in1")
+    adapter = hub.adapter("fake")
+    calls = 0
+
+    async def closed(message, parts):
+        nonlocal calls
+        calls += 1
+        raise WindowClosedError("the vendor says the window closed")
+
+    monkeypatch.setattr(adapter, "send", closed)
+    message = await hub.send(await conversation_id(hub), text="x", wait=True)
+    assert message.status == "failed" and message.error and message.error.code == "window_closed"
+    assert calls == 1
+
+
+async def test_last_messages_only(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+    for n in range(5):
+        await inbound(webhook_client, f"m{n}", text=f"t{n}")
+    last = await hub.store.list_messages(await conversation_id(hub), last=2)
+    assert [m.text for m in last] == ["t3", "t4"]

@@ -221,6 +221,9 @@ class ChannelAdapter:
     """What this channel can show and its limits."""
     default_api_base: ClassVar[str | None] = None
     """The vendor API base URL when ``api_base`` is not configured."""
+    inbound_get: ClassVar[bool] = False
+    """Whether the vendor may deliver messages by GET (Twilio's and Vonage's GET option): a GET
+    that :meth:`handshake` does not answer then runs the full inbound pipeline, like a POST."""
 
     class Settings(AdapterSettings):
         """Configuration of this adapter."""
@@ -327,6 +330,17 @@ class ChannelAdapter:
         if not part.url or not part.url.startswith(("http://", "https://")):
             return None
         return self.context.http.build_request("GET", part.url)
+
+    async def check_media_response(self, response: httpx.Response) -> None:
+        """Refuse a media download answer that is really an error (vendors that answer 200 with
+        an error document, like WeChat's ``media/get``): raise a
+        :class:`~omnichannel_sdk.ChannelError` (retryable ones are retried). The response is
+        streamed; ``await response.aread()`` to look at a small body. Default: accept."""
+
+    def customer_address(self, handle: str) -> Address:
+        """A customer's :class:`Address` from a handle as a person typed it (used by
+        ``hub.start_conversation``; SMS adapters apply their ``default_region``)."""
+        return Address(channel=self.channel, handle=handle)
 
     def asgi_app(self) -> Callable[..., Awaitable[None]] | None:
         """An ASGI app the gateway mounts at ``/channels/{key}/`` (web chat), or ``None``."""

@@ -28,6 +28,7 @@ from ._errors import (
     RateLimitedError,
     TransportError,
     UnsupportedFeatureError,
+    WindowClosedError,
 )
 from ._events import MessageSent, StatusChanged
 from ._ids import new_id
@@ -90,6 +91,7 @@ _ERROR_CODES: list[tuple[type[BaseException], str]] = [
     (TransportError, "transport"),
     (OptedOutError, "opted_out"),
     (UnsupportedFeatureError, "unsupported"),
+    (WindowClosedError, "window_closed"),
     (MediaError, "media"),
     (ChannelError, "rejected"),
 ]
@@ -266,8 +268,8 @@ class Delivery:
                      attempts, delay)
             await store.retry_job(job.id, delay, f"{error_code(exc)}: {exc}")
             return
-        except (UnsupportedFeatureError, MediaError) as exc:
-            await self._give_up(job, message, exc)
+        except (UnsupportedFeatureError, MediaError, WindowClosedError) as exc:
+            await self._give_up(job, message, exc)  # trying again cannot help
             return
         status = result.status if result.status in ("queued", "sent", "delivered", "read") else "sent"
         updated = message.model_copy(update={
@@ -360,6 +362,7 @@ class Delivery:
                 if response.status_code >= 400:
                     raise adapter.error_for_status(response.status_code, response, None,
                                                    "media download")
+                await adapter.check_media_response(response)
                 declared = response.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > limit:
                     raise MediaError(f"{adapter.name}: media of {declared} bytes exceeds {limit}")

@@ -44,7 +44,7 @@ from ._models import Address, Author, Conversation, DeadLetter, Message, Part, S
 from ._plugins import AdapterRegistry, build_plugin_manager
 from ._render import Rendered, render_parts
 from ._store import IngestItem, IngestOutcome, Job, RawPayload, SqlStore, store_from_url
-from ._store._sql import early_receipt_key
+from ._store._sql import early_receipt_key, status_moves
 from ._webhook import WebhookRequest, WebhookResponse
 
 __all__ = ["Hub", "ReplayReport"]
@@ -307,9 +307,10 @@ class Hub:
         adapter = self.adapter(channel_key)
         if request.method in ("GET", "HEAD"):
             response = adapter.handshake(request)
-            if response is None:
+            if response is not None:
+                return response
+            if not adapter.inbound_get or request.method == "HEAD":
                 return WebhookResponse(405, b"method not allowed")
-            return response
         if not trusted:
             adapter.verify(request)
         raw = RawPayload(id=new_id("raw"), channel_key=channel_key,
@@ -415,9 +416,15 @@ class Hub:
     async def _apply_status(self, channel_key: str, update: StatusUpdate) -> None:
         outcomes = await self.store.apply_status(channel_key, update)
         if not outcomes and update.external_id:
-            # the receipt may be quicker than the vendor's answer to our send: keep it a while
-            await self.store.kv_set(early_receipt_key(channel_key, update.external_id),
-                                    update.model_dump_json(), ttl=3600)
+            # the receipt may be quicker than the vendor's answer to our send: keep the most
+            # advanced one a while (a "delivered" arriving after a "read" must not replace it)
+            key = early_receipt_key(channel_key, update.external_id)
+            waiting = await self.store.kv_get(key)
+            if waiting is not None:
+                kept = StatusUpdate.model_validate_json(waiting)
+                if not status_moves(kept.status, update.status):
+                    return
+            await self.store.kv_set(key, update.model_dump_json(), ttl=3600)
         for outcome in outcomes:
             self._publish(StatusChanged(message=outcome.message, previous=outcome.previous))
 
@@ -508,7 +515,7 @@ class Hub:
         """The open conversation with ``to`` on ``channel_key``, created if needed (for
         messages we start, like a proactive SMS)."""
         adapter = self.adapter(channel_key)
-        customer = to if isinstance(to, Address) else Address(channel=adapter.channel, handle=to)
+        customer = to if isinstance(to, Address) else adapter.customer_address(to)
         own = adapter.own_address()
         participants = [customer, *([own] if own else [])]
         conversation, created = await self.store.open_conversation(

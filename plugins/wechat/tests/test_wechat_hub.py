@@ -194,6 +194,25 @@ async def test_voice_media_lands_in_the_blob_store(hub: Hub, webhook_client: htt
     assert stored.text == "腾讯微信团队"
 
 
+async def test_media_error_document_is_retried_not_stored(
+        hub: Hub, webhook_client: httpx.AsyncClient, wechat_api: respx.MockRouter) -> None:
+    answers = iter([
+        httpx.Response(200, json={"errcode": 40001, "errmsg": "invalid credential"}),
+        httpx.Response(200, content=b"#!AMR\n4567", headers={"content-type": "audio/amr"}),
+    ])
+    wechat_api.get(f"{API}/cgi-bin/media/get").mock(side_effect=lambda _r: next(answers))
+    request = signed_webhook(URL, TOKEN, (SAMPLES / "voice_recognition.xml").read_bytes(), crypto=crypto())
+    await post(webhook_client, request)
+    (conversation,) = await hub.store.list_conversations()
+    for _ in range(200):
+        (stored,) = await hub.store.list_messages(conversation.id)
+        part = stored.parts[0]
+        if getattr(part, "blob_key", None):
+            break
+        await asyncio.sleep(0.02)
+    assert part.blob_key and await hub.blobs.get(part.blob_key) == b"#!AMR\n4567"  # type: ignore[union-attr]
+
+
 async def test_demo_hooks(hub: Hub) -> None:
     channels = _plugin.omni_demo_channels("http://127.0.0.1:8000")
     assert channels["demo-wechat"]["api_base"] == "http://127.0.0.1:8000/demo/vendor/wechat-mp"

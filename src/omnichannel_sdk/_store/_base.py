@@ -103,9 +103,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_messages(
-        self, conversation_id: str, *, limit: int | None = None, after: str | None = None
+        self, conversation_id: str, *, limit: int | None = None, after: str | None = None,
+        last: int | None = None,
     ) -> list[Message]:
-        """Messages of a conversation in order (``after``: only those after that message id)."""
+        """Messages of a conversation in order (``after``: only those after that message id;
+        ``last``: only the last N)."""
 
     @abc.abstractmethod
     async def list_conversations(

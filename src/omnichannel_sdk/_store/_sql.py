@@ -144,11 +144,19 @@ class SqlStore(Store, abc.ABC):
         return Message.model_validate_json(row[0]) if row else None
 
     async def list_messages(
-        self, conversation_id: str, *, limit: int | None = None, after: str | None = None
+        self, conversation_id: str, *, limit: int | None = None, after: str | None = None,
+        last: int | None = None,
     ) -> list[Message]:
-        """Messages of a conversation in order (``after``: only those after that message id)."""
-        sql = "SELECT data FROM messages WHERE conversation_id = $1 AND id > $2 ORDER BY id"
+        """Messages of a conversation in order: the first ``limit`` (after the message id
+        ``after``), or only the ``last`` N (history for a reconnecting visitor)."""
         args: list[Any] = [conversation_id, after or ""]
+        if last is not None:
+            sql = ("SELECT data FROM messages WHERE conversation_id = $1 AND id > $2 "
+                   "ORDER BY id DESC LIMIT $3")
+            args.append(last)
+            rows = await self._read(lambda tx: tx.fetchall(sql, *args))
+            return [Message.model_validate_json(r[0]) for r in reversed(rows)]
+        sql = "SELECT data FROM messages WHERE conversation_id = $1 AND id > $2 ORDER BY id"
         if limit is not None:
             sql += " LIMIT $3"
             args.append(limit)

@@ -43,7 +43,7 @@ from omnichannel_sdk import (
     parse_retry_after,
 )
 
-from ._common import SendProgress, SmsSettings, address, keyword_event, media_kind, prepare_outbound, spawn
+from ._common import SendProgress, SmsSettings, address, keyword_event, media_kind, prepare_outbound
 
 __all__ = [
     "TWILIO_UNDELIVERED_REASONS",
@@ -149,6 +149,7 @@ class TwilioSmsAdapter(ChannelAdapter):
     """
 
     name: ClassVar[str] = "twilio-sms"
+    inbound_get: ClassVar[bool] = True  # Twilio webhooks may be configured as HTTP GET
     channel: ClassVar[str] = "sms"
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_text_length=1600,
@@ -207,6 +208,10 @@ class TwilioSmsAdapter(ChannelAdapter):
         """Our number (``from_number``), or ``None`` when sending through a Messaging Service."""
         return self._own
 
+    def customer_address(self, handle: str) -> Any:
+        """The customer address ``hub.start_conversation`` uses: ``default_region`` applies."""
+        return self.address(handle)
+
     def address(self, number: str) -> Any:
         """A customer :class:`~omnichannel_sdk.Address` from a number in any format, using
         ``default_region`` for local ones (for ``hub.start_conversation``)."""
@@ -249,18 +254,6 @@ class TwilioSmsAdapter(ChannelAdapter):
         if other and constant_time_equals(twilio_signature(self._token, other, params), given):
             return
         raise SignatureError("bad X-Twilio-Signature", adapter=self.name)
-
-    def handshake(self, request: WebhookRequest) -> WebhookResponse | None:
-        """Webhooks configured with HTTP GET: verified here (the parameters ride in the signed
-        URL), then run through the full inbound pipeline in the background."""
-        if "MessageSid" not in request.query and "SmsSid" not in request.query:
-            return None
-        self.verify(request)
-        hub = self.context.extras.get("hub")
-        if hub is not None:
-            as_post = WebhookRequest("POST", request.url, request.headers, b"")
-            spawn(self.context, hub.handle_webhook(self.context.key, as_post, trusted=True), self._tasks)
-        return self.acknowledge(request, None)
 
     async def stop(self) -> None:
         """Let GET webhooks being handled finish."""

@@ -49,7 +49,6 @@ from ._common import (
     keyword_event,
     normalize_number,
     prepare_outbound,
-    spawn,
 )
 from ._concat import ConcatAssembler, ConcatPart
 from ._twilio import parse_form
@@ -122,6 +121,7 @@ class VonageSmsAdapter(ChannelAdapter):
     receipts, reassembly of concatenated inbound SMS, and sends through ``/sms/json``."""
 
     name: ClassVar[str] = "vonage-sms"
+    inbound_get: ClassVar[bool] = True  # inbound SMS and receipts may arrive as GET
     channel: ClassVar[str] = "sms"
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_text_length=None,
@@ -167,6 +167,10 @@ class VonageSmsAdapter(ChannelAdapter):
     def own_address(self) -> Any:
         """Our virtual number."""
         return self._own
+
+    def customer_address(self, handle: str) -> Any:
+        """The customer address ``hub.start_conversation`` uses: ``default_region`` applies."""
+        return self.address(handle)
 
     def address(self, number: str) -> Any:
         """A customer address from a number in any format (``default_region`` for local ones)."""
@@ -225,19 +229,6 @@ class VonageSmsAdapter(ChannelAdapter):
         expected = vonage_signature(self._secret, params, self.settings.signature_method)
         if not constant_time_equals(given.strip().lower(), expected):
             raise SignatureError("bad sig", adapter=self.name)
-
-    def handshake(self, request: WebhookRequest) -> WebhookResponse | None:
-        """Inbound SMS and receipts sent as GET: verified here, then run through the full
-        inbound pipeline in the background (the hub's GET path only answers handshakes)."""
-        if not request.query.get("msisdn") and not request.query.get("messageId"):
-            return None
-        self.verify(request)
-        hub = self.context.extras.get("hub")
-        if hub is None:
-            return WebhookResponse(204, b"")
-        as_post = WebhookRequest("POST", request.url, request.headers, b"")
-        spawn(self.context, hub.handle_webhook(self.context.key, as_post, trusted=True), self._tasks)
-        return WebhookResponse(204, b"")
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """An inbound SMS (whole, or one part of a concatenated one) or a delivery receipt."""

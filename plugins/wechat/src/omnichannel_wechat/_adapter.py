@@ -675,6 +675,27 @@ class WeChatAdapter(ChannelAdapter):
                              f"{limit}")
         return data
 
+    async def check_media_response(self, response: httpx.Response) -> None:
+        """``media/get`` answers HTTP 200 with a JSON ``errcode`` (an expired token, an unknown
+        or expired media id) instead of the bytes: never store that as the media. A refused
+        token is dropped so that the retry fetches a fresh one."""
+        ctype = response.headers.get("content-type", "")
+        if "json" not in ctype and "text/plain" not in ctype:
+            return
+        await response.aread()
+        if not response.content.lstrip().startswith(b"{"):
+            return
+        data = self._json(response)
+        code = _errcode(data)
+        if not code:
+            return
+        if code in TOKEN_ERRCODES:
+            self._cached_token = None
+            await self.context.kv.kv_delete(self._kv_token)
+            raise ProviderError(f"{self.name}: media/get refused the access token ({code})",
+                                vendor_code=code, retryable=True)
+        raise self.error_for_errcode(code, data.get("errmsg"))
+
     async def media_request(self, part: MediaPart) -> httpx.Request | None:
         """``cgi-bin/media/get`` with the access token for media WeChat sent us."""
         if not part.url:
