@@ -302,3 +302,35 @@ async def test_transcript_before_recording_stores_everything(voice_config: dict,
             await hub.handle_webhook("voice", recording_status("voice"))  # late: a duplicate
             [conversation] = await hub.store.list_conversations()
             assert len(await hub.store.list_messages(conversation.id)) == 1
+
+
+@pytest.mark.anyio
+async def test_calls_join_the_sms_conversation_with_thread_with(voice_config: dict, register_plugin: list) -> None:
+    """With ``thread_with`` naming the twilio-sms channel, a voicemail lands in the caller's SMS
+    conversation, so the agent answering by text sees the call."""
+    pytest.importorskip("omnichannel_sms")
+    import omnichannel_sms._plugin as sms_plugin
+    from omnichannel_sms import twilio_signature as sms_signature
+
+    voice_config["channels"]["voice"]["thread_with"] = "sms"
+    voice_config["channels"]["sms"] = {"adapter": "twilio-sms", "account_sid": SID,
+                                       "auth_token": TOKEN, "from_number": OURS}
+    register_plugin.append(sms_plugin)
+    hub = Hub.from_config(voice_config, plugins=register_plugin)
+    async with hub:
+        body = urlencode({"MessageSid": "SM" + "1" * 32, "AccountSid": SID, "From": CALLER, "To": OURS,
+                          "Body": "Can you call me back?", "NumMedia": "0"}).encode()
+        url = f"{PUBLIC_URL}/webhooks/sms"
+        params = parse_qsl(body.decode(), keep_blank_values=True)
+        texted = WebhookRequest("POST", url, {"content-type": "application/x-www-form-urlencoded",
+                                              "x-twilio-signature": sms_signature(TOKEN, url, params)}, body)
+        assert (await hub.handle_webhook("sms", texted)).status == 200
+        with respx.mock(assert_all_called=False) as router:
+            router.get(url__regex=r"^https://api\.twilio\.com/").mock(
+                return_value=httpx.Response(200, content=b"RIFF", headers={"content-type": "audio/x-wav"}))
+            assert (await hub.handle_webhook("voice", recording_status("voice"))).status == 200
+        [conversation] = await hub.store.list_conversations()
+        assert conversation.channel_key == "sms"
+        messages = await hub.store.list_messages(conversation.id)
+        assert [m.channel_key for m in messages] == ["sms", "voice"]
+        assert messages[1].parts[0].type == "media" and messages[1].parts[0].kind == "audio"
