@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from typing import Any
 
 import pytest
 
-from omnichannel_sdk.testing import FakeAdapter
+from omnichannel_sdk.testing import FakeAdapter, require_service
 
 PG_DSN = os.environ.get("OMNICHANNEL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("OMNICHANNEL_TEST_NATS", "nats://127.0.0.1:4222")
 FAKE_SECRET = "fake-webhook-secret"
 
 
-def _reachable(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def need_service(name: str, port: int) -> None:
     """Skip without the service on a laptop; fail under CI=true."""
-    if _reachable(port):
-        return
-    message = f"{name} is not reachable on 127.0.0.1:{port}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message + " (CI=true: services are required)")
-    pytest.skip(message)
+    require_service(name, port)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +17,11 @@ import orjson
 import pytest
 
 from omnichannel_sdk import Hub
+from omnichannel_sdk.testing import free_port
 
 from .conftest import PG_DSN, need_service
 
 SECRET = "serve-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(path: Path, store: str) -> Path:

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from omnichannel_sdk.testing import free_port, require
+
 SAMPLES = Path(__file__).parent / "samples"
 
 
@@ -23,19 +25,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def need(what: str, ok: bool) -> None:
     """Skip without ``what`` on a laptop; fail under CI=true."""
-    if ok:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is required under CI=true (scripts/system-deps.d/email.list)")
-    pytest.skip(f"{what} is not available")
+    require(what, ok, hint="scripts/system-deps.d/email.list")
 
 
 class Dovecot:

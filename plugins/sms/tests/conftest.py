@@ -11,7 +11,7 @@ from omnichannel_sms import _plugin, parse_form, signed_params
 from omnichannel_sms._twilio import signed_request
 
 from omnichannel_sdk import WebhookRequest
-from omnichannel_sdk.testing import PUBLIC_URL
+from omnichannel_sdk.testing import PUBLIC_URL, require_package
 
 SAMPLES = Path(__file__).parent / "samples"
 TWILIO_SID = "ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
@@ -54,15 +54,7 @@ class Samples:
 
 def need_package(name: str) -> Any:
     """Import a test-only package: skip without it on a laptop, fail under CI=true."""
-    import importlib
-    import os
-
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is not installed (CI=true: test extras are required)")
-        pytest.skip(f"{name} is not installed")
+    return require_package(name, hint="the plugin's dev extra")
 
 
 @pytest.fixture(scope="session")

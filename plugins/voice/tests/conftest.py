@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from omnichannel_sdk.testing import require_binary
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # the speech model must never be fetched
 os.environ.setdefault("OMNICHANNEL_TRANSCRIBER", "off")  # hubs of other tests stay model-free
@@ -22,13 +23,7 @@ def anyio_backend() -> str:
 
 def need_binary(name: str) -> str:
     """The path of a program; skip without it on a laptop, fail under CI=true."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} is not installed (scripts/system-deps.d/voice.list)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    return require_binary(name, hint="scripts/system-deps.d/voice.list")
 
 
 def _speak(text: str, out: Path, *, rate: int = 16000, telephone: bool = False) -> Path:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ import uvicorn
 from omnichannel_webchat import _plugin
 
 from omnichannel_sdk import Hub
+from omnichannel_sdk.testing import free_port, require
 
 SECRET = "webchat-test-secret-0123456789"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "webchat"
@@ -32,19 +31,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def need(what: str, ok: bool) -> None:
     """Skip without ``what`` on a laptop; fail under CI=true."""
-    if ok:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is missing (CI=true: required)")
-    pytest.skip(f"{what} is missing")
+    require(what, ok)
 
 
 @dataclass

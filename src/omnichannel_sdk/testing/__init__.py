@@ -20,6 +20,7 @@ from ._fixtures import (
     register_plugin,
     webhook_client,
 )
+from ._helpers import free_port, require, require_binary, require_package, require_service
 
 __all__ = [
     "PUBLIC_URL",
@@ -28,8 +29,13 @@ __all__ = [
     "MemoryKV",
     "SendCase",
     "fake_signature",
+    "free_port",
     "hub",
     "omni_config",
     "register_plugin",
+    "require",
+    "require_binary",
+    "require_package",
+    "require_service",
     "webhook_client",
 ]
