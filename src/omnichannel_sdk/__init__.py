@@ -42,6 +42,7 @@ from ._errors import (
     WindowClosedError,
 )
 from ._events import (
+    ChannelSignal,
     ContactUpdated,
     ConversationOpened,
     Event,
@@ -94,6 +95,7 @@ __all__ = [
     "ChannelAdapter",
     "ChannelConfig",
     "ChannelError",
+    "ChannelSignal",
     "ConfigurationError",
     "Contact",
     "ContactUpdated",

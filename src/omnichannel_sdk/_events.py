@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from ._models import Contact, Conversation, Message, utcnow
 
 __all__ = [
+    "ChannelSignal",
     "ContactUpdated",
     "ConversationOpened",
     "Event",
@@ -84,9 +85,24 @@ class ContactUpdated(_Event):
     """For ``merged``: the ids of the contacts merged into this one (they no longer exist)."""
 
 
+class ChannelSignal(_Event):
+    """A passing signal that is not stored: typing, seen, presence. Published with
+    ``hub.signal(...)`` so that every process (on a NATS bus) can pass it on."""
+
+    type: Literal["channel.signal"] = "channel.signal"
+    channel_key: str
+    """The channel the signal belongs to."""
+    conversation_id: str
+    """The conversation it is about."""
+    name: str
+    """``typing``, ``typing_stopped``, ``seen``…"""
+    data: dict[str, Any] = Field(default_factory=dict)
+    """Who and what: e.g. ``{"from": "agent", "agent": "Ann"}``."""
+
+
 Event = Annotated[
     Union[MessageReceived, MessageQueued, MessageSent, MessageUpdated, StatusChanged, ConversationOpened,
-          ContactUpdated],
+          ContactUpdated, ChannelSignal],
     Field(discriminator="type"),
 ]
 """Any hub event, discriminated by ``type``."""

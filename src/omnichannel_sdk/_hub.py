@@ -29,6 +29,7 @@ from ._errors import (
     WindowClosedError,
 )
 from ._events import (
+    ChannelSignal,
     ContactUpdated,
     ConversationOpened,
     Event,
@@ -216,6 +217,12 @@ class Hub:
     def _publish(self, event: Event) -> None:
         if self._outgoing is not None:
             self._outgoing.put_nowait(event)
+
+    def signal(self, channel_key: str, conversation_id: str, name: str,
+               data: Mapping[str, Any] | None = None) -> None:
+        """Publish a passing, unstored signal (typing, seen) to every process's subscribers."""
+        self._publish(ChannelSignal(channel_key=channel_key, conversation_id=conversation_id,
+                                    name=name, data=dict(data or {})))
 
     async def events(self) -> AsyncIterator[Event]:
         """Every event the hub (and, on a NATS bus, every hub) publishes from now on."""
