@@ -22,7 +22,6 @@ from ._delivery import Delivery
 from ._errors import (
     ConfigurationError,
     NotFoundError,
-    OmnichannelError,
     OptedOutError,
     PayloadError,
     UnsupportedFeatureError,
@@ -44,6 +43,7 @@ from ._ids import new_id
 from ._models import Address, Author, Conversation, DeadLetter, Message, Part, StatusUpdate, TextPart
 from ._plugins import AdapterRegistry, build_plugin_manager
 from ._render import Rendered, render_parts
+from ._replay import ReplayReport, replay_dead_letters
 from ._store import IngestItem, IngestOutcome, Job, RawPayload, SqlStore, store_from_url
 from ._store._sql import early_receipt_key, status_moves
 from ._webhook import WebhookRequest, WebhookResponse
@@ -51,17 +51,6 @@ from ._webhook import WebhookRequest, WebhookResponse
 __all__ = ["Hub", "ReplayReport"]
 
 log = logging.getLogger("omnichannel_sdk.hub")
-
-
-class ReplayReport:
-    """What ``hub.replay`` did: ids replayed and ids still failing (with why)."""
-
-    def __init__(self) -> None:
-        self.replayed: list[str] = []
-        self.failed: dict[str, str] = {}
-
-    def __repr__(self) -> str:
-        return f"<ReplayReport replayed={len(self.replayed)} failed={len(self.failed)}>"
 
 
 class Hub:
@@ -638,60 +627,7 @@ class Hub:
         stored the first time are de-duplicated); outbound sends are queued again. A letter
         that fails again stays in the dead-letter store.
         """
-        report = ReplayReport()
-        letters = await self.store.list_dead_letters()
-        if letter_ids is not None:
-            wanted = set(letter_ids)
-            letters = [x for x in letters if x.id in wanted]
-        for letter in letters:
-            try:
-                await self._replay_one(letter)
-            except Exception as exc:  # noqa: BLE001 - reported per letter
-                report.failed[letter.id] = f"{type(exc).__name__}: {exc}"
-                ok = False
-            else:
-                await self.store.mark_replayed(letter.id)
-                report.replayed.append(letter.id)
-                ok = True
-            if progress is not None:
-                progress(letter, ok)
-        return report
-
-    async def _replay_one(self, letter: DeadLetter) -> None:
-        adapter = self.adapter(letter.channel_key)
-        if letter.kind == "inbound" and letter.raw_id:
-            raw = await self.store.get_raw(letter.raw_id)
-            if raw is None:
-                raise NotFoundError(f"raw payload {letter.raw_id} is gone")
-            request = WebhookRequest(raw.method, raw.url, raw.headers, raw.body)
-            result = adapter.parse(request)
-            if result.failures:
-                raise PayloadError("; ".join(f.error for f in result.failures), adapter=adapter.name)
-            await self._store_result(adapter, result, None, raw.received_at)
-        elif letter.message_id:
-            message = await self.store.get_message(letter.message_id)
-            if message is None:
-                raise NotFoundError(f"message {letter.message_id} is gone")
-            if letter.kind == "inbound":  # a media download that failed
-                for index, part in enumerate(message.parts):
-                    if part.type == "media" and not part.blob_key and part.url:
-                        await self.store.enqueue_job(Job(
-                            id=new_id("job"), kind="media", channel_key=letter.channel_key,
-                            message_id=message.id, payload={"part": index}))
-                self.delivery.poke()
-                return
-            conversation = await self.store.get_conversation(message.conversation_id)
-            rendered = self._render(adapter, message.parts)
-            queued = message.model_copy(update={"status": "queued", "error": None})
-            await self.store.update_message(queued)
-            await self.store.enqueue_job(Job(
-                id=new_id("job"), kind="send", channel_key=letter.channel_key,
-                message_id=message.id, payload={
-                    "parts": [p.model_dump(mode="json") for p in rendered.parts],
-                    "contact_id": conversation.contact_id if conversation else None}))
-            self.delivery.poke()
-        else:
-            raise OmnichannelError("nothing to replay in this dead letter")
+        return await replay_dead_letters(self, letter_ids, progress)
 
 
 _SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
