@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 __all__ = ["PHONE_CHANNELS", "normalize_email", "normalize_handle", "normalize_phone"]
@@ -10,13 +12,15 @@ __all__ = ["PHONE_CHANNELS", "normalize_email", "normalize_handle", "normalize_p
 PHONE_CHANNELS = frozenset({"sms", "voice", "whatsapp", "mms"})
 
 
+@functools.lru_cache(maxsize=8192)
 def normalize_phone(number: str, region: str | None = None) -> str:
     """Return ``number`` in E.164 form (``+14155550100``).
 
     ``region`` (ISO 3166 alpha-2, e.g. ``"US"``) is used for numbers written without a country
     code. Short codes and alphanumeric sender ids, which are not phone numbers, are returned
     stripped but otherwise unchanged. Raises :class:`ValueError` for a number that looks like a
-    phone number but cannot be one.
+    phone number but cannot be one. Results are cached: the same customers write again and
+    again, and every stored message read back validates its addresses.
     """
     raw = number.strip()
     if not raw:
