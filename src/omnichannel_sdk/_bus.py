@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -16,7 +17,7 @@ __all__ = ["EventBus", "MemoryBus", "NatsBus", "bus_from_url"]
 log = logging.getLogger("omnichannel_sdk.bus")
 
 
-class EventBus:
+class EventBus(abc.ABC):
     """Publishes hub events to every subscriber."""
 
     async def open(self) -> None:
@@ -25,13 +26,13 @@ class EventBus:
     async def close(self) -> None:
         """Disconnect; subscribers' iterators end."""
 
+    @abc.abstractmethod
     async def publish(self, event: Event) -> None:
         """Deliver ``event`` to every current subscriber."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def subscribe(self, maxsize: int = 10_000) -> AsyncIterator[Event]:
         """An async iterator over events published from now on."""
-        raise NotImplementedError
 
 
 _CLOSED: Any = object()
