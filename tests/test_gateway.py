@@ -148,3 +148,26 @@ async def test_lifespan_opens_and_closes_the_hub(omni_config: dict, register_plu
     await app({"type": "lifespan"}, receive, send)
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert not hub.is_open
+
+
+async def test_retry_later_is_503_with_retry_after(hub: Hub, webhook_client: httpx.AsyncClient,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from omnichannel_sdk import RetryLaterError
+
+    def not_yet(request):
+        raise RetryLaterError("certificate on its way", retry_after=20)
+
+    monkeypatch.setattr(hub.adapter("fake"), "verify", not_yet)
+    body, headers = signed([{"id": "m", "from": "a", "text": "x"}])
+    response = await webhook_client.post("/webhooks/fake", content=body, headers=headers)
+    assert response.status_code == 503 and response.headers["retry-after"] == "20"
+    assert await hub.store.list_conversations() == []
+
+
+async def test_hub_dead_letter_keeps_the_request(hub: Hub) -> None:
+    from omnichannel_sdk import WebhookRequest
+
+    request = WebhookRequest("POST", hub.request_url("fake"), {"authorization": "Basic c2VjcmV0"}, b"payload")
+    letter = await hub.dead_letter("fake", request, "lookup failed")
+    raw = await hub.store.get_raw(letter.raw_id or "")
+    assert raw and raw.body == b"payload" and raw.headers["authorization"] == "<redacted>"

@@ -20,10 +20,10 @@ log = logging.getLogger("omnichannel_sdk.bus")
 class EventBus(abc.ABC):
     """Publishes hub events to every subscriber."""
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # noqa: B027 - optional for buses without a connection
         """Connect."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional for buses without a connection
         """Disconnect; subscribers' iterators end."""
 
     @abc.abstractmethod

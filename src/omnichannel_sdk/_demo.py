@@ -7,10 +7,14 @@ loopback vendor stub that accepts sends and reports delivery, a page with the we
 statuses, replies through ``hub.send`` and follows ``hub.events()`` over a WebSocket. Plugins add
 their channels to the demo through the ``omni_demo_channels`` hook.
 
-Adapters may offer optional live extras the inbox uses when present (duck-typed, no plugin is
-imported by name): ``embed_snippet() -> str``, ``signals()`` (an async iterator of
-``{"type": "typing", "conversation_id", "on"}``), ``agent_typing(conversation_id, on, name)`` and
-``agent_seen(conversation_id)``.
+Typing and "seen" go both ways as ``channel.signal`` events, with no adapter method involved:
+the inbox shows the ``ChannelSignal`` events ``hub.events()`` yields (``typing`` with
+``data["on"]``, ``typing_stopped``, ``seen``) whose ``data["from"]`` is not ``"agent"``, and
+publishes the agent's own with ``hub.signal(channel_key, conversation_id, "typing" | "seen",
+{"from": "agent", "on": …, "name": …})``; each channel passes them on to its customers if it can
+(the web chat widget does, in every process). The one adapter method the demo looks up, duck-typed
+(no plugin is imported by name), is ``embed_snippet(base) -> str``: the ``<script>`` tag of a
+web chat widget for the visitor page.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from ._errors import OmnichannelError
+from ._events import ChannelSignal
 from ._hub import Hub
 from ._models import Author, Conversation, MediaPart, Message, StatusUpdate, TextPart
 from ._plugins import build_plugin_manager
@@ -183,7 +188,7 @@ function connect(){var proto=location.protocol==="https:"?"wss://":"ws://";
   ws.onclose=function(){$("live").textContent="\u25cb reconnecting";$("live").className="";
     setTimeout(connect,1000);};
   ws.onmessage=function(ev){var e=JSON.parse(ev.data);
-    if(e.type==="typing"){if(e.conversation_id===current){
+    if(e.type==="signal"){if(e.name==="typing"&&e.from!=="agent"&&e.conversation_id===current){
       $("typing").textContent=e.on?"The customer is typing\u2026":"";}return;}
     if(e.message&&e.message.conversation_id===current){upsert(e.message);
       if(e.message.direction==="inbound"){$("typing").textContent="";send({type:"seen",conversation_id:current});}}
@@ -242,7 +247,20 @@ async def _conversation_json(hub: Hub, conv: Conversation, last: Message | None)
             "last_at": (last.created_at if last else conv.created_at).isoformat()}
 
 
+def _signal_json(event: ChannelSignal) -> dict[str, Any]:
+    """A ``channel.signal`` as the inbox sees it: ``{"type": "signal", "name": "typing" | "seen",
+    "conversation_id", "from", "on"}``."""
+    name = "typing" if event.name == "typing_stopped" else event.name
+    on = event.name == "typing" and bool(event.data.get("on"))
+    sender = event.data.get("from")
+    return {"type": "signal", "name": name, "channel_key": event.channel_key,
+            "conversation_id": event.conversation_id, "on": on,
+            "from": sender if isinstance(sender, str) else None}
+
+
 def _event_json(event: Any) -> dict[str, Any]:
+    if isinstance(event, ChannelSignal):
+        return _signal_json(event)
     out: dict[str, Any] = {"type": event.type}
     message = getattr(event, "message", None)
     if message is not None:
@@ -388,23 +406,20 @@ def build_demo(hub: Hub) -> Starlette:
             async for event in hub.events():
                 put(_event_json(event))
 
-        async def signals(adapter: Any) -> None:
-            async for signal in adapter.signals():
-                put(dict(signal))
-
         async def reader() -> None:
             while True:
                 data = orjson.loads(await websocket.receive_text())
                 if not isinstance(data, dict) or not isinstance(data.get("conversation_id"), str):
                     continue
                 conv = await hub.store.get_conversation(data["conversation_id"])
-                adapter = hub.adapters.get(conv.channel_key) if conv else None
-                if conv is None or adapter is None:
+                if conv is None or conv.channel_key not in hub.adapters:
                     continue
-                if data.get("type") == "typing" and hasattr(adapter, "agent_typing"):
-                    await adapter.agent_typing(conv.id, bool(data.get("on")), _AGENT.name)
-                elif data.get("type") == "seen" and hasattr(adapter, "agent_seen"):
-                    await adapter.agent_seen(conv.id)
+                # passing signals for the customer, in every process (the channel passes them on)
+                if data.get("type") == "typing":
+                    hub.signal(conv.channel_key, conv.id, "typing",
+                               {"from": "agent", "on": bool(data.get("on")), "name": _AGENT.name})
+                elif data.get("type") == "seen":
+                    hub.signal(conv.channel_key, conv.id, "seen", {"from": "agent"})
 
         async def writer() -> None:
             while True:
@@ -412,10 +427,8 @@ def build_demo(hub: Hub) -> Starlette:
 
         tasks = [asyncio.create_task(events()), asyncio.create_task(reader()),
                  asyncio.create_task(writer())]
-        tasks += [asyncio.create_task(signals(a)) for a in hub.adapters.values()
-                  if callable(getattr(a, "signals", None))]
         try:
-            await asyncio.wait(tasks[:3], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()

@@ -13,6 +13,7 @@ Every error the SDK raises on purpose derives from :class:`OmnichannelError`::
     ├── UnsupportedFeatureError     a part or action the channel cannot carry at all
     ├── WindowClosedError           the channel's reply window is closed, no fallback allowed
     ├── OptedOutError               the contact opted out on this channel
+    ├── RetryLaterError             a request cannot be handled yet (answered 503 + Retry-After)
     └── ChannelError                sending failed (carries ``vendor_code`` and ``retryable``)
         ├── TransportError          network trouble before a vendor answer (retryable)
         └── ProviderError           the vendor answered with an error
@@ -39,6 +40,7 @@ __all__ = [
     "ProviderError",
     "RateLimitedError",
     "RejectedError",
+    "RetryLaterError",
     "SignatureError",
     "TransportError",
     "UnparseablePayloadError",
@@ -107,6 +109,15 @@ class WindowClosedError(OmnichannelError):
 
 class OptedOutError(OmnichannelError):
     """The contact opted out on this channel; nothing was sent."""
+
+
+class RetryLaterError(OmnichannelError):
+    """A webhook cannot be handled yet (a signing certificate is still being fetched): the
+    gateway answers 503 with ``Retry-After`` so the vendor delivers it again. Nothing is stored."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class ChannelError(OmnichannelError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._errors import NotFoundError, OmnichannelError, SignatureError
+from ._errors import NotFoundError, OmnichannelError, RetryLaterError, SignatureError
 from ._webhook import WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
@@ -83,6 +83,12 @@ class Gateway:
             return _error(403, "signature verification failed")
         except NotFoundError:
             return _error(404, f"unknown channel {key!r}")
+        except RetryLaterError as exc:
+            log.warning("asked the vendor to retry a request on %s: %s", key, exc)
+            response = _error(503, "not ready: deliver again later")
+            if exc.retry_after is not None:
+                response.headers["retry-after"] = str(max(1, round(exc.retry_after)))
+            return response
         except OmnichannelError as exc:
             log.error("could not store a request on %s: %s", key, exc)
             return _error(503, "temporarily unable to store the request")

@@ -424,6 +424,20 @@ class Hub:
         for outcome in outcomes:
             self._publish(StatusChanged(message=outcome.message, previous=outcome.previous))
 
+    async def dead_letter(self, channel_key: str, request: WebhookRequest, error: str) -> DeadLetter:
+        """Keep a verified request that could not be completed (for adapters whose background
+        work on a request failed): stored with its raw payload, replayable, never lost."""
+        adapter = self.adapter(channel_key)
+        now = datetime.now(UTC)
+        raw = RawPayload(id=new_id("raw"), channel_key=channel_key, received_at=now,
+                         method=request.method, url=request.url,
+                         headers=_storable_headers(request.headers), body=request.body)
+        letter = DeadLetter(id=new_id("dl"), channel_key=channel_key, adapter=adapter.name,
+                            error=error, created_at=now, raw_id=raw.id)
+        await self.store.add_dead_letter(letter, raw)
+        log.warning("dead-lettered a %s request on %s: %s", adapter.name, channel_key, error)
+        return letter
+
     async def update_message(self, message: Message) -> None:
         """Store a changed message (same id) and publish ``message.updated`` — for plugins
         that enrich messages later. Prefer :meth:`modify_message` when others may change the

@@ -334,3 +334,109 @@ async def test_calls_join_the_sms_conversation_with_thread_with(voice_config: di
         messages = await hub.store.list_messages(conversation.id)
         assert [m.channel_key for m in messages] == ["sms", "voice"]
         assert messages[1].parts[0].type == "media" and messages[1].parts[0].kind == "audio"
+
+
+# -- signature port variants ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("signed_url", "received_url"), [
+    ("https://hooks.example.test:443/webhooks/contract?From=%2B1", "https://hooks.example.test/webhooks/contract?From=%2B1"),
+    ("https://hooks.example.test/webhooks/contract", "https://hooks.example.test:443/webhooks/contract"),
+    ("http://hooks.example.test:80/webhooks/contract", "http://hooks.example.test/webhooks/contract"),
+])
+def test_signature_with_or_without_default_port(signed_url: str, received_url: str) -> None:
+    """Twilio may sign the URL with the default port written out, or without it."""
+    body = (SAMPLES / "twilio_incoming_call.form").read_bytes()
+    request = signed(signed_url, body)
+    adapter().verify(WebhookRequest("POST", received_url, request.headers, body))
+
+
+def test_other_port_is_not_an_alternative() -> None:
+    body = (SAMPLES / "twilio_incoming_call.form").read_bytes()
+    request = signed("https://hooks.example.test:8443/webhooks/contract", body)
+    with pytest.raises(SignatureError):
+        adapter().verify(WebhookRequest("POST", webhook(), request.headers, body))
+    request = signed("https://hooks.example.test:443/webhooks/contract", body)
+    with pytest.raises(SignatureError):
+        adapter().verify(WebhookRequest("POST", "https://hooks.example.test:8443/webhooks/contract",
+                                        request.headers, body))
+
+
+# -- recording callback without numbers: the Calls API -------------------------------------------
+
+CALL_SID = "CA5b9e2a3f0d1c4b6a8e7f9a0b1c2d3e4f"
+CALL_URL = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Calls/{CALL_SID}.json"
+
+
+def _call(direction: str = "inbound", **extra: str) -> httpx.Response:
+    ours, theirs = OURS, CALLER
+    numbers = {"from": theirs, "to": ours} if direction == "inbound" else {"from": ours, "to": theirs}
+    return httpx.Response(200, json={"sid": CALL_SID, "account_sid": SID, "direction": direction,
+                                     "status": "completed", "caller_name": None, **numbers, **extra})
+
+
+@pytest.fixture
+def quick_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(TwilioVoiceAdapter, "call_lookup_delays", (0.0, 0.0))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("direction", ["inbound", "outbound-dial"])
+async def test_recording_without_numbers_looks_the_call_up(voice_config: dict, register_plugin: list,
+                                                           quick_lookups: None, direction: str) -> None:
+    """The user's own recordingStatusCallback without From/To: numbers from the Calls API."""
+    hub = Hub.from_config(voice_config, plugins=register_plugin)
+    async with hub:
+        with respx.mock(assert_all_called=False) as router:
+            lookup = router.get(CALL_URL).mock(side_effect=[httpx.Response(503), _call(direction)])
+            router.get(url__regex=r"/Recordings/").mock(return_value=httpx.Response(
+                200, content=b"RIFF", headers={"content-type": "audio/x-wav"}))
+            body = (SAMPLES / "twilio_recording_status.form").read_bytes()
+            response = await hub.handle_webhook("voice", signed(webhook("voice"), body))
+            assert response.status == 200
+
+            async def stored():  # type: ignore[no-untyped-def]
+                return await hub.store.find_message_by_external("voice", RECORDING)
+
+            message = await _eventually(stored)
+            assert lookup.call_count == 2  # a 503 is retried
+            user, _, password = base64.b64decode(
+                lookup.calls.last.request.headers["authorization"].split()[1]).decode().partition(":")
+            assert (user, password) == (SID, TOKEN)
+        assert message.sender.handle == CALLER and message.recipients[0].handle == OURS
+        assert message.metadata["direction"] == direction
+        [conversation] = await hub.store.list_conversations()
+        assert conversation.thread_key == f"{CALLER}|{OURS}"
+        assert await hub.store.list_dead_letters() == []
+
+
+@pytest.mark.anyio
+async def test_recording_lookup_failure_is_dead_lettered_and_replayable(
+        voice_config: dict, register_plugin: list, quick_lookups: None) -> None:
+    hub = Hub.from_config(voice_config, plugins=register_plugin)
+    async with hub:
+        body = (SAMPLES / "twilio_recording_status.form").read_bytes()
+        with respx.mock(assert_all_called=False) as router:
+            lookup = router.get(CALL_URL).mock(return_value=httpx.Response(
+                404, json={"code": 20404, "message": "The requested resource was not found"}))
+            assert (await hub.handle_webhook("voice", signed(webhook("voice"), body))).status == 200
+
+            async def letters():  # type: ignore[no-untyped-def]
+                return await hub.store.list_dead_letters()
+
+            [letter] = await _eventually(letters)
+            assert lookup.call_count == 1  # a 404 is not retried
+        assert CALL_SID in letter.error and TOKEN not in letter.error
+        raw = await hub.store.get_raw(letter.raw_id)
+        assert raw is not None and raw.body == body
+        assert await hub.store.find_message_by_external("voice", RECORDING) is None
+        with respx.mock(assert_all_called=False) as router:  # the API is back: replay it
+            router.get(CALL_URL).mock(return_value=_call())
+            router.get(url__regex=r"/Recordings/").mock(return_value=httpx.Response(
+                200, content=b"RIFF", headers={"content-type": "audio/x-wav"}))
+            report = await hub.replay([letter.id])
+            assert report.replayed == [letter.id]
+
+            async def stored():  # type: ignore[no-untyped-def]
+                return await hub.store.find_message_by_external("voice", RECORDING)
+
+            assert (await _eventually(stored)).sender.handle == CALLER

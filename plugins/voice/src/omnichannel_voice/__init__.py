@@ -9,6 +9,7 @@ transcriber — by default the offline :class:`WhisperTranscriber` (extra ``[whi
 from __future__ import annotations
 
 from ._attach import attach_transcript, has_transcript
+from ._sns import CertificatePendingError, is_sns_url, sns_string_to_sign, verify_sns_signature
 from ._transcriber import (
     AsyncTranscriber,
     Transcriber,
@@ -31,6 +32,7 @@ __all__ = [
     "AmazonTranscribeAdapter",
     "AssemblyAIAdapter",
     "AsyncTranscriber",
+    "CertificatePendingError",
     "DeepgramAdapter",
     "Transcriber",
     "TranscriptVendorAdapter",
@@ -45,7 +47,10 @@ __all__ = [
     "bundled_model_path",
     "deepgram_transcript",
     "has_transcript",
+    "is_sns_url",
+    "sns_string_to_sign",
     "transcribe_signature",
     "twilio_signature",
+    "verify_sns_signature",
     "whisper_available",
 ]

@@ -1,8 +1,10 @@
 """Work a sans-IO ``parse`` cannot do itself, handed to the hub's event loop.
 
-A parse that needs the store or the network (attach a late transcript to a stored message, fetch
-AssemblyAI's transcript) returns what it can and schedules the rest here. Tasks are kept per hub,
-errors are logged (never with a secret), and ``omni_hub_stopping`` waits for them briefly.
+A parse or verify that needs the store or the network (attach a late transcript to a stored
+message, fetch AssemblyAI's transcript, look a call's numbers up, fetch an SNS signing
+certificate, confirm an SNS subscription) returns what it can and schedules the rest here, through
+``hub.spawn``. Tasks are also kept per hub, errors are logged (never with a secret), and
+``omni_hub_stopping`` waits for them briefly.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def schedule(hub: Hub, work: Coroutine[Any, Any, Any], what: str) -> asyncio.Tas
             log.warning("%s failed: %s", what, type(exc).__name__)
             log.debug("%s failed", what, exc_info=True)
 
-    task = asyncio.get_running_loop().create_task(guarded(), name=f"omnichannel-voice: {what}")
+    # the hub tracks it (closing waits for it); the bucket lets ``drain`` wait for ours only
+    task = hub.spawn(guarded(), name=f"omnichannel-voice: {what}")
     bucket = _tasks.setdefault(hub, set())
     bucket.add(task)
     task.add_done_callback(bucket.discard)

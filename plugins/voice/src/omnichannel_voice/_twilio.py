@@ -9,6 +9,10 @@ apart by their parameters:
 - a recording status callback (``RecordingStatus``): a message from the caller with the
   recording as an audio :class:`~omnichannel_sdk.MediaPart`, downloaded by the hub's media job
   with Basic auth;
+- a recording callback without ``From``/``To`` (a ``recordingStatusCallback`` of the user's own
+  TwiML without the numbers in its query): the call's numbers are fetched from Twilio's Calls
+  API (``GET /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json``) in the background, then the
+  message is stored; if that lookup fails the request is dead-lettered (replayable);
 - a transcription callback (``TranscriptionSid`` / ``TranscriptionStatus``): a
   :class:`~omnichannel_sdk.TranscriptPart` added to the recording's message when it is stored
   (``message.updated``), or a new message with audio and transcript when it is not.
@@ -19,14 +23,17 @@ of ``twilio-sms``, and the contact is the caller's SMS contact too.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import logging
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from xml.sax.saxutils import escape, quoteattr
 
 import httpx
@@ -68,6 +75,10 @@ _TWIML = "text/xml; charset=utf-8"
 #: Twilio error codes meaning "this person does not want our calls or messages".
 _OPTED_OUT_CODES = frozenset({"21610", "30004"})
 _RECORDED_STEP = "recorded"
+_CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+log = logging.getLogger("omnichannel_voice")
 
 
 def twilio_signature(auth_token: str, url: str, params: Sequence[tuple[str, str]]) -> str:
@@ -75,6 +86,32 @@ def twilio_signature(auth_token: str, url: str, params: Sequence[tuple[str, str]
     data = url + "".join(k + v for k, v in sorted(params))
     digest = hmac.new(auth_token.encode("utf-8"), data.encode("utf-8"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
+
+
+def _alternate_port_url(url: str) -> str | None:
+    """The same URL with the scheme's default port added, or removed when it is there.
+
+    Twilio signs the URL exactly as it called it, and depending on the product it may or may
+    not have written ``:443`` / ``:80``; the gateway only knows the configured public URL.
+    """
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    if default is None or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    userinfo = parts.netloc.rpartition("@")[0]
+    prefix = f"{userinfo}@" if userinfo else ""
+    if port is None:
+        netloc = f"{prefix}{host}:{default}"
+    elif port == default:
+        netloc = f"{prefix}{host}"
+    else:
+        return None
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _phone(value: str | None) -> str | None:
@@ -155,14 +192,22 @@ class TwilioVoiceAdapter(ChannelAdapter):
         return Address(channel=self.channel, handle=own) if own else None
 
     def verify(self, request: WebhookRequest) -> None:
-        """``X-Twilio-Signature`` over the URL Twilio called and the sorted form parameters."""
+        """``X-Twilio-Signature`` over the URL Twilio called and the sorted form parameters.
+
+        The URL is tried as received and with the scheme's default port added (or removed):
+        Twilio signs whichever form it called.
+        """
         given = request.header("x-twilio-signature")
         if not given:
             raise SignatureError("missing X-Twilio-Signature", adapter=self.name)
         params = self._params(request)
-        expected = twilio_signature(self.settings.auth_token.get_secret_value(), request.url, params)
-        if not constant_time_equals(given, expected):
-            raise SignatureError("bad X-Twilio-Signature", adapter=self.name)
+        token = self.settings.auth_token.get_secret_value()
+        if constant_time_equals(given, twilio_signature(token, request.url, params)):
+            return
+        other = _alternate_port_url(request.url)
+        if other and constant_time_equals(given, twilio_signature(token, other, params)):
+            return
+        raise SignatureError("bad X-Twilio-Signature", adapter=self.name)
 
     def _params(self, request: WebhookRequest) -> list[tuple[str, str]]:
         if request.method != "POST":
@@ -183,11 +228,11 @@ class TwilioVoiceAdapter(ChannelAdapter):
         if form.get("TranscriptionSid") or form.get("TranscriptionStatus"):
             return self._transcription(form)
         if form.get("RecordingStatus") is not None:
-            return self._recording(form)
+            return self._recording(form, request)
         if form.get("RecordingSid"):
             if request.query.get("step") == _RECORDED_STEP:  # our <Record action>: hang up
                 return ParseResult(response=WebhookResponse(200, _HANGUP_TWIML, _TWIML))
-            return self._recording(form)  # a <Record action> of the user's own TwiML
+            return self._recording(form, request)  # a <Record action> of the user's own TwiML
         return ParseResult(response=self._answer_call(form))
 
     def acknowledge(self, request: WebhookRequest, result: ParseResult | None) -> WebhookResponse:
@@ -233,11 +278,71 @@ class TwilioVoiceAdapter(ChannelAdapter):
             contact_hints=[Address(channel="sms", handle=caller)],
             metadata=metadata)
 
-    def _recording(self, form: dict[str, str]) -> ParseResult:
+    def _recording(self, form: dict[str, str], request: WebhookRequest) -> ParseResult:
         status = form.get("RecordingStatus")
         if status not in (None, "", "completed"):
             return ParseResult()  # in-progress, absent (silence) or failed: nothing to keep
+        if not _phone(form.get("From") or form.get("Caller")):
+            hub = hub_of(self)
+            call_sid = form.get("CallSid") or ""
+            if hub is not None and _CALL_SID.fullmatch(call_sid):
+                # the user's own recordingStatusCallback without the numbers: ask the Calls API
+                schedule(hub, self._complete_from_call(form, request, call_sid),
+                         f"{self.name}: numbers of call {call_sid}")
+                return ParseResult()
         return ParseResult(items=[self._recording_message(form, [])])
+
+    #: Pauses before the 2nd and 3rd Calls API attempt after a retryable failure (seconds).
+    call_lookup_delays: ClassVar[tuple[float, ...]] = (1.0, 4.0)
+
+    async def call_numbers(self, call_sid: str) -> dict[str, str]:
+        """``From`` / ``To`` of a call from the Calls API, as a recording callback would carry
+        them: the customer as ``From`` (the callee of an outbound call), our number as ``To``."""
+        if not _CALL_SID.fullmatch(call_sid):
+            raise UnparseablePayloadError("odd CallSid", adapter=self.name)
+        url = f"{self.api_base}/2010-04-01/Accounts/{self.settings.account_sid}/Calls/{call_sid}.json"
+        for delay in (*self.call_lookup_delays, None):
+            try:
+                response = await self.request("GET", url, auth=self._auth())
+                self.raise_for_status(response)
+                break
+            except ChannelError as exc:
+                if delay is None or not exc.retryable:
+                    raise
+                await asyncio.sleep(delay)
+        try:
+            call = response.json()
+        except ValueError:
+            call = None
+        if not isinstance(call, dict):
+            raise UnparseablePayloadError("the Calls API answer is not an object", adapter=self.name)
+        direction = str(call.get("direction") or "")
+        customer, ours = ((call.get("to"), call.get("from")) if direction.startswith("outbound")
+                          else (call.get("from"), call.get("to")))
+        if not isinstance(customer, str) or not _phone(customer):
+            raise UnparseablePayloadError("the call has no caller number", adapter=self.name)
+        numbers = {"From": customer, "To": ours if isinstance(ours, str) else ""}
+        if direction:
+            numbers["Direction"] = direction
+        if isinstance(call.get("caller_name"), str) and call["caller_name"]:
+            numbers["CallerName"] = call["caller_name"]
+        return numbers
+
+    async def _complete_from_call(self, form: dict[str, str], request: WebhookRequest,
+                                  call_sid: str) -> None:
+        hub = self.context.extras["hub"]
+        try:
+            numbers = await self.call_numbers(call_sid)
+            message = self._recording_message({**form, **numbers}, [])
+        except (ChannelError, OptedOutError, UnparseablePayloadError) as exc:
+            why = exc.detail if isinstance(exc, UnparseablePayloadError) else f"{type(exc).__name__}: {exc}"
+            await self._dead_letter(request, f"call lookup for {call_sid} failed: {why}")
+            return
+        await hub.ingest(self.context.key, [message])
+
+    async def _dead_letter(self, request: WebhookRequest, error: str) -> None:
+        """Keep a verified request whose background completion failed (replayable)."""
+        await self.context.extras["hub"].dead_letter(self.context.key, request, error)
 
     def _transcription(self, form: dict[str, str]) -> ParseResult:
         if form.get("TranscriptionStatus") not in (None, "", "completed"):

@@ -14,7 +14,8 @@ Webhook authentication:
 - AssemblyAI: the custom header set with ``webhook_auth_header_name`` / ``_value``.
 - Amazon Transcribe (no webhooks of its own; a Lambda, EventBridge API destination or SNS HTTPS
   subscription forwards the output JSON): ``X-Transcribe-Signature: sha256=<hex HMAC-SHA256 of
-  the body>`` with the shared secret, or ``X-Transcribe-Token: <shared secret>``.
+  the body>`` with the shared secret, ``X-Transcribe-Token: <shared secret>``, or SNS's own
+  message signature (see :mod:`omnichannel_voice._sns`) from an allowed topic.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 
 from omnichannel_sdk import (
     AdapterSettings,
@@ -51,6 +53,15 @@ from omnichannel_sdk import (
 
 from ._attach import attach_transcript
 from ._background import hub_of, schedule
+from ._sns import (
+    SNS_TYPES,
+    CertificatePendingError,
+    cached_key,
+    fetch_certificate,
+    is_sns_url,
+    load_cached_certificates,
+    verify_sns_signature,
+)
 from ._transcripts import amazon_transcript, assemblyai_transcript, deepgram_transcript
 
 __all__ = [
@@ -62,6 +73,8 @@ __all__ = [
 ]
 
 _MAX_BODY = 20 * 1024 * 1024
+
+log = logging.getLogger("omnichannel_voice")
 
 
 def transcribe_signature(secret: str, body: bytes) -> str:
@@ -368,38 +381,118 @@ class AssemblyAIAdapter(TranscriptVendorAdapter):
 
 
 class AmazonTranscribeAdapter(TranscriptVendorAdapter):
-    """Amazon Transcribe job outputs, forwarded to the webhook (or read from a file)."""
+    """Amazon Transcribe job outputs, forwarded to the webhook (or read from a file).
+
+    Authenticated by a shared secret (``X-Transcribe-Signature`` / ``X-Transcribe-Token``) set
+    by whatever forwards the output, or as an Amazon SNS HTTPS subscription whose message
+    signatures are checked against SNS's signing certificate (topics in ``sns_topic_arns``).
+    """
 
     name: ClassVar[str] = "amazon-transcribe"
     capabilities: ClassVar[Capabilities] = Capabilities()
 
     class Settings(AdapterSettings):
-        """Settings of an ``amazon-transcribe`` channel."""
+        """Settings of an ``amazon-transcribe`` channel (a shared secret, SNS topics, or both)."""
 
-        shared_secret: SecretStr
+        shared_secret: SecretStr | None = None
         """Key of ``X-Transcribe-Signature`` (HMAC-SHA256 of the body), or the value of
         ``X-Transcribe-Token``, set by whatever forwards the job output."""
+        sns_topic_arns: frozenset[str] = frozenset()
+        """SNS topics whose signed messages are accepted (``arn:aws:sns:<region>:<account>:<name>``);
+        empty: SNS-signed messages are refused. Anyone can make SNS sign a message to any URL
+        from a topic of their own, so the topic is what proves it is yours."""
+        confirm_subscriptions: bool = True
+        """Confirm SNS subscriptions of those topics by fetching their ``SubscribeURL``."""
+
+        @model_validator(mode="after")
+        def _some_authentication(self) -> AmazonTranscribeAdapter.Settings:
+            if self.shared_secret is None and not self.sns_topic_arns:
+                raise ValueError("set shared_secret, sns_topic_arns, or both")
+            for arn in self.sns_topic_arns:
+                if not arn.startswith("arn:aws") or arn.count(":") != 5:
+                    raise ValueError(f"not an SNS topic ARN: {arn[:80]!r}")
+            return self
 
     settings: Settings
 
+    async def start(self) -> None:
+        """Load the SNS signing certificates other processes already fetched (``kv``)."""
+        if self.settings.sns_topic_arns:
+            await load_cached_certificates(self)
+
     def verify(self, request: WebhookRequest) -> None:
-        """``X-Transcribe-Signature: sha256=<hex>`` over the body, or ``X-Transcribe-Token``."""
-        secret = self.settings.shared_secret.get_secret_value()
+        """``X-Transcribe-Signature: sha256=<hex>`` over the body, ``X-Transcribe-Token``, or an
+        SNS message signature from one of ``sns_topic_arns``.
+
+        An SNS message whose signing certificate this process does not have yet raises
+        :class:`CertificatePendingError` (answered 503: SNS delivers it again) while the
+        certificate is fetched in the background.
+        """
         signature = request.header("x-transcribe-signature")
-        if signature:
-            if not constant_time_equals(signature, transcribe_signature(secret, request.body)):
-                raise SignatureError("bad X-Transcribe-Signature", adapter=self.name)
-            return
         token = request.header("x-transcribe-token")
-        if not token:
-            raise SignatureError("missing X-Transcribe-Signature", adapter=self.name)
-        if not constant_time_equals(token, secret):
-            raise SignatureError("bad X-Transcribe-Token", adapter=self.name)
+        if signature or token:
+            if self.settings.shared_secret is None:
+                raise SignatureError("no shared_secret configured", adapter=self.name)
+            secret = self.settings.shared_secret.get_secret_value()
+            if signature:
+                if not constant_time_equals(signature, transcribe_signature(secret, request.body)):
+                    raise SignatureError("bad X-Transcribe-Signature", adapter=self.name)
+                return
+            if not constant_time_equals(token or "", secret):
+                raise SignatureError("bad X-Transcribe-Token", adapter=self.name)
+            return
+        document = self._sns_document(request)
+        if document is None:
+            raise SignatureError("missing X-Transcribe-Signature or SNS signature", adapter=self.name)
+        self._verify_sns(document)
+
+    def _sns_document(self, request: WebhookRequest) -> dict[str, Any] | None:
+        if len(request.body) > _MAX_BODY:
+            return None
+        try:
+            document = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            return None
+        if (isinstance(document, dict) and document.get("Type") in SNS_TYPES
+                and "Signature" in document):
+            return document
+        return None
+
+    def _verify_sns(self, document: dict[str, Any]) -> None:
+        if not self.settings.sns_topic_arns:
+            raise SignatureError("SNS messages are not accepted: set sns_topic_arns", adapter=self.name)
+        topic = document.get("TopicArn")
+        if not isinstance(topic, str) or topic not in self.settings.sns_topic_arns:
+            raise SignatureError("SNS message of an unexpected TopicArn", adapter=self.name)
+        url = document.get("SigningCertURL")
+        if not is_sns_url(url):
+            raise SignatureError("SigningCertURL is not an https sns.<region>.amazonaws.com URL",
+                                 adapter=self.name)
+        assert isinstance(url, str)
+        key = cached_key(url)
+        if key is None:
+            hub = hub_of(self)
+            if hub is not None:
+                schedule(hub, fetch_certificate(self, url), f"{self.name}: SNS certificate")
+            raise CertificatePendingError(
+                f"{self.name}: fetching the SNS signing certificate; SNS will deliver again")
+        try:
+            verify_sns_signature(document, key)
+        except SignatureError as exc:
+            raise SignatureError(exc.detail, adapter=self.name) from None
 
     def parse(self, request: WebhookRequest) -> ParseResult:
-        """The job output, bare or wrapped as an SNS ``Notification`` (``Message`` string)."""
+        """The job output, bare or wrapped as an SNS ``Notification`` (``Message`` string);
+        SNS subscription and unsubscribe confirmations."""
         document = _json_object(request, self.name)
-        if document.get("Type") == "Notification" and isinstance(document.get("Message"), str):
+        kind = document.get("Type")
+        if kind == "SubscriptionConfirmation":
+            return self._subscription(document)
+        if kind == "UnsubscribeConfirmation":
+            log.info("%s: SNS unsubscribed %s from %s", self.name, self.context.key,
+                     str(document.get("TopicArn"))[:200])
+            return ParseResult()
+        if kind == "Notification" and isinstance(document.get("Message"), str):
             try:
                 document = orjson.loads(document["Message"])
             except orjson.JSONDecodeError:
@@ -408,6 +501,37 @@ class AmazonTranscribeAdapter(TranscriptVendorAdapter):
                 raise UnparseablePayloadError("SNS Message is not an object", adapter=self.name)
         result_id = self._result_id(document)
         return self._deliver(request, result_id, self._transcript(document), document)
+
+    def _subscription(self, document: dict[str, Any]) -> ParseResult:
+        url = document.get("SubscribeURL")
+        topic = str(document.get("TopicArn"))[:200]
+        if not is_sns_url(url):
+            raise UnparseablePayloadError("SubscribeURL is not an https sns.<region>.amazonaws.com URL",
+                                          adapter=self.name)
+        if topic not in self.settings.sns_topic_arns:
+            raise UnparseablePayloadError("subscription to a topic not in sns_topic_arns",
+                                          adapter=self.name)
+        hub = hub_of(self)
+        if hub is not None and self.settings.confirm_subscriptions:
+            assert isinstance(url, str)
+            schedule(hub, self.confirm_subscription(url, topic),
+                     f"{self.name}: confirm SNS subscription")
+        else:
+            log.info("%s: SNS subscription to %s left unconfirmed", self.name, topic)
+        return ParseResult()
+
+    async def confirm_subscription(self, subscribe_url: str, topic: str = "") -> bool:
+        """GET the ``SubscribeURL`` of a ``SubscriptionConfirmation`` (through the hub's client,
+        only to an ``sns.<region>.amazonaws.com`` host); whether SNS accepted it."""
+        if not is_sns_url(subscribe_url):
+            raise UnparseablePayloadError("SubscribeURL is not an SNS URL", adapter=self.name)
+        response = await self.request("GET", subscribe_url, follow_redirects=False)
+        if response.status_code != 200:
+            log.warning("%s: SNS refused the confirmation of %s (HTTP %s)", self.name,
+                        topic or "a subscription", response.status_code)
+            return False
+        log.info("%s: confirmed the SNS subscription to %s", self.name, topic or "a topic")
+        return True
 
     def _result_id(self, document: dict[str, Any]) -> str:
         value = document.get("jobName")
