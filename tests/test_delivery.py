@@ -422,3 +422,24 @@ async def test_last_messages_only(hub: Hub, webhook_client: httpx.AsyncClient) -
         await inbound(webhook_client, f"m{n}", text=f"t{n}")
     last = await hub.store.list_messages(await conversation_id(hub), last=2)
     assert [m.text for m in last] == ["t3", "t4"]
+
+
+async def test_modify_contact_by_address_publishes(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+    from omnichannel_sdk import Address, ContactUpdated
+
+    await inbound(webhook_client, "in1")
+    events = hub.events()
+    waiter = asyncio.ensure_future(events.__anext__())
+    await asyncio.sleep(0)
+
+    def named(contact):
+        return contact.model_copy(update={"display_name": "Alice A.", "profile": {"locale": "en_GB"}})
+
+    updated = await hub.modify_contact(Address(channel="fake", handle="alice"), named, reason="profile")
+    assert updated and updated.display_name == "Alice A." and updated.profile == {"locale": "en_GB"}
+    event = await asyncio.wait_for(waiter, 2)
+    assert isinstance(event, ContactUpdated) and event.change == "profile"
+    await events.aclose()
+    assert await hub.modify_contact("ct_missing", named) is None
+    with pytest.raises(ValueError):
+        await hub.modify_contact(updated.id, lambda c: c.model_copy(update={"addresses": []}))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import hmac
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -302,10 +302,12 @@ class ChannelAdapter:
         return base.rstrip("/")
 
     def outside_window(
-        self, parts: Sequence[Part], author: Author | None, conversation: Conversation
+        self, parts: Sequence[Part], author: Author | None, conversation: Conversation,
+        metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Whether a message may go out after the reply window closed.
 
+        ``metadata`` is what the caller of ``hub.send`` gave (e.g. a requested message tag).
         Return metadata for :meth:`send` (e.g. ``{"tag": "HUMAN_AGENT"}``) to allow it, or
         ``None`` to refuse with :class:`~omnichannel_sdk.WindowClosedError`. Default: only
         template parts, where the channel has templates.

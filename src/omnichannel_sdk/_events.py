@@ -80,7 +80,7 @@ class ContactUpdated(_Event):
     type: Literal["contact.updated"] = "contact.updated"
     contact: Contact
     change: str
-    """``opt_out``, ``opt_in`` or ``merged``."""
+    """``opt_out``, ``opt_in``, ``merged``, or what a plugin says (``profile``)."""
     merged: list[str] = Field(default_factory=list)
     """For ``merged``: the ids of the contacts merged into this one (they no longer exist)."""
 

@@ -40,7 +40,17 @@ from ._events import (
 )
 from ._http import make_http_client
 from ._ids import new_id
-from ._models import Address, Author, Conversation, DeadLetter, Message, Part, StatusUpdate, TextPart
+from ._models import (
+    Address,
+    Author,
+    Contact,
+    Conversation,
+    DeadLetter,
+    Message,
+    Part,
+    StatusUpdate,
+    TextPart,
+)
 from ._plugins import AdapterRegistry, build_plugin_manager
 from ._render import Rendered, render_parts
 from ._replay import ReplayReport, replay_dead_letters
@@ -424,6 +434,28 @@ class Hub:
         for outcome in outcomes:
             self._publish(StatusChanged(message=outcome.message, previous=outcome.previous))
 
+    async def modify_contact(
+        self, contact: str | Address, change: Callable[[Contact], Contact | None], *,
+        reason: str = "profile",
+    ) -> Contact | None:
+        """Change a contact atomically (by id, or by one of its addresses) and publish
+        ``contact.updated`` with ``change=reason`` when it changed.
+
+        ``change`` receives the contact as stored and returns the new version (or ``None`` to
+        leave it); it runs inside the store's transaction, so it must be quick and do no I/O.
+        Found by address inside the transaction, it is right even if contacts were just merged.
+        """
+        before: list[Contact] = []
+
+        def tracked(current: Contact) -> Contact | None:
+            before.append(current)
+            return change(current)
+
+        result = await self.store.modify_contact(contact, tracked)
+        if result is not None and before and result != before[-1]:
+            self._publish(ContactUpdated(contact=result, change=reason))
+        return result
+
     async def dead_letter(self, channel_key: str, request: WebhookRequest, error: str) -> DeadLetter:
         """Keep a verified request that could not be completed (for adapters whose background
         work on a request failed): stored with its raw payload, replayable, never lost."""
@@ -578,7 +610,8 @@ class Hub:
         now = datetime.now(UTC)
         if window is not None and (conversation.window_expires_at is None
                                    or conversation.window_expires_at <= now):
-            allowed = adapter.outside_window(all_parts, author, conversation)
+            allowed = adapter.outside_window(all_parts, author, conversation,
+                                             metadata=dict(metadata or {}))
             if allowed is None:
                 raise WindowClosedError(
                     f"the {adapter.channel} reply window of conversation {conversation.id} "

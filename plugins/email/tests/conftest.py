@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -31,15 +32,26 @@ def need(what: str, ok: bool) -> None:
 
 
 class Dovecot:
-    """A throwaway Dovecot IMAP server on loopback with one passwd-file user."""
+    """A throwaway Dovecot IMAP server on loopback with one passwd-file user; with ``tls``
+    (certificate and key PEM paths) it requires TLS: STARTTLS on ``port``, implicit TLS on
+    ``tls_port``, and no login in clear."""
 
     user = "agent@shop.example"
     password = "imap-test-password"
 
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, tls: tuple[Path, Path] | None = None) -> None:
         self.root = root
         self.port = port
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0
         self.process: subprocess.Popen[bytes] | None = None
+
+    def ssl_config(self) -> str:
+        if self.tls is None:
+            return "ssl = no\ndisable_plaintext_auth = no"
+        cert, key = self.tls
+        return (f"ssl = required\nssl_cert = <{cert}\nssl_key = <{key}\n"
+                "disable_plaintext_auth = yes")
 
     def config(self) -> str:
         nobody = pwd.getpwnam("nobody")
@@ -51,8 +63,7 @@ base_dir = {self.root}/run
 state_dir = {self.root}/state
 log_path = {self.root}/dovecot.log
 info_log_path = {self.root}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
+{self.ssl_config()}
 auth_mechanisms = plain login
 mail_location = maildir:{home}/%n/Maildir
 first_valid_uid = 1
@@ -74,7 +85,9 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port}
+    {"ssl = yes" if self.tls else ""}
   }}
 }}
 service anvil {{
@@ -135,15 +148,15 @@ def _internal_user() -> str:
         return "nobody"
 
 
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    """A running Dovecot (needs the ``dovecot-imapd`` package and root to start it)."""
+@contextlib.contextmanager
+def running_dovecot(tls: tuple[Path, Path] | None = None) -> Iterator[Dovecot]:
+    """Start a Dovecot in a fresh directory, stop and remove it afterwards."""
     need("dovecot (Debian package dovecot-imapd)", shutil.which("dovecot") is not None)
     need("root (dovecot drops privileges)", os.geteuid() == 0)
     # not under pytest's 0700 temp root: dovecot's unprivileged auth process reads the passwd
     root = Path(tempfile.mkdtemp(prefix="omni-dovecot-"))
     os.chmod(root, 0o755)
-    server = Dovecot(root, free_port())
+    server = Dovecot(root, free_port(), tls)
     try:
         server.start()
         yield server
@@ -153,6 +166,82 @@ def dovecot() -> Iterator[Dovecot]:
 
 
 @pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A running Dovecot (needs the ``dovecot-imapd`` package and root to start it)."""
+    with running_dovecot() as server:
+        yield server
+
+
+class LocalCA:
+    """A certificate authority made for one test run, and a server certificate it signed
+    for ``localhost`` / ``127.0.0.1`` (PEM files in ``directory``)."""
+
+    def __init__(self, directory: Path, name: str = "omnichannel test CA") -> None:
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        directory.mkdir(parents=True, exist_ok=True)
+        now = datetime.datetime.now(datetime.UTC)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+                   .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                   .add_extension(x509.KeyUsage(
+                       digital_signature=True, content_commitment=False, key_encipherment=False,
+                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+                                  critical=False)
+                   .sign(ca_key, hashes.SHA256()))
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+                .issuer_name(ca_name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([
+                    x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                    critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                               critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    ca_key.public_key()), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        self.ca_file = directory / "ca.pem"
+        self.cert_file = directory / "server.pem"
+        self.key_file = directory / "server.key"
+        self.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.key_file.write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+
+
+@pytest.fixture
+def tls_dovecot(tmp_path: Path) -> Iterator[tuple[Dovecot, LocalCA]]:
+    """A Dovecot that requires TLS, with the CA that signed its certificate."""
+    ca = LocalCA(tmp_path / "pki")
+    with running_dovecot((ca.cert_file, ca.key_file)) as server:
+        yield server, ca
+
+
+@pytest.fixture
 def sample() -> Any:
     """Load a recorded sample's bytes by file name."""
     return lambda name: (SAMPLES / name).read_bytes()
+
+
+@pytest.fixture
+def make_ca() -> Any:
+    """Make another :class:`LocalCA`: ``make_ca(directory, name)``."""
+    return LocalCA

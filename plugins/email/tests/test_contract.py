@@ -30,6 +30,14 @@ from omnichannel_sdk import (
 from omnichannel_sdk.testing import ChannelContract, SendCase
 
 SAMPLES = Path(__file__).parent / "samples"
+EVENTS = SAMPLES / "events"
+
+
+def event_sample(name: str) -> bytes:
+    """A vendor event sample about a message of ours (unknown to the hub: kept as an early
+    receipt, never dead-lettered)."""
+    return ((EVENTS / name).read_bytes().replace(b"__MESSAGE_ID__", b"msg_contract@shop.example")
+            .replace(b"__VENDOR_ID__", b"vendor-contract"))
 RECIPIENT = Address(channel="email", handle="customer@example.org")
 COMMON = {"from_address": "support@shop.example", "from_name": "Shop Support"}
 
@@ -71,8 +79,20 @@ class TestMailgunContract(ChannelContract):
     secret_values = (MG_KEY, MG_API)
 
     def sample_requests(self) -> dict[str, WebhookRequest]:
-        return {name: mailgun_post(self.webhook_url, (SAMPLES / name).read_bytes())
-                for name in ("gbk_related.eml", "utf8_plus_reply.eml", "dsn_bounce.eml")}
+        import orjson
+
+        samples = {name: mailgun_post(self.webhook_url, (SAMPLES / name).read_bytes())
+                   for name in ("gbk_related.eml", "utf8_plus_reply.eml", "dsn_bounce.eml")}
+        for name in ("mailgun_delivered.json", "mailgun_complained.json"):
+            body = orjson.loads(event_sample(name))
+            timestamp, token = str(int(time.time())), secrets.token_hex(25)
+            from omnichannel_email import mailgun_signature
+
+            body["signature"] = {"timestamp": timestamp, "token": token,
+                                 "signature": mailgun_signature(MG_KEY, timestamp, token)}
+            samples[name] = WebhookRequest("POST", self.webhook_url,
+                                           {"content-type": "application/json"}, orjson.dumps(body))
+        return samples
 
     def malformed_request(self) -> WebhookRequest:
         return mailgun_post(self.webhook_url, b"", extra={"body-mime": b""})
@@ -80,10 +100,12 @@ class TestMailgunContract(ChannelContract):
     def tamper(self, request: WebhookRequest) -> WebhookRequest:
         # Mailgun signs timestamp + token, not the body: change what is signed
         body = request.body.replace(b'name="token"\r\n\r\n', b'name="token"\r\n\r\nX', 1)
+        body = body.replace(b'"token":"', b'"token":"X', 1)  # an events-webhook JSON post
         return WebhookRequest(request.method, request.url, request.headers, body)
 
     def unsigned(self, request: WebhookRequest) -> WebhookRequest:
         body = request.body.replace(b'name="signature"', b'name="ignored"', 1)
+        body = body.replace(b'"signature":{', b'"ignored":{', 1)
         return WebhookRequest(request.method, request.url, request.headers, body)
 
     def send_case(self) -> SendCase:
@@ -110,6 +132,20 @@ SG_PUBLIC = base64.b64encode(_SG_PRIVATE.public_key().public_bytes(
 SG_BASIC = "Basic " + base64.b64encode(f"inbound:{SG_PASSWORD}".encode()).decode()
 
 
+_SG_EVENT_PRIVATE = ec.generate_private_key(ec.SECP256R1())
+SG_EVENT_PUBLIC = base64.b64encode(_SG_EVENT_PRIVATE.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+
+
+def sendgrid_events_post(url: str, body: bytes) -> WebhookRequest:
+    """An Event Webhook batch, signed with the event key, behind the basic auth."""
+    timestamp = str(int(time.time()))
+    signature = _SG_EVENT_PRIVATE.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return WebhookRequest("POST", url, {
+        "content-type": "application/json", "authorization": SG_BASIC,
+        SIGNATURE_HEADER: base64.b64encode(signature).decode(), TIMESTAMP_HEADER: timestamp}, body)
+
+
 def sendgrid_post(url: str, raw: bytes | None, *, sign: bool = True) -> WebhookRequest:
     fields = {"to": b"support@shop.example", "from": b"customer@example.org",
               "envelope": b'{"to":["support@shop.example"],"from":"customer@example.org"}',
@@ -129,13 +165,17 @@ def sendgrid_post(url: str, raw: bytes | None, *, sign: bool = True) -> WebhookR
 class TestSendGridContract(ChannelContract):
     adapter_class = SendGridAdapter
     channel_settings = {**COMMON, "api_key": SG_API, "basic_auth_username": "inbound",
-                        "basic_auth_password": SG_PASSWORD, "verification_key": SG_PUBLIC}
+                        "basic_auth_password": SG_PASSWORD, "verification_key": SG_PUBLIC,
+                        "event_public_key": SG_EVENT_PUBLIC}
     signature_headers = (SIGNATURE_HEADER, "authorization")
     secret_values = (SG_API, SG_PASSWORD)
 
     def sample_requests(self) -> dict[str, WebhookRequest]:
-        return {name: sendgrid_post(self.webhook_url, (SAMPLES / name).read_bytes())
-                for name in ("iso2022jp.eml", "latin1_outlook.eml", "auto_reply.eml")}
+        samples = {name: sendgrid_post(self.webhook_url, (SAMPLES / name).read_bytes())
+                   for name in ("iso2022jp.eml", "latin1_outlook.eml", "auto_reply.eml")}
+        samples["events"] = sendgrid_events_post(self.webhook_url,
+                                                 event_sample("sendgrid_events.json"))
+        return samples
 
     def malformed_request(self) -> WebhookRequest:
         return sendgrid_post(self.webhook_url, None)
@@ -198,7 +238,10 @@ class TestPostmarkContract(ChannelContract):
         raw = dict(data, RawEmail=(SAMPLES / "big5_qp.eml").read_bytes().decode("ascii"),
                    MessageID="b7bc2f4a-e38e-4336-af7d-e6c392c2f817")
         return {"json": self._post((SAMPLES / "postmark_inbound.json").read_bytes()),
-                "raw-email": self._post(orjson.dumps(raw))}
+                "raw-email": self._post(orjson.dumps(raw)),
+                **{name: self._post(event_sample(name)) for name in (
+                    "postmark_delivery.json", "postmark_bounce.json", "postmark_open.json",
+                    "postmark_spam_complaint.json")}}
 
     def tamper(self, request: WebhookRequest) -> WebhookRequest:
         # Postmark signs nothing; what authenticates is the basic auth: change it

@@ -46,5 +46,17 @@ async def test_demo_traffic_end_to_end(omni_config: dict[str, Any]) -> None:
                                       author=Author(kind="human"), wait=True)
                 assert sent.status in ("sent", "queued"), (conversation.channel_key, sent.error)
                 assert len(sent.metadata["external_ids"]) == 2  # our Message-ID + the vendor's
+            # each stub posts its signed delivery event back through the webhook pipeline
+            import asyncio
+
+            outbound = [m for c in conversations for m in await hub.store.list_messages(c.id)
+                        if m.direction == "outbound"]
+            for _ in range(100):
+                states = [(await hub.store.get_message(m.id)).status for m in outbound]  # type: ignore[union-attr]
+                if states == ["delivered"] * len(outbound):
+                    break
+                await asyncio.sleep(0.05)
+            assert states == ["delivered"] * len(outbound), states
+            assert not await hub.store.list_dead_letters()
     assert demo_requests("x", "twilio-sms", PUBLIC_URL) == []
     assert demo_vendor("twilio-sms", None) is None

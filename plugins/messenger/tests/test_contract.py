@@ -30,7 +30,7 @@ class _MetaContract(ChannelContract):
     signature_headers = ("x-hub-signature-256", "x-hub-signature")
     secret_values = (APP_SECRET, PAGE_TOKEN, VERIFY_TOKEN)
     channel_settings = {"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN,
-                        "page_access_token": PAGE_TOKEN}
+                        "page_access_token": PAGE_TOKEN, "fetch_profiles": False}
 
     def _signed(self, raw: bytes) -> WebhookRequest:
         return WebhookRequest("POST", self.webhook_url, {

@@ -27,7 +27,8 @@ SEND_URL = "https://graph.facebook.com/v21.0/me/messages"
 
 @pytest.fixture
 def omni_config(omni_config: dict[str, Any]) -> dict[str, Any]:
-    common = {"app_secret": SECRET, "verify_token": "hub-verify", "page_access_token": "tok"}
+    common = {"app_secret": SECRET, "verify_token": "hub-verify", "page_access_token": "tok",
+              "fetch_profiles": False}  # profiles are tested in test_helpdesk.py
     omni_config["channels"]["fb"] = {"adapter": "messenger", "page_id": PAGE, "human_agent_tag": True,
                                      **common}
     omni_config["channels"]["ig"] = {"adapter": "instagram", "page_id": IG, **common}
@@ -83,12 +84,11 @@ async def messages(hub: Hub) -> list[Message]:
 
 
 async def age(hub: Hub, conversation: Conversation, days: float) -> Conversation:
-    """Pretend the customer last wrote ``days`` ago (no public store call does this)."""
+    """Pretend the customer last wrote ``days`` ago."""
     then = datetime.now(UTC) - timedelta(days=days)
     aged = conversation.model_copy(update={"last_inbound_at": then,
                                            "window_expires_at": then + timedelta(hours=24)})
-    store: Any = hub.store
-    await store._write(lambda tx: store._save_conversation(tx, aged, 0))
+    await hub.store.update_conversation(aged)
     return aged
 
 

@@ -241,7 +241,7 @@ def test_postback_timestamp_in_seconds_as_string() -> None:
     [msg] = adapter().parse(request(body)).items
     assert isinstance(msg, InboundMessage)
     assert msg.created_at == datetime.fromtimestamp(1527459824, UTC)
-    assert msg.sender.handle == "ref-1" and msg.external_id.startswith("postback:ref-1:")
+    assert msg.sender.handle == "user_ref:ref-1" and msg.external_id.startswith("postback:user_ref:ref-1:")
 
 
 def test_reaction_refers_to_the_message() -> None:

@@ -218,6 +218,15 @@ def test_http_fallback_long_poll(browser: Any, live: Any, http: httpx.Client) ->
     cid = http.get("/demo/api/conversations").json()[0]["id"]
     http.post(f"/demo/api/c/{cid}/reply", json={"text": "answer by long-poll"}).raise_for_status()
     page.locator(".msg.out", has_text="answer by long-poll").wait_for(timeout=TIMEOUT)
+    # the agent's typing reaches the poller (waiting or between two polls), and the widget's
+    # cursor keeps the next polls from getting it again (they wait instead of spinning)
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if "/poll" in request.url else None)
+    live.call(live.adapter.agent_typing(cid, True, "Agent"))
+    page.locator(".typing", has_text="is typing").wait_for(timeout=TIMEOUT)
+    page.wait_for_timeout(1500)  # (lets Playwright report the requests meanwhile)
+    assert len(polls) <= 3, polls
+    assert any("sig=" in url for url in polls)
     shot(page, "visitor-long-poll")
 
 

@@ -275,3 +275,62 @@ def test_cors_for_allowed_origins(make_server: Any) -> None:
         assert ok.status_code == 200
         assert http.post(f"{BASE}/session", json={},
                          headers={"origin": "https://evil.example"}).status_code == 403
+
+
+def test_long_poll_gets_signals_sent_between_polls(live: Any, http: httpx.Client) -> None:
+    """The agent types and reads (from the demo inbox, as ``channel.signal`` events) while no
+    poll is waiting: the next poll still gets them, once; the visitor's typing reaches the
+    inbox's live socket once."""
+    session = new_session(http)
+    headers = {"x-webchat-session": session["token"]}
+    mine = http.post(f"{BASE}/send", json={"id": "s1", "text": "anyone?"},
+                     headers=headers).json()["message"]["id"]
+    cid = live.call(live.adapter.conversation_of(session["visitor"]))
+    inbox_url = live.url.replace("http", "ws") + "/demo/ws"
+    with connect(inbox_url, open_timeout=5) as inbox:  # type: ignore[arg-type]
+        time.sleep(0.2)
+        inbox.send(json.dumps({"type": "typing", "conversation_id": cid, "on": True}))
+        inbox.send(json.dumps({"type": "seen", "conversation_id": cid}))
+        deadline = time.monotonic() + 5
+        while len(live.adapter.signals_since(cid, None)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+        first = http.get(f"{BASE}/poll", params={"after": mine, "wait": 5}, headers=headers).json()
+        assert [(f["type"], f.get("on"), f.get("name")) for f in first["frames"]] == [
+            ("typing", True, "Agent"), ("seen", None, None)]
+        assert first["sig"] == first["frames"][-1]["t"]
+        again = http.get(f"{BASE}/poll", params={"after": mine, "wait": 0.5, "sig": first["sig"]},
+                         headers=headers).json()
+        assert again == {"frames": [], "sig": first["sig"]}
+
+        assert http.post(f"{BASE}/typing", json={"on": True}, headers=headers).status_code == 200
+        signals = []
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                event = json.loads(inbox.recv(timeout=max(0.01, deadline - time.monotonic())))
+                if event["type"] == "signal":
+                    signals.append(event)
+        assert [(s["name"], s["from"], s["on"]) for s in signals] == [
+            ("typing", "agent", True), ("seen", "agent", False), ("typing", "visitor", True)]
+    bad = http.get(f"{BASE}/poll", params={"after": mine, "wait": 0, "sig": "nan"}, headers=headers)
+    assert bad.status_code == 200 and isinstance(bad.json()["frames"], list)  # as if no cursor
+
+
+def test_history_limit_and_older_files(make_server: Any) -> None:
+    """A resumed session shows the last ``history_limit`` messages; a file older than that is
+    still served to its visitor."""
+    live = make_server(history_limit=2)
+    with httpx.Client(base_url=live.url) as http:
+        session = new_session(http)
+        headers = {"x-webchat-session": session["token"]}
+        up = http.post(f"{BASE}/upload", params={"id": "f1", "name": "old.png"}, content=png(),
+                       headers={**headers, "content-type": "image/png"})
+        assert up.status_code == 200
+        ids = [http.post(f"{BASE}/send", json={"id": f"t{n}", "text": f"text {n}"},
+                         headers=headers).json()["message"]["id"] for n in range(3)]
+        history = new_session(http, token=session["token"])["history"]
+        assert [m["id"] for m in history] == ids[-2:]
+        url = up.json()["message"]["media"][0]["url"].replace(live.url, "")
+        assert http.get(url, params={"t": session["token"]}).content == png()

@@ -200,6 +200,12 @@ class Store(abc.ABC):
         """Apply a receipt forward-only; returns the messages it moved (none if unknown)."""
 
     @abc.abstractmethod
+    async def modify_contact(
+        self, contact: str | Address, change: Callable[[Contact], Contact | None]
+    ) -> Contact | None:
+        """Read, change and write a contact (by id or address) in one transaction."""
+
+    @abc.abstractmethod
     async def set_opted_out(self, contact_id: str, channel: str, opted_out: bool) -> Contact:
         """Add or remove ``channel`` from the contact's opt-outs."""
 

@@ -601,6 +601,40 @@ class SqlStore(Store, abc.ABC):
             await self._save_contact(tx, contact)
         return contact
 
+    async def modify_contact(
+        self, contact: str | Address, change: Callable[[Contact], Contact | None]
+    ) -> Contact | None:
+        """Read, change and write a contact (by id or address) in one transaction.
+
+        ``change`` returns the new contact or ``None`` to leave it; returns the stored result,
+        or ``None`` when no such contact exists. Addresses are not changed here.
+        """
+
+        async def unit(tx: Tx) -> Contact | None:
+            if isinstance(contact, Address):
+                row = await tx.fetchone(
+                    "SELECT contact_id FROM contact_addresses WHERE channel = $1 AND handle = $2",
+                    contact.channel, contact.handle)
+                if row is None:
+                    return None
+                contact_id = str(row[0])
+            else:
+                contact_id = contact
+            row = await tx.fetchone(  # lock_clause is a class constant, not input
+                f"SELECT data FROM contacts WHERE id = $1{self.lock_clause}", contact_id)  # noqa: S608
+            if row is None:
+                return None
+            current = Contact.model_validate_json(row[0])
+            updated = change(current)
+            if updated is None or updated == current:
+                return current
+            if updated.id != current.id or updated.addresses != current.addresses:
+                raise ValueError("a change may not alter the contact id or addresses")
+            await self._save_contact(tx, updated)
+            return updated
+
+        return await self._write(unit)
+
     async def set_opted_out(self, contact_id: str, channel: str, opted_out: bool) -> Contact:
         """Add or remove ``channel`` from the contact's opt-outs."""
 

@@ -1,5 +1,6 @@
 """The email channels of ``omnichannel demo``: Mailgun, SendGrid and Postmark against a
-loopback vendor stub, with correctly signed sample inbound mail."""
+loopback vendor stub, with correctly signed sample inbound mail; the stub reports delivery the
+way each vendor does, by posting a signed event webhook that runs the hub's full pipeline."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import base64
 import itertools
 import secrets
 import time
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
@@ -18,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from omnichannel_sdk import StatusUpdate, WebhookRequest
+from omnichannel_sdk import WebhookRequest
 
 from ._mailgun import mailgun_signature
 
-__all__ = ["demo_channels", "demo_requests", "demo_vendor"]
+__all__ = ["demo_channels", "demo_event", "demo_requests", "demo_vendor"]
 
 DEMO_SECRET = "demo-secret"  # published on purpose: the demo runs offline on loopback
 _ADAPTERS = ("mailgun", "sendgrid", "postmark")
@@ -99,8 +101,35 @@ def demo_requests(channel_key: str, adapter_name: str, public_url: str) -> list[
                            payload)]
 
 
+def demo_event(adapter_name: str, vendor_id: str, url: str) -> WebhookRequest:
+    """The vendor's signed "delivered" event webhook about the message it named ``vendor_id``."""
+    basic = "Basic " + base64.b64encode(f"demo:{DEMO_SECRET}".encode()).decode()
+    now = int(time.time())
+    if adapter_name == "mailgun":
+        token = secrets.token_hex(25)
+        body = orjson.dumps({
+            "signature": {"timestamp": str(now), "token": token,
+                          "signature": mailgun_signature(DEMO_SECRET, str(now), token)},
+            "event-data": {"event": "delivered", "id": secrets.token_urlsafe(16),
+                           "timestamp": float(now), "recipient": "customer@mail.example",
+                           "message": {"headers": {"message-id": vendor_id}},
+                           "delivery-status": {"code": 250, "message": "OK"}}})
+        return WebhookRequest("POST", url, {"content-type": "application/json"}, body)
+    if adapter_name == "sendgrid":
+        body = orjson.dumps([{"event": "delivered", "timestamp": now, "email": "customer@mail.example",
+                              "sg_event_id": secrets.token_urlsafe(16), "response": "250 OK",
+                              "sg_message_id": f"{vendor_id}.filterdrecv-demo-1-0"}])
+    else:
+        body = orjson.dumps({"RecordType": "Delivery", "MessageID": vendor_id,
+                             "Recipient": "customer@mail.example", "Details": "250 OK",
+                             "DeliveredAt": datetime.fromtimestamp(now, UTC).isoformat()})
+    return WebhookRequest("POST", url, {"content-type": "application/json", "authorization": basic},
+                          body)
+
+
 def demo_vendor(adapter_name: str, hub: Any) -> Any:
-    """A loopback vendor that accepts sends and reports delivery half a second later."""
+    """A loopback vendor that accepts sends and posts a signed delivery event half a second
+    later (through the hub's verify → parse → apply pipeline, as the real vendor would)."""
     if adapter_name not in _ADAPTERS:
         return None
 
@@ -110,7 +139,8 @@ def demo_vendor(adapter_name: str, hub: Any) -> Any:
         async def later() -> None:
             await asyncio.sleep(0.5)
             for key in keys:
-                await hub.apply_status(key, StatusUpdate(external_id=vendor_id, status="delivered"))
+                await hub.handle_webhook(key, demo_event(adapter_name, vendor_id,
+                                                         hub.request_url(key)))
 
         task = asyncio.create_task(later())
         _background.add(task)

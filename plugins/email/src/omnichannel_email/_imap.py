@@ -1,6 +1,11 @@
 """Polling an IMAP mailbox (aioimaplib): IDLE where the server offers it, UIDs tracked in the
 hub's shared key-value store so nothing is fetched twice and nothing is lost on restart.
 
+The connection is secured with implicit TLS (port 993), STARTTLS (port 143, upgraded before
+LOGIN; a server that does not offer STARTTLS is refused, never used in clear) or nothing (a
+loopback test server). aioimaplib has no STARTTLS of its own: :func:`starttls` sends the
+command and upgrades the transport with :meth:`asyncio.loop.start_tls`.
+
 The state ``{"uidvalidity": V, "last_uid": N}`` moves forward only after a message was stored
 (a crash in between fetches that one message again, and the core's de-duplication by
 Message-ID drops the copy). A UIDVALIDITY change starts over from the first message, again
@@ -23,7 +28,7 @@ from aioimaplib import aioimaplib  # type: ignore[import-untyped]
 
 from omnichannel_sdk import KeyValueStore
 
-__all__ = ["ImapPoller"]
+__all__ = ["ImapError", "ImapPoller", "imap_ssl_context", "starttls"]
 
 log = logging.getLogger("omnichannel_email.imap")
 
@@ -33,6 +38,46 @@ _FETCH_UID = re.compile(rb"UID (\d+)")
 
 class ImapError(Exception):
     """The IMAP server refused a command (logged and retried by the poller)."""
+
+
+def imap_ssl_context(ca_file: str | None = None, validate: bool = True) -> ssl.SSLContext:
+    """The TLS context of an IMAP connection: the system's CAs (or ``ca_file``, a PEM bundle),
+    host name checked; ``validate=False`` accepts any certificate (a test server only)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if not validate:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def _welcomed(client: Any, timeout: float) -> None:
+    """Wait for the greeting and the CAPABILITY aioimaplib asks right after it."""
+    await client.wait_hello_from_server()
+    pending = [t for t in getattr(client.protocol, "tasks", ()) if not t.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+
+
+async def starttls(client: Any, host: str, context: ssl.SSLContext, timeout: float) -> None:
+    """Upgrade a greeted, not yet authenticated aioimaplib client to TLS (RFC 3501 STARTTLS),
+    then ask the capabilities again (they may change, and none said in clear is trusted)."""
+    protocol = client.protocol
+    if "STARTTLS" not in protocol.capabilities:
+        raise ImapError("the server does not offer STARTTLS")
+    command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+    response = await asyncio.wait_for(protocol.execute(command), timeout)
+    if response.result != "OK":
+        raise ImapError("STARTTLS refused")
+    if protocol.incomplete_line:  # bytes sent in clear after the OK must not pass as encrypted
+        raise ImapError("STARTTLS: unexpected data before the TLS handshake")
+    loop = asyncio.get_running_loop()
+    transport = await asyncio.wait_for(
+        loop.start_tls(protocol.transport, protocol, context, server_hostname=host), timeout)
+    if transport is None:
+        raise ImapError("STARTTLS: the connection closed during the handshake")
+    protocol.transport = transport
+    protocol.capabilities = set()
+    await asyncio.wait_for(protocol.capability(), timeout)
 
 
 class ImapPoller:
@@ -54,11 +99,15 @@ class ImapPoller:
         idle: bool = True,
         timeout: float = 30.0,
         batch: int = 50,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._username, self._password = username, password
         self.mailbox = mailbox
-        self.security = security
+        if security not in ("implicit", "tls", "starttls", "none"):
+            raise ValueError(f"unknown IMAP security {security!r}")
+        self.security = "implicit" if security == "tls" else security
+        self.ssl_context = ssl_context
         self.kv = kv
         self.state_key = state_key
         self.deliver = deliver
@@ -104,12 +153,21 @@ class ImapPoller:
     # -- connection ----------------------------------------------------------------------------
 
     async def _connect(self) -> Any:
+        context = self.ssl_context or imap_ssl_context()
         if self.security == "implicit":
             client = aioimaplib.IMAP4_SSL(host=self.host, port=self.port, timeout=self.timeout,
-                                          ssl_context=ssl.create_default_context())
+                                          ssl_context=context)
         else:
             client = aioimaplib.IMAP4(host=self.host, port=self.port, timeout=self.timeout)
-        await client.wait_hello_from_server()
+        try:
+            await _welcomed(client, self.timeout)
+            if self.security == "starttls":
+                await starttls(client, self.host, context, self.timeout)
+        except BaseException:
+            transport = getattr(client.protocol, "transport", None)
+            if transport is not None:
+                transport.abort()
+            raise
         response = await client.login(self._username, self._password)
         if response.result != "OK":
             raise ImapError("login refused")

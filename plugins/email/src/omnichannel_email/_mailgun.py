@@ -1,5 +1,7 @@
 """``mailgun``: inbound through a route's ``forward()`` to a URL ending in ``mime`` (raw MIME
-in ``body-mime``), signed with HMAC-SHA256 over ``timestamp`` + ``token``; outbound through
+in ``body-mime``), signed with HMAC-SHA256 over ``timestamp`` + ``token``; delivery receipts from
+the events webhook (JSON ``{"signature": {timestamp, token, signature}, "event-data": {...}}``,
+same key, same URL: told apart by the JSON content type); outbound through
 ``POST /v3/{domain}/messages.mime`` with our own MIME."""
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ._base import EmailAdapter, EmailSettings
 from ._compose import build_message
 from ._forms import read_form
 from ._mime import normalize_message_id
+from ._receipts import mailgun_receipts
 
 __all__ = ["MailgunAdapter", "mailgun_signature"]
 
@@ -55,14 +58,30 @@ class MailgunAdapter(EmailAdapter):
 
     settings: Settings
 
-    def verify(self, request: WebhookRequest) -> None:
-        """The form's ``signature`` must be the HMAC of ``timestamp`` + ``token``, and the
-        timestamp within ``replay_tolerance`` of now."""
+    def _signed_fields(self, request: WebhookRequest) -> tuple[str, str, str]:
+        """``timestamp``, ``token`` and ``signature``: in the form of a route post, in the
+        ``signature`` object of an events-webhook JSON post."""
+        if request.content_type == "application/json":
+            try:
+                body = request.json()
+            except UnparseablePayloadError:
+                raise SignatureError("unreadable JSON event", adapter=self.name) from None
+            signed = body.get("signature") if isinstance(body, dict) else None
+            if not isinstance(signed, dict):
+                raise SignatureError("no signature object", adapter=self.name)
+            return tuple(str(signed.get(k) or "")[:512]  # type: ignore[return-value]
+                         for k in ("timestamp", "token", "signature"))
         try:
             form = read_form(request)
         except UnparseablePayloadError:
             raise SignatureError("no signed form", adapter=self.name) from None
-        timestamp, token, signature = form.text("timestamp"), form.text("token"), form.text("signature")
+        return form.text("timestamp"), form.text("token"), form.text("signature")
+
+    def verify(self, request: WebhookRequest) -> None:
+        """The ``signature`` must be the HMAC of ``timestamp`` + ``token`` (form fields of a
+        route post, the ``signature`` object of an event), and the timestamp within
+        ``replay_tolerance`` of now."""
+        timestamp, token, signature = self._signed_fields(request)
         if not (timestamp and token and signature):
             raise SignatureError("missing timestamp, token or signature", adapter=self.name)
         expected = mailgun_signature(self.settings.signing_key.get_secret_value(), timestamp, token)
@@ -72,11 +91,14 @@ class MailgunAdapter(EmailAdapter):
             age = abs(time.time() - float(timestamp))
         except ValueError:
             raise SignatureError("bad timestamp", adapter=self.name) from None
-        if age > self.settings.replay_tolerance:
+        if not age <= self.settings.replay_tolerance:  # NaN and inf too
             raise SignatureError("timestamp outside the replay tolerance", adapter=self.name)
 
     def parse(self, request: WebhookRequest) -> ParseResult:
-        """The raw MIME in ``body-mime``, with Mailgun's envelope facts."""
+        """The raw MIME in ``body-mime``, with Mailgun's envelope facts; a JSON post is an
+        event of the events webhook (a delivery receipt or an opt-out)."""
+        if request.content_type == "application/json":
+            return mailgun_receipts(request.json())
         form = read_form(request)
         raw = form.get("body-mime")
         if not raw:

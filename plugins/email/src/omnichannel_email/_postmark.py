@@ -1,5 +1,7 @@
 """``postmark``: inbound JSON webhook (protected by HTTP basic auth in the webhook URL;
-``RawEmail`` is parsed when the server includes it), outbound ``POST /email``."""
+``RawEmail`` is parsed when the server includes it), delivery / bounce / open / spam-complaint /
+subscription-change webhooks on the same URL (told apart by their ``RecordType``), outbound
+``POST /email``."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from ._mime import (
     parse_addresses,
     parse_message_ids,
 )
+from ._receipts import is_postmark_event, postmark_receipts
 from ._sendgrid import check_basic_auth
 
 __all__ = ["PostmarkAdapter"]
@@ -125,8 +128,11 @@ class PostmarkAdapter(EmailAdapter):
                          self.settings.basic_auth_password.get_secret_value(), self.name)
 
     def parse(self, request: WebhookRequest) -> ParseResult:
-        """``RawEmail`` through the MIME parser when present, else the JSON fields."""
+        """``RawEmail`` through the MIME parser when present, else the JSON fields; a post
+        with an event ``RecordType`` is a delivery receipt (or an opt-out)."""
         body = request.json()
+        if is_postmark_event(body):
+            return postmark_receipts(body)
         if not isinstance(body, dict) or not (body.get("FromFull") or body.get("From")
                                               or body.get("RawEmail")):
             raise UnparseablePayloadError("not a Postmark inbound message", adapter=self.name)

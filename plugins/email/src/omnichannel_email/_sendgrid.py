@@ -1,6 +1,8 @@
 """``sendgrid``: Inbound Parse in raw mode ("POST the raw, full MIME message": the ``email``
 field), protected by HTTP basic auth in the webhook URL and/or SendGrid's signed webhook
-(ECDSA P-256 over timestamp + body); outbound through ``POST /v3/mail/send``."""
+(ECDSA P-256 over timestamp + body); delivery receipts from the Event Webhook (a JSON array on
+the same URL, told apart by its content type, verified with ``event_public_key`` and/or the
+basic auth); outbound through ``POST /v3/mail/send``."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from omnichannel_sdk import (
 from ._base import EmailAdapter, EmailSettings
 from ._forms import FormData, read_form
 from ._mime import Attachment, ParsedEmail, decode_bytes, parse_mime
+from ._receipts import CUSTOM_ARG, sendgrid_receipts
 
 __all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "SendGridAdapter", "check_basic_auth"]
 
@@ -72,6 +75,9 @@ class SendGridAdapter(EmailAdapter):
         """Password of that basic auth."""
         verification_key: str | None = None
         """Public key (base64 DER) of the Inbound Parse security policy's signature."""
+        event_public_key: str | None = None
+        """Public key (base64 DER) of the signed Event Webhook (delivery receipts); without it
+        event posts need the basic auth."""
         replay_tolerance: float = Field(default=300.0, gt=0)
         """Seconds a signed post stays valid."""
 
@@ -83,37 +89,55 @@ class SendGridAdapter(EmailAdapter):
                                  "verification_key: Inbound Parse posts must be authenticated")
             if self.verification_key:
                 _load_key(self.verification_key)
+            if self.event_public_key:
+                _load_key(self.event_public_key, "event_public_key")
             return self
 
     settings: Settings
 
     def verify(self, request: WebhookRequest) -> None:
-        """Basic auth when configured, and the ECDSA signature when a key is configured."""
+        """Basic auth when configured, and the ECDSA signature when a key is configured: the
+        Inbound Parse ``verification_key`` for mail, the ``event_public_key`` for Event Webhook
+        posts (JSON). An event post with neither its key nor basic auth configured is refused."""
         s = self.settings
-        if s.basic_auth_username and s.basic_auth_password:
-            check_basic_auth(request, s.basic_auth_username, s.basic_auth_password.get_secret_value(),
+        has_basic = bool(s.basic_auth_username and s.basic_auth_password)
+        event = request.content_type == "application/json"
+        key = s.event_public_key if event else s.verification_key
+        if event and not has_basic and not key:
+            raise SignatureError("event posts need event_public_key or basic auth configured",
+                                 adapter=self.name)
+        if has_basic:
+            check_basic_auth(request, s.basic_auth_username or "",
+                             s.basic_auth_password.get_secret_value() if s.basic_auth_password else "",
                              self.name)
-        if s.verification_key:
-            signature = request.header(SIGNATURE_HEADER)
-            timestamp = request.header(TIMESTAMP_HEADER)
-            if not signature or not timestamp:
-                raise SignatureError("missing signature headers", adapter=self.name)
-            try:
-                raw_sig = base64.b64decode(signature, validate=True)
-                _load_key(s.verification_key).verify(
-                    raw_sig, timestamp.encode() + request.body, ec.ECDSA(hashes.SHA256()))
-            except (InvalidSignature, binascii.Error, ValueError):
-                raise SignatureError("bad signature", adapter=self.name) from None
-            try:
-                age = abs(time.time() - float(timestamp))
-            except ValueError:
-                raise SignatureError("bad timestamp", adapter=self.name) from None
-            if age > s.replay_tolerance:
-                raise SignatureError("timestamp outside the replay tolerance", adapter=self.name)
+        if key:
+            self._check_signature(request, key)
+
+    def _check_signature(self, request: WebhookRequest, key: str) -> None:
+        """SendGrid's ECDSA (P-256, SHA-256) signature over timestamp + body, and its age."""
+        signature = request.header(SIGNATURE_HEADER)
+        timestamp = request.header(TIMESTAMP_HEADER)
+        if not signature or not timestamp:
+            raise SignatureError("missing signature headers", adapter=self.name)
+        try:
+            raw_sig = base64.b64decode(signature, validate=True)
+            _load_key(key).verify(raw_sig, timestamp.encode() + request.body,
+                                  ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, binascii.Error, ValueError, UnicodeEncodeError):
+            raise SignatureError("bad signature", adapter=self.name) from None
+        try:
+            age = abs(time.time() - float(timestamp))
+        except ValueError:
+            raise SignatureError("bad timestamp", adapter=self.name) from None
+        if not age <= self.settings.replay_tolerance:  # NaN too
+            raise SignatureError("timestamp outside the replay tolerance", adapter=self.name)
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """The raw MIME in ``email`` (raw mode), else the parsed fields (``headers``,
-        ``text``, ``html``, ``attachmentN``), with SendGrid's envelope and spam facts."""
+        ``text``, ``html``, ``attachmentN``), with SendGrid's envelope and spam facts; a JSON
+        array is an Event Webhook batch (delivery receipts, opt-outs)."""
+        if request.content_type == "application/json":
+            return sendgrid_receipts(request.json())
         form = read_form(request)
         envelope: dict[str, Any] = {}
         try:
@@ -212,6 +236,7 @@ class SendGridAdapter(EmailAdapter):
             "subject": out.subject or " ",
             "content": content,
             "headers": dict(out.header_pairs()),
+            "custom_args": {CUSTOM_ARG: out.message_id},  # echoed by every event: receipts match
         }
         if out.reply_to:
             payload["reply_to"] = {"email": out.reply_to}
@@ -241,12 +266,12 @@ def _json_dict(value: bytes | None) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_key(value: str) -> ec.EllipticCurvePublicKey:
-    """The verification key; :class:`ValueError` when it is not a base64 DER EC public key."""
+def _load_key(value: str, field: str = "verification_key") -> ec.EllipticCurvePublicKey:
+    """A verification key; :class:`ValueError` when it is not a base64 DER EC public key."""
     try:
         key = serialization.load_der_public_key(base64.b64decode(value))
     except (ValueError, binascii.Error, TypeError, UnsupportedAlgorithm):
-        raise ValueError("verification_key is not a base64 DER public key") from None
+        raise ValueError(f"{field} is not a base64 DER public key") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise ValueError("verification_key is not an EC public key")
+        raise ValueError(f"{field} is not an EC public key")
     return key

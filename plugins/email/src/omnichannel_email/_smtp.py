@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -37,7 +38,7 @@ from omnichannel_sdk import (
 
 from ._base import EmailAdapter, EmailSettings
 from ._compose import build_message
-from ._imap import ImapPoller
+from ._imap import ImapPoller, imap_ssl_context
 
 __all__ = ["EmailSmtpAdapter", "smtp_error"]
 
@@ -129,8 +130,15 @@ class EmailSmtpAdapter(EmailAdapter):
         """IMAP user."""
         imap_password: SecretStr | None = None
         """IMAP password."""
-        imap_security: Literal["implicit", "none"] = "implicit"
-        """TLS from the first byte (993), or none (a loopback test server)."""
+        imap_security: Literal["tls", "implicit", "starttls", "none"] = "tls"
+        """``tls`` (or ``implicit``): TLS from the first byte (993); ``starttls``: plain
+        connection upgraded before LOGIN (143; refused if the server does not offer it);
+        ``none``: no TLS (a loopback test server only)."""
+        imap_ca_file: str | None = None
+        """PEM file of the CA(s) the IMAP server's certificate must chain to (default: the
+        system's)."""
+        imap_validate_certs: bool = True
+        """Check the IMAP server's certificate and host name."""
         imap_mailbox: str = "INBOX"
         """Mailbox to poll."""
         imap_poll_interval: float = Field(default=60.0, gt=0)
@@ -209,7 +217,7 @@ class EmailSmtpAdapter(EmailAdapter):
                 host=host, port=port)
             log.info("SMTP listener on %s:%s", host, self.listen_port)
         if s.imap_host and s.imap_username and s.imap_password:
-            port = s.imap_port or (993 if s.imap_security == "implicit" else 143)
+            port = s.imap_port or (993 if s.imap_security in ("tls", "implicit") else 143)
 
             async def deliver(raw: bytes) -> None:
                 await self.deliver(raw, via="imap")
@@ -219,8 +227,19 @@ class EmailSmtpAdapter(EmailAdapter):
                 password=s.imap_password.get_secret_value(), mailbox=s.imap_mailbox,
                 security=s.imap_security, kv=self.context.kv,
                 state_key=f"email-imap:{self.context.key}:{s.imap_username}:{s.imap_mailbox}",
-                deliver=deliver, poll_interval=s.imap_poll_interval, idle=s.imap_idle)
+                deliver=deliver, poll_interval=s.imap_poll_interval, idle=s.imap_idle,
+                ssl_context=self._imap_tls())
             self.poller.start()
+
+    def _imap_tls(self) -> ssl.SSLContext | None:
+        s = self.settings
+        if s.imap_security == "none":
+            return None
+        try:
+            return imap_ssl_context(s.imap_ca_file, s.imap_validate_certs)
+        except (OSError, ssl.SSLError):
+            raise ConfigurationError("imap_ca_file is not a readable PEM file",
+                                     channel_key=self.context.key, field="imap_ca_file") from None
 
     async def stop(self) -> None:
         """Stop the listener and the poller."""

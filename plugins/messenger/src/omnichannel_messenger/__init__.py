@@ -5,7 +5,16 @@ Adapters ``messenger`` and ``instagram`` (registered through the ``omnichannel``
 
 from __future__ import annotations
 
-from ._adapter import HUMAN_AGENT_WINDOW, InstagramAdapter, MessengerAdapter, MetaAdapter, MetaSettings
+from ._adapter import (
+    HUMAN_AGENT_WINDOW,
+    MESSAGE_TAGS,
+    TAG_METADATA,
+    InstagramAdapter,
+    MessageTag,
+    MessengerAdapter,
+    MetaAdapter,
+    MetaSettings,
+)
 from ._graph import OutsideWindowError, UserUnavailableError, graph_error
 from ._inbound import ECHO_METADATA_PREFIX, PAGE_INBOX_APP_IDS, ParseOptions, parse_payload
 from ._outbound import DEFAULT_PROMPT, OutboundLimits, action_payload, build_messages
@@ -15,9 +24,12 @@ __all__ = [
     "DEFAULT_PROMPT",
     "ECHO_METADATA_PREFIX",
     "HUMAN_AGENT_WINDOW",
+    "MESSAGE_TAGS",
     "PAGE_INBOX_APP_IDS",
     "SIGNATURE_HEADER",
+    "TAG_METADATA",
     "InstagramAdapter",
+    "MessageTag",
     "MessengerAdapter",
     "MetaAdapter",
     "MetaSettings",

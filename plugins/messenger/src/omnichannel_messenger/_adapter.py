@@ -7,24 +7,31 @@ a Page access token.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import Field, SecretStr
+import orjson
+from pydantic import Field, SecretStr, field_validator
 
 from omnichannel_sdk import (
     AdapterSettings,
     Address,
+    AuthenticationError,
     Author,
     Capabilities,
     ChannelAdapter,
     ChannelError,
+    Contact,
     Conversation,
     InboundMessage,
+    MediaError,
     MediaPart,
     Message,
+    NotFoundError,
     ParseResult,
     Part,
     ProviderError,
@@ -34,21 +41,55 @@ from omnichannel_sdk import (
     UnsupportedFeatureError,
     WebhookRequest,
     WebhookResponse,
+    WindowClosedError,
     constant_time_equals,
 )
 
 from ._graph import graph_error
 from ._inbound import ECHO_METADATA_PREFIX, PAGE_INBOX_APP_IDS, ParseOptions, parse_payload, thread_key
-from ._outbound import OutboundLimits, build_messages
+from ._outbound import UPLOAD_KEY, OutboundLimits, build_messages
+from ._profile import (
+    INSTAGRAM_FIELDS,
+    MESSENGER_BASIC_FIELDS,
+    MESSENGER_FIELDS,
+    apply_profile,
+    is_user_ref,
+    normalize_profile,
+    recipient_object,
+)
 from ._signature import SIGNATURE_HEADER, appsecret_proof, signature_matches
 
-__all__ = ["HUMAN_AGENT_WINDOW", "InstagramAdapter", "MessengerAdapter", "MetaAdapter", "MetaSettings"]
+__all__ = [
+    "HUMAN_AGENT_WINDOW",
+    "MESSAGE_TAGS",
+    "TAG_METADATA",
+    "InstagramAdapter",
+    "MessageTag",
+    "MessengerAdapter",
+    "MetaAdapter",
+    "MetaSettings",
+]
 
 HUMAN_AGENT_WINDOW = timedelta(days=7)
 """How long after the customer's last message a human agent may answer with the HUMAN_AGENT tag."""
 
+MessageTag = Literal["CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE"]
+"""Message tags for non-promotional updates outside the 24-hour window (any author)."""
+MESSAGE_TAGS: frozenset[str] = frozenset({"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE"})
+"""Every value of :data:`MessageTag`."""
+TAG_METADATA = "messenger_tag"
+"""``hub.send(..., metadata={"messenger_tag": "POST_PURCHASE_UPDATE"})`` asks for a message tag."""
+
 SenderAction = Literal["typing_on", "typing_off", "mark_seen"]
 _SENT_TTL = 7 * 86400
+_PROFILE_TTL = 7 * 86400
+_NO_PROFILE_TTL = 3600
+_ATTACHMENT_TTL = 80 * 86400  # Meta's attachment ids expire after 90 days
+_MAX_UPLOAD = 25 * 1024 * 1024
+_WINDOW_MARK = "messenger_window"
+_TAG_REQUIRED = "tag_required"
+_AUTH_CODES = ("190", "102", "463", "467")
+log = logging.getLogger("omnichannel_messenger")
 
 
 class MetaSettings(AdapterSettings):
@@ -72,6 +113,12 @@ class MetaSettings(AdapterSettings):
     """Echoes sent by these app ids were written by people (Meta's own inboxes by default)."""
     appsecret_proof: bool = True
     """Send ``appsecret_proof`` with every Graph call (required when the app enforces it)."""
+    message_tags: list[MessageTag] = Field(default_factory=list)
+    """Message tags the page may use outside the 24-hour window for non-promotional updates,
+    asked per message with ``metadata["messenger_tag"]``. Empty (the default): none."""
+    fetch_profiles: bool = True
+    """Fetch the customer's name (and, on Messenger, locale and timezone) from the profile API
+    when a conversation opens, and store it into the contact."""
 
 
 class MetaAdapter(ChannelAdapter):
@@ -83,6 +130,10 @@ class MetaAdapter(ChannelAdapter):
     """The webhook ``object`` this adapter accepts."""
     limits: ClassVar[OutboundLimits] = OutboundLimits()
     """Send API limits."""
+    uploads: ClassVar[bool] = False
+    """Whether stored media is sent through the Attachment Upload API (Messenger only)."""
+    profile_fields: ClassVar[str] = MESSENGER_FIELDS
+    """Fields asked from the profile API."""
     default_api_base: ClassVar[str | None] = "https://graph.facebook.com"
 
     class Settings(MetaSettings):
@@ -149,19 +200,41 @@ class MetaAdapter(ChannelAdapter):
     # -- outbound --------------------------------------------------------------------------
 
     def outside_window(
-        self, parts: Sequence[Part], author: Author | None, conversation: Conversation
+        self, parts: Sequence[Part], author: Author | None, conversation: Conversation,
+        metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, Any] | None:
-        """After 24 hours only a human agent may answer, with the ``HUMAN_AGENT`` tag, when it is
-        enabled and the customer wrote within 7 days. A bot's or an author-less message never."""
+        """What lets a message out after the 24-hour window closed, or ``None`` to refuse.
+
+        - ``metadata["messenger_tag"]`` naming one of the channel's ``message_tags``: that tag,
+          for any author (non-promotional updates).
+        - A human agent's message, with ``human_agent_tag`` on and the customer's last message
+          at most 7 days old: ``HUMAN_AGENT``. A bot's or an author-less message never.
+
+        ``hub.send`` passes the message's ``metadata``; a caller that does not (``None``) on a
+        channel with ``message_tags`` gets the message through marked ``tag_required``, and
+        :meth:`send` refuses it with :class:`WindowClosedError` unless it carries an allowed tag.
+        """
+        if metadata is not None and metadata.get(TAG_METADATA) is not None:
+            wanted = metadata.get(TAG_METADATA)
+            return {"tag": wanted} if wanted in self.settings.message_tags else None
+        if self._human_agent_allowed(author, conversation):
+            return {"tag": "HUMAN_AGENT"}
+        if metadata is None and self.settings.message_tags:
+            return {_WINDOW_MARK: _TAG_REQUIRED}
+        return None
+
+    def _human_agent_allowed(self, author: Author | None, conversation: Conversation) -> bool:
         if not self.settings.human_agent_tag or author is None or author.kind != "human":
-            return None
+            return False
         last = conversation.last_inbound_at
-        if last is None or datetime.now(UTC) - last > HUMAN_AGENT_WINDOW:
-            return None
-        return {"tag": "HUMAN_AGENT"}
+        return last is not None and datetime.now(UTC) - last <= HUMAN_AGENT_WINDOW
 
     def _tag(self, message: Message) -> str | None:
-        """The message tag to send with: HUMAN_AGENT only for a human's message, when enabled."""
+        """The message tag to send with: an allowed ``messenger_tag``; else ``HUMAN_AGENT`` only
+        for a human's message, when enabled."""
+        wanted = message.metadata.get(TAG_METADATA)
+        if isinstance(wanted, str) and wanted in self.settings.message_tags:
+            return wanted
         if message.metadata.get("tag") != "HUMAN_AGENT" or not self.settings.human_agent_tag:
             return None
         if message.author is None or message.author.kind != "human":
@@ -172,6 +245,11 @@ class MetaAdapter(ChannelAdapter):
     def messages_url(self) -> str:
         """The Send API endpoint."""
         return f"{self.api_base}/{self.settings.api_version}/me/messages"
+
+    @property
+    def attachments_url(self) -> str:
+        """The Attachment Upload API endpoint."""
+        return f"{self.api_base}/{self.settings.api_version}/me/message_attachments"
 
     def _auth(self) -> tuple[dict[str, str], dict[str, str]]:
         token = self.settings.page_access_token.get_secret_value()
@@ -191,20 +269,135 @@ class MetaAdapter(ChannelAdapter):
                    self.settings.app_secret.get_secret_value())
         return graph_error(self.name, response, secrets=secrets)
 
-    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        headers, params = self._auth()
-        response = await self.request("POST", self.messages_url, json=body, headers=headers,
-                                      params=params)
+    async def _graph(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
+                     **kwargs: Any) -> dict[str, Any]:
+        """One authenticated Graph call; its JSON object answer, or a typed error."""
+        headers, auth = self._auth()
+        response = await self.request(method, url, headers=headers, params={**auth, **(params or {})},
+                                      **kwargs)
         self.raise_for_status(response)
         try:
             data = response.json()
         except ValueError:
-            raise ProviderError(f"{self.name}: the Send API answered with no JSON",
+            raise ProviderError(f"{self.name}: the Graph API answered with no JSON",
                                 retryable=True, status_code=response.status_code) from None
         if not isinstance(data, dict):
-            raise ProviderError(f"{self.name}: unexpected Send API answer", retryable=True,
+            raise ProviderError(f"{self.name}: unexpected Graph API answer", retryable=True,
                                 status_code=response.status_code)
         return data
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._graph("POST", self.messages_url, json=body)
+
+    # -- attachment upload -----------------------------------------------------------------
+
+    async def attachment_id(self, part: MediaPart, kind: str) -> str:
+        """A reusable ``attachment_id`` for media we hold in the blob store: uploaded once
+        through the Attachment Upload API, then cached in the shared key-value store by SHA-256
+        (80 days; Meta keeps them 90)."""
+        if not part.blob_key:
+            raise UnsupportedFeatureError(f"{self.name}: nothing stored to upload")
+        kv = self.context.kv
+        prefix = f"{self.name}:attachment:{self.context.key}:{kind}:"
+        if part.sha256 and (known := await kv.kv_get(prefix + part.sha256)):
+            return known
+        if self.context.blobs is None:
+            raise UnsupportedFeatureError(f"{self.name}: no blob store to read media from")
+        try:
+            data = await self.context.blobs.get(part.blob_key)
+        except NotFoundError:
+            raise MediaError(f"{self.name}: the stored media {part.blob_key!r} is gone") from None
+        if len(data) > _MAX_UPLOAD:
+            raise MediaError(f"{self.name}: media of {len(data)} bytes is over Meta's 25 MB limit")
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != part.sha256 and (known := await kv.kv_get(prefix + digest)):
+            return known
+        message = orjson.dumps({"attachment": {"type": kind, "payload": {"is_reusable": True}}}).decode()
+        filename = part.filename or f"{kind}-{digest[:12]}"
+        answer = await self._graph("POST", self.attachments_url, data={"message": message}, files={
+            "filedata": (filename, data, part.content_type or "application/octet-stream")})
+        found = answer.get("attachment_id")
+        if isinstance(found, int) and not isinstance(found, bool):
+            found = str(found)
+        if not isinstance(found, str) or not found:
+            raise ProviderError(f"{self.name}: the Attachment Upload API answered without an "
+                                "attachment_id", retryable=False, status_code=200)
+        await kv.kv_set(prefix + digest, found, ttl=_ATTACHMENT_TTL)
+        return found
+
+    async def _resolve_uploads(self, piece: dict[str, Any]) -> dict[str, Any]:
+        part = piece.get(UPLOAD_KEY)
+        if not isinstance(part, MediaPart):
+            return piece
+        kind = piece["attachment"]["type"]
+        found = await self.attachment_id(part, kind)
+        return {"attachment": {"type": kind, "payload": {"attachment_id": found}}}
+
+    # -- profiles --------------------------------------------------------------------------
+
+    async def fetch_profile(self, handle: str) -> dict[str, Any]:
+        """The customer's profile (see :func:`normalize_profile`), cached in the shared
+        key-value store for 7 days; ``{}`` when Meta has none for this person.
+
+        Raises the typed Graph errors for a failed call (answers without a profile are cached
+        for an hour).
+        """
+        if is_user_ref(handle) or not handle.isdigit():  # PSIDs and IGSIDs are numbers
+            return {}
+        kv = self.context.kv
+        key = f"{self.name}:profile:{self.context.key}:{handle}"
+        cached = await kv.kv_get(key)
+        if cached is not None:
+            value = orjson.loads(cached)
+            return value if isinstance(value, dict) else {}
+        url = f"{self.api_base}/{self.settings.api_version}/{handle}"
+        try:
+            try:
+                data = await self._graph("GET", url, params={"fields": self.profile_fields})
+            except (RejectedError, AuthenticationError) as exc:
+                code = (exc.vendor_code or "").split("/")[0]
+                if self.profile_fields != MESSENGER_FIELDS or code in _AUTH_CODES:
+                    raise
+                # locale and timezone need permissions beyond profile access: ask for less
+                data = await self._graph("GET", url, params={"fields": MESSENGER_BASIC_FIELDS})
+        except ChannelError as exc:
+            if not exc.retryable:
+                await kv.kv_set(key, "{}", ttl=_NO_PROFILE_TTL)
+            raise
+        profile = normalize_profile(self.channel, data)
+        await kv.kv_set(key, orjson.dumps(profile).decode(), ttl=_PROFILE_TTL if profile else _NO_PROFILE_TTL)
+        return profile
+
+    async def refresh_profile(self, conversation: Conversation) -> Contact | None:
+        """Fetch the conversation's customer's profile and store it into their contact
+        (``display_name``, ``profile.locale`` / ``profile.timezone``, ``profile[channel]``).
+
+        Background work: every failure is logged and ``None`` returned; nothing is raised.
+        """
+        hub = self.context.extras.get("hub")
+        if hub is None:
+            return None
+        try:
+            contact = await hub.store.get_contact(conversation.contact_id)
+            seen = {(a.channel, a.handle) for a in conversation.participants}
+            customer = next((a for a in (contact.addresses if contact else [])
+                             if a.channel == self.channel and (a.channel, a.handle) in seen
+                             and a.handle != getattr(self.settings, "page_id", None)), None)
+            if customer is None or is_user_ref(customer.handle):
+                return None
+            profile = await self.fetch_profile(customer.handle)
+            if not profile:
+                return None
+            updated = await hub.modify_contact(customer, lambda c: apply_profile(
+                c, self.channel, customer.handle, profile), reason="profile")
+        except ChannelError as exc:
+            log.warning("%s: no profile for conversation %s: %s", self.context.key, conversation.id, exc)
+            return None
+        except Exception:
+            log.exception("%s: storing the profile of conversation %s failed", self.context.key,
+                          conversation.id)
+            return None
+        return updated
 
     async def send(self, message: Message, parts: Sequence[Part]) -> SendResult:
         """One Send API call per rendered piece (text, attachment, template, quick replies).
@@ -215,9 +408,14 @@ class MetaAdapter(ChannelAdapter):
         """
         if not message.recipients:
             raise RejectedError(f"{self.name}: message {message.id} has no recipient")
-        pieces = build_messages(parts, self.limits)
         tag = self._tag(message)
-        base: dict[str, Any] = {"recipient": {"id": message.recipients[0].handle},
+        if tag is None and message.metadata.get(_WINDOW_MARK) == _TAG_REQUIRED:
+            raise WindowClosedError(
+                f"{self.name}: message {message.id} was queued after the 24-hour window without an "
+                f"allowed {TAG_METADATA}")
+        pieces = build_messages(parts, self.limits, uploads=self.uploads,
+                                vendor_hosts=self.capabilities.media_hosts)
+        base: dict[str, Any] = {"recipient": recipient_object(message.recipients[0].handle),
                                 "messaging_type": "MESSAGE_TAG" if tag else "RESPONSE"}
         if tag:
             base["tag"] = tag
@@ -229,6 +427,7 @@ class MetaAdapter(ChannelAdapter):
             if done:
                 ids.append(done)
                 continue
+            piece = await self._resolve_uploads(piece)
             data = await self._post({**base, "message": {
                 **piece, "metadata": f"{ECHO_METADATA_PREFIX}{message.id}"}})
             mid = data.get("message_id")
@@ -248,7 +447,7 @@ class MetaAdapter(ChannelAdapter):
         if action not in ("typing_on", "typing_off", "mark_seen"):
             raise UnsupportedFeatureError(f"{self.name}: unknown sender action {action!r}")
         handle = recipient.handle if isinstance(recipient, Address) else recipient
-        await self._post({"recipient": {"id": handle}, "sender_action": action})
+        await self._post({"recipient": recipient_object(handle), "sender_action": action})
 
 
 _COMMON = {"text_overflow": "split", "buttons": True, "max_buttons": 3, "max_button_title": 20,
@@ -269,6 +468,8 @@ class MessengerAdapter(MetaAdapter):
         **_COMMON,
     )
     limits: ClassVar[OutboundLimits] = OutboundLimits(max_text=2000)
+    uploads: ClassVar[bool] = True
+    profile_fields: ClassVar[str] = MESSENGER_FIELDS
 
     class Settings(MetaSettings):
         """Settings of a Messenger channel: ``app_secret``, ``verify_token``,
@@ -289,7 +490,16 @@ class InstagramAdapter(MetaAdapter):
         **_COMMON,
     )
     limits: ClassVar[OutboundLimits] = OutboundLimits(max_text=1000)
+    uploads: ClassVar[bool] = False
+    profile_fields: ClassVar[str] = INSTAGRAM_FIELDS
 
     class Settings(MetaSettings):
         """Settings of an Instagram channel (as Messenger's; ``page_id`` is the Instagram
-        professional account id)."""
+        professional account id). Instagram offers no message tag but ``HUMAN_AGENT``."""
+
+        @field_validator("message_tags")
+        @classmethod
+        def _no_tags(cls, value: list[str]) -> list[str]:
+            if value:
+                raise ValueError("the Instagram Messaging API offers no message tag but HUMAN_AGENT")
+            return value

@@ -77,7 +77,8 @@ def demo_requests(adapter_name: str, channel_key: str, public_url: str) -> list[
 
 
 def demo_vendor(adapter_name: str, hub: Hub) -> Starlette:
-    """A tiny Graph Send API: accepts sends, then reports delivery and read via webhooks."""
+    """A tiny Graph API: accepts sends (and uploads), reports delivery and read via webhooks, and
+    answers profile lookups with a made-up name."""
     spec = DEMO_SETTINGS[adapter_name]
     keys = [k for k, a in hub.adapters.items() if a.name == adapter_name]
 
@@ -113,4 +114,21 @@ def demo_vendor(adapter_name: str, hub: Hub) -> Starlette:
         task.add_done_callback(_background.discard)
         return JSONResponse({"recipient_id": psid, "message_id": mid})
 
-    return Starlette(routes=[Route("/{version}/me/messages", messages, methods=["POST"])])
+    async def attachments(request: Request) -> JSONResponse:
+        form = await request.form()
+        if "filedata" not in form:
+            return JSONResponse({"error": {"message": "(#100) filedata is required", "code": 100}},
+                                status_code=400)
+        return JSONResponse({"attachment_id": f"{900000000000000 + next(_counter)}"})
+
+    async def profile(request: Request) -> JSONResponse:
+        user = str(request.path_params["user"])
+        if adapter_name == "instagram":
+            return JSONResponse({"name": f"Demo Customer {user[-4:]}", "username": f"demo_{user[-4:]}",
+                                 "id": user})
+        return JSONResponse({"first_name": "Demo", "last_name": f"Customer {user[-4:]}",
+                             "locale": "en_US", "timezone": 1, "id": user})
+
+    return Starlette(routes=[Route("/{version}/me/messages", messages, methods=["POST"]),
+                             Route("/{version}/me/message_attachments", attachments, methods=["POST"]),
+                             Route("/{version}/{user}", profile, methods=["GET"])])

@@ -30,6 +30,8 @@ from omnichannel_sdk import (
     UnparseablePayloadError,
 )
 
+from ._profile import USER_REF_PREFIX
+
 __all__ = ["ECHO_METADATA_PREFIX", "PAGE_INBOX_APP_IDS", "ParseOptions", "parse_payload", "thread_key"]
 
 ECHO_METADATA_PREFIX = "omni:"
@@ -146,7 +148,7 @@ def _party(event: dict[str, Any], name: str) -> str:
     if "id" in party:
         return _id(party["id"], f"{name}.id")
     if "user_ref" in party:  # the chat plugin's visitors have a user_ref, not a PSID
-        return _id(party["user_ref"], f"{name}.user_ref")
+        return USER_REF_PREFIX + _id(party["user_ref"], f"{name}.user_ref")
     raise _BadEvent(f"{name} has no id")
 
 

@@ -7,9 +7,11 @@ replies attach to it; a button template takes it as its text), as people expect 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from omnichannel_sdk import (
     Action,
@@ -24,10 +26,16 @@ from omnichannel_sdk import (
     UnsupportedFeatureError,
 )
 
-__all__ = ["DEFAULT_PROMPT", "OutboundLimits", "action_payload", "build_messages"]
+__all__ = ["DEFAULT_PROMPT", "UPLOAD_KEY", "OutboundLimits", "action_payload", "build_messages", "public_url"]
 
 DEFAULT_PROMPT = "Please choose:"
 """Text shown with choices that came without a prompt or a text before them."""
+
+UPLOAD_KEY = "_upload"
+"""A built message whose media must first go through the Attachment Upload API carries the
+:class:`MediaPart` under this key (removed before the Send API call)."""
+
+_PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
 
 _ATTACHMENT_TYPES = {"image": "image", "sticker": "image", "audio": "audio", "video": "video",
                      "file": "file"}
@@ -57,6 +65,26 @@ def action_payload(action: Action) -> str:
     return action.id
 
 
+def public_url(url: str | None, vendor_hosts: frozenset[str] = frozenset()) -> bool:
+    """Whether Meta could fetch ``url`` itself: http(s), not a local or private address, and not
+    one of the vendor's own expiring CDN hosts (``vendor_hosts``, matched with subdomains)."""
+    if not url or not url.startswith(("https://", "http://")):
+        return False
+    try:
+        host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    except ValueError:
+        return False
+    if not host or host == "localhost" or host.endswith(_PRIVATE_SUFFIXES):
+        return False
+    if any(host == h or host.endswith("." + h) for h in vendor_hosts):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return address.is_global
+
+
 def _button(action: Action, limits: OutboundLimits) -> dict[str, Any]:
     title = action.title[: limits.max_title]
     if action.kind == "url" and action.value:
@@ -74,11 +102,14 @@ def _numbered(part: ActionsPart) -> str:
     return "\n".join(lines)
 
 
-def build_messages(parts: Sequence[Part], limits: OutboundLimits) -> list[dict[str, Any]]:
+def build_messages(parts: Sequence[Part], limits: OutboundLimits, *, uploads: bool = False,
+                   vendor_hosts: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """The Send API ``message`` objects for ``parts``, in order.
 
-    Raises :class:`UnsupportedFeatureError` for what the Send API cannot carry by URL (media
-    without a public URL, templates, events).
+    Media with a public URL goes by URL. With ``uploads``, media we hold in the blob store
+    (``blob_key``) whose URL is absent or not public (see :func:`public_url`) is marked for the
+    Attachment Upload API (:data:`UPLOAD_KEY`). Raises :class:`UnsupportedFeatureError` for what
+    cannot be carried (other media, templates, events).
     """
     out: list[dict[str, Any]] = []
     host: int | None = None  # index of a plain text message that choices may ride on
@@ -92,11 +123,15 @@ def build_messages(parts: Sequence[Part], limits: OutboundLimits) -> list[dict[s
         if isinstance(part, TextPart):
             text(part.text)
         elif isinstance(part, MediaPart):
-            if not part.url or not part.url.startswith(("https://", "http://")):
+            kind = _ATTACHMENT_TYPES[part.kind]
+            if uploads and part.blob_key and not public_url(part.url, vendor_hosts):
+                out.append({"attachment": {"type": kind, "payload": {}}, UPLOAD_KEY: part})
+            elif public_url(part.url):
+                out.append({"attachment": {"type": kind,
+                                           "payload": {"url": part.url, "is_reusable": True}}})
+            else:
                 raise UnsupportedFeatureError(
-                    "Messenger sends media by public URL; this media part has none")
-            out.append({"attachment": {"type": _ATTACHMENT_TYPES[part.kind],
-                                       "payload": {"url": part.url, "is_reusable": True}}})
+                    "this media part has neither a public URL nor bytes in the blob store to upload")
             host = None
             if part.caption:
                 text(part.caption)

@@ -5,15 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from omnichannel_sdk import ChannelAdapter, hookimpl
+from omnichannel_sdk import ChannelAdapter, Conversation, hookimpl
 
-from ._adapter import InstagramAdapter, MessengerAdapter
+from ._adapter import InstagramAdapter, MessengerAdapter, MetaAdapter
 from ._demo import DEMO_SETTINGS, demo_channels, demo_requests, demo_vendor
 
 if TYPE_CHECKING:
     from omnichannel_sdk import Hub
 
-__all__ = ["omni_demo_channels", "omni_demo_simulate", "omni_demo_vendor", "omni_register_adapters"]
+__all__ = [
+    "omni_conversation_opened",
+    "omni_demo_channels",
+    "omni_demo_simulate",
+    "omni_demo_vendor",
+    "omni_register_adapters",
+]
 
 
 @hookimpl
@@ -21,6 +27,15 @@ def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> 
     """Register ``messenger`` and ``instagram``."""
     register(MessengerAdapter)
     register(InstagramAdapter)
+
+
+@hookimpl
+def omni_conversation_opened(hub: Hub, conversation: Conversation) -> None:
+    """A new Messenger / Instagram conversation: fetch the customer's profile in the background
+    (``fetch_profiles``) and store the name, locale and timezone into the contact."""
+    adapter = hub.adapters.get(conversation.channel_key)
+    if isinstance(adapter, MetaAdapter) and adapter.settings.fetch_profiles:
+        hub.spawn(adapter.refresh_profile(conversation), name=f"meta-profile-{conversation.id}")
 
 
 @hookimpl

@@ -6,6 +6,11 @@ events as webhooks); the webhook form (``POST /webhooks/{key}`` with the session
 pushes to the visitor's connections in this process; on a NATS bus every process also listens to
 ``hub.events()`` and pushes what another process sent. A visitor who is away gets every message
 from the store when the widget reconnects.
+
+Typing and "seen" travel as :class:`~omnichannel_sdk.ChannelSignal` events (``hub.signal``), so
+they cross processes too: the visitor's reach every agent inbox, an agent's (from
+:meth:`WebchatAdapter.agent_typing` or any ``hub.signal(key, conversation_id, "typing",
+{"from": "agent", "on": True})``) reach the visitor wherever the widget is connected.
 """
 
 from __future__ import annotations
@@ -14,7 +19,11 @@ import asyncio
 import contextlib
 import html
 import logging
+import math
 import re
+import secrets
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -28,6 +37,7 @@ from omnichannel_sdk import (
     Address,
     Capabilities,
     ChannelAdapter,
+    ChannelSignal,
     EventPart,
     InboundMessage,
     LocationPart,
@@ -50,13 +60,13 @@ from omnichannel_sdk import (
     WebhookResponse,
 )
 
-from ._registry import Connection, Registry, TokenBucket, frame
+from ._registry import Connection, Registry, SignalBuffer, TokenBucket, frame
 from ._session import Session, peek_session, sign_session, verify_session
 
 if TYPE_CHECKING:
     from omnichannel_sdk import Hub
 
-__all__ = ["SESSION_HEADER", "WebchatAdapter", "wire_message"]
+__all__ = ["SESSION_HEADER", "SIGNAL_TTL", "WebchatAdapter", "wire_message"]
 
 log = logging.getLogger("omnichannel_webchat")
 
@@ -65,6 +75,12 @@ SESSION_HEADER = "x-webchat-session"
 
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,253}\.[^@\s<>\"']{2,63}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+SIGNAL_TTL = 5.0
+"""Seconds a typing / seen signal is kept for visitors on the long-poll fallback."""
+_SIGNALS = {"typing": "typing", "typing_stopped": "typing", "seen": "seen"}
+_CUSTOMER = ("visitor", "customer")
+_TYPING_REPEAT = 2.0  # seconds: a visitor's repeated typing signal is published at most this often
 
 DEFAULT_UPLOAD_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf",
                         "text/plain")
@@ -136,6 +152,11 @@ class WebchatAdapter(ChannelAdapter):
         self._listener: asyncio.Task[None] | None = None
         self._signal_queues: set[asyncio.Queue[dict[str, Any]]] = set()
         self._conversations: dict[str, str] = {}
+        self._visitors: OrderedDict[str, str] = OrderedDict()  # conversation id -> visitor
+        self._typing: OrderedDict[str, tuple[bool, float]] = OrderedDict()  # last visitor typing
+        self.signal_buffer = SignalBuffer(SIGNAL_TTL)
+        self.origin_id = secrets.token_hex(8)
+        """Marks the signals this adapter instance published (its own echo is skipped)."""
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- configuration helpers -------------------------------------------------------------
@@ -291,13 +312,19 @@ class WebchatAdapter(ChannelAdapter):
         live = self.registry.push(visitor, frame({"type": "message", "message": wire_message(
             shown, self.base_url)}), message_id=message.id)
         self._conversations[visitor] = message.conversation_id
+        self._note(visitor, message.conversation_id)
         return SendResult(external_ids=[message.id], status="sent", metadata={"webchat_live": live})
 
     # -- live signals (typing, seen) ---------------------------------------------------------------
+    #
+    # Every signal is published once with ``hub.signal`` (a ``channel.signal`` event, delivered to
+    # every process by the bus) and delivered at once in this process; ``data["origin"]`` names
+    # this adapter instance, so the listener skips the echo of its own signals.
 
     async def signals(self) -> AsyncIterator[dict[str, Any]]:
-        """Visitor typing signals in this process, for an agent inbox:
-        ``{"type": "typing", "channel_key", "conversation_id", "visitor", "on"}``."""
+        """Visitor signals from every process, for an agent UI that does not read
+        ``hub.events()``: ``{"type": "typing", "channel_key", "conversation_id", "visitor",
+        "on"}`` and ``{"type": "seen", ..., "up_to"}`` (the last message the visitor read)."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(1000)
         self._signal_queues.add(queue)
         try:
@@ -306,18 +333,86 @@ class WebchatAdapter(ChannelAdapter):
         finally:
             self._signal_queues.discard(queue)
 
-    def _signal(self, data: dict[str, Any]) -> None:
+    def _publish_signal(self, conversation_id: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        data = {**data, "origin": self.origin_id, "t": time.time()}
+        hub = self.hub
+        if hub is not None and hub.is_open:
+            hub.signal(self.context.key, conversation_id, name, data)
+        return data
+
+    def _to_inbox(self, conversation_id: str, name: str, data: dict[str, Any]) -> None:
+        item: dict[str, Any] = {"type": name, "channel_key": self.context.key,
+                                "conversation_id": conversation_id, "visitor": data.get("visitor")}
+        if name == "typing":
+            item["on"] = bool(data.get("on"))
+        else:
+            item["up_to"] = data.get("up_to") if isinstance(data.get("up_to"), str) else None
         for queue in self._signal_queues:
             with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(data)
+                queue.put_nowait(item)
+
+    def _to_visitor(self, conversation_id: str, visitor: str | None, name: str,
+                    data: dict[str, Any]) -> int:
+        """Push an agent signal to the visitor's connections here, and keep it for long-polls."""
+        out: dict[str, Any] = {"type": name, "t": data["t"]}
+        if name == "typing":
+            who = data.get("name") or data.get("agent")
+            out["on"] = bool(data.get("on"))
+            out["name"] = who[:80] if isinstance(who, str) else None
+        else:
+            out["up_to"] = data.get("up_to") if isinstance(data.get("up_to"), str) else None
+        self.signal_buffer.add(conversation_id, data["t"], out)
+        if visitor is None:
+            return 0
+        return self.registry.push(visitor, frame(out))
+
+    async def _on_signal(self, event: ChannelSignal) -> None:
+        """A ``channel.signal`` event of this channel (from any process)."""
+        data = event.data
+        name = _SIGNALS.get(event.name)
+        if name is None or data.get("origin") == self.origin_id:
+            return
+        t = data.get("t")
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
+            t = event.at.timestamp()
+        data = {**data, "t": float(t)}
+        if event.name == "typing_stopped":
+            data["on"] = False
+        if data.get("from") in _CUSTOMER:
+            self._to_inbox(event.conversation_id, name, data)
+            return
+        visitor = data.get("visitor")
+        if not isinstance(visitor, str) or "origin" not in data:  # named by a webchat adapter only
+            visitor = await self._visitor_of_conversation(event.conversation_id)
+        self._to_visitor(event.conversation_id, visitor, name, data)
 
     async def visitor_typing(self, session: Session, on: bool) -> None:
-        """Tell agent inboxes that the visitor is (not) typing."""
+        """Tell agent inboxes (in every process) that the visitor is (not) typing."""
         conversation_id = await self.conversation_of(session.visitor)
-        self._signal({"type": "typing", "channel_key": self.context.key, "visitor": session.visitor,
-                      "conversation_id": conversation_id, "on": bool(on)})
+        if conversation_id is None:
+            return  # nothing written yet: no conversation for an inbox to show
+        now = time.monotonic()
+        last = self._typing.pop(session.visitor, None)
+        self._typing[session.visitor] = (bool(on), now)
+        if len(self._typing) > 100_000:
+            self._typing.popitem(last=False)
+        if last is not None and last[0] == bool(on) and now - last[1] < _TYPING_REPEAT:
+            self._typing[session.visitor] = last  # a repeat: not worth a bus message
+            return
+        data = self._publish_signal(conversation_id, "typing", {
+            "from": "visitor", "visitor": session.visitor, "on": bool(on)})
+        self._to_inbox(conversation_id, "typing", data)
+
+    def visitor_seen(self, session: Session, conversation_id: str, up_to: str) -> None:
+        """Tell agent inboxes that the visitor read the agent's messages up to ``up_to``."""
+        data = self._publish_signal(conversation_id, "seen", {
+            "from": "visitor", "visitor": session.visitor, "up_to": up_to})
+        self._to_inbox(conversation_id, "seen", data)
 
     async def _visitor_of_conversation(self, conversation_id: str) -> str | None:
+        cached = self._visitors.get(conversation_id)
+        if cached is not None:
+            return cached
         hub = self.hub
         if hub is None:
             return None
@@ -326,23 +421,43 @@ class WebchatAdapter(ChannelAdapter):
             return None
         for address in conversation.participants:
             if address.channel == self.channel and address.handle != self.context.key:
+                self._note(address.handle, conversation_id)
                 return address.handle
         return None
 
+    def _note(self, visitor: str, conversation_id: str) -> None:
+        """Remember which visitor a conversation belongs to (bounded)."""
+        self._visitors[conversation_id] = visitor
+        self._visitors.move_to_end(conversation_id)
+        if len(self._visitors) > 100_000:
+            self._visitors.popitem(last=False)
+
     async def agent_typing(self, conversation_id: str, on: bool, name: str | None = None) -> int:
-        """Show (or hide) "agent is typing" to the visitor of a conversation; returns how many
-        of the visitor's connections got it (in this process)."""
+        """Show (or hide) "agent is typing" to the visitor of a conversation, in every process.
+
+        Returns how many of the visitor's connections in this process got it at once (the
+        other processes deliver it from the ``channel.signal`` event)."""
         visitor = await self._visitor_of_conversation(conversation_id)
         if visitor is None:
             return 0
-        return self.registry.push(visitor, frame({"type": "typing", "on": bool(on), "name": name}))
+        data = self._publish_signal(conversation_id, "typing", {
+            "from": "agent", "visitor": visitor, "on": bool(on), "name": name})
+        return self._to_visitor(conversation_id, visitor, "typing", data)
 
     async def agent_seen(self, conversation_id: str, up_to: str | None = None) -> int:
-        """Tell the visitor the agent has read their messages (up to message id ``up_to``)."""
+        """Tell the visitor the agent has read their messages (up to message id ``up_to``), in
+        every process; returns how many connections in this process got it at once."""
         visitor = await self._visitor_of_conversation(conversation_id)
         if visitor is None:
             return 0
-        return self.registry.push(visitor, frame({"type": "seen", "up_to": up_to}))
+        data = self._publish_signal(conversation_id, "seen", {
+            "from": "agent", "visitor": visitor, "up_to": up_to})
+        return self._to_visitor(conversation_id, visitor, "seen", data)
+
+    def signals_since(self, conversation_id: str, cursor: float | None) -> list[dict[str, Any]]:
+        """Signal frames for the visitor of a conversation published after ``cursor`` (the
+        ``t`` of the newest one a long-poll has seen), from the last :data:`SIGNAL_TTL` seconds."""
+        return self.signal_buffer.since(conversation_id, cursor)
 
     def embed_snippet(self, base: str | None = None) -> str:
         """The one ``<script>`` tag that puts the widget on a page (``base``: where this
@@ -379,19 +494,21 @@ class WebchatAdapter(ChannelAdapter):
         if self._conversations.get(visitor) == conversation_id:
             return
         self._conversations[visitor] = conversation_id
+        self._note(visitor, conversation_id)
         if len(self._conversations) > 100_000:
             self._conversations.pop(next(iter(self._conversations)))
         await self.context.kv.kv_set(f"webchat:{self.context.key}:conv:{visitor}", conversation_id,
                                      ttl=self.settings.session_ttl)
 
     async def history(self, visitor: str, after: str | None = None) -> list[Message]:
-        """The visitor's messages (after message id ``after``), oldest first."""
+        """The visitor's last ``history_limit`` messages (after message id ``after``), oldest
+        first; only those are read from the store."""
         hub = self.hub
         conversation_id = await self.conversation_of(visitor)
         if hub is None or conversation_id is None:
             return []
-        messages = await hub.store.list_messages(conversation_id, after=after or None)
-        return messages[-self.settings.history_limit:]
+        return await hub.store.list_messages(conversation_id, after=after or None,
+                                             last=self.settings.history_limit)
 
     async def receive(self, session: Session, client_id: Any, text: Any = None,
                       parts: Sequence[Part] = (), *, origin: Connection | None = None,
@@ -420,11 +537,14 @@ class WebchatAdapter(ChannelAdapter):
         if hub is None or status not in ("delivered", "read"):
             return 0
         count = 0
+        newest: Message | None = None
         for mid in list(dict.fromkeys(i for i in ids if isinstance(i, str)))[:100]:
             message = await hub.store.get_message(mid)
             if (message is None or message.channel_key != self.context.key
                     or message.direction != "outbound" or self._visitor_of(message) != session.visitor):
                 continue
+            if status == "read" and (newest is None or message.id > newest.id):
+                newest = message
             if message.status in ("failed", status) or (status == "delivered" and message.status == "read"):
                 continue
             if message.status == "queued":
@@ -434,6 +554,8 @@ class WebchatAdapter(ChannelAdapter):
             else:
                 await hub.apply_status(self.context.key, StatusUpdate(external_id=mid, status=status))
             count += 1
+        if newest is not None and count:
+            self.visitor_seen(session, newest.conversation_id, newest.id)
         return count
 
     def _later(self, coro: Any) -> None:
@@ -489,6 +611,9 @@ class WebchatAdapter(ChannelAdapter):
                         continue
                     self.registry.push(visitor, frame({"type": "message", "message": wire_message(
                         message, self.base_url)}), message_id=message.id)
+                elif isinstance(event, ChannelSignal):
+                    if event.channel_key == key:
+                        await self._on_signal(event)
                 elif isinstance(event, MessageUpdated) and event.message.channel_key == key:
                     visitor = self._visitor_of(event.message)
                     if visitor is not None and self.registry.connected(visitor):

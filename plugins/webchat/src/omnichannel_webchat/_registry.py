@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Connection", "Registry", "TokenBucket", "frame"]
+__all__ = ["Connection", "Registry", "SignalBuffer", "TokenBucket", "frame"]
 
 _RECENT = 64
 
@@ -127,6 +127,66 @@ class Registry:
             while len(self._recent) > 50_000:
                 self._recent.popitem(last=False)
         recent.append(message_id)
+
+
+class SignalBuffer:
+    """The last few seconds of live signals (typing, seen) per conversation, for long-polls.
+
+    A visitor on the HTTP fallback has no connection between two polls; a signal pushed then
+    would be lost. Each signal carries its publish time ``t`` (set once, by the process that
+    published it, so every process buffers the same value); a poll passes the newest ``t`` it
+    has seen and takes what is newer, in publish order.
+    """
+
+    def __init__(self, ttl: float = 5.0, per_conversation: int = 16, max_conversations: int = 50_000,
+                 ) -> None:
+        self.ttl = ttl
+        self.per_conversation = per_conversation
+        self.max_conversations = max_conversations
+        # conversation id -> (arrival of its newest entry, [(arrival, t, frame)] sorted by t)
+        self._by_conversation: OrderedDict[str, tuple[float, list[tuple[float, float, dict[str, Any]]]]] \
+            = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._by_conversation)
+
+    def add(self, conversation_id: str, t: float, data: dict[str, Any]) -> None:
+        """Keep signal frame ``data`` (published at wall-clock time ``t``)."""
+        now = time.monotonic()
+        _, entries = self._by_conversation.pop(conversation_id, (now, []))
+        index = len(entries)
+        while index and entries[index - 1][1] > t:  # a signal from another process came late
+            index -= 1
+        entries.insert(index, (now, t, data))
+        del entries[:-self.per_conversation]
+        self._by_conversation[conversation_id] = (now, entries)  # most recently used last
+        while len(self._by_conversation) > self.max_conversations:
+            self._by_conversation.popitem(last=False)
+        self._expire(now)
+
+    def since(self, conversation_id: str, cursor: float | None) -> list[dict[str, Any]]:
+        """The fresh signals of a conversation published after ``cursor`` (all fresh ones when
+        ``None``), oldest first."""
+        found = self._by_conversation.get(conversation_id)
+        if found is None:
+            return []
+        limit = time.monotonic() - self.ttl
+        fresh = [e for e in found[1] if e[0] >= limit]
+        if not fresh:
+            del self._by_conversation[conversation_id]
+            return []
+        if len(fresh) < len(found[1]):
+            self._by_conversation[conversation_id] = (found[0], fresh)
+        return [data for _, t, data in fresh if cursor is None or t > cursor]
+
+    def _expire(self, now: float) -> None:
+        # the least recently signalled conversations come first: drop them while stale
+        limit = now - self.ttl
+        while self._by_conversation:
+            key, (newest, _) = next(iter(self._by_conversation.items()))
+            if newest >= limit:
+                break
+            del self._by_conversation[key]
 
 
 class TokenBucket:

@@ -7,6 +7,8 @@ Routes (relative to the mount):
 - ``POST session``    create or resume a visitor session: token, history, widget config
 - ``WS   ws``         the live link: first frame ``{"type": "auth", "token", "after"}``
 - ``POST send``, ``GET poll``, ``POST typing``, ``POST receipts``  the HTTP fallback
+  (``poll?after=<message id>&sig=<t>&wait=<s>``: missed messages, then the typing / seen signals
+  published after ``t`` in the last few seconds, else waits; answers ``{"frames", "sig"}``)
 - ``POST upload``     a file (raw body, ``Content-Type``, ``?name=``), into the blob store
 - ``GET  media/{key}`` a file of the visitor's conversation (``?t=`` session token)
 
@@ -21,6 +23,7 @@ import contextlib
 import hashlib
 import html
 import logging
+import math
 import re
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -96,6 +99,14 @@ def _error(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
 def _kind_of(content_type: str) -> str:
     major = content_type.split("/", 1)[0]
     return major if major in ("image", "audio", "video") else "file"
+
+
+def _find_media(messages: list[Any], key: str) -> MediaPart | None:
+    for message in reversed(messages):
+        for part in message.parts:
+            if isinstance(part, MediaPart) and part.blob_key == key:
+                return part
+    return None
 
 
 def build_app(adapter: WebchatAdapter) -> Starlette:
@@ -229,16 +240,28 @@ def build_app(adapter: WebchatAdapter) -> Starlette:
             wait = min(_POLL_MAX, max(0.0, float(request.query_params.get("wait", _POLL_MAX))))
         except ValueError:
             wait = _POLL_MAX
+        cursor: float | None = None
+        with contextlib.suppress(ValueError):
+            cursor = float(request.query_params.get("sig") or "nan")
+        if cursor is not None and not math.isfinite(cursor):
+            cursor = None
         conn = Connection(found.visitor, kind="poll")
-        adapter.registry.add(conn)
+        adapter.registry.add(conn)  # before reading: nothing pushed from now on is missed
         try:
             missed = await adapter.history(found.visitor, after)
             frames: list[Any] = [{"type": "message", "message": _wire(m)} for m in missed]
+            conversation_id = await adapter.conversation_of(found.visitor)
+            if conversation_id is not None:  # typing / seen pushed between two polls
+                frames += adapter.signals_since(conversation_id, cursor)
             if not frames and wait:
                 frames = [orjson.loads(f) for f in await conn.next_frames(wait)]
         finally:
             adapter.registry.remove(conn)
-        return JSONResponse({"frames": frames})
+        for item in frames:
+            t = item.get("t") if item.get("type") in ("typing", "seen") else None
+            if isinstance(t, float) and (cursor is None or t > cursor):
+                cursor = t
+        return JSONResponse({"frames": frames, "sig": cursor})
 
     async def typing(request: Request) -> Response:
         found = await session_of(request)
@@ -324,6 +347,18 @@ def build_app(adapter: WebchatAdapter) -> Starlette:
         return JSONResponse({"type": "ack", "ref": client_id,
                              "message": _wire(message) if message else None})
 
+    async def media_part(visitor: str, key: str) -> MediaPart | None:
+        """The file ``key`` if it is in the visitor's conversation: the recent history first,
+        the whole conversation only for an older file."""
+        recent = await adapter.history(visitor)
+        found = _find_media(recent, key)
+        hub = adapter.hub
+        if found is None and hub is not None and len(recent) >= settings.history_limit:
+            conversation_id = await adapter.conversation_of(visitor)
+            if conversation_id is not None:
+                found = _find_media(await hub.store.list_messages(conversation_id), key)
+        return found
+
     async def media(request: Request) -> Response:
         if not allowed(request):
             return _error(403, "origin", "this page may not use the chat")
@@ -333,11 +368,7 @@ def build_app(adapter: WebchatAdapter) -> Starlette:
         except SignatureError:
             return _error(401, "session", "no valid session")
         key = request.path_params["key"]
-        part = None
-        for message in await adapter.history(found.visitor):
-            for p in message.parts:
-                if isinstance(p, MediaPart) and p.blob_key == key:
-                    part = p
+        part = await media_part(found.visitor, key)
         if part is None or adapter.context.blobs is None:
             return _error(404, "not_found", "no such file in this conversation")
         try:

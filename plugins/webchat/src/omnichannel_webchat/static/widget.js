@@ -52,7 +52,7 @@
   var saved = {};
   try { saved = JSON.parse(localStorage.getItem(STORE) || "{}") || {}; } catch (e) { saved = {}; }
   var S = {token: saved.token || null, last: saved.last || null, config: {}, ws: null, ready: false,
-    polling: false, wsFailures: 0, backoff: 1000, outbox: [], seenIds: {}, unread: 0, open: false,
+    polling: false, sig: null, wsFailures: 0, backoff: 1000, outbox: [], seenIds: {}, unread: 0, open: false,
     started: false, stopped: false, typingSent: false, typingTimer: null, agentTypingTimer: null,
     pendingRead: [], email: null, name: null};
 
@@ -299,9 +299,9 @@
   function poll() {
     if (S.stopped || !S.polling) return;
     if (!S.ready) { S.ready = true; statusLine.textContent = ""; flushOutbox(); }
-    fetch(base + "/poll?wait=25" + (S.last ? "&after=" + encodeURIComponent(S.last) : ""), {headers: {"x-webchat-session": S.token}})
+    fetch(base + "/poll?wait=25" + (S.last ? "&after=" + encodeURIComponent(S.last) : "") + (S.sig ? "&sig=" + S.sig : ""), {headers: {"x-webchat-session": S.token}})
       .then(function (r) { if (r.status === 401) throw new Error("session"); return r.json(); })
-      .then(function (j) { S.backoff = 1000; (j.frames || []).forEach(onFrame); poll(); })
+      .then(function (j) { S.backoff = 1000; if (j.sig) S.sig = j.sig; (j.frames || []).forEach(onFrame); poll(); })
       .catch(function () { S.ready = false; statusLine.textContent = T.offline; setTimeout(poll, S.backoff); S.backoff = Math.min(S.backoff * 2, 30000); });
   }
   function send_frame(f) {
