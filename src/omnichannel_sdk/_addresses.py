@@ -13,12 +13,14 @@ PHONE_CHANNELS = frozenset({"sms", "voice", "whatsapp", "mms"})
 
 
 @functools.lru_cache(maxsize=8192)
-def normalize_phone(number: str, region: str | None = None) -> str:
+def normalize_phone(number: str, region: str | None = None, *, international: bool = False) -> str:
     """Return ``number`` in E.164 form (``+14155550100``).
 
     ``region`` (ISO 3166 alpha-2, e.g. ``"US"``) is used for numbers written without a country
-    code. Short codes and alphanumeric sender ids, which are not phone numbers, are returned
-    stripped but otherwise unchanged. Raises :class:`ValueError` for a number that looks like a
+    code; ``international`` says the vendor writes every number with its country code but
+    without ``+`` (Vonage's ``msisdn``), so ``region`` must not apply. Short codes and
+    alphanumeric sender ids, which are not phone numbers, are returned stripped but otherwise
+    unchanged. Raises :class:`ValueError` for a number that looks like a
     phone number but cannot be one. Results are cached: the same customers write again and
     again, and every stored message read back validates its addresses.
     """
@@ -30,7 +32,7 @@ def normalize_phone(number: str, region: str | None = None) -> str:
     digits = sum(ch.isdigit() for ch in raw)
     if any(ch.isalpha() for ch in raw) or digits <= 6:
         return raw  # alphanumeric sender id or short code
-    if not raw.startswith("+") and region is None:
+    if not raw.startswith("+") and (international or region is None):
         raw = "+" + raw  # vendors (Vonage, Twilio) often drop the plus sign
     try:
         parsed = phonenumbers.parse(raw, region)

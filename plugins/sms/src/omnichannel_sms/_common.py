@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import unicodedata
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from omnichannel_sdk import (
     Part,
     RejectedError,
     TextPart,
+    normalize_phone,
     split_text,
 )
 
@@ -80,30 +80,14 @@ class SmsSettings(AdapterSettings):
         return region
 
 
-@functools.lru_cache(maxsize=8192)
 def normalize_number(value: str, region: str | None = None, *, international: bool = False) -> str:
     """``value`` as E.164 (``+14155550100``); short codes and sender ids stay as they are.
 
     ``international`` says the vendor writes numbers with their country code but without ``+``
-    (Vonage's ``msisdn``), so ``region`` must not be applied. Raises ``ValueError``.
+    (Vonage's ``msisdn``), so ``region`` must not be applied. Raises ``ValueError``. The core's
+    cached :func:`omnichannel_sdk.normalize_phone` does the work.
     """
-    raw = value.strip()
-    if not raw:
-        raise ValueError("empty phone number")
-    if raw.startswith("00"):
-        raw = "+" + raw[2:]
-    digits = sum(ch.isdigit() for ch in raw)
-    if any(ch.isalpha() for ch in raw) or digits <= 6:
-        return raw  # alphanumeric sender id or short code
-    if not raw.startswith("+") and (international or region is None):
-        raw = "+" + raw
-    try:
-        parsed = phonenumbers.parse(raw, None if raw.startswith("+") else region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number: {exc}") from None
-    if not phonenumbers.is_possible_number(parsed):
-        raise ValueError("not a possible phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return normalize_phone(value, region, international=international)
 
 
 def _keyword_form(text: str) -> str:
