@@ -21,7 +21,7 @@ class WebhookRequest:
     maps each name to its first value; ``query_items`` keeps every pair in order.
     """
 
-    __slots__ = ("_form", "body", "headers", "method", "query", "query_items", "url")
+    __slots__ = ("_form", "_query", "_query_items", "body", "headers", "method", "url")
 
     def __init__(
         self,
@@ -36,15 +36,27 @@ class WebhookRequest:
         items = headers.items() if isinstance(headers, Mapping) else headers
         self.headers: dict[str, str] = {k.lower(): v for k, v in items}
         self.body = body
-        if query is None:
-            self.query_items = parse_qsl(urlsplit(url).query, keep_blank_values=True)
-            self.query: dict[str, str] = {}
-            for k, v in self.query_items:
-                self.query.setdefault(k, v)
-        else:
-            self.query = dict(query)
-            self.query_items = list(self.query.items())
+        self._query: dict[str, str] | None = dict(query) if query is not None else None
+        self._query_items: list[tuple[str, str]] | None = (
+            list(self._query.items()) if self._query is not None else None)
         self._form: dict[str, str] | None = None
+
+    @property
+    def query_items(self) -> list[tuple[str, str]]:
+        """Every query parameter pair, in order (parsed from ``url`` on first use)."""
+        if self._query_items is None:
+            self._query_items = parse_qsl(urlsplit(self.url).query, keep_blank_values=True)
+        return self._query_items
+
+    @property
+    def query(self) -> dict[str, str]:
+        """Query parameters, the first value of each name."""
+        if self._query is None:
+            query: dict[str, str] = {}
+            for k, v in self.query_items:
+                query.setdefault(k, v)
+            self._query = query
+        return self._query
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """Return a header value by case-insensitive name."""
