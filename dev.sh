@@ -53,7 +53,17 @@ case "$cmd" in
     "$VENV/bin/ruff" check "${lint[@]}"
     "$VENV/bin/mypy"
     "$VENV/bin/mkdocs" build --strict --quiet --site-dir "$(mktemp -d)"
-    exec "$VENV/bin/python" -m pytest -q "$@"
+    # coverage of the core and every plugin is reported (pyproject.toml [tool.coverage]); it
+    # starts before pytest so that modules pytest's plugins import early are measured too
+    log=$(mktemp)
+    set +e
+    "$VENV/bin/python" -m coverage run -m pytest -q "$@" | tee "$log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    "$VENV/bin/python" -m coverage report || true
+    tail -n 1 "$log"    # the test summary again, last
+    rm -f "$log"
+    exit "$rc"
     ;;
   *) echo "usage: bash dev.sh demo|test|setup" >&2; exit 2 ;;
 esac
