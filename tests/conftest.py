@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,10 +34,38 @@ def pg_schema() -> str:
     return "t_" + uuid.uuid4().hex[:12]
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Run a hub test on SQLite (the kit's file: ``None``) and on PostgreSQL (a schema of its
+    own, dropped after). A module opts in with ``pytest.mark.usefixtures("store_url")``."""
+    if request.param == "sqlite":
+        yield None
+        return
+    need_service("PostgreSQL", 5432)
+    schema = "t_" + uuid.uuid4().hex[:12]
+    yield f"{PG_DSN}?schema={schema}"
+
+    async def drop() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
 @pytest.fixture
-def omni_config(omni_config: dict[str, Any]) -> dict[str, Any]:
-    """The kit config with a ``fake`` channel at key ``fake``."""
+def omni_config(omni_config: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The kit config with a ``fake`` channel at key ``fake``, on the store ``store_url`` picks
+    when the test uses it."""
     omni_config["channels"]["fake"] = {"adapter": "fake", "secret": FAKE_SECRET}
+    if "store_url" in request.fixturenames:
+        url = request.getfixturevalue("store_url")
+        if url is not None:
+            omni_config["omnichannel"]["store"] = url
     return omni_config
 
 

@@ -28,7 +28,7 @@ from omnichannel_sdk.testing import PUBLIC_URL
 
 from .conftest import signed
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("store_url")]
 SEND = "https://api.fake.test/messages"
 
 

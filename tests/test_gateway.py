@@ -14,7 +14,7 @@ from omnichannel_sdk.testing import PUBLIC_URL
 
 from .conftest import signed
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("store_url")]
 
 
 async def test_inbound_message_is_stored_and_published(hub: Hub, webhook_client: httpx.AsyncClient) -> None:
