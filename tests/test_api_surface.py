@@ -53,3 +53,12 @@ def test_public_names_have_docstrings() -> None:
 
 def test_typed_marker_ships() -> None:
     assert (Path(omnichannel_sdk.__file__).parent / "py.typed").exists()
+
+
+def test_every_public_hub_method_is_in_the_api_page() -> None:
+    from omnichannel_sdk import Hub
+
+    page = (ROOT / "docs" / "api.md").read_text()
+    public = [n for n, v in vars(Hub).items() if not n.startswith("_") and callable(v)]
+    missing = [n for n in public if f"hub.{n}(" not in page and f"Hub.{n}(" not in page]
+    assert not missing, missing
