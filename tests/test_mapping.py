@@ -85,3 +85,23 @@ def test_form_parsing_never_crashes(body: bytes) -> None:
     except OmnichannelError:
         pass
     assert request.query == {"a": "1", "b": ""} and request.header("content-type") == "x"
+
+
+def test_form_bodies_map_by_field_name() -> None:
+    from urllib.parse import urlencode
+
+    from omnichannel_sdk import AdapterContext
+    from omnichannel_sdk.testing import MemoryKV
+
+    settings = JsonMappingAdapter.Settings.model_validate({
+        "secret": SECRET, "channel": "sms", "external_id": "MessageSid", "sender": "From",
+        "recipient": "To", "text": "Body"})
+    adapter = JsonMappingAdapter(settings, AdapterContext(key="k", public_url="https://x", http=None,  # type: ignore[arg-type]
+                                                          kv=MemoryKV()))
+    body = urlencode({"MessageSid": "SM1", "From": "+14155550100", "To": "+15005550006",
+                      "Body": "Hi there"}).encode()
+    result = adapter.parse(WebhookRequest("POST", "https://x/webhooks/k",
+                                          {"content-type": "application/x-www-form-urlencoded"}, body))
+    [message] = result.items
+    assert message.external_id == "SM1" and message.sender.handle == "+14155550100"
+    assert message.recipients[0].handle == "+15005550006" and message.parts[0].text == "Hi there"

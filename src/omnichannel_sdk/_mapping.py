@@ -1,4 +1,4 @@
-"""``json-mapping``: map an unknown vendor's JSON webhook to messages without writing a plugin.
+"""``json-mapping``: map an unknown vendor's webhook (JSON, or a form) to messages without a plugin.
 
 Fields are named by dotted paths into each event (``message.from.id``, ``entries.0.text``). The
 request is authenticated with an HMAC-SHA256 of the raw body (hex, optional prefix) or a shared
@@ -89,6 +89,9 @@ class JsonMappingAdapter(ChannelAdapter):
         """Header carrying the signature or token."""
         signature_prefix: str = ""
         """Prefix before the hex digest (e.g. ``sha256=``)."""
+        body: Literal["auto", "json", "form"] = "auto"
+        """How the body is encoded: JSON, a form (``application/x-www-form-urlencoded``, one
+        event whose field names are the paths), or ``auto`` by the content type."""
         items: str = ""
         """Path to the list of events in the body; empty: the body is one event."""
         external_id: str = "id"
@@ -143,8 +146,10 @@ class JsonMappingAdapter(ChannelAdapter):
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """Messages from the configured paths; an event without sender or id fails alone."""
-        body = request.json()
         s = self.settings
+        form = s.body == "form" or (
+            s.body == "auto" and request.content_type == "application/x-www-form-urlencoded")
+        body: Any = request.form() if form else request.json()
         events = lookup(body, s.items) if s.items else body
         if isinstance(events, dict):
             events = [events]
