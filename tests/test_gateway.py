@@ -171,3 +171,13 @@ async def test_hub_dead_letter_keeps_the_request(hub: Hub) -> None:
     letter = await hub.dead_letter("fake", request, "lookup failed")
     raw = await hub.store.get_raw(letter.raw_id or "")
     assert raw and raw.body == b"payload" and raw.headers["authorization"] == "<redacted>"
+
+
+def test_alternate_port_url() -> None:
+    from omnichannel_sdk import alternate_port_url
+
+    assert alternate_port_url("https://a.test/webhooks/k?x=1") == "https://a.test:443/webhooks/k?x=1"
+    assert alternate_port_url("https://a.test:443/webhooks/k") == "https://a.test/webhooks/k"
+    assert alternate_port_url("http://u:p@a.test/h") == "http://u:p@a.test:80/h"
+    assert alternate_port_url("https://a.test:8443/h") is None
+    assert alternate_port_url("ftp://a.test/h") is None

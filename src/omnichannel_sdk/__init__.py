@@ -77,7 +77,7 @@ from ._models import (
 )
 from ._render import Rendered, render_parts, split_text
 from ._store import Store
-from ._webhook import WebhookRequest, WebhookResponse
+from ._webhook import WebhookRequest, WebhookResponse, alternate_port_url
 from .hookspecs import hookimpl, hookspec
 
 __version__ = "0.1.0"
@@ -155,6 +155,7 @@ __all__ = [
     "WebhookResponse",
     "WindowClosedError",
     "__version__",
+    "alternate_port_url",
     "constant_time_equals",
     "hookimpl",
     "hookspec",

@@ -4,13 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import orjson
 
 from ._errors import UnparseablePayloadError
 
-__all__ = ["WebhookRequest", "WebhookResponse"]
+__all__ = ["WebhookRequest", "WebhookResponse", "alternate_port_url"]
+
+
+def alternate_port_url(url: str) -> str | None:
+    """``url`` with the scheme's default port added, or removed when it is there.
+
+    Vendors sign the URL exactly as they called it, and some (Twilio) write ``:443`` / ``:80``
+    while the gateway only knows the configured ``public_url``: an adapter checks both forms.
+    ``None`` for a URL on another port or without a host.
+    """
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    if default is None or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    userinfo = parts.netloc.rpartition("@")[0]
+    prefix = f"{userinfo}@" if userinfo else ""
+    if port is None:
+        netloc = f"{prefix}{host}:{default}"
+    elif port == default:
+        netloc = f"{prefix}{host}"
+    else:
+        return None
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class WebhookRequest:

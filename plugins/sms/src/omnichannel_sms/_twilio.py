@@ -9,7 +9,7 @@ import hmac
 import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
-from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlencode
 from xml.sax.saxutils import escape
 
 import httpx
@@ -39,6 +39,7 @@ from omnichannel_sdk import (
     UnsupportedFeatureError,
     WebhookRequest,
     WebhookResponse,
+    alternate_port_url,
     constant_time_equals,
     parse_retry_after,
 )
@@ -115,29 +116,6 @@ def twilio_signature(auth_token: str | bytes, url: str, params: Sequence[tuple[s
     key = auth_token.encode("utf-8") if isinstance(auth_token, str) else auth_token
     data = url + "".join(name + value for name, value in sorted(set(params)))
     return base64.b64encode(hmac.new(key, data.encode("utf-8"), hashlib.sha1).digest()).decode("ascii")
-
-
-def _alternate_port_url(url: str) -> str | None:
-    """The same URL with the scheme's default port added, or removed when it is there
-    (Twilio signs whichever form it called)."""
-    parts = urlsplit(url)
-    default = {"https": 443, "http": 80}.get(parts.scheme)
-    if default is None or not parts.hostname:
-        return None
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    userinfo = parts.netloc.rpartition("@")[0]
-    prefix = userinfo + "@" if userinfo else ""
-    try:
-        port = parts.port
-    except ValueError:
-        return None
-    if port is None:
-        netloc = f"{prefix}{host}:{default}"
-    elif port == default:
-        netloc = f"{prefix}{host}"
-    else:
-        return None
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class TwilioSmsAdapter(ChannelAdapter):
@@ -250,7 +228,7 @@ class TwilioSmsAdapter(ChannelAdapter):
                 raise SignatureError("body is not a form", adapter=self.name) from None
         if constant_time_equals(twilio_signature(self._token, request.url, params), given):
             return
-        other = _alternate_port_url(request.url)
+        other = alternate_port_url(request.url)
         if other and constant_time_equals(twilio_signature(self._token, other, params), given):
             return
         raise SignatureError("bad X-Twilio-Signature", adapter=self.name)

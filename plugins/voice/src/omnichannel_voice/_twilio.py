@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
 import httpx
@@ -60,6 +60,7 @@ from omnichannel_sdk import (
     UnsupportedFeatureError,
     WebhookRequest,
     WebhookResponse,
+    alternate_port_url,
     constant_time_equals,
     normalize_phone,
 )
@@ -86,32 +87,6 @@ def twilio_signature(auth_token: str, url: str, params: Sequence[tuple[str, str]
     data = url + "".join(k + v for k, v in sorted(params))
     digest = hmac.new(auth_token.encode("utf-8"), data.encode("utf-8"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
-
-
-def _alternate_port_url(url: str) -> str | None:
-    """The same URL with the scheme's default port added, or removed when it is there.
-
-    Twilio signs the URL exactly as it called it, and depending on the product it may or may
-    not have written ``:443`` / ``:80``; the gateway only knows the configured public URL.
-    """
-    parts = urlsplit(url)
-    default = {"https": 443, "http": 80}.get(parts.scheme)
-    if default is None or not parts.hostname:
-        return None
-    try:
-        port = parts.port
-    except ValueError:
-        return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    userinfo = parts.netloc.rpartition("@")[0]
-    prefix = f"{userinfo}@" if userinfo else ""
-    if port is None:
-        netloc = f"{prefix}{host}:{default}"
-    elif port == default:
-        netloc = f"{prefix}{host}"
-    else:
-        return None
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _phone(value: str | None) -> str | None:
@@ -204,7 +179,7 @@ class TwilioVoiceAdapter(ChannelAdapter):
         token = self.settings.auth_token.get_secret_value()
         if constant_time_equals(given, twilio_signature(token, request.url, params)):
             return
-        other = _alternate_port_url(request.url)
+        other = alternate_port_url(request.url)
         if other and constant_time_equals(given, twilio_signature(token, other, params)):
             return
         raise SignatureError("bad X-Twilio-Signature", adapter=self.name)

@@ -96,6 +96,17 @@ def _error(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail, **extra}, status, headers=headers)
 
 
+async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
+    """The request body as a JSON object (an empty body is ``{}``), or the 400 to answer."""
+    try:
+        data = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError:
+        return _error(400, "json", "body is not JSON")
+    if not isinstance(data, dict):
+        return _error(400, "json", "body is not an object")
+    return data
+
+
 def _kind_of(content_type: str) -> str:
     major = content_type.split("/", 1)[0]
     return major if major in ("image", "audio", "video") else "file"
@@ -154,12 +165,9 @@ def build_app(adapter: WebchatAdapter) -> Starlette:
     async def session(request: Request) -> Response:
         if not allowed(request):
             return _error(403, "origin", "this page may not use the chat")
-        try:
-            data = orjson.loads(await request.body() or b"{}")
-        except orjson.JSONDecodeError:
-            return _error(400, "json", "body is not JSON")
-        if not isinstance(data, dict):
-            return _error(400, "json", "body is not an object")
+        data = await _json_object(request)
+        if isinstance(data, Response):
+            return data
         current: Session | None = None
         if data.get("token"):
             with contextlib.suppress(SignatureError):
@@ -218,12 +226,9 @@ def build_app(adapter: WebchatAdapter) -> Starlette:
         found = await session_of(request)
         if isinstance(found, Response):
             return found
-        try:
-            data = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            return _error(400, "json", "body is not JSON")
-        if not isinstance(data, dict):
-            return _error(400, "json", "body is not an object")
+        data = await _json_object(request)
+        if isinstance(data, Response):
+            return data
         answer = await deliver(found, data, None)
         status = {"rate_limited": 429, "invalid": 422, "prechat": 409, "unavailable": 503}.get(
             answer.get("code", ""), 200)
@@ -278,12 +283,9 @@ def build_app(adapter: WebchatAdapter) -> Starlette:
         found = await session_of(request)
         if isinstance(found, Response):
             return found
-        try:
-            data = orjson.loads(await request.body() or b"{}")
-        except orjson.JSONDecodeError:
-            return _error(400, "json", "body is not JSON")
-        if not isinstance(data, dict):
-            return _error(400, "json", "body is not an object")
+        data = await _json_object(request)
+        if isinstance(data, Response):
+            return data
         applied = 0
         for status in ("delivered", "read"):
             ids = data.get(status)
