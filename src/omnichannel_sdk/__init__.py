@@ -76,6 +76,7 @@ from ._models import (
     TranscriptSegment,
 )
 from ._render import Rendered, render_parts, split_text
+from ._services import AdapterServices, DetachedServices, StoreReader
 from ._store import Store
 from ._webhook import WebhookRequest, WebhookResponse, alternate_port_url
 from .hookspecs import hookimpl, hookspec
@@ -86,6 +87,7 @@ __all__ = [
     "Action",
     "ActionsPart",
     "AdapterContext",
+    "AdapterServices",
     "AdapterSettings",
     "Address",
     "AuthenticationError",
@@ -104,6 +106,7 @@ __all__ = [
     "ConversationOpened",
     "DeadLetter",
     "DeliverySettings",
+    "DetachedServices",
     "Event",
     "EventBus",
     "EventPart",
@@ -144,6 +147,7 @@ __all__ = [
     "StatusChanged",
     "StatusUpdate",
     "Store",
+    "StoreReader",
     "TemplatePart",
     "TextPart",
     "TranscriptPart",

@@ -30,6 +30,7 @@ from ._errors import (
     UnsupportedFeatureError,
 )
 from ._models import Address, Author, Conversation, MediaPart, Message, Part, StatusUpdate
+from ._services import AdapterServices, DetachedServices
 from ._webhook import WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
@@ -126,8 +127,12 @@ class AdapterContext:
     """Shared key-value state (tokens, partial messages)."""
     blobs: BlobStore | None = None
     """The hub's blob store (media)."""
+    services: AdapterServices = field(default_factory=DetachedServices)
+    """The typed port to the hub for this channel key (:class:`AdapterServices`); outside a
+    hub a :class:`DetachedServices` whose ``running`` is ``False``."""
     extras: dict[str, Any] = field(default_factory=dict)
-    """Room for the hub to pass more (e.g. the hub itself as ``extras["hub"]``)."""
+    """Room for embedders to pass adapter-specific objects. Deprecated as a way to reach the
+    hub: ``extras["hub"]`` is kept for one release for out-of-tree plugins; use ``services``."""
 
     @property
     def webhook_url(self) -> str:

@@ -54,6 +54,7 @@ from ._models import (
 from ._plugins import AdapterRegistry, build_plugin_manager
 from ._render import Rendered, render_parts
 from ._replay import ReplayReport, replay_dead_letters
+from ._services import HubServices
 from ._store import IngestItem, IngestOutcome, Job, RawPayload, SqlStore, store_from_url
 from ._store._sql import early_receipt_key, status_moves
 from ._webhook import WebhookRequest, WebhookResponse
@@ -102,7 +103,8 @@ class Hub:
         self.adapters: dict[str, ChannelAdapter] = {}
         for key, config in self.channels.items():
             context = AdapterContext(key=key, public_url=self.public_url, http=http,  # type: ignore[arg-type]
-                                     kv=self.store, blobs=self.blobs, extras={"hub": self})
+                                     kv=self.store, blobs=self.blobs,
+                                     services=HubServices(self, key), extras={"hub": self})
             self.adapters[key] = config.adapter(config.settings, context)
         self.delivery = Delivery(self, self.settings.delivery)
         self.transcribers: list[Any] = []

@@ -233,6 +233,11 @@ class Store(abc.ABC):
     async def pending_jobs(self) -> int:
         """How many jobs are waiting or running."""
 
+    @abc.abstractmethod
+    async def schema_version(self) -> int:
+        """The schema version of the open database: every earlier release's database is
+        upgraded to this release's version on open, a newer one is refused."""
+
     # -- shared key-value state (KeyValueStore) --------------------------------------------------
 
     @abc.abstractmethod

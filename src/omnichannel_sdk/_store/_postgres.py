@@ -9,7 +9,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from .._errors import ConfigurationError, OmnichannelError
-from ._sql import SCHEMA, SqlStore
+from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
+from ._sql import SqlStore
 
 T = TypeVar("T")
 
@@ -79,10 +80,37 @@ class PostgresStore(SqlStore):
                 server_settings=settings)
         except (OSError, asyncpg.PostgresError) as exc:
             raise OmnichannelError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from exc
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(4242001)")
-            for statement in SCHEMA:
-                await conn.execute(statement.replace("{blob}", "BYTEA"))
+        try:
+            await self._upgrade()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _upgrade(self) -> None:
+        """Bring the schema to :data:`SCHEMA_VERSION` under an advisory lock (one process
+        upgrades, the others wait and find it done), each step in its own transaction."""
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock(4242001)")
+            try:
+                while True:
+                    async with conn.transaction():
+                        await conn.execute(VERSION_TABLE)
+                        found = await conn.fetchval("SELECT version FROM schema_version")
+                        if found is None:
+                            # 0.1.0 recorded no version: its tables are step 1
+                            legacy = await conn.fetchval("SELECT to_regclass('messages') IS NOT NULL")
+                            found = 1 if legacy else 0
+                            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", found)
+                        current = int(found)
+                        if current > SCHEMA_VERSION:
+                            raise newer_database_error(current)
+                        if current == SCHEMA_VERSION:
+                            return
+                        for statement in MIGRATIONS[current]:
+                            await conn.execute(statement.replace("{blob}", "BYTEA"))
+                        await conn.execute("UPDATE schema_version SET version = $1", current + 1)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(4242001)")
 
     async def close(self) -> None:
         """Close the pool."""

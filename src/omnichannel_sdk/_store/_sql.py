@@ -74,44 +74,6 @@ class Tx(Protocol):
         """Every row."""
 
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS messages (
-        id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, channel_key TEXT NOT NULL,
-        external_id TEXT, direction TEXT NOT NULL, status TEXT NOT NULL,
-        created_us BIGINT NOT NULL, data TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS messages_conv ON messages (conversation_id, id)",
-    """CREATE TABLE IF NOT EXISTS message_refs (
-        channel_key TEXT NOT NULL, external_id TEXT NOT NULL, message_id TEXT NOT NULL,
-        PRIMARY KEY (channel_key, external_id))""",
-    """CREATE TABLE IF NOT EXISTS conversations (
-        id TEXT PRIMARY KEY, channel_key TEXT NOT NULL, thread_key TEXT NOT NULL,
-        contact_id TEXT NOT NULL, status TEXT NOT NULL, updated_us BIGINT NOT NULL,
-        data TEXT NOT NULL)""",
-    """CREATE UNIQUE INDEX IF NOT EXISTS conversations_open_thread
-        ON conversations (channel_key, thread_key) WHERE status = 'open'""",
-    "CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated_us)",
-    "CREATE INDEX IF NOT EXISTS conversations_contact ON conversations (contact_id)",
-    "CREATE TABLE IF NOT EXISTS contacts (id TEXT PRIMARY KEY, data TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS contact_addresses (
-        channel TEXT NOT NULL, handle TEXT NOT NULL, contact_id TEXT NOT NULL,
-        PRIMARY KEY (channel, handle))""",
-    """CREATE TABLE IF NOT EXISTS raw_payloads (
-        id TEXT PRIMARY KEY, channel_key TEXT NOT NULL, received_us BIGINT NOT NULL,
-        method TEXT NOT NULL, url TEXT NOT NULL, headers TEXT NOT NULL, body {blob} NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS dead_letters (
-        id TEXT PRIMARY KEY, kind TEXT NOT NULL, channel_key TEXT NOT NULL, adapter TEXT NOT NULL,
-        error TEXT NOT NULL, created_us BIGINT NOT NULL, replayed_us BIGINT, raw_id TEXT,
-        message_id TEXT, fragment TEXT)""",
-    """CREATE TABLE IF NOT EXISTS jobs (
-        id TEXT PRIMARY KEY, kind TEXT NOT NULL, channel_key TEXT NOT NULL, message_id TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0, next_us BIGINT NOT NULL, lease_us BIGINT,
-        state TEXT NOT NULL, last_error TEXT, payload TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, next_us)",
-    """CREATE TABLE IF NOT EXISTS kv (
-        key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_us BIGINT)""",
-]
-
-
 def _dump(model: Any) -> str:
     return str(model.model_dump_json(exclude_none=False))
 
@@ -243,6 +205,11 @@ class SqlStore(Store, abc.ABC):
     async def pending_jobs(self) -> int:
         """How many jobs are waiting or running."""
         row = await self._read(lambda tx: tx.fetchone("SELECT count(*) FROM jobs"))
+        return int(row[0]) if row else 0
+
+    async def schema_version(self) -> int:
+        """The schema version of the open database (the last upgrade step applied)."""
+        row = await self._read(lambda tx: tx.fetchone("SELECT version FROM schema_version"))
         return int(row[0]) if row else 0
 
     # -- writes: inbound -----------------------------------------------------------------------

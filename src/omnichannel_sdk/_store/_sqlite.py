@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._errors import ConfigurationError, OmnichannelError
-from ._sql import SCHEMA, SqlStore
+from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
+from ._sql import SqlStore
 
 T = TypeVar("T")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -85,8 +86,11 @@ class SQLiteStore(SqlStore):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute("PRAGMA foreign_keys=OFF")
-        for statement in SCHEMA:
-            conn.execute(statement.replace("{blob}", "BLOB"))
+        try:
+            _upgrade(conn)
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
 
     async def close(self) -> None:
@@ -165,3 +169,34 @@ class SQLiteStore(SqlStore):
             error = OmnichannelError(f"SQLite write failed: {exc}")
             return [(False, error)] * len(batch)
         return results
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring the database to :data:`SCHEMA_VERSION`, one step per transaction (``BEGIN
+    IMMEDIATE`` so two processes opening it at once never apply a step twice)."""
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(VERSION_TABLE)
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                # 0.1.0 recorded no version: its tables are step 1
+                legacy = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                      "AND name = 'messages'").fetchone()
+                current = 1 if legacy else 0
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (current,))
+            else:
+                current = int(row[0])
+            if current > SCHEMA_VERSION:
+                raise newer_database_error(current)
+            if current == SCHEMA_VERSION:
+                conn.execute("COMMIT")
+                return
+            for statement in MIGRATIONS[current]:
+                conn.execute(statement.replace("{blob}", "BLOB"))
+            conn.execute("UPDATE schema_version SET version = ?", (current + 1,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,248 @@
+"""The typed port adapters program against: what the hub does for one channel.
+
+An adapter never touches the :class:`~omnichannel_sdk.Hub` object. Its context carries
+``services``, an :class:`AdapterServices` bound to the adapter's channel key: ingesting messages
+received by other means than a webhook, applying receipts, keeping dead letters, changing stored
+messages and contacts atomically, reading the store, passing signals, and running tracked
+background work. Outside a running hub (``omnichannel normalize``, sans-IO tests) the context has
+:class:`DetachedServices`, whose ``running`` is ``False`` and whose operations raise
+:class:`~omnichannel_sdk.ConfigurationError` instead of silently doing nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ._adapter import InboundMessage
+    from ._events import Event
+    from ._hub import Hub
+    from ._models import Address, Contact, Conversation, DeadLetter, Message, StatusUpdate
+    from ._webhook import WebhookRequest, WebhookResponse
+
+__all__ = ["AdapterServices", "DetachedServices", "HubServices", "StoreReader"]
+
+
+@runtime_checkable
+class StoreReader(Protocol):
+    """The store reads an adapter may make (all async, never a write)."""
+
+    async def get_message(self, message_id: str) -> Message | None:
+        """The stored message with our id, or ``None``."""
+
+    async def find_message_by_external(self, channel_key: str, external_id: str) -> Message | None:
+        """The message a vendor id names on a channel key, or ``None``."""
+
+    async def list_messages(
+        self, conversation_id: str, *, limit: int | None = None, after: str | None = None,
+        last: int | None = None,
+    ) -> list[Message]:
+        """A conversation's messages in order (``after``: only those after that message id;
+        ``last``: only the last N)."""
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation, or ``None``."""
+
+    async def get_contact(self, contact_id: str) -> Contact | None:
+        """The contact, or ``None``."""
+
+    async def find_contact(self, address: Address) -> Contact | None:
+        """The contact that owns ``address``, or ``None``."""
+
+
+@runtime_checkable
+class AdapterServices(Protocol):
+    """What the hub does for one channel's adapter (``adapter.context.services``).
+
+    Every operation is scoped to the adapter's own channel key. ``running`` tells whether a hub
+    with an event loop stands behind it; the other members raise
+    :class:`~omnichannel_sdk.ConfigurationError` when it does not.
+    """
+
+    @property
+    def running(self) -> bool:
+        """``True`` inside an open hub; ``False`` in ``omnichannel normalize`` or sans-IO tests."""
+
+    @property
+    def store(self) -> StoreReader:
+        """Read-only access to the stored messages, conversations and contacts."""
+
+    def spawn(self, work: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``work`` in the background: errors are logged, and closing the hub waits for it
+        (briefly). For work a sans-IO ``parse`` cannot do itself (a lookup, a late transcript)."""
+
+    async def receive(self, request: WebhookRequest, *, trusted: bool = False) -> WebhookResponse:
+        """Run the whole inbound pipeline on a request the adapter received itself (an SMTP
+        listener, a simulator); ``trusted`` skips verification for authenticated transports."""
+
+    async def ingest(self, messages: Sequence[InboundMessage]) -> list[Message]:
+        """Store messages received by other means than a webhook (IMAP, WebSocket, a late
+        lookup), de-duplicated and threaded like any other; returns the newly stored ones."""
+
+    async def apply_status(self, update: StatusUpdate) -> None:
+        """Apply a receipt that arrived outside a webhook (forward only)."""
+
+    async def dead_letter(self, request: WebhookRequest, error: str) -> DeadLetter:
+        """Keep a verified request whose background completion failed: replayable, never lost."""
+
+    async def modify_message(
+        self, message_id: str, change: Callable[[Message], Message | None]
+    ) -> Message | None:
+        """Change a stored message atomically; ``change`` runs in the store's transaction and
+        must do no I/O. Publishes ``message.updated`` when the message changed."""
+
+    async def modify_contact(
+        self, contact: str | Address, change: Callable[[Contact], Contact | None], *,
+        reason: str = "profile",
+    ) -> Contact | None:
+        """Change a contact atomically (by id or by address); publishes ``contact.updated``."""
+
+    async def start_conversation(self, to: Address | str, *, subject: str | None = None) -> Conversation:
+        """The open conversation with ``to`` on this channel, created when needed."""
+
+    def signal(self, conversation_id: str, name: str, data: Mapping[str, Any] | None = None) -> None:
+        """Publish a passing, unstored signal (typing, seen) to every process's subscribers."""
+
+    def events(self) -> AsyncIterator[Event]:
+        """The live fan-out of every event the hub publishes from now on."""
+
+
+class _NoStore:
+    """Store reads outside a hub: each raises."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise ConfigurationError(f"store.{name} needs a running hub")
+
+
+class DetachedServices:
+    """The services of an adapter that runs outside a hub: ``running`` is ``False`` and every
+    operation raises :class:`~omnichannel_sdk.ConfigurationError` naming what needed the hub."""
+
+    def __init__(self, channel_key: str = "") -> None:
+        self.channel_key = channel_key
+
+    @property
+    def running(self) -> bool:
+        """Always ``False``."""
+        return False
+
+    @property
+    def store(self) -> StoreReader:
+        """A reader whose every call raises."""
+        return _NoStore()  # type: ignore[return-value]
+
+    def _refuse(self, what: str) -> ConfigurationError:
+        return ConfigurationError(f"{what} needs a running hub", channel_key=self.channel_key or None)
+
+    def spawn(self, work: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Refused: closes ``work`` and raises."""
+        work.close()
+        raise self._refuse("spawn")
+
+    async def receive(self, request: WebhookRequest, *, trusted: bool = False) -> WebhookResponse:
+        """Refused."""
+        raise self._refuse("receive")
+
+    async def ingest(self, messages: Sequence[InboundMessage]) -> list[Message]:
+        """Refused."""
+        raise self._refuse("ingest")
+
+    async def apply_status(self, update: StatusUpdate) -> None:
+        """Refused."""
+        raise self._refuse("apply_status")
+
+    async def dead_letter(self, request: WebhookRequest, error: str) -> DeadLetter:
+        """Refused."""
+        raise self._refuse("dead_letter")
+
+    async def modify_message(
+        self, message_id: str, change: Callable[[Message], Message | None]
+    ) -> Message | None:
+        """Refused."""
+        raise self._refuse("modify_message")
+
+    async def modify_contact(
+        self, contact: str | Address, change: Callable[[Contact], Contact | None], *,
+        reason: str = "profile",
+    ) -> Contact | None:
+        """Refused."""
+        raise self._refuse("modify_contact")
+
+    async def start_conversation(self, to: Address | str, *, subject: str | None = None) -> Conversation:
+        """Refused."""
+        raise self._refuse("start_conversation")
+
+    def signal(self, conversation_id: str, name: str, data: Mapping[str, Any] | None = None) -> None:
+        """Refused."""
+        raise self._refuse("signal")
+
+    def events(self) -> AsyncIterator[Event]:
+        """Refused."""
+        raise self._refuse("events")
+
+
+class HubServices:
+    """:class:`AdapterServices` of one channel key, carried out by a hub (built by the hub)."""
+
+    def __init__(self, hub: Hub, channel_key: str) -> None:
+        self._hub = hub
+        self.channel_key = channel_key
+
+    @property
+    def running(self) -> bool:
+        """``True`` while the hub is open."""
+        return self._hub.is_open
+
+    @property
+    def store(self) -> StoreReader:
+        """The hub's store, seen through its reads."""
+        return self._hub.store
+
+    def spawn(self, work: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Tracked background work of the hub."""
+        return self._hub.spawn(work, name=name or f"omnichannel: {self.channel_key}")
+
+    async def receive(self, request: WebhookRequest, *, trusted: bool = False) -> WebhookResponse:
+        """The hub's inbound pipeline for this channel key."""
+        return await self._hub.handle_webhook(self.channel_key, request, trusted=trusted)
+
+    async def ingest(self, messages: Sequence[InboundMessage]) -> list[Message]:
+        """Stored through the hub's de-duplication and threading."""
+        return await self._hub.ingest(self.channel_key, messages)
+
+    async def apply_status(self, update: StatusUpdate) -> None:
+        """Forward-only receipt on this channel key."""
+        await self._hub.apply_status(self.channel_key, update)
+
+    async def dead_letter(self, request: WebhookRequest, error: str) -> DeadLetter:
+        """A dead letter of this channel key."""
+        return await self._hub.dead_letter(self.channel_key, request, error)
+
+    async def modify_message(
+        self, message_id: str, change: Callable[[Message], Message | None]
+    ) -> Message | None:
+        """Atomic change of a stored message."""
+        return await self._hub.modify_message(message_id, change)
+
+    async def modify_contact(
+        self, contact: str | Address, change: Callable[[Contact], Contact | None], *,
+        reason: str = "profile",
+    ) -> Contact | None:
+        """Atomic change of a contact."""
+        return await self._hub.modify_contact(contact, change, reason=reason)
+
+    async def start_conversation(self, to: Address | str, *, subject: str | None = None) -> Conversation:
+        """The open conversation with ``to`` on this channel key."""
+        return await self._hub.start_conversation(self.channel_key, to, subject=subject)
+
+    def signal(self, conversation_id: str, name: str, data: Mapping[str, Any] | None = None) -> None:
+        """A passing signal on this channel key."""
+        self._hub.signal(self.channel_key, conversation_id, name, data)
+
+    def events(self) -> AsyncIterator[Event]:
+        """The hub's live fan-out."""
+        return self._hub.events()

@@ -1,0 +1,68 @@
+"""The store's schema as numbered upgrade steps, and the version it records.
+
+Each step is a list of statements (``{blob}`` stands for the backend's bytes type) run in one
+transaction with the ``schema_version`` row update, so a database is always at a whole step.
+A store opening a database applies every step above the recorded version, in order, keeping every
+row; a database recorded at a version above :data:`SCHEMA_VERSION` was written by a newer release
+and is refused. Never edit a released step: append a new one.
+"""
+
+from __future__ import annotations
+
+from .._errors import ConfigurationError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "VERSION_TABLE", "newer_database_error"]
+
+VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+"""One row: the last step applied. Databases of 0.1.0 had no such table (their step is 1)."""
+
+MIGRATIONS: list[list[str]] = [
+    # 1 — the schema of 0.1.0
+    [
+        """CREATE TABLE IF NOT EXISTS messages (
+            id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, channel_key TEXT NOT NULL,
+            external_id TEXT, direction TEXT NOT NULL, status TEXT NOT NULL,
+            created_us BIGINT NOT NULL, data TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS messages_conv ON messages (conversation_id, id)",
+        """CREATE TABLE IF NOT EXISTS message_refs (
+            channel_key TEXT NOT NULL, external_id TEXT NOT NULL, message_id TEXT NOT NULL,
+            PRIMARY KEY (channel_key, external_id))""",
+        """CREATE TABLE IF NOT EXISTS conversations (
+            id TEXT PRIMARY KEY, channel_key TEXT NOT NULL, thread_key TEXT NOT NULL,
+            contact_id TEXT NOT NULL, status TEXT NOT NULL, updated_us BIGINT NOT NULL,
+            data TEXT NOT NULL)""",
+        """CREATE UNIQUE INDEX IF NOT EXISTS conversations_open_thread
+            ON conversations (channel_key, thread_key) WHERE status = 'open'""",
+        "CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated_us)",
+        "CREATE INDEX IF NOT EXISTS conversations_contact ON conversations (contact_id)",
+        "CREATE TABLE IF NOT EXISTS contacts (id TEXT PRIMARY KEY, data TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS contact_addresses (
+            channel TEXT NOT NULL, handle TEXT NOT NULL, contact_id TEXT NOT NULL,
+            PRIMARY KEY (channel, handle))""",
+        """CREATE TABLE IF NOT EXISTS raw_payloads (
+            id TEXT PRIMARY KEY, channel_key TEXT NOT NULL, received_us BIGINT NOT NULL,
+            method TEXT NOT NULL, url TEXT NOT NULL, headers TEXT NOT NULL, body {blob} NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS dead_letters (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, channel_key TEXT NOT NULL, adapter TEXT NOT NULL,
+            error TEXT NOT NULL, created_us BIGINT NOT NULL, replayed_us BIGINT, raw_id TEXT,
+            message_id TEXT, fragment TEXT)""",
+        """CREATE TABLE IF NOT EXISTS jobs (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, channel_key TEXT NOT NULL, message_id TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0, next_us BIGINT NOT NULL, lease_us BIGINT,
+            state TEXT NOT NULL, last_error TEXT, payload TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, next_us)",
+        """CREATE TABLE IF NOT EXISTS kv (
+            key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_us BIGINT)""",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The schema version this release writes."""
+
+
+def newer_database_error(found: int) -> ConfigurationError:
+    """The error for a database written by a newer release."""
+    return ConfigurationError(
+        f"the database is at schema version {found}, newer than this release supports "
+        f"({SCHEMA_VERSION}): upgrade omnichannel-sdk, or open a database of this release",
+        field="store")

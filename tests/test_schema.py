@@ -1,0 +1,99 @@
+"""Schema versions: a 0.1.0 database is upgraded keeping its rows, a newer one is refused."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+
+from omnichannel_sdk import ConfigurationError
+from omnichannel_sdk._store._postgres import PostgresStore
+from omnichannel_sdk._store._schema import MIGRATIONS, SCHEMA_VERSION
+from omnichannel_sdk._store._sqlite import SQLiteStore
+
+from .conftest import PG_DSN, need_service
+
+pytestmark = pytest.mark.anyio
+
+# a conversation row as 0.1.0 wrote it, with no schema_version table
+LEGACY_ROW = ("c1", "sms", "t1", "k1", "open", 1, "{}")
+
+
+def _legacy_sqlite(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement.replace("{blob}", "BLOB"))
+    conn.execute("INSERT INTO conversations VALUES (?, ?, ?, ?, ?, ?, ?)", LEGACY_ROW)
+    conn.commit()
+    conn.close()
+
+
+async def test_sqlite_new_database_records_the_current_version(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "new.db"))
+    await store.open()
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+    finally:
+        await store.close()
+
+
+async def test_sqlite_upgrades_a_database_of_0_1_0_keeping_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _legacy_sqlite(path)
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT id FROM conversations").fetchall() == [("c1",)]
+    conn.close()
+    # opening again applies nothing and changes nothing
+    again = SQLiteStore(str(path))
+    await again.open()
+    assert await again.schema_version() == SCHEMA_VERSION
+    await again.close()
+
+
+async def test_sqlite_refuses_a_newer_database(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    store = SQLiteStore(str(path))
+    await store.open()
+    await store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(ConfigurationError, match="newer than this release"):
+        await SQLiteStore(str(path)).open()
+
+
+@pytest.mark.postgres
+async def test_postgres_upgrades_0_1_0_and_refuses_newer() -> None:
+    need_service("PostgreSQL", 5432)
+    import asyncpg
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.execute(f'SET search_path TO "{schema}"')
+        for statement in MIGRATIONS[0]:
+            await conn.execute(statement.replace("{blob}", "BYTEA"))
+        await conn.execute("INSERT INTO conversations VALUES ($1, $2, $3, $4, $5, $6, $7)", *LEGACY_ROW)
+        store = PostgresStore(f"{PG_DSN}?schema={schema}")
+        await store.open()
+        try:
+            assert await store.schema_version() == SCHEMA_VERSION
+        finally:
+            await store.close()
+        assert await conn.fetchval("SELECT count(*) FROM conversations") == 1
+        await conn.execute("UPDATE schema_version SET version = $1", SCHEMA_VERSION + 1)
+        with pytest.raises(ConfigurationError, match="newer than this release"):
+            await PostgresStore(f"{PG_DSN}?schema={schema}").open()
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
