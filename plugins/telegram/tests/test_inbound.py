@@ -8,11 +8,11 @@ from omnichannel_telegram import TelegramAdapter, parse_update
 from pydantic import ValidationError
 
 from omnichannel_sdk import (
+    AdapterContext,
     Address,
     ConfigurationError,
-    Hub,
-    AdapterContext,
     EventPart,
+    Hub,
     InboundMessage,
     MediaPart,
     SignatureError,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
 import re
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import httpx
@@ -39,7 +39,6 @@ from omnichannel_sdk import (
     TemplatePart,
     TextPart,
     UnsupportedFeatureError,
-
 )
 from omnichannel_sdk.testing import MemoryKV
 
