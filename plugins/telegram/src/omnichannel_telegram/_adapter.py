@@ -137,6 +137,9 @@ class TelegramAdapter(ChannelAdapter):
     def __init__(self, settings: AdapterSettings, context: Any) -> None:
         super().__init__(settings, context)
         install_redaction()
+        # the bot's id is the first half of its token: built once, parse uses it per update
+        self._own = Address(channel=self.channel,
+                            handle=self.settings.bot_token.get_secret_value().split(":")[0])
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -198,7 +201,7 @@ class TelegramAdapter(ChannelAdapter):
 
     def own_address(self) -> Address:
         """The bot itself (its id is the first half of the token)."""
-        return Address(channel=self.channel, handle=self.settings.bot_token.get_secret_value().split(":")[0])
+        return self._own
 
     async def media_request(self, part: MediaPart) -> httpx.Request | None:
         """``getFile`` for the file's path, then the download URL (both hold the token, so
