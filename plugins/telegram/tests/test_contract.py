@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import httpx
 from omnichannel_telegram import TelegramAdapter
+from omnichannel_telegram.testing import EXAMPLE_BOT_TOKEN as BOT_TOKEN
+from omnichannel_telegram.testing import api_error as failed
+from omnichannel_telegram.testing import sent_message as sent
+from omnichannel_telegram.testing import update_request
 
 from omnichannel_sdk import Address, WebhookRequest
-from omnichannel_sdk.testing import ChannelContract, SendCase
+from omnichannel_sdk.testing import PUBLIC_URL, ChannelContract, SendCase
 
-from ._support import API, BOT_TOKEN, SAMPLES, SECRET, SETTINGS, failed, sent, update
+SAMPLES = Path(__file__).parent / "samples"
+SECRET = "contract-Secret_token-42"
+API = "https://api.telegram.org"
+SETTINGS = {"bot_token": BOT_TOKEN, "secret_token": SECRET}
+
+
+def sample(name: str) -> bytes:
+    return (SAMPLES / f"{name}.json").read_bytes()
+
+
+def update(body: dict[str, Any] | bytes, key: str = "contract", secret: str | None = SECRET) -> WebhookRequest:
+    return update_request(body, f"{PUBLIC_URL}/webhooks/{key}", secret)
 
 
 class TestTelegramContract(ChannelContract):

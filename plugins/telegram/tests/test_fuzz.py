@@ -3,17 +3,31 @@ or an UnparseablePayloadError — never another exception, never a half-built me
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omnichannel_telegram import TelegramAdapter
+from omnichannel_telegram.testing import EXAMPLE_BOT_TOKEN as BOT_TOKEN
+from omnichannel_telegram.testing import update_request
 
-from omnichannel_sdk import AdapterContext, InboundMessage, UnparseablePayloadError
-from omnichannel_sdk.testing import MemoryKV
+from omnichannel_sdk import AdapterContext, InboundMessage, UnparseablePayloadError, WebhookRequest
+from omnichannel_sdk.testing import PUBLIC_URL, MemoryKV
 
-from ._support import SAMPLES, SETTINGS, update
+SAMPLES = Path(__file__).parent / "samples"
+SECRET = "contract-Secret_token-42"
+API = "https://api.telegram.org"
+SETTINGS = {"bot_token": BOT_TOKEN, "secret_token": SECRET}
+
+
+def sample(name: str) -> bytes:
+    return (SAMPLES / f"{name}.json").read_bytes()
+
+
+def update(body: dict[str, Any] | bytes, key: str = "contract", secret: str | None = SECRET) -> WebhookRequest:
+    return update_request(body, f"{PUBLIC_URL}/webhooks/{key}", secret)
 
 _ADAPTER = TelegramAdapter(TelegramAdapter.Settings.model_validate(SETTINGS),
                            AdapterContext(key="fuzz", public_url="https://x.test", http=None,  # type: ignore[arg-type]

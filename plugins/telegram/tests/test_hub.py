@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,11 @@ import orjson
 import pytest
 import respx
 from omnichannel_telegram import _plugin
+from omnichannel_telegram.testing import EXAMPLE_BOT_TOKEN as BOT_TOKEN
+from omnichannel_telegram.testing import api_error as failed
+from omnichannel_telegram.testing import api_result as ok
+from omnichannel_telegram.testing import sent_message as sent
+from omnichannel_telegram.testing import update_request
 
 from omnichannel_sdk import (
     Action,
@@ -26,9 +32,22 @@ from omnichannel_sdk import (
     Message,
     OptedOutError,
     TextPart,
+    WebhookRequest,
 )
+from omnichannel_sdk.testing import PUBLIC_URL
 
-from ._support import API, BOT_TOKEN, SECRET, SETTINGS, failed, ok, sample, sent, update
+SAMPLES = Path(__file__).parent / "samples"
+SECRET = "contract-Secret_token-42"
+API = "https://api.telegram.org"
+SETTINGS = {"bot_token": BOT_TOKEN, "secret_token": SECRET}
+
+
+def sample(name: str) -> bytes:
+    return (SAMPLES / f"{name}.json").read_bytes()
+
+
+def update(body: dict[str, Any] | bytes, key: str = "contract", secret: str | None = SECRET) -> WebhookRequest:
+    return update_request(body, f"{PUBLIC_URL}/webhooks/{key}", secret)
 
 KEY = "tg"
 METHOD = f"{API}/bot{BOT_TOKEN}/"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import orjson
 import pytest
 from omnichannel_telegram import TelegramAdapter, parse_update
+from omnichannel_telegram.testing import EXAMPLE_BOT_TOKEN as BOT_TOKEN
+from omnichannel_telegram.testing import update_request
 from pydantic import ValidationError
 
 from omnichannel_sdk import (
@@ -17,10 +22,22 @@ from omnichannel_sdk import (
     MediaPart,
     SignatureError,
     UnparseablePayloadError,
+    WebhookRequest,
 )
-from omnichannel_sdk.testing import MemoryKV
+from omnichannel_sdk.testing import PUBLIC_URL, MemoryKV
 
-from ._support import BOT_TOKEN, SECRET, SETTINGS, sample, update
+SAMPLES = Path(__file__).parent / "samples"
+SECRET = "contract-Secret_token-42"
+API = "https://api.telegram.org"
+SETTINGS = {"bot_token": BOT_TOKEN, "secret_token": SECRET}
+
+
+def sample(name: str) -> bytes:
+    return (SAMPLES / f"{name}.json").read_bytes()
+
+
+def update(body: dict[str, Any] | bytes, key: str = "contract", secret: str | None = SECRET) -> WebhookRequest:
+    return update_request(body, f"{PUBLIC_URL}/webhooks/{key}", secret)
 
 BOT = Address(channel="telegram", handle="123456")
 

@@ -6,6 +6,8 @@ import html
 import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +23,10 @@ from omnichannel_telegram import (
     markdown_to_html,
 )
 from omnichannel_telegram._outbound import visible_length
+from omnichannel_telegram.testing import EXAMPLE_BOT_TOKEN as BOT_TOKEN
+from omnichannel_telegram.testing import api_error as failed
+from omnichannel_telegram.testing import sent_message as sent
+from omnichannel_telegram.testing import update_request
 
 from omnichannel_sdk import (
     Action,
@@ -39,10 +45,22 @@ from omnichannel_sdk import (
     TemplatePart,
     TextPart,
     UnsupportedFeatureError,
+    WebhookRequest,
 )
-from omnichannel_sdk.testing import MemoryKV
+from omnichannel_sdk.testing import PUBLIC_URL, MemoryKV
 
-from ._support import API, BOT_TOKEN, SETTINGS, failed, sent
+SAMPLES = Path(__file__).parent / "samples"
+SECRET = "contract-Secret_token-42"
+API = "https://api.telegram.org"
+SETTINGS = {"bot_token": BOT_TOKEN, "secret_token": SECRET}
+
+
+def sample(name: str) -> bytes:
+    return (SAMPLES / f"{name}.json").read_bytes()
+
+
+def update(body: dict[str, Any] | bytes, key: str = "contract", secret: str | None = SECRET) -> WebhookRequest:
+    return update_request(body, f"{PUBLIC_URL}/webhooks/{key}", secret)
 
 _ALLOWED = {"b", "i", "s", "code", "pre", "a", "blockquote"}
 
