@@ -431,3 +431,25 @@ async def test_unparseable_update_is_dead_lettered(hub: Hub, webhook_client: htt
         assert (await post(webhook_client, body)).status_code == 200
     assert len(await hub.store.list_dead_letters()) == 4
     assert await messages(hub) == []
+
+
+@pytest.mark.anyio
+async def test_edited_caption_keeps_the_downloaded_media(hub: Hub, webhook_client: httpx.AsyncClient,
+                                                         bot_api: respx.MockRouter) -> None:
+    await post(webhook_client, sample("photo"))
+
+    async def downloaded() -> MediaPart | None:
+        [message] = await messages(hub)
+        part = message.parts[0]
+        return part if isinstance(part, MediaPart) and part.blob_key else None
+
+    before = await eventually(downloaded)
+    assert before is not None
+    edit = orjson.loads(sample("photo"))
+    edit["update_id"] += 1
+    edit["edited_message"] = {**edit.pop("message"), "edit_date": 1764599999, "caption": "Box and label"}
+    await post(webhook_client, edit)
+    [message] = await messages(hub)
+    [part] = message.parts
+    assert isinstance(part, MediaPart) and part.caption == "Box and label"
+    assert part.blob_key == before.blob_key and part.sha256 == before.sha256
