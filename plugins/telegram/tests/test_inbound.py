@@ -177,3 +177,16 @@ def test_config_error_names_the_field_not_the_value() -> None:
                                              "secret_token": SECRET}}})
     assert "tg" in str(info.value) and "bot_token" in str(info.value)
     assert "oops-secret-value" not in str(info.value)
+
+
+def test_omnichannel_normalize_needs_no_secrets() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from omnichannel_sdk._cli import app
+
+    result = CliRunner().invoke(app, ["normalize", "--adapter", "telegram", str(SAMPLES / "photo.json")])
+    assert result.exit_code == 0, result.output
+    [item] = json.loads(result.output)["items"]
+    assert item["external_id"] == "111222333:503" and item["parts"][0]["url"].endswith("_large")

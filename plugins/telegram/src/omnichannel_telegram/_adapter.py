@@ -138,8 +138,10 @@ class TelegramAdapter(ChannelAdapter):
         super().__init__(settings, context)
         install_redaction()
         # the bot's id is the first half of its token: built once, parse uses it per update
-        self._own = Address(channel=self.channel,
-                            handle=self.settings.bot_token.get_secret_value().split(":")[0])
+        # (``omnichannel normalize`` builds settings without secrets: then there is none)
+        token = getattr(self.settings, "bot_token", None)
+        self._own = Address(channel=self.channel, handle=token.get_secret_value().split(":")[0]) \
+            if isinstance(token, SecretStr) else None
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -199,7 +201,7 @@ class TelegramAdapter(ChannelAdapter):
         part = EventPart(name="action", data={**action.model_dump(), "callback_data": data})
         return item.model_copy(update={"parts": [part]})
 
-    def own_address(self) -> Address:
+    def own_address(self) -> Address | None:
         """The bot itself (its id is the first half of the token)."""
         return self._own
 
