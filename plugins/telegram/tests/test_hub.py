@@ -453,3 +453,21 @@ async def test_edited_caption_keeps_the_downloaded_media(hub: Hub, webhook_clien
     [part] = message.parts
     assert isinstance(part, MediaPart) and part.caption == "Box and label"
     assert part.blob_key == before.blob_key and part.sha256 == before.sha256
+
+
+@pytest.mark.anyio
+async def test_agent_typing_signal_shows_typing(hub: Hub, webhook_client: httpx.AsyncClient,
+                                                bot_api: respx.MockRouter) -> None:
+    await post(webhook_client, sample("text"))
+    [conversation] = await hub.store.list_conversations()
+    hub.signal(KEY, conversation.id, "typing", {"from": "visitor", "on": True})  # not ours to relay
+    hub.signal(KEY, conversation.id, "typing", {"from": "agent", "on": False})
+    hub.signal(KEY, conversation.id, "typing", {"from": "agent", "on": True})
+    hub.signal(KEY, conversation.id, "typing", {"from": "agent", "on": True})  # within 4 s: once
+
+    async def shown() -> list[dict[str, Any]]:
+        return sent_calls(bot_api, "sendChatAction")
+
+    assert await eventually(shown) == [{"chat_id": CUSTOMER, "action": "typing"}]
+    await asyncio.sleep(0.2)
+    assert len(sent_calls(bot_api, "sendChatAction")) == 1

@@ -9,7 +9,11 @@ redacted (:mod:`._redact`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -25,6 +29,8 @@ from omnichannel_sdk import (
     Capabilities,
     ChannelAdapter,
     ChannelError,
+    ChannelSignal,
+    DetachedServices,
     EventPart,
     InboundMessage,
     MediaError,
@@ -58,6 +64,8 @@ _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _ACTION_TTL = 90 * 86400
 _SENT_TTL = 7 * 86400
 _OPTED_OUT = ("blocked", "kicked", "deactivated")
+_TYPING_EVERY = 4.0  # seconds: Telegram shows a chat action for about five
+log = logging.getLogger("omnichannel_telegram")
 
 
 class TelegramSettings(AdapterSettings):
@@ -142,6 +150,46 @@ class TelegramAdapter(ChannelAdapter):
         token = getattr(self.settings, "bot_token", None)
         self._own = Address(channel=self.channel, handle=token.get_secret_value().split(":")[0]) \
             if isinstance(token, SecretStr) else None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Inside a hub: pass agents' typing signals on to the customer (``sendChatAction``)."""
+        if not isinstance(self.context.services, DetachedServices):
+            self._relay: asyncio.Task[None] | None = asyncio.create_task(
+                self._relay_typing(), name=f"telegram-typing-{self.context.key}")
+
+    async def stop(self) -> None:
+        """Stop passing typing signals on."""
+        relay = getattr(self, "_relay", None)
+        if relay is not None:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+
+    async def _relay_typing(self) -> None:
+        """``hub.signal(key, conversation, "typing", {"from": "agent", "on": True})`` becomes
+        one ``sendChatAction`` per conversation every few seconds at most. On a shared bus every
+        process sees the signal, so with N gateway processes the customer's chat gets N calls."""
+        services, last = self.context.services, dict[str, float]()
+        async for event in services.events():
+            if not (isinstance(event, ChannelSignal) and event.channel_key == self.context.key
+                    and event.name == "typing" and event.data.get("from") == "agent"
+                    and event.data.get("on", True)):
+                continue
+            now = time.monotonic()
+            if now - last.get(event.conversation_id, -_TYPING_EVERY) < _TYPING_EVERY:
+                continue
+            last[event.conversation_id] = now
+            try:
+                conversation = await services.store.get_conversation(event.conversation_id)
+                own = self.own_address()
+                customer = next((a for a in conversation.participants if a != own), None) \
+                    if conversation else None
+                if customer is not None:
+                    await self.chat_action(customer)
+            except Exception as exc:  # noqa: BLE001 - one failed indicator must not stop the relay
+                log.info("%s: typing not shown in %s: %s", self.context.key, event.conversation_id, exc)
 
     # -- inbound ---------------------------------------------------------------------------
 
