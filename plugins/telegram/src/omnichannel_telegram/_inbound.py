@@ -91,8 +91,9 @@ def _media(message: dict[str, Any]) -> MediaPart | None:
         sizes = [p for p in photos if isinstance(p, dict) and _str(p.get("file_id"))]
         if not sizes:
             raise _Bad("photo has no file_id")
-        best = max(sizes, key=lambda p: (_num(p.get("file_size")) or 0,
-                                         (_num(p.get("width")) or 0) * (_num(p.get("height")) or 0)))
+        # the largest by pixels, then bytes (the order of the list is not relied on)
+        best = max(sizes, key=lambda p: ((_num(p.get("width")) or 0) * (_num(p.get("height")) or 0),
+                                         _num(p.get("file_size")) or 0))
         return MediaPart(kind="image", url=FILE_SCHEME + best["file_id"], content_type="image/jpeg",
                          size=_num(best.get("file_size")), caption=caption)
     for key, kind in _MEDIA:
