@@ -23,6 +23,7 @@ from pydantic import SecretStr, field_validator
 
 from omnichannel_sdk import (
     Action,
+    AdapterContext,
     AdapterSettings,
     Address,
     AuthenticationError,
@@ -142,7 +143,7 @@ class TelegramAdapter(ChannelAdapter):
 
     settings: TelegramSettings
 
-    def __init__(self, settings: AdapterSettings, context: Any) -> None:
+    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
         super().__init__(settings, context)
         install_redaction()
         # the bot's id is the first half of its token: built once, parse uses it per update
