@@ -61,7 +61,8 @@ def test_text_message() -> None:
     assert item.external_id == "111222333:501"
     assert item.sender == Address(channel="telegram", handle="111222333", display_name="Ana Lima")
     assert item.recipients == [BOT]
-    assert item.metadata == {"chat_type": "private", "update_id": 804001001, "message_id": 501}
+    assert item.metadata == {"chat_type": "private", "update_id": 804001001, "message_id": 501,
+                             "entities": [{"offset": 15, "length": 5, "type": "hashtag"}]}
     assert item.profile == {"locale": "pt-br"}
     assert item.created_at is not None and item.created_at.timestamp() == 1764590901
 

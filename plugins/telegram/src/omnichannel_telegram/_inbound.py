@@ -144,6 +144,9 @@ def _message(update: dict[str, Any], message: dict[str, Any], *, channel: str, o
     meta.update(update_id=update["update_id"], message_id=message_id)
     if edited:
         meta.update(edited=True, edit_date=_num(message.get("edit_date")))
+    entities = message.get("entities") or message.get("caption_entities")
+    if isinstance(entities, list) and entities:  # links, mentions, commands (UTF-16 offsets)
+        meta["entities"] = [e for e in entities[:100] if isinstance(e, dict)]
     sender = message.get("from")
     who: dict[str, Any] = sender if isinstance(sender, dict) else {}
     profile = {"locale": who["language_code"]} if meta["chat_type"] == "private" and _str(
