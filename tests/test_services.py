@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import pytest
 
 from omnichannel_sdk import (
@@ -11,8 +15,13 @@ from omnichannel_sdk import (
     DetachedServices,
     Hub,
     InboundMessage,
+    ProviderError,
+    RejectedError,
     StoreReader,
     TextPart,
+    WebhookRequest,
+    hookimpl,
+    request_to_data,
 )
 from omnichannel_sdk.testing import FakeAdapter
 
@@ -61,3 +70,104 @@ async def test_an_adapter_outside_a_hub_is_detached() -> None:
         context = AdapterContext(key="k", public_url="http://x", http=http, kv=MemoryKV())
         adapter = FakeAdapter(FakeAdapter.Settings(secret="s"), context)
         assert not adapter.context.services.running
+
+
+class _JobAdapter(FakeAdapter):
+    """A fake adapter whose deferred jobs fail as told, to see them retried and dead-lettered."""
+
+    name = "fake-jobs"
+    runs: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+    failures: ClassVar[list[Exception]] = []
+
+    async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
+        type(self).runs.append((task, dict(data)))
+        if type(self).failures:
+            raise type(self).failures.pop(0)
+
+
+class _JobPlugin:
+    @hookimpl
+    def omni_register_adapters(self, register: Any) -> None:
+        register(_JobAdapter)
+
+
+async def _settled(hub: Hub, *, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await hub.store.pending_jobs():
+        assert asyncio.get_running_loop().time() < deadline, "jobs did not settle"
+        await asyncio.sleep(0.02)
+
+
+def _job_hub(omni_config: dict[str, Any]) -> Hub:
+    omni_config["channels"] = {"jobs": {"adapter": "fake-jobs", "secret": "s"}}
+    return Hub.from_config(omni_config, plugins=[_JobPlugin()], entry_points=False)
+
+
+async def test_deferred_jobs_run_retry_and_dead_letter(omni_config: dict[str, Any]) -> None:
+    _JobAdapter.runs.clear()
+    _JobAdapter.failures[:] = [ProviderError("vendor down", retryable=True)]
+    async with _job_hub(omni_config) as hub:
+        services = hub.adapter("jobs").context.services
+        await services.defer("lookup", {"sid": "CA1"})
+        await _settled(hub)
+        # a retryable error is retried with the same data
+        assert _JobAdapter.runs == [("lookup", {"sid": "CA1"}), ("lookup", {"sid": "CA1"})]
+        assert await hub.store.list_dead_letters() == []
+
+        request = WebhookRequest("POST", "http://x/webhooks/jobs", {"a": "b"}, b"\x00body")
+        _JobAdapter.failures[:] = [RejectedError("gone for good")]
+        await services.defer("lookup", {"request": request_to_data(request)})
+        await _settled(hub)
+        letters = await hub.store.list_dead_letters()
+        assert len(letters) == 1 and "RejectedError: gone for good" in letters[0].error
+        # the request a job carried is kept, so a replay parses it again
+        raw = await hub.store.get_raw(letters[0].raw_id or "")
+        assert raw is not None and raw.body == b"\x00body"
+
+        _JobAdapter.failures[:] = [RuntimeError("bug")] * 5  # more than max_attempts (3)
+        await services.defer("other", {})
+        await _settled(hub)
+        letters = await hub.store.list_dead_letters()
+        assert len(letters) == 2 and any("RuntimeError: bug" in d.error for d in letters)
+
+
+async def test_a_deferred_job_survives_the_process(omni_config: dict[str, Any]) -> None:
+    """A job stored by one hub that closed before running it runs in the next hub."""
+    _JobAdapter.runs.clear()
+    _JobAdapter.failures.clear()
+    hub = _job_hub(omni_config)
+    async with hub:
+        await hub.delivery.stop()  # this process will never run it (as if it died)
+        await hub.adapter("jobs").context.services.defer("late", {"n": 1}, delay=0)
+    assert _JobAdapter.runs == []
+    async with _job_hub(omni_config) as again:
+        await _settled(again)
+    assert _JobAdapter.runs == [("late", {"n": 1})]
+
+
+async def test_defer_refuses_what_is_not_json(hub: Hub) -> None:
+    services = hub.adapter("fake").context.services
+    with pytest.raises(ConfigurationError, match="not JSON"):
+        await services.defer("x", {"when": object()})
+    with pytest.raises(ConfigurationError, match="running hub"):
+        await DetachedServices("k").defer("x", {})
+
+
+async def test_services_run_while_adapters_start(omni_config: dict[str, Any]) -> None:
+    seen: list[bool] = []
+
+    class Starting(_JobAdapter):
+        async def start(self) -> None:
+            seen.append(self.context.services.running)
+
+    class Plugin:
+        @hookimpl
+        def omni_register_adapters(self, register: Any) -> None:
+            register(Starting)
+
+    omni_config["channels"] = {"jobs": {"adapter": "fake-jobs", "secret": "s"}}
+    hub = Hub.from_config(omni_config, plugins=[Plugin()], entry_points=False)
+    async with hub:
+        assert hub.adapter("jobs").context.services.running
+    assert seen == [True]
+    assert not hub.adapter("jobs").context.services.running

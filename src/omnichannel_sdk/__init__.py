@@ -54,6 +54,7 @@ from ._events import (
     StatusChanged,
 )
 from ._hub import Hub, ReplayReport
+from ._jobs import request_from_data, request_to_data
 from ._mapping import JsonMappingAdapter
 from ._models import (
     Action,
@@ -167,5 +168,7 @@ __all__ = [
     "normalize_phone",
     "parse_retry_after",
     "render_parts",
+    "request_from_data",
+    "request_to_data",
     "split_text",
 ]

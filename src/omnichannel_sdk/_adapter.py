@@ -353,6 +353,14 @@ class ChannelAdapter:
         """An ASGI app the gateway mounts at ``/channels/{key}/`` (web chat), or ``None``."""
         return None
 
+    async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
+        """Carry out a durable job this adapter deferred with ``context.services.defer(task,
+        data)``. Raise a retryable :class:`~omnichannel_sdk.ChannelError` to be retried later;
+        any other error ends in a dead letter. Jobs run at least once: be idempotent.
+
+        Default: refuse (an adapter that defers jobs overrides this)."""
+        raise UnsupportedFeatureError(f"{self.name} has no job {task!r}")
+
     async def start(self) -> None:
         """Called when the hub opens (start listeners, pollers)."""
 

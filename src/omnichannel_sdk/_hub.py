@@ -114,6 +114,7 @@ class Hub:
         self._hook_tasks: set[asyncio.Future[Any]] = set()
         self._unobserved: set[str] = set()
         self._open = False
+        self._starting = False
 
     # -- construction -------------------------------------------------------------------------
 
@@ -158,9 +159,13 @@ class Hub:
         await self.bus.open()
         self._outgoing = asyncio.Queue()
         self._workers = [asyncio.create_task(self._pump_events(), name="omnichannel-events")]
-        for adapter in self.adapters.values():
-            await adapter.start()
-        await self.delivery.start()
+        self._starting = True  # adapters' services are running from their start() on
+        try:
+            for adapter in self.adapters.values():
+                await adapter.start()
+            await self.delivery.start()
+        finally:
+            self._starting = False
         self.transcribers = []
         self.pm.hook.omni_register_transcribers(register=self.transcribers.append)
         self._open = True

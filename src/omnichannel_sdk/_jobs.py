@@ -1,0 +1,101 @@
+"""Durable follow-up jobs of adapters (``services.defer``), kept in the store's jobs table.
+
+A sans-IO ``parse`` that needs more than the request (a call's numbers from the vendor API, a
+transcript to fetch, a certificate) returns what it can and *defers* the rest: a row of kind
+``adapter`` in the jobs table, which the outbox's job runner leases like a send. The row
+survives a crash (its lease runs out and another process takes it), a retryable
+:class:`~omnichannel_sdk.ChannelError` or a crash of the adapter's code is retried with
+backoff, and the last failure is dead-lettered. The job's ``data`` is JSON; a request an
+adapter must be able to dead-letter later travels as :func:`request_to_data`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ChannelError, ConfigurationError, UnsupportedFeatureError
+from ._ids import new_id
+from ._models import DeadLetter, utcnow
+from ._store import Job
+from ._webhook import WebhookRequest
+
+if TYPE_CHECKING:
+    from ._delivery import Delivery
+    from ._hub import Hub
+
+__all__ = ["ADAPTER_JOB", "defer_job", "request_from_data", "request_to_data", "run_adapter_job"]
+
+ADAPTER_JOB = "adapter"
+"""The ``kind`` of adapters' jobs in the jobs table."""
+
+
+def request_to_data(request: WebhookRequest) -> dict[str, Any]:
+    """A webhook request as JSON-serialisable data (the body base64), for a job's ``data``."""
+    return {"method": request.method, "url": request.url, "headers": dict(request.headers),
+            "body": base64.b64encode(request.body).decode("ascii")}
+
+
+def request_from_data(data: Mapping[str, Any]) -> WebhookRequest:
+    """The request :func:`request_to_data` wrote."""
+    return WebhookRequest(str(data["method"]), str(data["url"]), dict(data.get("headers") or {}),
+                          base64.b64decode(str(data.get("body") or "")))
+
+
+async def defer_job(hub: Hub, channel_key: str, task: str, data: Mapping[str, Any], *,
+                    delay: float = 0.0) -> str:
+    """Store a job that calls ``run_job(task, data)`` on the channel's adapter; its id."""
+    if not task:
+        raise ConfigurationError("a deferred job needs a task name", channel_key=channel_key)
+    try:
+        payload = json.loads(json.dumps({"task": task, "data": dict(data)}))
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"job data of {task!r} is not JSON: {exc}",
+                                 channel_key=channel_key) from None
+    job = Job(id=new_id("job"), kind=ADAPTER_JOB, channel_key=channel_key, message_id=None,
+              payload=payload)
+    await hub.store.enqueue_job(job, delay=max(0.0, delay))
+    hub.delivery.poke()
+    return job.id
+
+
+async def run_adapter_job(delivery: Delivery, job: Job) -> None:
+    """Run one adapter job: finish it, retry it, or dead-letter it.
+
+    A retryable :class:`~omnichannel_sdk.ChannelError` and any unexpected exception (a bug in
+    the adapter) are retried with backoff until the outbox's ``max_attempts``; a non-retryable
+    error, or the last try, dead-letters the job. When its data carries the webhook request
+    (``data["request"]``, written by :func:`request_to_data`) the dead letter keeps that request,
+    so ``omnichannel replay`` parses it again.
+    """
+    from ._delivery import backoff_delay
+
+    hub, store, settings = delivery.hub, delivery.hub.store, delivery.settings
+    task = str(job.payload.get("task") or "")
+    data = dict(job.payload.get("data") or {})
+    adapter = hub.adapters.get(job.channel_key)
+    try:
+        if adapter is None:
+            raise UnsupportedFeatureError(f"channel {job.channel_key!r} is no longer configured")
+        await adapter.run_job(task, data)
+    except Exception as exc:  # noqa: BLE001 - every failure is retried or dead-lettered
+        retryable = exc.retryable if isinstance(exc, ChannelError) else not isinstance(
+            exc, UnsupportedFeatureError)
+        error = f"job {task}: {type(exc).__name__}: {exc}"
+        if retryable and job.attempts + 1 < settings.max_attempts:
+            await store.retry_job(job.id, backoff_delay(
+                job.attempts, settings.base_delay, settings.max_delay,
+                getattr(exc, "retry_after", None)), error)
+            return
+        if adapter is not None and isinstance(data.get("request"), Mapping):
+            await hub.dead_letter(job.channel_key, request_from_data(data["request"]), error)
+            await store.finish_job(job.id)
+            return
+        letter = DeadLetter(id=new_id("dl"), kind="inbound", channel_key=job.channel_key,
+                            adapter=adapter.name if adapter else "unknown", error=error,
+                            created_at=utcnow())
+        await store.fail_job(job, letter, None)
+        return
+    await store.finish_job(job.id)
