@@ -13,17 +13,18 @@ from omnichannel_sdk import (
     Address,
     ConfigurationError,
     DetachedServices,
+    FollowUp,
     Hub,
     InboundMessage,
+    ParseResult,
     ProviderError,
     RejectedError,
     StoreReader,
     TextPart,
     WebhookRequest,
     hookimpl,
-    request_to_data,
 )
-from omnichannel_sdk.testing import FakeAdapter
+from omnichannel_sdk.testing import FakeAdapter, fake_signature
 
 pytestmark = pytest.mark.anyio
 
@@ -79,6 +80,14 @@ class _JobAdapter(FakeAdapter):
     runs: ClassVar[list[tuple[str, dict[str, Any]]]] = []
     failures: ClassVar[list[Exception]] = []
 
+    def parse(self, request: WebhookRequest) -> ParseResult:
+        """The fake's parse, plus a follow-up job for a body that asks for one."""
+        result = super().parse(request)
+        body = request.json()
+        if isinstance(body, dict) and body.get("follow_up"):
+            result.jobs.append(FollowUp(str(body["follow_up"]), {"from": "parse"}))
+        return result
+
     async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
         type(self).runs.append((task, dict(data)))
         if type(self).failures:
@@ -114,21 +123,29 @@ async def test_deferred_jobs_run_retry_and_dead_letter(omni_config: dict[str, An
         assert _JobAdapter.runs == [("lookup", {"sid": "CA1"}), ("lookup", {"sid": "CA1"})]
         assert await hub.store.list_dead_letters() == []
 
-        request = WebhookRequest("POST", "http://x/webhooks/jobs", {"a": "b"}, b"\x00body")
+        # a parse's follow-up is stored with the request; when it fails for good, the dead
+        # letter keeps that request, so a replay parses it (and defers the job) again
+        body = b'{"events": [], "follow_up": "fetch"}'
+        request = WebhookRequest("POST", hub.request_url("jobs"), {
+            "x-fake-signature": fake_signature("s", body), "content-type": "application/json"}, body)
         _JobAdapter.failures[:] = [RejectedError("gone for good")]
-        await services.defer("lookup", {"request": request_to_data(request)})
+        await hub.handle_webhook("jobs", request)
         await _settled(hub)
+        assert _JobAdapter.runs[-1] == ("fetch", {"from": "parse"})
         letters = await hub.store.list_dead_letters()
         assert len(letters) == 1 and "RejectedError: gone for good" in letters[0].error
-        # the request a job carried is kept, so a replay parses it again
         raw = await hub.store.get_raw(letters[0].raw_id or "")
-        assert raw is not None and raw.body == b"\x00body"
+        assert raw is not None and raw.body == body
+        report = await hub.replay()
+        await _settled(hub)
+        assert len(report.replayed) == 1 and _JobAdapter.runs[-1] == ("fetch", {"from": "parse"})
 
         _JobAdapter.failures[:] = [RuntimeError("bug")] * 5  # more than max_attempts (3)
         await services.defer("other", {})
         await _settled(hub)
         letters = await hub.store.list_dead_letters()
-        assert len(letters) == 2 and any("RuntimeError: bug" in d.error for d in letters)
+        # the replayed letter is no longer listed; the crash on every try is
+        assert len(letters) == 1 and "RuntimeError: bug" in letters[0].error
 
 
 async def test_a_deferred_job_survives_the_process(omni_config: dict[str, Any]) -> None:

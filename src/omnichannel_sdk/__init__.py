@@ -9,6 +9,7 @@ from ._adapter import (
     AdapterContext,
     AdapterSettings,
     ChannelAdapter,
+    FollowUp,
     InboundMessage,
     KeyValueStore,
     ParseFailure,
@@ -54,7 +55,6 @@ from ._events import (
     StatusChanged,
 )
 from ._hub import Hub, ReplayReport
-from ._jobs import request_from_data, request_to_data
 from ._mapping import JsonMappingAdapter
 from ._models import (
     Action,
@@ -112,6 +112,7 @@ __all__ = [
     "EventBus",
     "EventPart",
     "FileBlobStore",
+    "FollowUp",
     "Hub",
     "HubSettings",
     "InboundMessage",
@@ -168,7 +169,5 @@ __all__ = [
     "normalize_phone",
     "parse_retry_after",
     "render_parts",
-    "request_from_data",
-    "request_to_data",
     "split_text",
 ]

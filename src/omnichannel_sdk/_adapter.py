@@ -40,6 +40,7 @@ __all__ = [
     "AdapterContext",
     "AdapterSettings",
     "ChannelAdapter",
+    "FollowUp",
     "InboundMessage",
     "KeyValueStore",
     "ParseFailure",
@@ -188,6 +189,19 @@ class ParseFailure:
 
 
 @dataclass
+class FollowUp:
+    """Durable work a ``parse`` leaves for later: the hub stores it with the request, before the
+    vendor is answered, and calls :meth:`ChannelAdapter.run_job` with ``task`` and ``data``."""
+
+    task: str
+    """Which job (the adapter's own name for it)."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """What the job needs (JSON)."""
+    delay: float = 0.0
+    """Seconds before it first runs."""
+
+
+@dataclass
 class ParseResult:
     """What :meth:`ChannelAdapter.parse` found in one request."""
 
@@ -197,6 +211,10 @@ class ParseResult:
     """Items of a batch that failed; the others are still processed."""
     response: WebhookResponse | None = None
     """A specific answer for the vendor; ``None`` uses :meth:`ChannelAdapter.acknowledge`."""
+    jobs: list[FollowUp] = field(default_factory=list)
+    """Durable follow-up work (a lookup, a fetch): stored before the vendor is answered, run by
+    the hub's job runner, retried, and dead-lettered with this request when it finally fails.
+    Outside a hub (``omnichannel normalize``) they are not run."""
 
 
 @dataclass
@@ -354,9 +372,10 @@ class ChannelAdapter:
         return None
 
     async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
-        """Carry out a durable job this adapter deferred with ``context.services.defer(task,
-        data)``. Raise a retryable :class:`~omnichannel_sdk.ChannelError` to be retried later;
-        any other error ends in a dead letter. Jobs run at least once: be idempotent.
+        """Carry out a durable job this adapter left: a :class:`FollowUp` of a ``parse``, or
+        ``context.services.defer(task, data)``. Raise a retryable
+        :class:`~omnichannel_sdk.ChannelError` to be retried later; any other error ends in a
+        dead letter. Jobs run at least once: be idempotent.
 
         Default: refuse (an adapter that defers jobs overrides this)."""
         raise UnsupportedFeatureError(f"{self.name} has no job {task!r}")

@@ -40,6 +40,7 @@ from ._events import (
 )
 from ._http import make_http_client
 from ._ids import new_id
+from ._jobs import defer_job
 from ._models import (
     Address,
     Author,
@@ -401,6 +402,9 @@ class Hub:
                                 error=failure.error, created_at=received_at,
                                 raw_id=raw.id if raw else None)
             await self.store.add_dead_letter(letter, None, failure.fragment)
+        for follow_up in result.jobs:  # stored before the vendor is answered: durable
+            await defer_job(self, key, follow_up.task, follow_up.data, delay=follow_up.delay,
+                            raw_id=raw.id if raw else None)
         stored = self._announce(outcomes)
         for update in statuses:
             await self._apply_status(key, update)

@@ -1,17 +1,19 @@
-"""Durable follow-up jobs of adapters (``services.defer``), kept in the store's jobs table.
+"""Durable follow-up jobs of adapters, kept in the store's jobs table.
 
 A sans-IO ``parse`` that needs more than the request (a call's numbers from the vendor API, a
-transcript to fetch, a certificate) returns what it can and *defers* the rest: a row of kind
-``adapter`` in the jobs table, which the outbox's job runner leases like a send. The row
-survives a crash (its lease runs out and another process takes it), a retryable
-:class:`~omnichannel_sdk.ChannelError` or a crash of the adapter's code is retried with
-backoff, and the last failure is dead-lettered. The job's ``data`` is JSON; a request an
-adapter must be able to dead-letter later travels as :func:`request_to_data`.
+transcript to fetch, a subscription to confirm) returns what it can plus a
+:class:`~omnichannel_sdk.FollowUp` in ``ParseResult.jobs``; the hub stores the job before it
+answers the vendor, so a crash before that makes the vendor deliver again. Work found later
+(outside ``parse``) is deferred with ``context.services.defer``. Either way the job is a row of
+kind ``adapter`` that the outbox's job runner leases like a send: it survives a crash (its lease
+runs out and another process takes it), a retryable :class:`~omnichannel_sdk.ChannelError` or a
+crash of the adapter's code is retried with backoff, and the last failure is dead-lettered —
+with the webhook's raw payload when the job came from one, so ``omnichannel replay`` parses it
+again.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,37 +22,26 @@ from ._errors import ChannelError, ConfigurationError, UnsupportedFeatureError
 from ._ids import new_id
 from ._models import DeadLetter, utcnow
 from ._store import Job
-from ._webhook import WebhookRequest
 
 if TYPE_CHECKING:
     from ._delivery import Delivery
     from ._hub import Hub
 
-__all__ = ["ADAPTER_JOB", "defer_job", "request_from_data", "request_to_data", "run_adapter_job"]
+__all__ = ["ADAPTER_JOB", "defer_job", "run_adapter_job"]
 
 ADAPTER_JOB = "adapter"
 """The ``kind`` of adapters' jobs in the jobs table."""
 
 
-def request_to_data(request: WebhookRequest) -> dict[str, Any]:
-    """A webhook request as JSON-serialisable data (the body base64), for a job's ``data``."""
-    return {"method": request.method, "url": request.url, "headers": dict(request.headers),
-            "body": base64.b64encode(request.body).decode("ascii")}
-
-
-def request_from_data(data: Mapping[str, Any]) -> WebhookRequest:
-    """The request :func:`request_to_data` wrote."""
-    return WebhookRequest(str(data["method"]), str(data["url"]), dict(data.get("headers") or {}),
-                          base64.b64decode(str(data.get("body") or "")))
-
-
 async def defer_job(hub: Hub, channel_key: str, task: str, data: Mapping[str, Any], *,
-                    delay: float = 0.0) -> str:
-    """Store a job that calls ``run_job(task, data)`` on the channel's adapter; its id."""
+                    delay: float = 0.0, raw_id: str | None = None) -> str:
+    """Store a job that calls ``run_job(task, data)`` on the channel's adapter; its id.
+
+    ``raw_id`` names the stored webhook payload the job completes (kept with its dead letter)."""
     if not task:
         raise ConfigurationError("a deferred job needs a task name", channel_key=channel_key)
     try:
-        payload = json.loads(json.dumps({"task": task, "data": dict(data)}))
+        payload = json.loads(json.dumps({"task": task, "data": dict(data), "raw_id": raw_id}))
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"job data of {task!r} is not JSON: {exc}",
                                  channel_key=channel_key) from None
@@ -66,9 +57,7 @@ async def run_adapter_job(delivery: Delivery, job: Job) -> None:
 
     A retryable :class:`~omnichannel_sdk.ChannelError` and any unexpected exception (a bug in
     the adapter) are retried with backoff until the outbox's ``max_attempts``; a non-retryable
-    error, or the last try, dead-letters the job. When its data carries the webhook request
-    (``data["request"]``, written by :func:`request_to_data`) the dead letter keeps that request,
-    so ``omnichannel replay`` parses it again.
+    error, or the last try, dead-letters the job, linked to the raw payload it came from.
     """
     from ._delivery import backoff_delay
 
@@ -89,13 +78,10 @@ async def run_adapter_job(delivery: Delivery, job: Job) -> None:
                 job.attempts, settings.base_delay, settings.max_delay,
                 getattr(exc, "retry_after", None)), error)
             return
-        if adapter is not None and isinstance(data.get("request"), Mapping):
-            await hub.dead_letter(job.channel_key, request_from_data(data["request"]), error)
-            await store.finish_job(job.id)
-            return
+        raw_id = job.payload.get("raw_id")
         letter = DeadLetter(id=new_id("dl"), kind="inbound", channel_key=job.channel_key,
                             adapter=adapter.name if adapter else "unknown", error=error,
-                            created_at=utcnow())
+                            created_at=utcnow(), raw_id=raw_id if isinstance(raw_id, str) else None)
         await store.fail_job(job, letter, None)
         return
     await store.finish_job(job.id)
