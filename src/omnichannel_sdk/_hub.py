@@ -108,8 +108,6 @@ class Hub:
                                      services=HubServices(self, key), extras={"hub": self})
             self.adapters[key] = config.adapter(config.settings, context)
         self.delivery = Delivery(self, self.settings.delivery)
-        self.transcribers: list[Any] = []
-        """Speech-to-text engines registered through ``omni_register_transcribers``."""
         self._outgoing: asyncio.Queue[Event] | None = None
         self._workers: list[asyncio.Task[Any]] = []
         self._hook_tasks: set[asyncio.Future[Any]] = set()
@@ -167,8 +165,6 @@ class Hub:
             await self.delivery.start()
         finally:
             self._starting = False
-        self.transcribers = []
-        self.pm.hook.omni_register_transcribers(register=self.transcribers.append)
         self._open = True
         await self._call_observers(self.pm.hook.omni_hub_started, hub=self)
 
@@ -665,8 +661,16 @@ class Hub:
     def _render(self, adapter: ChannelAdapter, parts: Sequence[Part]) -> Rendered:
         custom = self.pm.hook.omni_outbound_render(
             adapter=adapter, parts=list(parts), capabilities=adapter.capabilities)
+        if isinstance(custom, Rendered):
+            return custom
         if custom is not None:
-            return Rendered(list(custom))
+            # keep what the default renderer records about the same input (the numbered
+            # actions), so a customer's "2" still maps back to the action
+            try:
+                metadata = render_parts(parts, adapter.capabilities, adapter=adapter.name).metadata
+            except UnsupportedFeatureError:  # the custom renderer carried what ours cannot
+                metadata = {}
+            return Rendered(list(custom), metadata)
         return render_parts(parts, adapter.capabilities, adapter=adapter.name)
 
     async def close_conversation(self, conversation_id: str) -> Conversation:

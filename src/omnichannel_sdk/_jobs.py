@@ -18,7 +18,13 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ChannelError, ConfigurationError, UnsupportedFeatureError
+from ._errors import (
+    ChannelError,
+    ConfigurationError,
+    OmnichannelError,
+    RetryLaterError,
+    UnsupportedFeatureError,
+)
 from ._ids import new_id
 from ._models import DeadLetter, utcnow
 from ._store import Job
@@ -52,11 +58,23 @@ async def defer_job(hub: Hub, channel_key: str, task: str, data: Mapping[str, An
     return job.id
 
 
+def _retryable(exc: Exception) -> bool:
+    """A channel error says itself; "later" is retried; our other errors say the job cannot
+    succeed (a payload not understood, an opted-out contact); anything else is a crash, which
+    may be passing (a database hiccup)."""
+    if isinstance(exc, ChannelError):
+        return exc.retryable
+    if isinstance(exc, RetryLaterError):
+        return True
+    return not isinstance(exc, OmnichannelError)
+
+
 async def run_adapter_job(delivery: Delivery, job: Job) -> None:
     """Run one adapter job: finish it, retry it, or dead-letter it.
 
-    A retryable :class:`~omnichannel_sdk.ChannelError` and any unexpected exception (a bug in
-    the adapter) are retried with backoff until the outbox's ``max_attempts``; a non-retryable
+    A retryable :class:`~omnichannel_sdk.ChannelError`, a
+    :class:`~omnichannel_sdk.RetryLaterError` and any exception outside our tree (a bug, a
+    passing outage) are retried with backoff until the outbox's ``max_attempts``; a non-retryable
     error, or the last try, dead-letters the job, linked to the raw payload it came from.
     """
     from ._delivery import backoff_delay
@@ -70,8 +88,7 @@ async def run_adapter_job(delivery: Delivery, job: Job) -> None:
             raise UnsupportedFeatureError(f"channel {job.channel_key!r} is no longer configured")
         await adapter.run_job(task, data)
     except Exception as exc:  # noqa: BLE001 - every failure is retried or dead-lettered
-        retryable = exc.retryable if isinstance(exc, ChannelError) else not isinstance(
-            exc, UnsupportedFeatureError)
+        retryable = _retryable(exc)
         error = f"job {task}: {type(exc).__name__}: {exc}"
         if retryable and job.attempts + 1 < settings.max_attempts:
             await store.retry_job(job.id, backoff_delay(

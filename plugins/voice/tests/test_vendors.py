@@ -7,6 +7,7 @@ import base64
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,16 @@ class TestAssemblyAIContract(ChannelContract):
     def tamper(self, request: WebhookRequest) -> WebhookRequest:
         return aai(request.body, request.url, secret=AAI_SECRET + "x")
 
+    @pytest.fixture
+    def vendor(self) -> Iterator[respx.MockRouter]:
+        """The webhook sample makes the hub fetch its transcript (a durable job): AssemblyAI
+        answers it with the recorded transcript."""
+        with respx.mock(assert_all_called=False) as router:
+            router.get(url__startswith="https://api.assemblyai.com/v2/transcript/").mock(
+                return_value=httpx.Response(200, content=(SAMPLES / "assemblyai_transcript.json")
+                                            .read_bytes(), headers={"content-type": "application/json"}))
+            yield router
+
     def malformed_request(self) -> WebhookRequest:
         return aai(b'["not", "an", "object"]', url())
 
@@ -245,8 +256,9 @@ async def test_vendor_result_attaches_to_named_message(vendor_config: dict) -> N
             blob = await hub.blobs.put(b"RIFFaudio")
             parts = [stored.parts[0].model_copy(update={"blob_key": blob.key})]
             await hub.store.update_message(stored.model_copy(update={"parts": parts}))
-            hub.transcribers.insert(0, VendorTranscriber("dg"))
             from omnichannel_voice._transcriber import service_for
+
+            service_for(hub).transcribers.insert(0, VendorTranscriber("dg"))
 
             fresh = await hub.store.get_message(stored.id)
             await service_for(hub).consider(fresh)
