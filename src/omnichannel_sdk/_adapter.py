@@ -8,6 +8,7 @@ and goes through the one ``httpx.AsyncClient`` the hub injects in :class:`Adapte
 
 from __future__ import annotations
 
+import abc
 import email.utils
 import hmac
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -229,11 +230,13 @@ class SendResult:
     """Vendor extras to merge into the message metadata."""
 
 
-class ChannelAdapter:
+class ChannelAdapter(abc.ABC):
     """Base class of channel adapters. Subclass, set the class attributes, override methods.
 
     Required class attributes: ``name`` (unique, e.g. ``"twilio-sms"``), ``channel`` (kind),
     ``capabilities`` and a nested ``Settings`` (subclass of :class:`AdapterSettings`).
+    :meth:`verify` and :meth:`parse` are abstract: registering an adapter that lacks either is
+    a :class:`~omnichannel_sdk.PluginError` naming it.
     """
 
     name: ClassVar[str]
@@ -260,12 +263,13 @@ class ChannelAdapter:
 
     # -- inbound (sans-IO) ----------------------------------------------------------------
 
+    @abc.abstractmethod
     def verify(self, request: WebhookRequest) -> None:
         """Check the request's signature; raise :class:`SignatureError` when it fails.
 
-        The default refuses everything: an adapter must say how its vendor signs.
+        Every adapter says how its vendor signs; one that takes no webhooks at all (mail from
+        its own listener) refuses every request here.
         """
-        raise SignatureError("adapter does not verify webhooks", adapter=self.name)
 
     def handshake(self, request: WebhookRequest) -> WebhookResponse | None:
         """Answer a vendor's GET handshake (Messenger ``hub.challenge``, WeChat ``echostr``).
@@ -275,13 +279,13 @@ class ChannelAdapter:
         """
         return None
 
+    @abc.abstractmethod
     def parse(self, request: WebhookRequest) -> ParseResult:
         """Turn a verified request into messages and receipts.
 
         Raise :class:`~omnichannel_sdk.UnparseablePayloadError` when nothing in it can be
         understood (the payload is dead-lettered), or return per-item ``failures``.
         """
-        raise NotImplementedError(f"{type(self).__name__} must implement parse()")
 
     def acknowledge(self, request: WebhookRequest, result: ParseResult | None) -> WebhookResponse:
         """The answer the vendor expects once the request is stored (default: empty 200)."""
