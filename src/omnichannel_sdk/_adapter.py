@@ -26,7 +26,6 @@ from ._errors import (
     ProviderError,
     RateLimitedError,
     RejectedError,
-    SignatureError,
     TransportError,
     UnsupportedFeatureError,
 )
@@ -365,6 +364,7 @@ class ChannelAdapter(abc.ABC):
         an error document, like WeChat's ``media/get``): raise a
         :class:`~omnichannel_sdk.ChannelError` (retryable ones are retried). The response is
         streamed; ``await response.aread()`` to look at a small body. Default: accept."""
+        return None  # optional: most adapters have nothing to check, start or stop
 
     def customer_address(self, handle: str) -> Address:
         """A customer's :class:`Address` from a handle as a person typed it (used by
@@ -386,9 +386,11 @@ class ChannelAdapter(abc.ABC):
 
     async def start(self) -> None:
         """Called when the hub opens (start listeners, pollers)."""
+        return None
 
     async def stop(self) -> None:
         """Called when the hub closes."""
+        return None
 
     # -- helpers for subclasses ------------------------------------------------------------
 
