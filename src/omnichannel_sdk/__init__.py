@@ -78,6 +78,7 @@ from ._models import (
 )
 from ._render import Rendered, render_parts, split_text
 from ._services import AdapterServices, DetachedServices, StoreReader
+from ._signing import hmac_digest, hmac_matches, twilio_signature
 from ._store import Store
 from ._webhook import WebhookRequest, WebhookResponse, alternate_port_url
 from .hookspecs import hookimpl, hookspec
@@ -163,6 +164,8 @@ __all__ = [
     "__version__",
     "alternate_port_url",
     "constant_time_equals",
+    "hmac_digest",
+    "hmac_matches",
     "hookimpl",
     "hookspec",
     "normalize_email",
@@ -170,4 +173,5 @@ __all__ = [
     "parse_retry_after",
     "render_parts",
     "split_text",
+    "twilio_signature",
 ]

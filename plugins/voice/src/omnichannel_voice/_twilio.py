@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -64,6 +62,7 @@ from omnichannel_sdk import (
     alternate_port_url,
     constant_time_equals,
     normalize_phone,
+    twilio_signature,
 )
 
 from ._attach import attach_transcript
@@ -84,13 +83,6 @@ _ATTACH = "attach-transcription"
 _SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 log = logging.getLogger("omnichannel_voice")
-
-
-def twilio_signature(auth_token: str, url: str, params: Sequence[tuple[str, str]]) -> str:
-    """``X-Twilio-Signature``: base64 HMAC-SHA1 of the URL + every POST name and value, sorted."""
-    data = url + "".join(k + v for k, v in sorted(params))
-    digest = hmac.new(auth_token.encode("utf-8"), data.encode("utf-8"), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
 
 
 def _phone(value: str | None) -> str | None:
