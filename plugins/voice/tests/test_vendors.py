@@ -31,7 +31,6 @@ from omnichannel_sdk import (
     Message,
     SignatureError,
     TranscriptPart,
-    UnsupportedFeatureError,
     WebhookRequest,
     hookimpl,
 )
@@ -299,6 +298,7 @@ class TestAmazonTranscribeContract(ChannelContract):
     channel_settings = {"shared_secret": AWS_SECRET}
     signature_headers = ("x-transcribe-signature",)
     secret_values = (AWS_SECRET,)
+    supports_send = False  # jobs are started with AWS tooling (S3 + SigV4); outputs only come in
 
     def sample_requests(self) -> dict[str, WebhookRequest]:
         output = (SAMPLES / "amazon_output.json").read_bytes()
@@ -327,27 +327,6 @@ class TestAmazonTranscribeContract(ChannelContract):
                         success=lambda: httpx.Response(200, json={}),
                         recipient=Address(channel="voice", handle="aws"))
 
-    # Amazon Transcribe jobs are started with AWS tooling (S3 + SigV4); this adapter only
-    # receives job outputs, so every send is refused with a typed error instead.
-    @pytest.mark.anyio
-    async def test_send_happy_path(self) -> None:
-        with pytest.raises(UnsupportedFeatureError):
-            await self._send(self.send_case().success)
-
-    @pytest.mark.anyio
-    async def test_send_unauthorized(self) -> None:
-        with pytest.raises(UnsupportedFeatureError):
-            await self._send(self.unauthorized_response)
-
-    @pytest.mark.anyio
-    async def test_send_rate_limited(self) -> None:
-        with pytest.raises(UnsupportedFeatureError):
-            await self._send(self.rate_limited_response)
-
-    @pytest.mark.anyio
-    async def test_send_network_error(self) -> None:
-        with pytest.raises(UnsupportedFeatureError):
-            await self._send(httpx.ConnectError("refused"))
 
 
 def test_amazon_speaker_turns_with_punctuation() -> None:
