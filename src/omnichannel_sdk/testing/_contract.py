@@ -179,10 +179,13 @@ class ChannelContract:
         return f"{PUBLIC_URL}/webhooks/{self.channel_key}"
 
     def make_adapter(self, http: httpx.AsyncClient | None = None) -> ChannelAdapter:
-        """An adapter instance outside a hub (sans-IO tests, direct sends)."""
+        """An adapter instance outside a hub (sans-IO tests, direct sends).
+
+        Without ``http`` its client has no network at all (every request is a
+        ``ConnectError``) and holds no connection pool, so nothing is left unclosed."""
         settings = self.adapter_class.Settings.model_validate(self.channel_settings)
         context = AdapterContext(key=self.channel_key, public_url=PUBLIC_URL,
-                                 http=http or httpx.AsyncClient(), kv=MemoryKV())
+                                 http=http or httpx.AsyncClient(transport=_NO_NETWORK), kv=MemoryKV())
         return self.adapter_class(settings, context)
 
     def outbound_message(self, adapter: ChannelAdapter, case: SendCase) -> Message:
@@ -389,6 +392,13 @@ class ChannelContract:
         adapter = self.make_adapter()
         with pytest.raises(UnsupportedFeatureError):
             render_parts(self.unsupported_parts(), adapter.capabilities, adapter=adapter.name)
+
+
+def _refuse(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("sans-IO adapter of the contract kit: no network", request=request)
+
+
+_NO_NETWORK = httpx.MockTransport(_refuse)
 
 
 async def _post(client: httpx.AsyncClient, request: WebhookRequest) -> httpx.Response:
