@@ -229,7 +229,7 @@ class Hub:
 
     async def events(self) -> AsyncIterator[Event]:
         """Every event the hub (and, on a NATS bus, every hub) publishes from now on."""
-        async for event in self.bus.subscribe():  # type: ignore[attr-defined]
+        async for event in self.bus.subscribe():
             yield event
 
     async def _pump_events(self) -> None:

@@ -151,7 +151,7 @@ class DetachedServices:
     @property
     def store(self) -> StoreReader:
         """A reader whose every call raises."""
-        return _NoStore()  # type: ignore[return-value]
+        return _NoStore()
 
     def _refuse(self, what: str) -> ConfigurationError:
         return ConfigurationError(f"{what} needs a running hub", channel_key=self.channel_key or None)

@@ -259,7 +259,7 @@ class TwilioSmsAdapter(ChannelAdapter):
         metadata: dict[str, Any] = {"twilio_status": vendor_status}
         if form.get("RawDlrDoneDate"):
             metadata["raw_dlr_done_date"] = form["RawDlrDoneDate"]
-        return StatusUpdate(external_id=sid, status=status,  # type: ignore[arg-type]
+        return StatusUpdate(external_id=sid, status=status,
                             error=error if status == "failed" else None, metadata=metadata)
 
     def _inbound(self, form: dict[str, str]) -> InboundMessage:

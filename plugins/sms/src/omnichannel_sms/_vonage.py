@@ -335,7 +335,7 @@ class VonageSmsAdapter(ChannelAdapter):
                                  vendor_code=code or None)
         metadata = {k: params[k] for k in ("network-code", "price", "scts", "client-ref")
                     if params.get(k)}
-        return StatusUpdate(external_id=message_id, status=status, error=error,  # type: ignore[arg-type]
+        return StatusUpdate(external_id=message_id, status=status, error=error,
                             timestamp=_timestamp(params.get("message-timestamp")) or datetime.now(UTC),
                             metadata={"vonage_status": vendor_status, **metadata})
 

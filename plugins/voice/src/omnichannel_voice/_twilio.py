@@ -96,7 +96,7 @@ def _phone(value: str | None) -> str | None:
 
 def _float(value: str | None) -> float | None:
     try:
-        number = float(value) if value not in (None, "") else None  # type: ignore[arg-type]
+        number = float(value) if value not in (None, "") else None
     except ValueError:
         return None
     return number if number is not None and 0 <= number < 1e9 else None
