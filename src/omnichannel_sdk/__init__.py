@@ -77,6 +77,12 @@ from ._models import (
     TranscriptSegment,
 )
 from ._render import Rendered, render_parts, split_text
+from ._service_levels import (
+    AgentLoad,
+    ChannelServiceLevel,
+    ConversationServiceLevel,
+    ServiceLevelReport,
+)
 from ._services import AdapterServices, DetachedServices, StoreReader
 from ._signing import hmac_digest, hmac_matches, twilio_signature
 from ._store import Store
@@ -92,6 +98,7 @@ __all__ = [
     "AdapterServices",
     "AdapterSettings",
     "Address",
+    "AgentLoad",
     "AuthenticationError",
     "Author",
     "BlobInfo",
@@ -100,12 +107,14 @@ __all__ = [
     "ChannelAdapter",
     "ChannelConfig",
     "ChannelError",
+    "ChannelServiceLevel",
     "ChannelSignal",
     "ConfigurationError",
     "Contact",
     "ContactUpdated",
     "Conversation",
     "ConversationOpened",
+    "ConversationServiceLevel",
     "DeadLetter",
     "DeliverySettings",
     "DetachedServices",
@@ -146,6 +155,7 @@ __all__ = [
     "ReplayReport",
     "RetryLaterError",
     "SendResult",
+    "ServiceLevelReport",
     "SignatureError",
     "StatusChanged",
     "StatusUpdate",
