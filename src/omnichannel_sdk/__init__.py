@@ -37,6 +37,9 @@ from ._errors import (
     RejectedError,
     RetryLaterError,
     SignatureError,
+    StoreDataError,
+    StoreError,
+    StoreUnavailableError,
     TransportError,
     UnparseablePayloadError,
     UnsupportedFeatureError,
@@ -66,6 +69,7 @@ from ._models import (
     EventPart,
     LocationPart,
     MediaPart,
+    MergeProposal,
     Message,
     MessageError,
     Part,
@@ -75,7 +79,9 @@ from ._models import (
     TranscriptPart,
     TranscriptSegment,
 )
+from ._redact import REDACTED, redact_headers, redact_url
 from ._render import Rendered, render_parts, split_text
+from ._replay_guard import ReplayGuard, replay_fingerprint
 from ._services import AdapterServices, DetachedServices, StoreReader
 from ._store import Store
 from ._webhook import WebhookRequest, WebhookResponse, alternate_port_url
@@ -121,6 +127,7 @@ __all__ = [
     "MediaPart",
     "MemoryBlobStore",
     "MemoryBus",
+    "MergeProposal",
     "Message",
     "MessageError",
     "MessageQueued",
@@ -137,9 +144,11 @@ __all__ = [
     "PayloadError",
     "PluginError",
     "ProviderError",
+    "REDACTED",
     "RateLimitedError",
     "RejectedError",
     "Rendered",
+    "ReplayGuard",
     "ReplayReport",
     "RetryLaterError",
     "SendResult",
@@ -147,7 +156,10 @@ __all__ = [
     "StatusChanged",
     "StatusUpdate",
     "Store",
+    "StoreDataError",
+    "StoreError",
     "StoreReader",
+    "StoreUnavailableError",
     "TemplatePart",
     "TextPart",
     "TranscriptPart",
@@ -166,6 +178,9 @@ __all__ = [
     "normalize_email",
     "normalize_phone",
     "parse_retry_after",
+    "redact_headers",
+    "redact_url",
     "render_parts",
+    "replay_fingerprint",
     "split_text",
 ]
