@@ -237,6 +237,9 @@ async def _conversation_json(hub: Hub, conv: Conversation, last: Message | None)
     title = (contact.display_name if contact and contact.display_name else None) or (
         customer.display_name or customer.handle if customer else conv.thread_key)
     emails = [a.handle for a in (contact.addresses if contact else []) if a.channel == "email"]
+    claimed = contact.profile.get("unverified_email") if contact else None
+    if isinstance(claimed, str) and claimed not in emails:
+        emails.append(f"{claimed} (unverified)")
     preview = (last.text or ", ".join(
         (p.filename or p.kind) if isinstance(p, MediaPart) else p.type for p in last.parts))[:120] \
         if last else ""

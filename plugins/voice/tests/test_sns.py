@@ -81,13 +81,19 @@ def sign(document: dict[str, Any], version: str = "1", key: rsa.RSAPrivateKey = 
     return {**document, "Signature": base64.b64encode(signature).decode()}
 
 
+def sns_now(seconds_ago: float = 0.0) -> str:
+    """An SNS ``Timestamp`` (ISO 8601, milliseconds, ``Z``) ``seconds_ago`` before now."""
+    when = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds_ago)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
 def notification(message: str | None = None, *, subject: str | None = None, version: str = "1",
                  topic: str = TOPIC, message_id: str = "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
-                 **kw: Any) -> dict[str, Any]:
+                 timestamp: str | None = None, **kw: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "Type": "Notification", "MessageId": message_id, "TopicArn": topic,
         "Message": message if message is not None else (SAMPLES / "amazon_output.json").read_text(),
-        "Timestamp": "2026-11-23T18:02:11.512Z",
+        "Timestamp": timestamp or sns_now(2),
         "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={TOPIC}:1"}
     if subject is not None:
         doc["Subject"] = subject
@@ -99,7 +105,7 @@ def confirmation(kind: str = "SubscriptionConfirmation", subscribe_url: str = SU
     return sign({"Type": kind, "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
                  "Token": "2336412f37fb687f5d51e6e2425dacbba9e5d2f",
                  "TopicArn": TOPIC, "Message": f"You have chosen to subscribe to the topic {TOPIC}.",
-                 "SubscribeURL": subscribe_url, "Timestamp": "2026-11-23T18:00:00.000Z"}, **kw)
+                 "SubscribeURL": subscribe_url, "Timestamp": sns_now(5)}, **kw)
 
 
 def post(document: dict[str, Any], key: str = KEY) -> WebhookRequest:

@@ -13,6 +13,7 @@ import sqlite3
 
 import asyncpg
 import orjson
+from asyncpg.exceptions._base import DataError as _ClientDataError
 
 from .._errors import OmnichannelError, StoreDataError, StoreError, StoreUnavailableError
 
@@ -25,14 +26,16 @@ _PG_DATA_CLASSES = frozenset({"22", "23", "42", "54"})
 
 
 def store_error(exc: BaseException, backend: str) -> BaseException:
-    """The exception a store caller should see for ``exc`` raised by ``backend``'s driver.
+    """The exception a store caller should see for ``exc`` raised inside ``backend``.
 
-    Cancellation and the SDK's own errors are returned as they are; everything else becomes a
+    Driver errors (and the value errors drivers raise while encoding a parameter) become a
     :class:`StoreDataError` or a :class:`StoreUnavailableError` chained to the original.
+    Anything else (the SDK's own errors, a ``ValueError`` a unit raises on purpose,
+    cancellation) is returned as it is.
     """
-    if isinstance(exc, (OmnichannelError, asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
-        return exc
     kind = _classify(exc)
+    if kind is None:
+        return exc
     detail = _describe(exc)
     error: StoreError
     if kind == "data":
@@ -43,10 +46,11 @@ def store_error(exc: BaseException, backend: str) -> BaseException:
     return error
 
 
-def _classify(exc: BaseException) -> str:
-    if isinstance(exc, (UnicodeError, OverflowError, orjson.JSONEncodeError, ValueError)):
-        # a lone surrogate, an integer out of range, asyncpg's client-side DataError (a
-        # ValueError): the driver refused the value itself
+def _classify(exc: BaseException) -> str | None:
+    if isinstance(exc, (OmnichannelError, asyncio.CancelledError)):
+        return None
+    if isinstance(exc, (UnicodeEncodeError, OverflowError, orjson.JSONEncodeError)):
+        # a lone surrogate, an integer out of range: the value itself cannot be stored
         return "data"
     if isinstance(exc, sqlite3.Error):
         if isinstance(exc, sqlite3.OperationalError):
@@ -55,10 +59,11 @@ def _classify(exc: BaseException) -> str:
     if isinstance(exc, asyncpg.PostgresError):
         state = str(getattr(exc, "sqlstate", "") or "")
         return "data" if state[:2] in _PG_DATA_CLASSES else "transient"
-    if isinstance(exc, (asyncpg.InterfaceError, OSError, TimeoutError, asyncio.TimeoutError)):
+    if isinstance(exc, _ClientDataError):  # client side: a parameter it cannot encode
+        return "data"
+    if isinstance(exc, (asyncpg.InterfaceError, OSError, TimeoutError)):
         return "transient"  # connection lost, timed out, the pool closed
-    # anything else (a bug) fails the same way every time: retrying would loop the vendor
-    return "data"
+    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -280,6 +280,8 @@ class WebchatAdapter(ChannelAdapter):
             profile["name"] = session.name
         if session.locale:
             profile["locale"] = session.locale
+        if hints:  # shown to agents as typed, never used to find or merge a contact
+            profile["unverified_email"] = hints[0].handle
         meta = {"client_id": client_id, **(metadata or {})}
         if session.email:
             meta["prechat_email"] = session.email
