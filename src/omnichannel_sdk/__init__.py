@@ -22,6 +22,7 @@ from ._blobs import BlobInfo, BlobStore, FileBlobStore, MemoryBlobStore
 from ._bus import EventBus, MemoryBus, NatsBus
 from ._capabilities import Capabilities
 from ._config import ChannelConfig, DeliverySettings, HubSettings
+from ._delivery import media_origin_allowed
 from ._errors import (
     AuthenticationError,
     ChannelError,
@@ -175,6 +176,7 @@ __all__ = [
     "constant_time_equals",
     "hookimpl",
     "hookspec",
+    "media_origin_allowed",
     "normalize_email",
     "normalize_phone",
     "parse_retry_after",

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 from xml.sax.saxutils import escape, quoteattr
 
 import httpx
@@ -62,6 +62,7 @@ from omnichannel_sdk import (
     WebhookResponse,
     alternate_port_url,
     constant_time_equals,
+    media_origin_allowed,
     normalize_phone,
 )
 
@@ -386,10 +387,9 @@ class TwilioVoiceAdapter(ChannelAdapter):
         if not part.url or not part.url.startswith(("https://", "http://")):
             return None
         request = self.context.http.build_request("GET", part.url)
-        split = urlsplit(part.url)
-        api_host = urlsplit(self.api_base).hostname or ""
-        if (split.scheme == "https" and split.hostname == "api.twilio.com") or (
-                self.settings.api_base and split.hostname == api_host):
+        exact = frozenset({self.settings.api_base}) if self.settings.api_base else frozenset()
+        # exact origins only: a recording URL on another port or over http gets no credentials
+        if media_origin_allowed(part.url, frozenset({"api.twilio.com"}), exact, http_loopback=True):
             user, password = self._auth()
             token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             request.headers["authorization"] = f"Basic {token}"
