@@ -132,7 +132,12 @@ class Gateway:
                 await _respond(send, _error(413, f"body larger than {limit} bytes"))
                 return
         limited = _LimitedBody(receive, send, limit)
-        await app(child, limited.receive, limited.send)
+        try:
+            await app(child, limited.receive, limited.send)
+        except Exception:
+            if not limited.exceeded:
+                raise
+            # the app saw its body cut off (Starlette raises ClientDisconnect): answered below
         if limited.exceeded and not limited.started:
             await _respond(send, _error(413, f"body larger than {limit} bytes"))
 

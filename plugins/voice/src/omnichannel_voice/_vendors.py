@@ -34,6 +34,7 @@ import orjson
 from pydantic import Field, SecretStr, model_validator
 
 from omnichannel_sdk import (
+    REDACTED,
     AdapterSettings,
     Address,
     Capabilities,
@@ -230,6 +231,18 @@ class DeepgramAdapter(TranscriptVendorAdapter):
         if not isinstance(given, str) or not constant_time_equals(given, secret):
             raise SignatureError("bad callback_secret on the Deepgram callback", adapter=self.name)
 
+    def storable_body(self, request: WebhookRequest) -> bytes:
+        """The result without ``metadata.extra.callback_secret`` (Deepgram echoes it back)."""
+        try:
+            document = orjson.loads(request.body)
+            extra = document["metadata"]["extra"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return request.body
+        if not isinstance(extra, dict) or "callback_secret" not in extra:
+            return request.body
+        extra["callback_secret"] = REDACTED
+        return orjson.dumps(document)
+
     def _message_hint(self, request: WebhookRequest, document: dict[str, Any]) -> str | None:
         extra = (document.get("metadata") or {}).get("extra") or {}
         value = request.query.get("message") or (extra.get("message") if isinstance(extra, dict)
@@ -304,6 +317,12 @@ class AssemblyAIAdapter(TranscriptVendorAdapter):
         """Name of that header (``webhook_auth_header_name``)."""
 
     settings: Settings
+
+    def __init__(self, settings: AdapterSettings, context: Any) -> None:
+        super().__init__(settings, context)
+        header = getattr(self.settings, "webhook_header", None)
+        if isinstance(header, str):  # the configured auth header is a bearer secret
+            self.secret_headers = type(self).secret_headers | {header.lower()}
 
     def verify(self, request: WebhookRequest) -> None:
         """The custom webhook auth header carries the secret."""
