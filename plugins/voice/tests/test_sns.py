@@ -422,3 +422,44 @@ async def test_unsubscribe_confirmation_acknowledged(aws_config: dict, cached: N
 
 async def _async(value):  # type: ignore[no-untyped-def]
     return value
+
+
+def test_old_or_zoneless_timestamp_refused_though_signed(cached: None) -> None:
+    """A validly signed notification from 2019 (or one just older than ``sns_max_age``)."""
+    a = adapter(sns_topic_arns=[TOPIC], sns_max_age=600)
+    for stamp in ("2019-06-01T10:00:00.000Z", sns_now(601), "2026-11-23T18:02:11", "yesterday"):
+        with pytest.raises(SignatureError):
+            a.verify(post(notification(timestamp=stamp)))
+    a.verify(post(notification(timestamp=sns_now(30))))
+
+
+@pytest.mark.anyio
+async def test_message_id_replayed_with_another_document_is_refused(aws_config: dict,
+                                                                    cached: None) -> None:
+    hub = _hub(aws_config)
+    async with hub:
+        transport = httpx.ASGITransport(app=hub.asgi(lifespan=False))
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as gateway:
+            first = post(notification(), "aws")
+            other = post(notification((SAMPLES / "amazon_output.json").read_text()
+                                      .replace("0001", "0009")), "aws")
+            for request, status in ((first, 200), (first, 200), (other, 403)):
+                answer = await gateway.post("/webhooks/aws", content=request.body,
+                                            headers=request.headers)
+                assert answer.status_code == status
+        found = await hub.store.find_message_by_external(
+            "aws", "amazon-transcribe:voicemail-2026-11-23-0009")
+        assert found is None
+
+
+@pytest.mark.anyio
+async def test_sns_query_never_steers_a_transcript(aws_config: dict, cached: None) -> None:
+    hub = _hub(aws_config)
+    async with hub:
+        request = post(notification(), "aws")
+        request = WebhookRequest("POST", request.url + "?message=msg_someone_else&from=%2B1999",
+                                 request.headers, request.body)
+        assert (await hub.handle_webhook("aws", request)).status == 200
+        message = await hub.store.find_message_by_external(
+            "aws", "amazon-transcribe:voicemail-2026-11-23-0001")
+        assert message is not None and message.sender.handle == "unknown-caller"
