@@ -301,7 +301,7 @@ def test_long_poll_gets_signals_sent_between_polls(live: Any, http: httpx.Client
                      headers=headers).json()["message"]["id"]
     cid = live.call(live.adapter.conversation_of(session["visitor"]))
     inbox_url = live.url.replace("http", "ws") + "/demo/ws"
-    with connect(inbox_url, open_timeout=5) as inbox:  # type: ignore[arg-type]
+    with connect(inbox_url, open_timeout=5, origin=live.url) as inbox:  # type: ignore[arg-type]
         time.sleep(0.2)
         inbox.send(json.dumps({"type": "typing", "conversation_id": cid, "on": True}))
         inbox.send(json.dumps({"type": "seen", "conversation_id": cid}))
