@@ -201,6 +201,13 @@ class TwilioVoiceAdapter(ChannelAdapter):
             raise UnparseablePayloadError("neither CallSid nor RecordingSid", adapter=self.name)
         if account and account != self.settings.account_sid:
             raise UnparseablePayloadError("callback of another account", adapter=self.name)
+        try:
+            return self._parse_form(form, request)
+        except ValueError as exc:  # pydantic's ValidationError too: a number that is none
+            raise UnparseablePayloadError(f"bad field: {str(exc).splitlines()[-1][:200]}",
+                                          adapter=self.name) from None
+
+    def _parse_form(self, form: dict[str, str], request: WebhookRequest) -> ParseResult:
         if form.get("TranscriptionSid") or form.get("TranscriptionStatus"):
             return self._transcription(form)
         if form.get("RecordingStatus") is not None:
