@@ -236,7 +236,7 @@ class ChannelAdapter:
     that :meth:`handshake` does not answer then runs the full inbound pipeline, like a POST."""
     secret_headers: frozenset[str] = frozenset({
         "authorization", "proxy-authorization", "cookie", "x-api-key", "x-transcribe-token",
-        "x-omnichannel-webhook-secret"})
+        "x-omnichannel-webhook-secret", "x-telegram-bot-api-secret-token"})
     """Request headers (lower case) that carry bearer-like secrets: redacted in stored raw
     requests and log lines. Extend it (``ChannelAdapter.secret_headers | {...}``) for a
     vendor's callback secret, or set it on the instance when the name is configured; HMAC
