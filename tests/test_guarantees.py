@@ -97,6 +97,19 @@ async def test_a_value_the_store_refuses_is_dead_lettered_with_its_raw(
     assert report.failed and not report.replayed
 
 
+async def test_a_request_line_the_store_refuses_is_kept_escaped(hub: Hub) -> None:
+    from omnichannel_sdk import WebhookRequest
+
+    body, headers = signed([{"id": "m<SUR>", "from": "alice", "text": "hi"}])
+    request = WebhookRequest("POST", f"{PUBLIC_URL}/webhooks/bad?note=a\x00b",
+                             {**headers, "x-note": "c\x00d"}, body)
+    assert (await hub.handle_webhook("bad", request)).status == 200
+    [letter] = await hub.store.list_dead_letters()
+    raw = await hub.store.get_raw(letter.raw_id or "")
+    assert raw is not None and raw.body == body  # the body exact; the request line escaped
+    assert raw.url.endswith(("note=a\\x00b", "note=a\x00b"))
+
+
 async def test_one_bad_item_does_not_fail_the_others_of_its_request(
         hub: Hub, webhook_client: httpx.AsyncClient) -> None:
     marker = "<NUL>" if _is_pg(hub) else "<SUR>"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
@@ -360,7 +361,15 @@ class Hub:
         error = storable_text(error)
         letter = DeadLetter(id=new_id("dl"), channel_key=raw.channel_key, adapter=adapter.name,
                             error=error, created_at=raw.received_at, raw_id=raw.id)
-        await self.store.add_dead_letter(letter, raw)
+        try:
+            await self.store.add_dead_letter(letter, raw)
+        except StoreDataError:
+            # the request line itself holds what the store refuses (U+0000 in the URL or a
+            # header): keep it escaped; the body, stored as bytes, stays exact
+            raw = dataclasses.replace(
+                raw, url=storable_text(raw.url),
+                headers={storable_text(k): storable_text(v) for k, v in raw.headers.items()})
+            await self.store.add_dead_letter(letter, raw)
         log.warning("dead-lettered a %s payload on %s: %s", adapter.name, raw.channel_key, error)
 
     async def _passive_reply(
