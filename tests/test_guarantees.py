@@ -80,11 +80,12 @@ def test_store_errors_are_in_the_tree() -> None:
 @pytest.mark.parametrize("marker", ["<SUR>", "<NUL>"])
 async def test_a_value_the_store_refuses_is_dead_lettered_with_its_raw(
         hub: Hub, webhook_client: httpx.AsyncClient, marker: str) -> None:
-    if marker == "<NUL>" and not _is_pg(hub):
-        pytest.skip("SQLite stores U+0000 in text: nothing to refuse")
     body, headers = signed([{"id": f"m{marker}1", "from": "alice", "text": "hi"}])
     answer = await webhook_client.post("/webhooks/bad", content=body, headers=headers)
     assert answer.status_code == 200  # the vendor stops retrying: the request is kept
+    if marker == "<NUL>" and not _is_pg(hub):  # SQLite holds U+0000 in text: stored as sent
+        assert await _messages(hub) == ["m\x001"] and await hub.store.list_dead_letters() == []
+        return
     [letter] = await hub.store.list_dead_letters()
     assert letter.channel_key == "bad" and letter.raw_id
     assert "cannot store" in letter.error and "\x00" not in letter.error
@@ -185,40 +186,6 @@ async def test_store_locked_is_503_with_retry_after_and_nothing_kept(
             assert await hub.store.list_dead_letters() == []
             assert (await client.post("/webhooks/fake", content=body, headers=headers)).status_code == 200
             assert await _messages(hub) == ["locked"]
-
-
-async def test_connection_lost_mid_request_is_503_never_500(
-        hub: Hub, webhook_client: httpx.AsyncClient, store_url: str | None) -> None:
-    if store_url is None:
-        pytest.skip("an embedded SQLite file has no connection to lose")
-    import asyncpg
-
-    schema = store_url.rpartition("schema=")[2]
-    body, headers = signed([{"id": "lost", "from": "a", "text": "x"}])
-    locker = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
-    try:
-        async with locker.transaction():
-            # the request's transaction waits on this lock; the server then cuts its connection
-            await locker.execute("LOCK TABLE message_refs IN ACCESS EXCLUSIVE MODE")
-            pending = asyncio.ensure_future(
-                webhook_client.post("/webhooks/fake", content=body, headers=headers))
-            waiting: list[Any] = []
-            for _ in range(100):
-                waiting = await locker.fetch(
-                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND pid <> pg_backend_pid()")
-                if waiting:
-                    break
-                await asyncio.sleep(0.05)
-            assert waiting, "the request never reached the store"
-            await locker.execute("SELECT pg_terminate_backend($1)", waiting[0]["pid"])
-            answer = await asyncio.wait_for(pending, 10)
-    finally:
-        await locker.close()
-    assert answer.status_code == 503 and int(answer.headers["retry-after"]) >= 1
-    assert await hub.store.list_dead_letters() == []
-    assert (await webhook_client.post("/webhooks/fake", content=body, headers=headers)).status_code == 200
-    assert await _messages(hub) == ["lost"]
 
 
 # -- truncated bodies --------------------------------------------------------------------------
