@@ -83,6 +83,12 @@ from ._models import (
 from ._redact import REDACTED, redact_headers, redact_url
 from ._render import Rendered, render_parts, split_text
 from ._replay_guard import ReplayGuard, replay_fingerprint
+from ._service_levels import (
+    AgentLoad,
+    ChannelServiceLevel,
+    ConversationServiceLevel,
+    ServiceLevelReport,
+)
 from ._services import AdapterServices, DetachedServices, StoreReader
 from ._store import Store
 from ._webhook import WebhookRequest, WebhookResponse, alternate_port_url
@@ -97,6 +103,7 @@ __all__ = [
     "AdapterServices",
     "AdapterSettings",
     "Address",
+    "AgentLoad",
     "AuthenticationError",
     "Author",
     "BlobInfo",
@@ -105,12 +112,14 @@ __all__ = [
     "ChannelAdapter",
     "ChannelConfig",
     "ChannelError",
+    "ChannelServiceLevel",
     "ChannelSignal",
     "ConfigurationError",
     "Contact",
     "ContactUpdated",
     "Conversation",
     "ConversationOpened",
+    "ConversationServiceLevel",
     "DeadLetter",
     "DeliverySettings",
     "DetachedServices",
@@ -153,6 +162,7 @@ __all__ = [
     "ReplayReport",
     "RetryLaterError",
     "SendResult",
+    "ServiceLevelReport",
     "SignatureError",
     "StatusChanged",
     "StatusUpdate",
