@@ -23,6 +23,7 @@ from ._blobs import BlobInfo, BlobStore, FileBlobStore, MemoryBlobStore
 from ._bus import EventBus, MemoryBus, NatsBus
 from ._capabilities import Capabilities
 from ._config import ChannelConfig, DeliverySettings, HubSettings
+from ._delivery import media_origin_allowed
 from ._errors import (
     AuthenticationError,
     ChannelError,
@@ -38,6 +39,9 @@ from ._errors import (
     RejectedError,
     RetryLaterError,
     SignatureError,
+    StoreDataError,
+    StoreError,
+    StoreUnavailableError,
     TransportError,
     UnparseablePayloadError,
     UnsupportedFeatureError,
@@ -67,6 +71,7 @@ from ._models import (
     EventPart,
     LocationPart,
     MediaPart,
+    MergeProposal,
     Message,
     MessageError,
     Part,
@@ -76,7 +81,9 @@ from ._models import (
     TranscriptPart,
     TranscriptSegment,
 )
+from ._redact import REDACTED, redact_headers, redact_url
 from ._render import Rendered, render_parts, split_text
+from ._replay_guard import ReplayGuard, replay_fingerprint
 from ._service_levels import (
     AgentLoad,
     ChannelServiceLevel,
@@ -133,6 +140,7 @@ __all__ = [
     "MediaPart",
     "MemoryBlobStore",
     "MemoryBus",
+    "MergeProposal",
     "Message",
     "MessageError",
     "MessageQueued",
@@ -149,9 +157,11 @@ __all__ = [
     "PayloadError",
     "PluginError",
     "ProviderError",
+    "REDACTED",
     "RateLimitedError",
     "RejectedError",
     "Rendered",
+    "ReplayGuard",
     "ReplayReport",
     "RetryLaterError",
     "SendResult",
@@ -160,7 +170,10 @@ __all__ = [
     "StatusChanged",
     "StatusUpdate",
     "Store",
+    "StoreDataError",
+    "StoreError",
     "StoreReader",
+    "StoreUnavailableError",
     "TemplatePart",
     "TextPart",
     "TranscriptPart",
@@ -178,10 +191,14 @@ __all__ = [
     "hmac_matches",
     "hookimpl",
     "hookspec",
+    "media_origin_allowed",
     "normalize_email",
     "normalize_phone",
     "parse_retry_after",
+    "redact_headers",
+    "redact_url",
     "render_parts",
+    "replay_fingerprint",
     "split_text",
     "twilio_signature",
 ]

@@ -167,7 +167,12 @@ class InboundMessage(BaseModel):
     conversation_hint: str | None = None
     """Our conversation id when the payload names it (plus-addressing, widget sessions)."""
     contact_hints: list[Address] = Field(default_factory=list)
-    """More addresses of the same person (pre-chat email) for contact resolution."""
+    """More addresses of the same person, proven by the vendor (they join the contact and may
+    merge contacts)."""
+    claimed_addresses: list[Address] = Field(default_factory=list)
+    """Addresses the sender typed without proof (a web chat pre-chat email). They never join
+    or merge a contact; when one belongs to another contact, a
+    :class:`~omnichannel_sdk.MergeProposal` is recorded for the helpdesk to confirm."""
     profile: dict[str, Any] = Field(default_factory=dict)
     """Contact facts the payload carries (locale, name)."""
     author: Author | None = None
@@ -249,6 +254,17 @@ class ChannelAdapter(abc.ABC):
     inbound_get: ClassVar[bool] = False
     """Whether the vendor may deliver messages by GET (Twilio's and Vonage's GET option): a GET
     that :meth:`handshake` does not answer then runs the full inbound pipeline, like a POST."""
+    secret_headers: frozenset[str] = frozenset({
+        "authorization", "proxy-authorization", "cookie", "x-api-key", "x-transcribe-token",
+        "x-omnichannel-webhook-secret", "x-telegram-bot-api-secret-token"})
+    """Request headers (lower case) that carry bearer-like secrets: redacted in stored raw
+    requests and log lines. Extend it (``ChannelAdapter.secret_headers | {...}``) for a
+    vendor's callback secret, or set it on the instance when the name is configured; HMAC
+    signature headers are not secrets and stay."""
+    secret_query: frozenset[str] = frozenset({
+        "hub.verify_token", "verify_token", "token", "access_token", "api_key", "api_secret",
+        "secret", "password", "key"})
+    """Query parameters that carry bearer-like secrets, redacted like :attr:`secret_headers`."""
 
     class Settings(AdapterSettings):
         """Configuration of this adapter."""
@@ -269,6 +285,13 @@ class ChannelAdapter(abc.ABC):
         Every adapter says how its vendor signs; one that takes no webhooks at all (mail from
         its own listener) refuses every request here.
         """
+
+    async def check_replay(self, request: WebhookRequest) -> None:
+        """Refuse a replayed request after :meth:`verify` passed (raise
+        :class:`SignatureError`, answered 403, nothing stored). Adapters whose vendor signs a
+        timestamp and a nonce keep the nonces in a :class:`~omnichannel_sdk.ReplayGuard`
+        (``context.kv``). Default: nothing to check."""
+        return None
 
     def handshake(self, request: WebhookRequest) -> WebhookResponse | None:
         """Answer a vendor's GET handshake (Messenger ``hub.challenge``, WeChat ``echostr``).
@@ -294,6 +317,11 @@ class ChannelAdapter(abc.ABC):
         ``omnichannel normalize``; an exception dead-letters the request like a parse error.
         Default: ``result`` unchanged."""
         return result
+
+    def storable_body(self, request: WebhookRequest) -> bytes:
+        """The body as the raw request is stored: the default keeps it as it came; an adapter
+        whose vendor echoes a secret in the body (Deepgram's ``callback_secret``) removes it."""
+        return request.body
 
     def acknowledge(self, request: WebhookRequest, result: ParseResult | None) -> WebhookResponse:
         """The answer the vendor expects once the request is stored (default: empty 200)."""
@@ -392,6 +420,12 @@ class ChannelAdapter(abc.ABC):
 
         Default: refuse (an adapter that defers jobs overrides this)."""
         raise UnsupportedFeatureError(f"{self.name} has no job {task!r}")
+
+    def body_limit(self, path: str) -> int | None:
+        """The largest request body the gateway lets through to :meth:`asgi_app` for ``path``
+        (relative to ``/channels/{key}``), or ``None`` for the hub's ``max_channel_body_bytes``.
+        The gateway enforces it while the body streams in and answers 413 beyond."""
+        return None
 
     async def start(self) -> None:
         """Called when the hub opens (start listeners, pollers)."""

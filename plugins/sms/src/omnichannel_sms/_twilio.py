@@ -40,6 +40,7 @@ from omnichannel_sdk import (
     WebhookResponse,
     alternate_port_url,
     constant_time_equals,
+    media_origin_allowed,
     parse_retry_after,
     twilio_signature,
 )
@@ -323,11 +324,16 @@ class TwilioSmsAdapter(ChannelAdapter):
         return WebhookResponse(200, twiml, "text/xml; charset=utf-8")
 
     async def media_request(self, part: MediaPart) -> httpx.Request | None:
-        """GET the media URL with the account's Basic auth (Twilio's media may be protected)."""
+        """GET the media URL, with the account's Basic auth (Twilio's media may be protected)
+        only over https to Twilio's API or to the exact ``api_base`` origin (scheme, host, port)."""
         if not part.url or not part.url.startswith(("http://", "https://")):
             return None
-        return self.context.http.build_request("GET", part.url, headers={
-            "authorization": self._basic_auth()})
+        exact = frozenset({self.settings.api_base}) if self.settings.api_base else frozenset()
+        if media_origin_allowed(part.url, frozenset({"api.twilio.com"}), exact,
+                                http_loopback=True):
+            return self.context.http.build_request("GET", part.url, headers={
+                "authorization": self._basic_auth()})
+        return self.context.http.build_request("GET", part.url)
 
     # -- outbound ----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from omnichannel_sdk import (
     ProviderError,
     RateLimitedError,
     RejectedError,
+    ReplayGuard,
     SendResult,
     SignatureError,
     StatusUpdate,
@@ -40,6 +41,7 @@ from omnichannel_sdk import (
     WebhookRequest,
     WebhookResponse,
     constant_time_equals,
+    replay_fingerprint,
 )
 
 from ._common import (
@@ -229,6 +231,17 @@ class VonageSmsAdapter(ChannelAdapter):
         expected = vonage_signature(self._secret, params, self.settings.signature_method)
         if not constant_time_equals(given.strip().lower(), expected):
             raise SignatureError("bad sig", adapter=self.name)
+
+    async def check_replay(self, request: WebhookRequest) -> None:
+        """Remember each signed request's ``nonce`` (or ``sig``) for the tolerance window in
+        ``context.kv``: the same signature may come back only with the same fields (Vonage
+        retrying), never with others."""
+        params = self.params(request)
+        nonce = params.get("nonce") or params.get("sig") or ""
+        signed = sorted((k, v) for k, v in params.items() if k != "sig")
+        guard = ReplayGuard(self.context.kv, f"vonage:{self.context.key}",
+                            tolerance=self.settings.signature_tolerance, adapter=self.name)
+        await guard.admit(nonce, replay_fingerprint(*(f"{k}={v}" for k, v in signed)))
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """An inbound SMS (whole, or one part of a concatenated one) or a delivery receipt."""

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 from xml.sax.saxutils import escape, quoteattr
 
 import httpx
@@ -61,6 +61,7 @@ from omnichannel_sdk import (
     WebhookResponse,
     alternate_port_url,
     constant_time_equals,
+    media_origin_allowed,
     normalize_phone,
     twilio_signature,
 )
@@ -196,6 +197,13 @@ class TwilioVoiceAdapter(ChannelAdapter):
             raise UnparseablePayloadError("neither CallSid nor RecordingSid", adapter=self.name)
         if account and account != self.settings.account_sid:
             raise UnparseablePayloadError("callback of another account", adapter=self.name)
+        try:
+            return self._parse_form(form, request)
+        except ValueError as exc:  # pydantic's ValidationError too: a number that is none
+            raise UnparseablePayloadError(f"bad field: {str(exc).splitlines()[-1][:200]}",
+                                          adapter=self.name) from None
+
+    def _parse_form(self, form: dict[str, str], request: WebhookRequest) -> ParseResult:
         if form.get("TranscriptionSid") or form.get("TranscriptionStatus"):
             return self._transcription(form)
         if form.get("RecordingStatus") is not None:
@@ -390,10 +398,9 @@ class TwilioVoiceAdapter(ChannelAdapter):
         if not part.url or not part.url.startswith(("https://", "http://")):
             return None
         request = self.context.http.build_request("GET", part.url)
-        split = urlsplit(part.url)
-        api_host = urlsplit(self.api_base).hostname or ""
-        if (split.scheme == "https" and split.hostname == "api.twilio.com") or (
-                self.settings.api_base and split.hostname == api_host):
+        exact = frozenset({self.settings.api_base}) if self.settings.api_base else frozenset()
+        # exact origins only: a recording URL on another port or over http gets no credentials
+        if media_origin_allowed(part.url, frozenset({"api.twilio.com"}), exact, http_loopback=True):
             user, password = self._auth()
             token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             request.headers["authorization"] = f"Basic {token}"

@@ -25,14 +25,16 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from omnichannel_sdk import (
+    REDACTED,
     AdapterSettings,
     Address,
     Capabilities,
@@ -44,6 +46,7 @@ from omnichannel_sdk import (
     ParseResult,
     Part,
     ProviderError,
+    ReplayGuard,
     SendResult,
     SignatureError,
     TranscriptPart,
@@ -51,6 +54,7 @@ from omnichannel_sdk import (
     UnsupportedFeatureError,
     WebhookRequest,
     constant_time_equals,
+    replay_fingerprint,
 )
 
 from ._attach import attach_transcript
@@ -71,8 +75,13 @@ __all__ = [
     "AssemblyAIAdapter",
     "DeepgramAdapter",
     "TranscriptVendorAdapter",
+    "JOB_PREFIX",
     "transcribe_signature",
 ]
+
+JOB_PREFIX = "omnichannel-"
+"""Name an Amazon Transcribe job ``omnichannel-<message id>`` to have its output added to
+that message (the name travels inside the signed output)."""
 
 _MAX_BODY = 20 * 1024 * 1024
 
@@ -239,6 +248,18 @@ class DeepgramAdapter(TranscriptVendorAdapter):
         if not isinstance(given, str) or not constant_time_equals(given, secret):
             raise SignatureError("bad callback_secret on the Deepgram callback", adapter=self.name)
 
+    def storable_body(self, request: WebhookRequest) -> bytes:
+        """The result without ``metadata.extra.callback_secret`` (Deepgram echoes it back)."""
+        try:
+            document = orjson.loads(request.body)
+            extra = document["metadata"]["extra"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return request.body
+        if not isinstance(extra, dict) or "callback_secret" not in extra:
+            return request.body
+        extra["callback_secret"] = REDACTED
+        return orjson.dumps(document)
+
     def _message_hint(self, request: WebhookRequest, document: dict[str, Any]) -> str | None:
         extra = (document.get("metadata") or {}).get("extra") or {}
         value = request.query.get("message") or (extra.get("message") if isinstance(extra, dict)
@@ -313,6 +334,12 @@ class AssemblyAIAdapter(TranscriptVendorAdapter):
         """Name of that header (``webhook_auth_header_name``)."""
 
     settings: Settings
+
+    def __init__(self, settings: AdapterSettings, context: Any) -> None:
+        super().__init__(settings, context)
+        header = getattr(self.settings, "webhook_header", None)
+        if isinstance(header, str):  # the configured auth header is a bearer secret
+            self.secret_headers = type(self).secret_headers | {header.lower()}
 
     def verify(self, request: WebhookRequest) -> None:
         """The custom webhook auth header carries the secret."""
@@ -425,6 +452,10 @@ class AmazonTranscribeAdapter(TranscriptVendorAdapter):
         from a topic of their own, so the topic is what proves it is yours."""
         confirm_subscriptions: bool = True
         """Confirm SNS subscriptions of those topics by fetching their ``SubscribeURL``."""
+        sns_max_age: float = Field(default=3600.0, gt=0)
+        """Refuse SNS documents whose signed ``Timestamp`` is further than this many seconds
+        from now (SNS retries an HTTP delivery for up to an hour with its longest policy);
+        each ``MessageId`` is remembered as long, so a document cannot be replayed meanwhile."""
 
         @model_validator(mode="after")
         def _some_authentication(self) -> AmazonTranscribeAdapter.Settings:
@@ -502,6 +533,48 @@ class AmazonTranscribeAdapter(TranscriptVendorAdapter):
             verify_sns_signature(document, key)
         except SignatureError as exc:
             raise SignatureError(exc.detail, adapter=self.name) from None
+        stamp = document.get("Timestamp")
+        try:
+            when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+        except ValueError:
+            raise SignatureError("SNS Timestamp is not an ISO 8601 time", adapter=self.name) from None
+        self._guard().check_time(when)
+
+    def _guard(self) -> ReplayGuard:
+        return ReplayGuard(self.context.kv, f"sns:{self.context.key}",
+                           tolerance=self.settings.sns_max_age, adapter=self.name)
+
+    async def check_replay(self, request: WebhookRequest) -> None:
+        """An SNS ``MessageId`` is remembered for ``sns_max_age``: SNS's own retry (same
+        document) passes and is de-duplicated, the same id with another document is refused."""
+        document = self._sns_document(request)
+        if document is None or request.header("x-transcribe-signature") \
+                or request.header("x-transcribe-token"):
+            return
+        await self._guard().admit(str(document.get("MessageId") or ""),
+                                  replay_fingerprint(request.body))
+
+    def _trusts_query(self, request: WebhookRequest) -> bool:
+        # SNS signs only its document and X-Transcribe-Signature only the body: anyone can
+        # replay either to another URL, so their query parameters never steer a transcript.
+        # X-Transcribe-Token authenticates the whole request (the forwarder chose the URL).
+        return bool(request.header("x-transcribe-token")) and not request.header(
+            "x-transcribe-signature") and self._sns_document(request) is None
+
+    def _message_hint(self, request: WebhookRequest, document: dict[str, Any]) -> str | None:
+        """Our message the job belongs to: a job named ``omnichannel-<message id>`` (signed with
+        the output), or ``?message=`` on a request authenticated by ``X-Transcribe-Token``."""
+        job = document.get("jobName")
+        if isinstance(job, str) and job.startswith(JOB_PREFIX) and len(job) < 100 + len(JOB_PREFIX):
+            return job[len(JOB_PREFIX):] or None
+        return super()._message_hint(request, document) if self._trusts_query(request) else None
+
+    def _standalone(self, request: WebhookRequest, result_id: str,
+                    transcript: TranscriptPart) -> InboundMessage:
+        if not self._trusts_query(request):  # unsigned from/to must not pick a conversation
+            request = WebhookRequest(request.method, request.url.split("?", 1)[0],
+                                     request.headers, request.body)
+        return super()._standalone(request, result_id, transcript)
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """The job output, bare or wrapped as an SNS ``Notification`` (``Message`` string);

@@ -252,7 +252,8 @@ class WebchatAdapter(ChannelAdapter):
         """The :class:`InboundMessage` for a visitor's message (raises ``ValueError`` when bad).
 
         ``client_id`` is the widget's id for the message: a retry with the same id is
-        de-duplicated. The pre-chat email rides along as a contact hint.
+        de-duplicated. The pre-chat email rides along as a claimed (unproven) address: it never
+        merges the visitor into the contact owning it, it only proposes the merge.
         """
         if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
             raise ValueError("id must be 1-64 characters of A-Z a-z 0-9 _ -")
@@ -277,6 +278,8 @@ class WebchatAdapter(ChannelAdapter):
             profile["name"] = session.name
         if session.locale:
             profile["locale"] = session.locale
+        if hints:  # shown to agents as typed, never used to find or merge a contact
+            profile["unverified_email"] = hints[0].handle
         meta = {"client_id": client_id, **(metadata or {})}
         if session.email:
             meta["prechat_email"] = session.email
@@ -285,7 +288,7 @@ class WebchatAdapter(ChannelAdapter):
             external_id=f"{session.visitor}:{client_id}",
             sender=Address(channel=self.channel, handle=session.visitor,
                            display_name=session.name),
-            recipients=[self.own_address()], parts=all_parts, contact_hints=hints,
+            recipients=[self.own_address()], parts=all_parts, claimed_addresses=hints,
             profile=profile, metadata=meta)
 
     # -- outbound ----------------------------------------------------------------------------
@@ -620,6 +623,13 @@ class WebchatAdapter(ChannelAdapter):
 
             self._app = build_app(self)
         return self._app
+
+    def body_limit(self, path: str) -> int | None:
+        """Uploads: the upload limit (plus room, so the widget gets its own ``size`` error);
+        every other route takes a small JSON object."""
+        if path.rstrip("/") == "/upload":
+            return self.settings.upload_max_bytes + 64 * 1024
+        return max(64 * 1024, 8 * self.settings.max_visitor_text)
 
 
 def _plain(part: TextPart) -> tuple[str, str]:
