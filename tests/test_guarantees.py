@@ -278,6 +278,8 @@ def test_short_body_over_a_real_socket_is_never_parsed(tmp_path: Any, store_url:
     finally:
         process.terminate()
         process.wait(10)
+        if process.stderr is not None:
+            process.stderr.close()
 
     async def check() -> list[str]:
         hub = Hub.from_config({"omnichannel": {"store": store, "public_url": PUBLIC_URL},
