@@ -207,7 +207,9 @@ class WhatsAppAdapter(ChannelAdapter):
         info = await self._graph("GET", f"{self.graph}/{media_id}",
                                  params={"phone_number_id": self.settings.phone_number_id})
         url = info.get("url")
-        if not isinstance(url, str) or not url.startswith("https://"):
+        # https only, unless the configured API itself is plain http (a loopback stub, the demo)
+        schemes = ("https://", "http://") if self.api_base.startswith("http://") else ("https://",)
+        if not isinstance(url, str) or not url.startswith(schemes):
             raise MediaError(f"{self.name}: the media lookup of {media_id} gave no download URL")
         if not self._vendor_host(url):
             raise MediaError(f"{self.name}: media host of {urlsplit(url).hostname!r} is not Meta's")

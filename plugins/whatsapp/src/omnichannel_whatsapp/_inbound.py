@@ -41,6 +41,7 @@ _MEDIA = {"image": "image", "audio": "audio", "video": "video", "document": "fil
 _STATUSES = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed"}
 _MEDIA_ID = re.compile(r"\A[A-Za-z0-9_.:-]{1,128}\Z")
 _MAX_ID = 256
+_WA_ID = re.compile(r"\A\+?[0-9]{7,15}\Z")  # E.164: at most 15 digits
 
 
 class _Bad(ValueError):
@@ -235,6 +236,8 @@ def _message(item: Any, ours: Address | None, profiles: dict[str, str],
     message = _dict(item, "message")
     wamid = _id(message.get("id"), "message.id")
     sender_id = _id(message.get("from"), "message.from")
+    if not _WA_ID.match(sender_id):
+        raise _Bad("message.from is not a WhatsApp number")
     name = profiles.get(sender_id) or (next(iter(profiles.values())) if len(profiles) == 1 else None)
     sender = Address(channel=CHANNEL, handle=sender_id, display_name=name)  # E.164 (ValueError if not)
     kind = _str(message.get("type"), "message.type") or "unknown"
