@@ -106,6 +106,7 @@ class WhatsAppAdapter(ChannelAdapter):
         ``phone_number_id``, ``api_version`` (and ``api_base`` for tests)."""
 
     settings: WhatsAppSettings
+    _options: ParseOptions | None = None
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -136,9 +137,11 @@ class WhatsAppAdapter(ChannelAdapter):
         return f"{self.api_base}/{self.settings.api_version}"
 
     def parse_options(self) -> ParseOptions:
-        """What the pure parser needs to know about this channel."""
-        return ParseOptions(adapter=self.name, phone_number_id=self.settings.phone_number_id,
-                            graph=self.graph)
+        """What the pure parser needs to know about this channel (built once: settings are frozen)."""
+        if self._options is None:
+            self._options = ParseOptions(adapter=self.name, phone_number_id=self.settings.phone_number_id,
+                                         graph=self.graph)
+        return self._options
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """Every message and status of every change; one broken item fails alone."""

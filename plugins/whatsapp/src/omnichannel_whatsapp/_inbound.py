@@ -8,6 +8,7 @@ its own: a broken one becomes a :class:`ParseFailure` (dead-lettered alone), the
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -160,8 +161,14 @@ def _value(value: dict[str, Any], options: ParseOptions, result: ParseResult) ->
 def _own(display: Any) -> Address | None:
     if not isinstance(display, (str, int)) or isinstance(display, bool):
         return None
+    return _own_address(str(display))
+
+
+@functools.lru_cache(maxsize=64)
+def _own_address(display: str) -> Address | None:
+    """Our number as an address (cached: every webhook names the same few; addresses are frozen)."""
     try:
-        return Address(channel=CHANNEL, handle=str(display))
+        return Address(channel=CHANNEL, handle=display)
     except ValueError:
         return None  # a display number we cannot read must not cost the customer's message
 
