@@ -316,7 +316,7 @@ def test_status_errors_use_the_same_table() -> None:
     assert status_error({"code": 131026, "title": "Message undeliverable"}).code == "undelivered"
     assert status_error({"code": 131051, "title": "Unsupported message type"}).code == "unsupported"
     assert status_error({"code": 130429, "title": "Rate limit hit"}).code == "rate_limited"
-    assert status_error({"code": 131000, "title": "Something went wrong"}).code == "transient"
+    assert status_error({"code": 131000, "title": "Something went wrong"}).code == "undelivered"
     assert status_error({"code": "x"}).vendor_code is None
     assert status_error("garbage").code == "undelivered"
     assert isinstance(error_for_code(None, "x", status=404), RejectedError)

@@ -187,7 +187,8 @@ def status_error(error: Any) -> MessageError:
     details = data.get("details") if isinstance(data, dict) and isinstance(data.get("details"), str) else None
     text = " — ".join(dict.fromkeys(x for x in (title, message, details) if x)) or "failed"
     typed = error_for_code(code, text)
-    ours = next((name for kind, name in _CODES if isinstance(typed, kind)),
-                "transient" if typed.retryable else "undelivered")
+    # a failed receipt is final whatever the code: the rest are "undelivered" (Meta's details
+    # and code say why)
+    ours = next((name for kind, name in _CODES if isinstance(typed, kind)), "undelivered")
     return MessageError(code=ours, message=text[:_MAX_DETAIL],
                         vendor_code=None if code is None else str(code))
