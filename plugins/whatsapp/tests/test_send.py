@@ -329,3 +329,64 @@ async def test_adapter_send_raises_the_typed_error_without_the_token(adapter: Wh
         with pytest.raises(NotOnWhatsAppError) as info:
             await adapter.send(outbound(TextPart(text="x")), [TextPart(text="x")])
     assert TOKEN not in str(info.value)
+
+
+# -- odd vendor answers ----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_odd_answers_are_typed_errors(adapter: WhatsAppAdapter) -> None:
+    part = TextPart(text="x")
+    with respx.mock() as router:
+        route = router.post(SEND_URL)
+        route.mock(return_value=httpx.Response(200, content=b"<html>proxy</html>"))
+        with pytest.raises(ProviderError) as info:
+            await adapter.send(outbound(part), [part])
+        assert info.value.retryable
+        route.mock(return_value=httpx.Response(200, json=["not", "an", "object"]))
+        with pytest.raises(ProviderError):
+            await adapter.send(outbound(part), [part])
+        route.mock(return_value=httpx.Response(200, json={"messaging_product": "whatsapp", "messages": []}))
+        with pytest.raises(ProviderError) as info:
+            await adapter.send(outbound(part), [part])
+        assert not info.value.retryable  # Meta may have taken it: never sent twice blindly
+        route.mock(return_value=httpx.Response(200, json={"success": False}))
+        with pytest.raises(ProviderError):
+            await adapter.mark_read("wamid.X")
+        upload = router.post(f"{GRAPH}/{PNID}/media").mock(return_value=httpx.Response(200, json={}))
+        with pytest.raises(ProviderError):
+            await adapter.upload_media(b"x", "image/png")
+        upload.mock(return_value=httpx.Response(200, json={"id": 1234567}))
+        assert await adapter.upload_media(b"x", "image/png") == "1234567"
+    with pytest.raises(RejectedError):
+        await adapter.send(outbound(part).model_copy(update={"recipients": []}), [part])
+    with pytest.raises(RejectedError):
+        await adapter.react(outbound(part), "x")  # not sent yet: no wamid
+    with pytest.raises(RejectedError):
+        await adapter.mark_read(outbound(part))
+
+
+@pytest.mark.anyio
+async def test_media_lookups_that_cannot_be_followed(adapter: WhatsAppAdapter) -> None:
+    from omnichannel_sdk import MediaError
+
+    part = MediaPart(kind="image", url=f"{GRAPH}/1003383421387256")
+    with respx.mock() as router:
+        lookup = router.get(url__startswith=f"{GRAPH}/1003383421387256")
+        for answer in ({"id": "1"}, {"url": "http://lookaside.fbsbx.com/plain-http"},
+                       {"url": "https://evil.example/x"}):
+            lookup.mock(return_value=httpx.Response(200, json=answer))
+            with pytest.raises(MediaError):
+                await adapter.media_request(part)
+        lookup.mock(return_value=meta_error(400, 100, "Unsupported get request"))
+        with pytest.raises(RejectedError):
+            await adapter.media_request(part)
+        lookup.mock(return_value=httpx.Response(200, json={"url": "https://mmg.whatsapp.net/v/t62/abc"}))
+        request = await adapter.media_request(part)
+    assert request is not None and request.headers["authorization"] == f"Bearer {TOKEN}"
+    other = await adapter.media_request(MediaPart(kind="image", url="https://cdn.example.com/x.png"))
+    assert other is not None and "authorization" not in other.headers
+    with pytest.raises(MediaError):
+        await adapter.media_id(MediaPart(kind="image", blob_key="gone"))
+    with pytest.raises(UnsupportedFeatureError):
+        await adapter.media_id(MediaPart(kind="image", url="https://cdn.example.com/x.png"))
