@@ -91,6 +91,30 @@ async def test_ingest_stores_threads_and_deduplicates(store: SqlStore) -> None:
     assert contact and contact.addresses == [sms("+14155550100")]
 
 
+def _written(draft_item: IngestItem, when: datetime) -> IngestItem:
+    """The item with the vendor's own time of the message."""
+    draft = draft_item.draft.model_copy(update={"created_at": when})
+    return IngestItem(**{**draft_item.__dict__, "draft": draft})
+
+
+async def test_reply_window_runs_from_vendor_time(store: SqlStore) -> None:
+    now = datetime.now(UTC)
+    [first] = await store.ingest([_written(item("W1"), now - timedelta(hours=23))], None)
+    assert first.conversation is not None
+    assert first.conversation.window_expires_at == now + timedelta(hours=1)
+    [newer] = await store.ingest([_written(item("W2"), now - timedelta(hours=2))], None)
+    assert newer.conversation is not None
+    assert newer.conversation.window_expires_at == now + timedelta(hours=22)
+    # an older message whose webhook came late does not move the window back
+    [late] = await store.ingest([_written(item("W3"), now - timedelta(hours=20))], None)
+    assert late.conversation is not None
+    assert late.conversation.last_inbound_at == now - timedelta(hours=2)
+    # a vendor clock ahead of ours does not extend it past our receive time
+    [ahead] = await store.ingest([_written(item("W4", when=now), now + timedelta(hours=5))], None)
+    assert ahead.conversation is not None
+    assert ahead.conversation.window_expires_at == now + timedelta(hours=24)
+
+
 async def test_references_and_hints_pick_the_conversation(store: SqlStore) -> None:
     [a] = await store.ingest([item("A1", thread="t-a")], None)
     [b] = await store.ingest([item("B1", thread="t-b", refs=["A1"])], None)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,8 @@ async def test_window_closed_by_wechat_fails_without_retries(hub: Hub, webhook_c
                                                              wechat_api: respx.MockRouter) -> None:
     send = wechat_api.post(f"{API}/cgi-bin/message/custom/send").mock(return_value=httpx.Response(
         200, json={"errcode": 45015, "errmsg": "response out of time limit"}))
-    link = (SAMPLES / "link.xml").read_bytes()
+    # written just now (the window runs from CreateTime): WeChat's own refusal is what is tested
+    link = (SAMPLES / "link.xml").read_bytes().replace(b"1700000070", str(int(time.time())).encode())
     await post(webhook_client, signed_webhook(URL, TOKEN, link, crypto=crypto()))
     (conversation,) = await hub.store.list_conversations()
     sent = await hub.send(conversation.id, text="您好", wait=True)

@@ -264,6 +264,8 @@ class SqlStore(Store, abc.ABC):
         contact: Contact | None
         merged: list[str] = []
         created = False
+        # reply windows run from when the customer wrote (vendor time), never from a future one
+        spoke_at = min(draft.created_at or item.received_at, item.received_at)
         if conversation is None:
             participants = [draft.sender, *draft.recipients]
             conv_channel, conv_key = item.thread_channel or (item.channel, item.channel_key)
@@ -271,7 +273,7 @@ class SqlStore(Store, abc.ABC):
                 tx, conv_channel, conv_key, item.thread_key, item.contact_addresses,
                 participants, draft.subject, now=item.received_at,
                 inbound_window=item.window if draft.direction == "inbound" else False,
-                merged=merged)
+                merged=merged, spoke_at=spoke_at)
         else:
             contact = await self._contact_if_needed(tx, item.contact_addresses, conversation, merged)
         if merged and contact is not None and conversation.contact_id != contact.id:
@@ -310,9 +312,11 @@ class SqlStore(Store, abc.ABC):
 
         updates: dict[str, Any] = {}
         if message.direction == "inbound" and not created:
-            updates["last_inbound_at"] = received_at
+            # a late webhook of an older message does not move the window back
+            last = max(spoke_at, conversation.last_inbound_at) if conversation.last_inbound_at else spoke_at
+            updates["last_inbound_at"] = last
             if item.window is not None:
-                updates["window_expires_at"] = received_at + item.window
+                updates["window_expires_at"] = last + item.window
         known = {(a.channel, a.handle) for a in conversation.participants}
         new_participants = [a for a in (draft.sender, *draft.recipients)
                             if (a.channel, a.handle) not in known]
@@ -534,7 +538,7 @@ class SqlStore(Store, abc.ABC):
         self, tx: Tx, channel: str, channel_key: str, thread_key: str,
         contact_addresses: list[Address], participants: list[Address], subject: str | None,
         now: datetime, inbound_window: timedelta | bool | None = False,
-        merged: list[str] | None = None,
+        merged: list[str] | None = None, spoke_at: datetime | None = None,
     ) -> tuple[Conversation, bool, Contact | None]:
         row = await tx.fetchone(
             "SELECT data FROM conversations WHERE channel_key = $1 AND thread_key = $2 "
@@ -553,8 +557,9 @@ class SqlStore(Store, abc.ABC):
         conversation = Conversation(
             id=new_id("conv"), channel=channel, channel_key=channel_key, contact_id=contact.id,
             participants=unique, thread_key=thread_key, subject=subject, created_at=now,
-            last_inbound_at=None if inbound_window is False else now,
-            window_expires_at=now + inbound_window if isinstance(inbound_window, timedelta) else None)
+            last_inbound_at=None if inbound_window is False else (spoke_at or now),
+            window_expires_at=(spoke_at or now) + inbound_window if isinstance(inbound_window, timedelta)
+            else None)
         inserted = await tx.fetchone(
             "INSERT INTO conversations (id, channel_key, thread_key, contact_id, status, "
             "updated_us, data) VALUES ($1, $2, $3, $4, 'open', $5, $6) "
