@@ -187,7 +187,7 @@ class Feed:
         if self._require() == "nats":
             pending = self._nats_pending.get(name, {})
             for number in sorted(n for n in pending if n <= seq):
-                await pending.pop(number).ack()
+                await pending.pop(number).ack_sync()  # confirmed by the server: truly recorded
             return
         assert self.log is not None
         await self.log.ack(name, self.owner, int(seq))
@@ -224,6 +224,9 @@ class Feed:
                     pending[seq] = msg
                     yield event.model_copy(update={"seq": seq})
         finally:
+            for number in list(pending):  # handed back at once rather than after ack_wait
+                with contextlib.suppress(Exception):
+                    await pending.pop(number).nak()
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
