@@ -78,12 +78,19 @@ class Feed:
         self._tasks: list[asyncio.Task[Any]] = []
         self._nats_pending: dict[str, dict[int, Any]] = {}
         self._closed = True
+        self._sender: Any = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start the writer of events published after their commit, and retention."""
         self._closed = False
+        api = self.hub.settings.api
+        if api is not None and api.webhooks and self.engine is not None:
+            from ._api._webhooks import WebhookSender
+
+            self._sender = WebhookSender(self.hub, list(api.webhooks))
+            await self._sender.start()
         if self.log is not None:
             self._tasks = [asyncio.create_task(self._writer(), name="omnichannel-feed-writer"),
                            asyncio.create_task(self._retention(), name="omnichannel-feed-retention")]
@@ -93,6 +100,9 @@ class Feed:
         self._closed = True
         self._notify()
         self._write_wake.set()
+        if self._sender is not None:
+            await self._sender.stop()
+            self._sender = None
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

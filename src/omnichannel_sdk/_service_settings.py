@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -61,8 +62,16 @@ class WebhookEndpoint(BaseModel):
     @classmethod
     def _secrets(cls, value: str | list[str]) -> str | list[str]:
         secrets = [value] if isinstance(value, str) else value
-        if not secrets or any(len(s) < 8 for s in secrets):
-            raise ValueError("give one signing secret (or two while rotating), each 8 characters or more")
+        if not 1 <= len(secrets) <= 2:
+            raise ValueError("give one signing secret, or two while rotating")
+        for secret in secrets:
+            raw = secret.removeprefix("whsec_")
+            try:
+                key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+            except ValueError:
+                raise ValueError("a secret is whsec_ followed by base64") from None
+            if len(key) < 24:
+                raise ValueError("a secret needs 24 random bytes or more")
         return value
 
     @property
