@@ -168,8 +168,8 @@ async def test_send_with_idempotency_and_typed_errors(api: httpx.AsyncClient, hu
     assert "window" in body["detail"]
     # an opted-out contact
     await _inbound(api, [{"id": "o1", "from": "olga", "text": "stop"}, {"id": "o2", "from": "olga", "event": "opt_out"}])
-    olga = [c for c in (await api.get("/api/v1/conversations")).json()["items"]
-            if c["participants"][0]["handle"] == "olga"][0]
+    olga = next(c for c in (await api.get("/api/v1/conversations")).json()["items"]
+            if c["participants"][0]["handle"] == "olga")
     _problem(await api.post(f"/api/v1/conversations/{olga['id']}/messages", json={"text": "hi"}), 409, "opted_out")
 
 
