@@ -15,6 +15,7 @@ the same conversation, which keeps each conversation in order while processes sh
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -133,15 +134,15 @@ class StoreFeedLog:
 
     async def append(self, tx: Tx, events: Iterable[Event]) -> None:
         """Append ``events`` inside the caller's transaction (they commit with it)."""
+        rows: list[Any] = []
         for event in events:
             if isinstance(event, ChannelSignal):
                 continue
-            await tx.execute(
-                "INSERT INTO feed_events (id, seq, conversation_id, type, at_us, data) "
-                "VALUES ($1, NULL, $2, $3, $4, $5)",
-                new_id("evt"), conversation_of(event), event.type, _us(event),
-                event_adapter.dump_json(event).decode())
+            rows.extend((new_id("evt"), conversation_of(event), event.type, _us(event),
+                         event_adapter.dump_json(event).decode()))
             self.logged.add(event_key(event))
+        if rows:  # one statement for all of them: most of an append's cost is per statement
+            await tx.execute(_insert_sql(len(rows) // 5), *rows)
 
     async def append_status(self, tx: Tx, outcomes: Sequence[StatusOutcome]) -> None:
         """Append the ``message.status`` events of applied receipts."""
@@ -167,12 +168,12 @@ class StoreFeedLog:
             await self.store._write(lambda tx: self._append_plain(tx, events))
 
     async def _append_plain(self, tx: Tx, events: Sequence[Event]) -> None:
-        for event in events:
-            await tx.execute(
-                "INSERT INTO feed_events (id, seq, conversation_id, type, at_us, data) "
-                "VALUES ($1, NULL, $2, $3, $4, $5)",
-                new_id("evt"), conversation_of(event), event.type, _us(event),
-                event_adapter.dump_json(event).decode())
+        for start in range(0, len(events), 100):
+            rows: list[Any] = []
+            for event in events[start:start + 100]:
+                rows.extend((new_id("evt"), conversation_of(event), event.type, _us(event),
+                             event_adapter.dump_json(event).decode()))
+            await tx.execute(_insert_sql(len(rows) // 5), *rows)
 
     # -- numbering -----------------------------------------------------------------------------
 
@@ -332,8 +333,10 @@ class StoreFeedLog:
         async def unit(tx: Tx) -> int:
             row = await tx.fetchone("SELECT min(acked) FROM feed_consumers")
             acked = int(row[0]) if row and row[0] is not None else 0
+            # the oldest events by seq (the index there is), acknowledged by all or too old
             gone = await tx.execute(
-                "DELETE FROM feed_events WHERE seq IS NOT NULL AND (seq <= $1 OR at_us < $2)",
+                "DELETE FROM feed_events WHERE seq IN (SELECT seq FROM feed_events WHERE seq IS NOT NULL "
+                "ORDER BY seq LIMIT 20000) AND (seq <= $1 OR at_us < $2)",
                 acked, now_us() - int(max_age * 1_000_000))
             if gone:  # leases of events that aged out before their consumer acknowledged them
                 await tx.execute(
@@ -342,6 +345,13 @@ class StoreFeedLog:
             return gone
 
         return await self.store._write(unit)
+
+
+@functools.cache
+def _insert_sql(count: int) -> str:
+    values = ", ".join(f"(${5 * i + 1}, NULL, ${5 * i + 2}, ${5 * i + 3}, ${5 * i + 4}, ${5 * i + 5})"
+                       for i in range(count))
+    return f"INSERT INTO feed_events (id, seq, conversation_id, type, at_us, data) VALUES {values}"
 
 
 def _us(event: Any) -> int:

@@ -63,7 +63,6 @@ MIGRATIONS: list[list[str]] = [
             at_us BIGINT NOT NULL, data TEXT NOT NULL)""",
         "CREATE UNIQUE INDEX IF NOT EXISTS feed_events_seq ON feed_events (seq)",
         "CREATE INDEX IF NOT EXISTS feed_events_new ON feed_events (id) WHERE seq IS NULL",
-        "CREATE INDEX IF NOT EXISTS feed_events_at ON feed_events (at_us)",
         """CREATE TABLE IF NOT EXISTS feed_consumers (
             name TEXT PRIMARY KEY, acked BIGINT NOT NULL, created_us BIGINT NOT NULL,
             seen_us BIGINT NOT NULL)""",
