@@ -254,3 +254,12 @@ async def test_hostile_bodies_never_give_a_500(api: httpx.AsyncClient, body: byt
     response = await api.post("/api/v1/conversations/conv_x/messages", content=body)
     assert response.status_code in (404, 413, 422), response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_the_documented_openapi_copy_is_current() -> None:
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
+    assert json.loads(path.read_text()) == json.loads(json.dumps(openapi_document())), \
+        "regenerate docs/openapi.json (see docs/service-api.md)"

@@ -59,9 +59,10 @@ MIGRATIONS: list[list[str]] = [
     # point, the events leased to a consumer's processes, and the sequence counter
     [
         """CREATE TABLE IF NOT EXISTS feed_events (
-            id TEXT PRIMARY KEY, seq BIGINT, conversation_id TEXT, type TEXT NOT NULL,
+            id TEXT NOT NULL, seq BIGINT, conversation_id TEXT, type TEXT NOT NULL,
             at_us BIGINT NOT NULL, data TEXT NOT NULL)""",
-        "CREATE UNIQUE INDEX IF NOT EXISTS feed_events_seq ON feed_events (seq)",
+        # partial indexes only: an append touches one small index, numbering moves rows to the other
+        "CREATE UNIQUE INDEX IF NOT EXISTS feed_events_seq ON feed_events (seq) WHERE seq IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS feed_events_new ON feed_events (id) WHERE seq IS NULL",
         """CREATE TABLE IF NOT EXISTS feed_consumers (
             name TEXT PRIMARY KEY, acked BIGINT NOT NULL, created_us BIGINT NOT NULL,
