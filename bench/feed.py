@@ -23,9 +23,9 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from ingest import config, payload  # noqa: E402 - the ingest bench's vendor and config
+from ingest import config, payload
 
-from omnichannel_sdk import Hub  # noqa: E402
+from omnichannel_sdk import Hub
 
 
 def hub_config(tmp: str, feed: bool) -> dict[str, Any]:
