@@ -170,3 +170,17 @@ async def test_events_published_after_their_commit_are_in_the_feed_too(hub: Hub)
     assert [e.type for e in events] == ["conversation.opened", "message.received", "message.updated"]
     await asyncio.sleep(0.1)
     assert len(await hub._feed.log.read_after(0, 100)) == 3  # type: ignore[union-attr] # none twice
+
+
+def test_logged_json_is_the_event_json() -> None:
+    from datetime import UTC, datetime
+
+    from omnichannel_sdk import Address, Conversation
+    from omnichannel_sdk._events import ConversationOpened, event_adapter
+    from omnichannel_sdk._store._feed import _json
+
+    event = ConversationOpened(conversation=Conversation(
+        id="conv_1", channel="sms", channel_key="sms", contact_id="ct_1", thread_key="t",
+        participants=[Address(channel="sms", handle="+14155550100")], created_at=datetime.now(UTC)))
+    assert _json(event) == event_adapter.dump_json(event).decode()
+    assert event_adapter.validate_json(_json(event)) == event

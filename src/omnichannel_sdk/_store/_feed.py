@@ -31,7 +31,6 @@ from .._events import (
     MessageSent,
     MessageUpdated,
     StatusChanged,
-    event_adapter,
 )
 from .._ids import new_id
 from .._models import Message
@@ -139,7 +138,7 @@ class StoreFeedLog:
             if isinstance(event, ChannelSignal):
                 continue
             rows.extend((new_id("evt"), conversation_of(event), event.type, _us(event),
-                         event_adapter.dump_json(event).decode()))
+                         _json(event)))
             self.logged.add(event_key(event))
         if rows:  # one statement for all of them: most of an append's cost is per statement
             await tx.execute(_insert_sql(len(rows) // 5), *rows)
@@ -172,7 +171,7 @@ class StoreFeedLog:
             rows: list[Any] = []
             for event in events[start:start + 100]:
                 rows.extend((new_id("evt"), conversation_of(event), event.type, _us(event),
-                             event_adapter.dump_json(event).decode()))
+                             _json(event)))
             await tx.execute(_insert_sql(len(rows) // 5), *rows)
 
     # -- numbering -----------------------------------------------------------------------------
@@ -353,6 +352,11 @@ def _insert_sql(count: int) -> str:
     values = ", ".join(f"(${5 * i + 1}, NULL, ${5 * i + 2}, ${5 * i + 3}, ${5 * i + 4}, ${5 * i + 5})"
                        for i in range(count))
     return f"INSERT INTO feed_events (id, seq, conversation_id, type, at_us, data) VALUES {values}"  # noqa: S608 - placeholders only
+
+
+def _json(event: Any) -> str:
+    # the event's own serializer: the same JSON as the union's adapter, at half the cost
+    return str(event.__pydantic_serializer__.to_json(event).decode())
 
 
 def _us(event: Any) -> int:
