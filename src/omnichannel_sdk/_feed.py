@@ -197,7 +197,9 @@ class Feed:
         if self._require() == "nats":
             pending = self._nats_pending.get(name, {})
             for number in sorted(n for n in pending if n <= seq):
-                await pending.pop(number).ack_sync()  # confirmed by the server: truly recorded
+                msg = pending.pop(number, None)
+                if msg is not None:
+                    await msg.ack_sync()  # confirmed by the server: truly recorded
             return
         assert self.log is not None
         await self.log.ack(name, self.owner, int(seq))
@@ -214,13 +216,15 @@ class Feed:
         sub = await bus._js.pull_subscribe(f"{bus.subject}.>", durable=name, stream=bus.stream,
                                            config=config)
         pending = self._nats_pending.setdefault(name, {})
+        held: deque[Any] = deque()
         try:
             while not self._closed:
                 try:
-                    messages = await sub.fetch(self.settings.batch, timeout=self.settings.poll_interval)
+                    held.extend(await sub.fetch(self.settings.batch, timeout=self.settings.poll_interval))
                 except (TimeoutError, NatsTimeout):
                     continue
-                for msg in messages:
+                while held:
+                    msg = held.popleft()
                     seq = int(msg.metadata.sequence.stream)
                     try:
                         event = event_adapter.validate_json(msg.data)
@@ -234,9 +238,9 @@ class Feed:
                     pending[seq] = msg
                     yield event.model_copy(update={"seq": seq})
         finally:
-            for number in list(pending):  # handed back at once rather than after ack_wait
+            for msg in held:  # fetched but not handed out: back at once rather than after ack_wait
                 with contextlib.suppress(Exception):
-                    await pending.pop(number).nak()
+                    await msg.nak()
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
