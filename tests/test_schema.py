@@ -97,3 +97,23 @@ async def test_postgres_upgrades_0_1_0_and_refuses_newer() -> None:
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+async def test_sqlite_upgrades_a_version_1_database_to_the_feed_tables(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    _legacy_sqlite(path)
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION >= 2
+        assert await store._read(lambda tx: tx.fetchone("SELECT last FROM feed_sequence")) == (0,)
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT id FROM conversations").fetchall() == [("c1",)]
+    conn.close()

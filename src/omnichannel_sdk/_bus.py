@@ -143,11 +143,19 @@ class NatsBus(MemoryBus):
 
 
 def bus_from_url(url: str) -> EventBus:
-    """``memory`` or ``nats://host:port``."""
+    """``memory`` or ``nats://host:port`` (``?stream=NAME&subject=prefix`` to choose the
+    JetStream stream and subject prefix)."""
     if url in ("memory", "memory://"):
         return MemoryBus()
     if url.startswith(("nats://", "tls://")):
-        return NatsBus(url)
+        # ``?stream=NAME&subject=prefix`` keeps several deployments apart on one NATS
+        from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        return NatsBus(urlunsplit(parts._replace(query="")),
+                       stream=options.get("stream", "OMNICHANNEL"),
+                       subject=options.get("subject", "omnichannel.events"))
     # a mistyped URL may still carry a password: never echo it
     raise ConfigurationError(f"unsupported bus {redact_url(url)!r} (use 'memory' or 'nats://…')",
                              field="bus")

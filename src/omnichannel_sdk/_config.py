@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ._adapter import AdapterSettings, ChannelAdapter
 from ._errors import ConfigurationError
 from ._plugins import AdapterRegistry
+from ._service_settings import ApiSettings, FeedSettings
 
 __all__ = ["ChannelConfig", "DeliverySettings", "HubSettings", "load_config"]
 
@@ -67,6 +68,10 @@ class HubSettings(BaseModel):
     """Seconds before a vendor call times out."""
     delivery: DeliverySettings = DeliverySettings()
     """Outbox settings."""
+    feed: FeedSettings = FeedSettings()
+    """The durable event feed (``[omnichannel.feed]``)."""
+    api: ApiSettings | None = None
+    """The service API, from the top-level ``[api]`` table (``omnichannel serve``)."""
 
 
 @dataclass(frozen=True)
@@ -117,15 +122,17 @@ def load_config(
             raise ConfigurationError(f"config file {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
-    unknown = set(raw) - {"omnichannel", "channels"}
+    unknown = set(raw) - {"omnichannel", "channels", "api"}
     if unknown:
         raise ConfigurationError(f"unknown top-level table(s): {', '.join(sorted(unknown))}")
     hub_raw = _expand(dict(raw.get("omnichannel", {})), (None, None))
+    if "api" in raw:  # a table of its own in the file, kept with the hub's settings
+        hub_raw["api"] = _expand(raw["api"], (None, "api"))
     try:
         hub = HubSettings.model_validate(hub_raw)
     except ValidationError as exc:
         loc, msg = _field_of(exc)
-        raise ConfigurationError(msg, field=f"omnichannel.{loc}") from None
+        raise ConfigurationError(msg, field=loc if loc.startswith("api") else f"omnichannel.{loc}") from None
     channels: dict[str, ChannelConfig] = {}
     for key, table in dict(raw.get("channels", {})).items():
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", key):

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -161,6 +162,8 @@ class Delivery:
         self._waiters: dict[str, list[asyncio.Future[Message]]] = {}
         self._stopping = False
         self._wake = asyncio.Event()
+        self.handlers: dict[str, Callable[[Job], Awaitable[None]]] = {}
+        """Runners of other job kinds (``webhook``…), registered by the features that add them."""
 
     def poke(self) -> None:
         """Look for due jobs now rather than at the next poll."""
@@ -238,6 +241,8 @@ class Delivery:
                     await self._media(job)
                 elif job.kind == ADAPTER_JOB:
                     await run_adapter_job(self, job)
+                elif job.kind in self.handlers:
+                    await self.handlers[job.kind](job)
                 else:
                     log.error("unknown job kind %r; dropping job %s", job.kind, job.id)
                     await self.hub.store.finish_job(job.id)

@@ -28,6 +28,8 @@ class _Event(BaseModel):
 
     at: datetime = Field(default_factory=utcnow)
     """When the event happened."""
+    seq: int | None = None
+    """Its place in the durable feed (on events from ``hub.feed()``; ``None`` on live ones)."""
 
 
 class MessageReceived(_Event):

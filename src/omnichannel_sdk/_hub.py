@@ -41,6 +41,7 @@ from ._events import (
     MessageUpdated,
     StatusChanged,
 )
+from ._feed import Feed
 from ._http import make_http_client
 from ._ids import new_id
 from ._jobs import defer_job
@@ -113,6 +114,7 @@ class Hub:
                                      services=HubServices(self, key), extras={"hub": self})
             self.adapters[key] = config.adapter(config.settings, context)
         self.delivery = Delivery(self, self.settings.delivery)
+        self._feed = Feed(self)
         self._outgoing: asyncio.Queue[Event] | None = None
         self._workers: list[asyncio.Task[Any]] = []
         self._hook_tasks: set[asyncio.Future[Any]] = set()
@@ -162,6 +164,7 @@ class Hub:
         for adapter in self.adapters.values():
             adapter.context.http = self.http
         await self.bus.open()
+        await self._feed.start()
         self._outgoing = asyncio.Queue()
         self._workers = [asyncio.create_task(self._pump_events(), name="omnichannel-events")]
         self._starting = True  # adapters' services are running from their start() on
@@ -193,6 +196,7 @@ class Hub:
         for future in pending:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(future, timeout=5)
+        await self._feed.stop()
         await self.bus.close()
         if self._own_http and self.http is not None:
             await self.http.aclose()
@@ -226,6 +230,7 @@ class Hub:
     def _publish(self, event: Event) -> None:
         if self._outgoing is not None:
             self._outgoing.put_nowait(event)
+            self._feed.observe(event)
 
     def signal(self, channel_key: str, conversation_id: str, name: str,
                data: Mapping[str, Any] | None = None) -> None:
@@ -237,6 +242,20 @@ class Hub:
         """Every event the hub (and, on a NATS bus, every hub) publishes from now on."""
         async for event in self.bus.subscribe():
             yield event
+
+    def feed(self, name: str) -> AsyncIterator[Event]:
+        """The durable feed for consumer ``name``: every event (each with its ``seq``) it has not
+        acknowledged, then new ones as they happen, until the hub closes.
+
+        At least once per name, in order per conversation; processes reading one name share
+        the events, different names each get all of them. Acknowledge with :meth:`ack`.
+        """
+        return self._feed.read(name)
+
+    async def ack(self, name: str, seq: int) -> None:
+        """Acknowledge event ``seq`` of consumer ``name`` and every earlier one this hub gave it;
+        a consumer that comes back resumes after what it acknowledged."""
+        await self._feed.ack(name, seq)
 
     async def _pump_events(self) -> None:
         assert self._outgoing is not None

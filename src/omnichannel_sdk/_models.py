@@ -392,8 +392,8 @@ class DeadLetter(OmniModel):
 
     id: str
     """SDK-assigned id."""
-    kind: Literal["inbound", "outbound"] = "inbound"
-    """Inbound payload or outbound send."""
+    kind: Literal["inbound", "outbound", "webhook"] = "inbound"
+    """Inbound payload, outbound send, or an outgoing webhook of the service API."""
     channel_key: str
     """The configured channel."""
     adapter: str

@@ -54,6 +54,11 @@ async def replay_dead_letters(
 
 
 async def _replay_one(hub: Hub, letter: DeadLetter) -> None:
+    if letter.kind == "webhook":
+        from ._api._webhooks import replay_webhook
+
+        await replay_webhook(hub, letter)
+        return
     adapter = hub.adapter(letter.channel_key)
     store = hub.store
     if letter.kind == "inbound" and letter.raw_id:

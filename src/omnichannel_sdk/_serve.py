@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from ._api import with_api
 from ._hub import Hub
 
-app = Hub.from_config(os.environ.get("OMNICHANNEL_CONFIG", "omnichannel.toml")).asgi(lifespan=True)
+_hub = Hub.from_config(os.environ.get("OMNICHANNEL_CONFIG", "omnichannel.toml"))
+app = with_api(_hub, _hub.asgi(lifespan=True))  # the service API when the config has [api]

@@ -54,6 +54,25 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TABLE IF NOT EXISTS kv (
             key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_us BIGINT)""",
     ],
+    # 2 — the durable event feed (issue 15): the event log (``seq`` is given when a reader
+    # sequences committed events, so it only grows in commit order), each consumer's resume
+    # point, the events leased to a consumer's processes, and the sequence counter
+    [
+        """CREATE TABLE IF NOT EXISTS feed_events (
+            id TEXT NOT NULL, seq BIGINT, conversation_id TEXT, type TEXT NOT NULL,
+            at_us BIGINT NOT NULL, data TEXT NOT NULL)""",
+        # partial indexes only: an append touches one small index, numbering moves rows to the other
+        "CREATE UNIQUE INDEX IF NOT EXISTS feed_events_seq ON feed_events (seq) WHERE seq IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS feed_events_new ON feed_events (id) WHERE seq IS NULL",
+        """CREATE TABLE IF NOT EXISTS feed_consumers (
+            name TEXT PRIMARY KEY, acked BIGINT NOT NULL, created_us BIGINT NOT NULL,
+            seen_us BIGINT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS feed_leases (
+            name TEXT NOT NULL, seq BIGINT NOT NULL, conversation_id TEXT, owner TEXT NOT NULL,
+            lease_us BIGINT NOT NULL, acked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (name, seq))""",
+        "CREATE TABLE IF NOT EXISTS feed_sequence (last BIGINT NOT NULL)",
+        "INSERT INTO feed_sequence (last) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM feed_sequence)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -33,6 +33,7 @@ from .._models import (
     TextPart,
 )
 from ._base import IngestItem, IngestOutcome, Job, RawPayload, StatusOutcome, Store
+from ._feed import StoreFeedLog, ingest_events
 
 T = TypeVar("T")
 
@@ -85,6 +86,10 @@ class SqlStore(Store, abc.ABC):
 
     lock_clause = ""
     """Appended to reads that precede a write of the same row (``FOR UPDATE`` where needed)."""
+
+    feed_log: StoreFeedLog | None = None
+    """The durable feed's log, when the hub keeps it in this store: the writes below append
+    their events to it inside their own transactions."""
 
     claim_sql = """UPDATE jobs SET state = 'running', lease_us = $1
         WHERE id IN (SELECT id FROM jobs WHERE (state = 'pending' AND next_us <= $2)
@@ -222,7 +227,10 @@ class SqlStore(Store, abc.ABC):
         async def unit(tx: Tx) -> list[IngestOutcome]:
             if raw is not None:
                 await self._insert_raw(tx, raw)
-            return [await self._ingest_one(tx, item) for item in items]
+            outcomes = [await self._ingest_one(tx, item) for item in items]
+            if self.feed_log is not None:
+                await self.feed_log.append(tx, ingest_events(outcomes))
+            return outcomes
 
         return await self._write(unit)
 
@@ -722,6 +730,8 @@ class SqlStore(Store, abc.ABC):
             await tx.execute("UPDATE conversations SET updated_us = $2 WHERE id = $1",
                              message.conversation_id, now)
             await self._insert_job(tx, job, now, state="running", lease_us=now + int(lease * 1e6))
+            if self.feed_log is not None:
+                await self.feed_log.append_queued(tx, message)
 
         await self._write(unit)
 
@@ -763,6 +773,8 @@ class SqlStore(Store, abc.ABC):
             await self._save_message(tx, final)
             if job_id:
                 await tx.execute("DELETE FROM jobs WHERE id = $1", job_id)
+            if self.feed_log is not None:
+                await self.feed_log.append_sent(tx, final, stored)
             return final
 
         return await self._write(unit)
@@ -842,6 +854,8 @@ class SqlStore(Store, abc.ABC):
                 moved = message.model_copy(update=changes)
                 await self._save_message(tx, moved)
                 outcomes.append(StatusOutcome(message=moved, previous=message.status))
+            if self.feed_log is not None and outcomes:
+                await self.feed_log.append_status(tx, outcomes)
             return outcomes
 
         return await self._write(unit)
@@ -878,6 +892,8 @@ class SqlStore(Store, abc.ABC):
             await tx.execute("DELETE FROM jobs WHERE id = $1", job.id)
             await self._insert_dead_letter(tx, letter)
             if message is not None:
+                if self.feed_log is not None:
+                    await self.feed_log.append_failed(tx, message)
                 await self._save_message(tx, message)
 
         await self._write(unit)
