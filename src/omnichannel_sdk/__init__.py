@@ -53,6 +53,7 @@ from ._events import (
     MessageUpdated,
     StatusChanged,
 )
+from ._forms import FormData, FormField, parse_form, read_form
 from ._hub import Hub, ReplayReport
 from ._mapping import JsonMappingAdapter
 from ._models import (
@@ -111,6 +112,8 @@ __all__ = [
     "EventBus",
     "EventPart",
     "FileBlobStore",
+    "FormData",
+    "FormField",
     "Hub",
     "HubSettings",
     "InboundMessage",
@@ -165,7 +168,9 @@ __all__ = [
     "hookspec",
     "normalize_email",
     "normalize_phone",
+    "parse_form",
     "parse_retry_after",
+    "read_form",
     "render_parts",
     "split_text",
 ]
