@@ -24,11 +24,11 @@ from omnichannel_sdk import (
     UnparseablePayloadError,
     WebhookRequest,
     constant_time_equals,
+    read_form,
 )
 
 from ._base import EmailAdapter, EmailSettings
 from ._compose import build_message
-from ._forms import read_form
 from ._mime import normalize_message_id
 from ._receipts import mailgun_receipts
 

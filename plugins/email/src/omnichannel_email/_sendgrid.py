@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, SecretStr, model_validator
 
 from omnichannel_sdk import (
+    FormData,
     Message,
     ParseResult,
     Part,
@@ -30,10 +31,10 @@ from omnichannel_sdk import (
     UnparseablePayloadError,
     WebhookRequest,
     constant_time_equals,
+    read_form,
 )
 
 from ._base import EmailAdapter, EmailSettings
-from ._forms import FormData, read_form
 from ._mime import Attachment, ParsedEmail, decode_bytes, parse_mime
 from ._receipts import CUSTOM_ARG, sendgrid_receipts
 
