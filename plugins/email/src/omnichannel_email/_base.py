@@ -24,13 +24,12 @@ from omnichannel_sdk import (
     Part,
     RejectedError,
     TextPart,
-    UnparseablePayloadError,
     normalize_email,
 )
 
 from ._compose import OutboundAttachment, OutboundEmail, plain_to_html
 from ._dsn import auto_reply_reason, bounce_status
-from ._mime import ParsedEmail, parse_mime
+from ._mime import ParsedEmail, decode_header_value, parse_mime
 from ._text import html_to_text, sanitize_html, split_reply
 from ._threading import (
     conversation_from_token,
@@ -39,7 +38,7 @@ from ._threading import (
     subject_thread_key,
 )
 
-__all__ = ["EmailAdapter", "EmailSettings", "put_blob_now"]
+__all__ = ["UNKNOWN_SENDER", "EmailAdapter", "EmailSettings", "put_blob_now"]
 
 log = logging.getLogger("omnichannel_email")
 
@@ -47,6 +46,10 @@ _KEPT_HEADERS = ("auto-submitted", "precedence", "list-id", "x-mailer", "user-ag
                  "x-autoreply", "x-auto-response-suppress", "return-path", "delivered-to",
                  "x-original-to")
 
+
+UNKNOWN_SENDER = "unknown-sender@unknown.invalid"
+"""The sender of mail that names none we can use (``.invalid`` is reserved: RFC 2606); such
+mail carries ``metadata.sender_unknown = true``."""
 
 MAX_REFERENCES = 50
 """The most (nearest) References ids handed to the core per message."""
@@ -183,10 +186,14 @@ class EmailAdapter(ChannelAdapter):
     def inbound_from_parsed(self, parsed: ParsedEmail, extra: dict[str, Any] | None = None
                             ) -> InboundMessage:
         """The normalized message for a parsed email (attachments go to the blob store)."""
-        author = parsed.sender
+        author, source = parsed.author()
         sender = self._address(*author) if author else None
         if sender is None:
-            raise UnparseablePayloadError("the email names no valid sender", adapter=self.name)
+            # a helpdesk keeps the mail of a broken sender: stored under an explicit unknown
+            # address and flagged, never dead-lettered for it
+            source = "unknown"
+            sender = Address(channel="email", handle=UNKNOWN_SENDER,
+                             display_name=author[0] if author and author[0] else None)
         recipients: list[Address] = []
         seen = {sender.handle}
         for name, addr in [*parsed.to, *parsed.cc, *(("", a) for a in parsed.envelope_to)]:
@@ -248,6 +255,17 @@ class EmailAdapter(ChannelAdapter):
             metadata["mime_defects"] = parsed.defects
         if parsed.dsn is not None:
             metadata["dsn"] = parsed.dsn
+        if source != "from":
+            metadata["sender_fallback"] = source
+            if source == "unknown":
+                metadata["sender_unknown"] = True
+            if parsed.from_raw:
+                metadata["from_header"] = decode_header_value(parsed.from_raw[0], parsed.hint)[:998]
+        originals = {a.sha256: a.original_filename for a in parsed.attachments if a.original_filename}
+        if originals:
+            metadata["original_filenames"] = originals
+        if any(a.from_tnef for a in parsed.attachments):
+            metadata["tnef_unpacked"] = True
         metadata.update(extra or {})
         token = self.conversation_token(parsed) if self.settings.plus_addressing else None
         return InboundMessage(
