@@ -191,24 +191,24 @@ def parse_stdlib(raw: bytes) -> Got:
     got = Got()
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.default)
-    except Exception:  # noqa: BLE001 - a peer's crash scores nothing
+    except Exception:
         return got
     got.accepted = True
     try:
         addresses = msg["From"].addresses if msg["From"] is not None else ()
         got.sender = addresses[0].addr_spec.lower() if addresses and addresses[0].addr_spec else None
-    except Exception:  # noqa: BLE001
+    except Exception:
         got.sender = None
     try:
         got.subject = str(msg["Subject"]) if msg["Subject"] is not None else None
-    except Exception:  # noqa: BLE001
+    except Exception:
         got.subject = None
     try:
         body = msg.get_body(("plain", "html"))
         if body is not None:
             content = body.get_content()
             got.text = _html_text(content) if body.get_content_subtype() == "html" else content
-    except Exception:  # noqa: BLE001
+    except Exception:
         got.text = ""
     try:
         for att in msg.iter_attachments():
@@ -217,9 +217,9 @@ def parse_stdlib(raw: bytes) -> Got:
                 data = att.get_payload(decode=True)
                 if isinstance(data, bytes):
                     got.attachment_hashes.append(hashlib.sha256(data).hexdigest())
-            except Exception:  # noqa: BLE001
+            except Exception:
                 continue
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     return got
 
@@ -232,22 +232,22 @@ def parse_mailparser(raw: bytes) -> Got:
     got = Got()
     try:
         mail = mailparser.parse_from_bytes(raw)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return got
     got.accepted = True
     try:
         pairs = mail.from_
         got.sender = pairs[0][1].lower() if pairs and pairs[0][1] else None
-    except Exception:  # noqa: BLE001
+    except Exception:
         got.sender = None
     try:
         got.subject = mail.subject
-    except Exception:  # noqa: BLE001
+    except Exception:
         got.subject = None
     try:
         plain = "\n".join(mail.text_plain)
         got.text = plain or "\n".join(_html_text(h) for h in mail.text_html)
-    except Exception:  # noqa: BLE001
+    except Exception:
         got.text = ""
     try:
         for att in mail.attachments:
@@ -256,9 +256,24 @@ def parse_mailparser(raw: bytes) -> Got:
             data = base64.b64decode(payload) if att.get("binary") else payload.encode(
                 "utf-8", "surrogateescape")
             got.attachment_hashes.append(hashlib.sha256(data).hexdigest())
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     return got
+
+
+def same(got: str | None, expected: str | None) -> bool:
+    """Equal after whitespace is collapsed; where the expectation itself lost characters
+    (U+FFFD: the reference parser could not decode a raw 8-bit header), any one character
+    there matches."""
+    a, b = norm(got), norm(expected)
+    if a == b:
+        return True
+    if "\ufffd" not in b:
+        return False
+    import re
+
+    pattern = "".join("." if c == "\ufffd" else re.escape(c) for c in b)
+    return re.fullmatch(pattern, a) is not None
 
 
 def score(expected: Expected, got: Got) -> dict[str, bool]:
@@ -266,8 +281,8 @@ def score(expected: Expected, got: Got) -> dict[str, bool]:
     if not got.accepted:
         return dict.fromkeys(FIELDS, False)
     sender = got.sender == expected.sender if expected.sender else True
-    subject = norm(got.subject) == norm(expected.subject)
-    body = norm(got.text) == norm(expected.text)
+    subject = same(got.subject, expected.subject)
+    body = same(got.text, expected.text)
     hashes = list(got.attachment_hashes)
     attachments = got.attachment_count == expected.attachment_count
     for digest in expected.attachment_hashes:

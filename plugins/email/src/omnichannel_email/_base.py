@@ -282,11 +282,11 @@ class EmailAdapter(ChannelAdapter):
         return f"{message.id}@{self.mail_domain}"
 
     async def _thread_of(self, message: Message) -> list[Message]:
-        hub = self.context.extras.get("hub")
-        if hub is None:
+        services = self.context.services
+        if not services.running:
             return []
         try:
-            return [m for m in await hub.store.list_messages(message.conversation_id)
+            return [m for m in await services.store.list_messages(message.conversation_id)
                     if m.id != message.id]
         except OmnichannelError:
             return []

@@ -32,6 +32,7 @@ __all__ = [
     "parse_message_ids",
     "parse_mime",
     "safe_filename",
+    "storable_text",
     "salvage_address",
 ]
 
@@ -221,10 +222,27 @@ def decode_header_value(value: str | None, hint: str | None = None) -> str:
     return value.replace("\r", "").replace("\n", " ").strip()
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def storable_text(value: str) -> str:
+    """``value`` as text every store can hold: raw 8-bit bytes (surrogate escapes of the
+    parser) decoded as UTF-8 (RFC 6532) or else Windows-1252, NUL and control characters
+    removed."""
+    if not value.isascii() and _SURROGATES.search(value):
+        value = decode_bytes(value.encode("utf-8", "surrogateescape"))
+    if not value.isprintable():
+        value = _CONTROL.sub(" ", value)
+        value = "".join(c for c in value if not 0xD800 <= ord(c) <= 0xDFFF)
+    return value
+
+
 def normalize_message_id(value: str | None) -> str | None:
-    """A Message-ID without angle brackets and whitespace (how external ids are stored)."""
+    """A Message-ID without angle brackets and whitespace (how external ids are stored);
+    raw 8-bit bytes and control characters made storable (see :func:`storable_text`)."""
     if not value:
         return None
+    value = storable_text(value)
     found = re.search(r"<([^<>\s]+)>", value)
     ident = found.group(1) if found else value.strip().split()[0] if value.strip() else ""
     ident = ident.strip("<>").strip()
@@ -235,6 +253,7 @@ def parse_message_ids(value: str | None) -> list[str]:
     """Every ``<id>`` in a References / In-Reply-To header, in order, without duplicates."""
     if not value:
         return []
+    value = storable_text(value)
     found = re.findall(r"<([^<>\s]+)>", value)
     if not found:  # some clients forget the brackets
         found = [w for w in value.split() if "@" in w]
@@ -576,12 +595,66 @@ def parse_mime(
         msg = email.message_from_bytes(raw, policy=READ_POLICY)
     except (ValueError, TypeError, IndexError, LookupError, RecursionError) as exc:
         raise UnparseablePayloadError(f"not a MIME message: {type(exc).__name__}") from None
+    if not msg.keys() or any(isinstance(d, email.errors.MissingHeaderBodySeparatorDefect)
+                             for d in msg.defects):
+        repaired = repair_header_block(raw)
+        if repaired is not None:
+            try:
+                msg = email.message_from_bytes(repaired, policy=READ_POLICY)
+            except (ValueError, TypeError, IndexError, LookupError, RecursionError):
+                raise UnparseablePayloadError("not a MIME message") from None
+            msg.defects.append(email.errors.InvalidHeaderDefect("header block repaired"))
     if not msg.keys():
         raise UnparseablePayloadError("no headers: not an email")
     try:
         return _read(msg, raw, max_attachment_bytes, max_attachments)
     except RecursionError:
         raise UnparseablePayloadError("MIME structure nested too deeply") from None
+
+
+_HEADER_LINE = re.compile(rb"^[!-9;-~]{1,76}:")
+_SEPARATOR_LINE = re.compile(rb"^\s*-{2,}.*-{2,}\s*$")
+
+
+def repair_header_block(raw: bytes) -> bytes | None:
+    """A header block the parser can read, or ``None`` when nothing needs repairing.
+
+    Mail clients and forwarders write header blocks that end too early for RFC 5322: a first
+    line that is not a header (``---- Original email message ----``, a garbled field), and
+    continuation lines that lost their indentation. Leading lines that are not headers are
+    dropped (up to 20); inside the block, a line that is neither a header nor indented but is
+    followed by more header lines is taken as a continuation.
+    """
+    lines = raw.split(b"\n")
+    start = 0
+    while start < min(len(lines), 20) and not _HEADER_LINE.match(lines[start]):
+        start += 1
+    if start >= len(lines) or not _HEADER_LINE.match(lines[start]):
+        return None
+    out = []
+    i = start
+    changed = start > 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip(b"\r"):
+            break
+        if _HEADER_LINE.match(line) or line[:1] in (b" ", b"\t"):
+            out.append(line)
+        else:
+            rest = lines[i + 1:i + 40]
+            ahead = next((x for x in rest if not x.strip(b"\r") or _HEADER_LINE.match(x)), b"")
+            if ahead.strip(b"\r") and not _SEPARATOR_LINE.match(line):
+                out.append(b" " + line)  # an unindented continuation
+                changed = True
+            else:
+                break  # the body starts here: keep a separator line for it
+        i += 1
+    if not changed and i < len(lines) and not lines[i].strip(b"\r"):
+        return None
+    body = lines[i:]
+    if not body or body[0].strip(b"\r"):
+        body = [b"\r" if out and out[0].endswith(b"\r") else b"", *body]
+    return b"\n".join(out + body)
 
 
 def _body_charset(msg: Message) -> str | None:
