@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import anyio
+import anyio.to_thread
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -211,6 +213,26 @@ class SendResult:
     """Vendor extras to merge into the message metadata."""
 
 
+PARSE_THREADS = 2
+"""Worker threads that parse large bodies at once, hub-wide (see
+:attr:`ChannelAdapter.parse_in_thread_above`); more wait their turn."""
+
+_PARSE_SLOTS: dict[int, anyio.Semaphore] = {}
+
+
+def _parse_slots() -> anyio.Semaphore:
+    # one semaphore per event loop (a semaphore binds to the loop it is first used on)
+    import asyncio
+
+    loop = id(asyncio.get_running_loop())
+    slots = _PARSE_SLOTS.get(loop)
+    if slots is None:
+        if len(_PARSE_SLOTS) > 64:  # loops of finished tests
+            _PARSE_SLOTS.clear()
+        slots = _PARSE_SLOTS[loop] = anyio.Semaphore(PARSE_THREADS)
+    return slots
+
+
 class ChannelAdapter:
     """Base class of channel adapters. Subclass, set the class attributes, override methods.
 
@@ -229,6 +251,10 @@ class ChannelAdapter:
     inbound_get: ClassVar[bool] = False
     """Whether the vendor may deliver messages by GET (Twilio's and Vonage's GET option): a GET
     that :meth:`handshake` does not answer then runs the full inbound pipeline, like a POST."""
+    parse_in_thread_above: ClassVar[int | None] = None
+    """Request bodies larger than this many bytes are parsed in a worker thread (at most
+    :data:`PARSE_THREADS` at once), so a CPU-heavy parse (a large MIME message) never blocks
+    the event loop; ``None``: always parse on the loop (cheap payloads)."""
 
     class Settings(AdapterSettings):
         """Configuration of this adapter."""
@@ -264,6 +290,15 @@ class ChannelAdapter:
         understood (the payload is dead-lettered), or return per-item ``failures``.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement parse()")
+
+    async def parse_request(self, request: WebhookRequest) -> ParseResult:
+        """How the hub calls :meth:`parse`: on the event loop, or for bodies larger than
+        :attr:`parse_in_thread_above` in a bounded worker thread."""
+        limit = self.parse_in_thread_above
+        if limit is None or len(request.body) <= limit:
+            return self.parse(request)
+        async with _parse_slots():
+            return await anyio.to_thread.run_sync(self.parse, request)
 
     def acknowledge(self, request: WebhookRequest, result: ParseResult | None) -> WebhookResponse:
         """The answer the vendor expects once the request is stored (default: empty 200)."""

@@ -326,7 +326,7 @@ class Hub:
                          url=request.url, headers=_storable_headers(request.headers),
                          body=request.body)
         try:
-            result = adapter.parse(request)
+            result = await adapter.parse_request(request)
         except Exception as exc:  # noqa: BLE001 - nothing verified is ever lost: keep it
             error = exc.detail if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
             letter = DeadLetter(id=new_id("dl"), channel_key=channel_key, adapter=adapter.name,

@@ -110,6 +110,10 @@ class EmailAdapter(ChannelAdapter):
         max_media_size=25 * 1024 * 1024,
     )
 
+    parse_in_thread_above: ClassVar[int | None] = 256 * 1024
+    """MIME (and Postmark's JSON with base64 attachments) larger than 256 KiB is parsed in a
+    bounded worker thread, off the event loop."""
+
     settings: EmailSettings
 
     # -- addresses and threading ----------------------------------------------------------
