@@ -33,7 +33,7 @@ from omnichannel_sdk import (
     read_form,
 )
 
-from ._base import EmailAdapter, EmailSettings
+from ._base import EmailAdapter, EmailSettings, storable_result
 from ._compose import build_message
 from ._mime import Attachment, ParsedEmail, normalize_message_id, parse_addresses, parse_mime, safe_filename
 from ._receipts import mailgun_receipts
@@ -119,7 +119,7 @@ class MailgunAdapter(EmailAdapter):
         facts; a JSON post is an event of the events webhook (a delivery receipt or an
         opt-out)."""
         if request.content_type == "application/json":
-            return mailgun_receipts(request.json())
+            return storable_result(mailgun_receipts(request.json()))
         form = read_form(request)
         recipients = [r.strip() for r in form.text("recipient").split(",") if r.strip()]
         envelope_from = form.text("sender") or None

@@ -8,11 +8,13 @@ RFC 2047 encoded words, RFC 2231 file names, raw 8-bit headers, broken headers.
 
 from __future__ import annotations
 
+import codecs
 import email
 import email.errors
 import email.header
 import email.policy
 import email.utils
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ __all__ = [
     "parse_mime",
     "safe_filename",
     "storable_text",
+    "storable_value",
     "salvage_address",
 ]
 
@@ -77,7 +80,12 @@ def _codec(charset: str | None) -> str | None:
     if not charset:
         return None
     label = charset.strip().strip("\"'").lower()
+    if not label.isascii() or not label.isprintable() or len(label) > 40:
+        return None
     return CHARSET_ALIASES.get(label, label) or None
+
+
+_ANY_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _jis_via_cp932(data: bytes) -> str:
@@ -132,9 +140,16 @@ def _jis_via_cp932(data: bytes) -> str:
 
 
 def _decode_with(data: bytes, codec: str) -> str:
+    if not _is_text_codec(codec):
+        raise LookupError(codec)
     if codec == "jis-via-cp932":
         return _jis_via_cp932(data)
-    return data.decode(codec)
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        raise
+    except (UnicodeError, ValueError, TypeError) as exc:  # a codec's own failures
+        raise LookupError(codec) from exc
 
 
 def detect_charset(data: bytes) -> str | None:
@@ -152,6 +167,27 @@ def detect_charset(data: bytes) -> str | None:
 
 
 def decode_bytes(data: bytes, charset: str | None = None) -> str:
+    """Text from ``data`` labelled ``charset`` (see :func:`_decode_bytes`), without NUL (no
+    store holds it, no mail means it)."""
+    text = _decode_bytes(data, charset)
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
+@functools.lru_cache(maxsize=256)
+def _is_text_codec(name: str) -> bool:
+    """Whether ``name`` is a text encoding: a label may name any Python codec, and
+    ``base64``, ``rot13`` or ``unicode_escape`` must never run on mail."""
+    if name == "jis-via-cp932":
+        return True
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        return False
+    bad = {"unicode_escape", "raw_unicode_escape", "punycode", "idna", "undefined"}
+    return bool(getattr(info, "_is_text_encoding", True)) and info.name not in bad
+
+
+def _decode_bytes(data: bytes, charset: str | None = None) -> str:
     """Text from ``data`` labelled ``charset``, never failing: the label's superset codec and
     its relatives, UTF-8, then what charset-normalizer detects when the label is absent or
     wrong, then Windows-1252 with replacement characters. A decode that leaves ESC sequences
@@ -168,6 +204,8 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
             continue
         if "\x1b" in text and not name.startswith("iso2022"):
             continue
+        if not text.isascii() and _ANY_SURROGATE.search(text):
+            continue  # UTF-7 and friends can yield lone surrogates: no store can hold them
         return text
     if b"\x1b$" in data or b"\x1b(" in data:
         for name in ("iso2022_jp_ext", "jis-via-cp932", "iso2022_jp_2", "iso2022_kr"):
@@ -179,16 +217,17 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
     if detected and detected not in tries:
         try:
             text = data.decode(detected)
-            if "\x1b" not in text:
+            if "\x1b" not in text and not _ANY_SURROGATE.search(text):
                 return text
         except (LookupError, UnicodeDecodeError):
             pass
-    if codec and codec not in ("ascii", "utf-8", "utf-7"):
+    if codec and codec not in ("ascii", "utf-8", "utf-7") and _is_text_codec(codec) \
+            and codec != "jis-via-cp932":
         try:
             text = data.decode(codec, errors="replace")
-            if "\x1b" not in text:
+            if "\x1b" not in text and not _ANY_SURROGATE.search(text):
                 return text
-        except LookupError:
+        except (LookupError, UnicodeError, ValueError, TypeError):
             pass
     return data.decode("cp1252", errors="replace")
 
@@ -209,7 +248,8 @@ def decode_header_value(value: str | None, hint: str | None = None) -> str:
     if "=?" in value and _EW.search(value):
         try:
             chunks = email.header.decode_header(value)
-        except (ValueError, AssertionError, IndexError, LookupError):
+        except (ValueError, AssertionError, IndexError, LookupError, TypeError,
+                email.errors.HeaderParseError):  # binascii.Error is a ValueError
             chunks = [(value, None)]
         out = []
         for chunk, charset in chunks:
@@ -219,7 +259,8 @@ def decode_header_value(value: str | None, hint: str | None = None) -> str:
                 out.append(chunk)
         value = "".join(out)
     value = re.sub(r"\r?\n[ \t]+", " ", value)
-    return value.replace("\r", "").replace("\n", " ").strip()
+    value = value.replace("\r", "").replace("\n", " ").strip()
+    return value if value.isprintable() else storable_text(value)
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
@@ -232,9 +273,31 @@ def storable_text(value: str) -> str:
     if not value.isascii() and _SURROGATES.search(value):
         value = decode_bytes(value.encode("utf-8", "surrogateescape"))
     if not value.isprintable():
-        value = _CONTROL.sub(" ", value)
+        value = _CONTROL.sub(" ", value) if _CONTROL.search(value) else value
         value = "".join(c for c in value if not 0xD800 <= ord(c) <= 0xDFFF)
     return value
+
+
+def storable_value(value: Any) -> Any:
+    """``value`` (JSON-shaped: dicts, lists, strings) with every string made storable."""
+    if isinstance(value, str):
+        if value.isprintable() or not _NEEDS_CLEANING.search(value):
+            return value
+        if _SURROGATES.search(value):  # raw bytes the parser kept: read them as text
+            try:
+                value = decode_bytes(value.encode("utf-8", "surrogateescape"))
+            except UnicodeError:
+                pass
+        return _NEEDS_CLEANING.sub("", value)  # NUL and lone surrogates; newlines stay
+    if isinstance(value, dict):
+        return {storable_value(k) if isinstance(k, str) else k: storable_value(v)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_value(v) for v in value]
+    return value
+
+
+_NEEDS_CLEANING = re.compile("[\x00\ud800-\udfff]")
 
 
 def normalize_message_id(value: str | None) -> str | None:
@@ -474,10 +537,19 @@ def _walk(root: Message) -> list[tuple[Message, int]]:
         if len(out) > MAX_PARTS:
             raise UnparseablePayloadError(f"more than {MAX_PARTS} MIME parts")
         if part.get_content_maintype() == "multipart" and part.is_multipart() and depth < MAX_DEPTH:
-            payload = part.get_payload()
+            payload = payload_of(part)
             if isinstance(payload, list):
                 stack.extend((p, depth + 1) for p in reversed(payload) if isinstance(p, Message))
     return out
+
+
+def payload_of(part: Message) -> Any:
+    """``part.get_payload()``, or ``""`` where the standard library fails on it (a text
+    payload with raw 8-bit bytes and a charset label it cannot use)."""
+    try:
+        return part.get_payload()
+    except (UnicodeError, LookupError, ValueError, TypeError):
+        return ""
 
 
 def _param(part: Message, name: str, header: str = "content-type") -> str | None:
@@ -500,6 +572,8 @@ def _content_type(part: Message) -> str:
     if raw is None:
         return part.get_default_type()
     ctype = raw.split(";", 1)[0].strip().lower()
+    if not ctype.isascii() or not ctype.isprintable():
+        return "application/octet-stream"
     return ctype if "/" in ctype and " " not in ctype else "text/plain"
 
 
@@ -543,9 +617,15 @@ def _payload_bytes(part: Message) -> bytes:
         data = None
     if isinstance(data, bytes):
         return data
-    raw = part.get_payload()
+    try:
+        raw = payload_of(part)
+    except (UnicodeError, LookupError, ValueError, TypeError):
+        return b""
     if isinstance(raw, str):
-        return raw.encode("utf-8", "surrogateescape")
+        try:
+            return raw.encode("utf-8", "surrogateescape")
+        except UnicodeError:
+            return raw.encode("utf-8", "replace")
     return b""
 
 
@@ -754,7 +834,7 @@ def _structure(parts: list[Message], multipart: str, in_alternative: bool, bodie
     html_length = len(bodies.html) if bodies.html is not None else -1
     for i, part in enumerate(parts):
         ctype = _content_type(part)
-        payload = part.get_payload()
+        payload = payload_of(part)
         if ctype.startswith("multipart/") and isinstance(payload, list):
             if ctype == "multipart/report" and (_param(part, "report-type") or "").lower() \
                     == "delivery-status":
@@ -807,13 +887,13 @@ def _attach(parsed: ParsedEmail, part: Message, hint: str | None, max_bytes: int
     if ctype == "multipart/report":
         from ._dsn import read_report
 
-        parsed.dsn = read_report(part)
+        parsed.dsn = storable_value(read_report(part))
         return
     if ctype in _DSN_PARTS and parsed.dsn is not None:
         return
     original = _original_filename(part, hint)
     filename = _safe_filename(original)
-    payload = part.get_payload()
+    payload = payload_of(part)
     if ctype.startswith("message/") and isinstance(payload, list) and payload \
             and isinstance(payload[0], Message):
         data = _message_bytes(payload[0])

@@ -26,7 +26,7 @@ from omnichannel_sdk import (
     WebhookRequest,
 )
 
-from ._base import EmailAdapter, EmailSettings
+from ._base import EmailAdapter, EmailSettings, storable_result
 from ._mime import (
     Attachment,
     ParsedEmail,
@@ -149,7 +149,7 @@ class PostmarkAdapter(EmailAdapter):
         with an event ``RecordType`` is a delivery receipt (or an opt-out)."""
         body = request.json()
         if is_postmark_event(body):
-            return postmark_receipts(body)
+            return storable_result(postmark_receipts(body))
         if not isinstance(body, dict) or not (body.get("FromFull") or body.get("From")
                                               or body.get("RawEmail")):
             raise UnparseablePayloadError("not a Postmark inbound message", adapter=self.name)

@@ -34,7 +34,7 @@ from omnichannel_sdk import (
     read_form,
 )
 
-from ._base import EmailAdapter, EmailSettings
+from ._base import EmailAdapter, EmailSettings, storable_result
 from ._mime import Attachment, ParsedEmail, decode_bytes, parse_mime
 from ._receipts import CUSTOM_ARG, sendgrid_receipts
 
@@ -138,7 +138,7 @@ class SendGridAdapter(EmailAdapter):
         ``text``, ``html``, ``attachmentN``), with SendGrid's envelope and spam facts; a JSON
         array is an Event Webhook batch (delivery receipts, opt-outs)."""
         if request.content_type == "application/json":
-            return sendgrid_receipts(request.json())
+            return storable_result(sendgrid_receipts(request.json()))
         form = read_form(request)
         envelope: dict[str, Any] = {}
         try:
