@@ -123,7 +123,7 @@ def _jis_via_cp932(data: bytes) -> str:
             if not (0x21 <= j1 <= 0x7E and 0x21 <= j2 <= 0x7E):
                 raise UnicodeDecodeError("iso2022_jp", data, i, i + 2, "not a JIS pair")
             s1 = (j1 + 1) // 2 + (0x70 if j1 <= 0x5E else 0xB0)
-            s2 = j2 + (0x1F if j1 % 2 else 0x7D)
+            s2 = j2 + (0x1F if j1 % 2 else 0x7E)
             if j1 % 2 and s2 >= 0x7F:
                 s2 += 1
             out += bytes((s1, s2))
