@@ -846,9 +846,9 @@ def _structure(parts: list[Message], multipart: str, in_alternative: bool, bodie
                        in_alternative or sub == "alternative", bodies, depth + 1)
             continue
         media = ctype.startswith(_INLINE_MEDIA)
-        named = _filename(part, None) is not None
+        # the file name is looked up only where it decides (parameter parsing is not free)
         inline = _disposition(part) != "attachment" and (ctype in ("text/plain", "text/html") or media) \
-            and (i == 0 or (multipart != "related" and (media or not named)))
+            and (i == 0 or (multipart != "related" and (media or _filename(part, None) is None)))
         if not inline:
             bodies.attachments.append(part)
             continue
