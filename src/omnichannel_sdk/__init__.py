@@ -77,6 +77,12 @@ from ._models import (
     TranscriptSegment,
 )
 from ._render import Rendered, render_parts, split_text
+from ._service_levels import (
+    AgentLoad,
+    ChannelServiceLevel,
+    ConversationServiceLevel,
+    ServiceLevelReport,
+)
 from ._services import AdapterServices, DetachedServices, StoreReader
 from ._store import Store
 from ._webhook import WebhookRequest, WebhookResponse, alternate_port_url
@@ -91,6 +97,7 @@ __all__ = [
     "AdapterServices",
     "AdapterSettings",
     "Address",
+    "AgentLoad",
     "AuthenticationError",
     "Author",
     "BlobInfo",
@@ -99,12 +106,14 @@ __all__ = [
     "ChannelAdapter",
     "ChannelConfig",
     "ChannelError",
+    "ChannelServiceLevel",
     "ChannelSignal",
     "ConfigurationError",
     "Contact",
     "ContactUpdated",
     "Conversation",
     "ConversationOpened",
+    "ConversationServiceLevel",
     "DeadLetter",
     "DeliverySettings",
     "DetachedServices",
@@ -146,6 +155,7 @@ __all__ = [
     "ReplayReport",
     "RetryLaterError",
     "SendResult",
+    "ServiceLevelReport",
     "SignatureError",
     "StatusChanged",
     "StatusUpdate",
