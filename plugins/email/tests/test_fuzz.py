@@ -208,3 +208,18 @@ def test_every_parse_path_ends_in_a_message_a_receipt_or_a_dead_letter(path: str
         _FUZZ.run_one(_ADAPTERS[name], content_type, body)  # type: ignore[attr-defined]
 
     run()
+
+
+@pytest.mark.parametrize("raw", [
+    # found by bench/email_fuzz.py's long run: RFC 2231 continuations the standard library
+    # cannot sort, a NUL in an RFC 2231 charset, a byte outside JIS X 0201 kana after ESC ( I
+    b"From: a@b.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+    b"Content-Type: text/plain\r\nContent-Disposition: attachment; filename*=utf-8''a; "
+    b"filename*1=b\r\n\r\ndata\r\n--x--\r\n",
+    b"From: a@b.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+    b"Content-Type: application/pdf; name*=ut\x00f-8''%E4%BD%A0.pdf\r\n\r\ndata\r\n--x--\r\n",
+    b"From: a@b.example\r\nContent-Type: text/plain; charset=iso-2022-jp\r\n\r\n\x1b(I\x7f\xff\r\n",
+])
+def test_long_run_findings(raw: bytes) -> None:
+    (message,) = _ADAPTER.parse_raw(raw).items
+    assert "\\u0000" not in message.model_dump_json()

@@ -129,6 +129,8 @@ def _jis_via_cp932(data: bytes) -> str:
             out += bytes((s1, s2))
             i += 2
         elif mode == "kana":
+            if not 0x21 <= byte <= 0x5F:
+                raise UnicodeDecodeError("iso2022_jp", data, i, i + 1, "not a kana byte")
             out.append(byte + 0x80)
             i += 1
         else:
@@ -555,14 +557,14 @@ def payload_of(part: Message) -> Any:
 def _param(part: Message, name: str, header: str = "content-type") -> str | None:
     try:
         value = part.get_param(name, header=header)
-    except (ValueError, IndexError, LookupError):
-        return None
+    except (ValueError, IndexError, LookupError, TypeError, UnicodeError):
+        return None  # the standard library fails on some broken RFC 2231 continuations
     if value is None:
         return None
     if isinstance(value, tuple):  # RFC 2231 (charset, language, value)
         try:
             return email.utils.collapse_rfc2231_value(value)
-        except (LookupError, UnicodeError):
+        except (LookupError, UnicodeError, ValueError, TypeError):
             return str(value[2])
     return str(value)
 
@@ -581,7 +583,7 @@ def _filename(part: Message, hint: str | None) -> str | None:
     name = None
     try:
         name = part.get_filename()
-    except (ValueError, IndexError, LookupError, TypeError):
+    except (ValueError, IndexError, LookupError, TypeError, UnicodeError):
         name = None
     if name is None:
         name = _param(part, "filename", "content-disposition") or _param(part, "name")
