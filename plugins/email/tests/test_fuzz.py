@@ -223,3 +223,12 @@ def test_every_parse_path_ends_in_a_message_a_receipt_or_a_dead_letter(path: str
 def test_long_run_findings(raw: bytes) -> None:
     (message,) = _ADAPTER.parse_raw(raw).items
     assert "\\u0000" not in message.model_dump_json()
+
+
+def test_postmark_unknown_sender_with_a_nul_name_is_storable() -> None:
+    body = orjson.dumps({"FromFull": {"Email": "not an address", "Name": "\x00"}, "Subject": "x",
+                         "TextBody": "hi", "MessageID": "m-1"})
+    request = WebhookRequest("POST", "https://x.test/webhooks/fuzz",
+                             {"content-type": "application/json"}, body)
+    (message,) = _VENDORS[2].parse(request).items  # type: ignore[attr-defined]
+    assert "\\u0000" not in message.model_dump_json()

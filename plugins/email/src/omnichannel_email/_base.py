@@ -222,7 +222,7 @@ class EmailAdapter(ChannelAdapter):
             # address and flagged, never dead-lettered for it
             source = "unknown"
             sender = Address(channel="email", handle=UNKNOWN_SENDER,
-                             display_name=author[0] if author and author[0] else None)
+                             display_name=storable_value(author[0]) or None if author else None)
         recipients: list[Address] = []
         seen = {sender.handle}
         for name, addr in [*parsed.to, *parsed.cc, *(("", a) for a in parsed.envelope_to)]:
