@@ -58,6 +58,7 @@ from ._events import (
     MessageUpdated,
     StatusChanged,
 )
+from ._forms import FormData, FormField, parse_form, read_form
 from ._hub import Hub, ReplayReport
 from ._mapping import JsonMappingAdapter
 from ._models import (
@@ -130,6 +131,8 @@ __all__ = [
     "EventPart",
     "FileBlobStore",
     "FollowUp",
+    "FormData",
+    "FormField",
     "Hub",
     "HubSettings",
     "InboundMessage",
@@ -194,7 +197,9 @@ __all__ = [
     "media_origin_allowed",
     "normalize_email",
     "normalize_phone",
+    "parse_form",
     "parse_retry_after",
+    "read_form",
     "redact_headers",
     "redact_url",
     "render_parts",

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import anyio
+import anyio.to_thread
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -234,6 +236,26 @@ class SendResult:
     """Vendor extras to merge into the message metadata."""
 
 
+PARSE_THREADS = 2
+"""Worker threads that parse large bodies at once, hub-wide (see
+:attr:`ChannelAdapter.parse_in_thread_above`); more wait their turn."""
+
+_PARSE_SLOTS: dict[int, anyio.Semaphore] = {}
+
+
+def _parse_slots() -> anyio.Semaphore:
+    # one semaphore per event loop (a semaphore binds to the loop it is first used on)
+    import asyncio
+
+    loop = id(asyncio.get_running_loop())
+    slots = _PARSE_SLOTS.get(loop)
+    if slots is None:
+        if len(_PARSE_SLOTS) > 64:  # loops of finished tests
+            _PARSE_SLOTS.clear()
+        slots = _PARSE_SLOTS[loop] = anyio.Semaphore(PARSE_THREADS)
+    return slots
+
+
 class ChannelAdapter(abc.ABC):
     """Base class of channel adapters. Subclass, set the class attributes, override methods.
 
@@ -265,6 +287,11 @@ class ChannelAdapter(abc.ABC):
         "hub.verify_token", "verify_token", "token", "access_token", "api_key", "api_secret",
         "secret", "password", "key"})
     """Query parameters that carry bearer-like secrets, redacted like :attr:`secret_headers`."""
+
+    parse_in_thread_above: ClassVar[int | None] = None
+    """Request bodies larger than this many bytes are parsed in a worker thread (at most
+    :data:`PARSE_THREADS` at once), so a CPU-heavy parse (a large MIME message) never blocks
+    the event loop; ``None``: always parse on the loop (cheap payloads)."""
 
     class Settings(AdapterSettings):
         """Configuration of this adapter."""
@@ -308,6 +335,15 @@ class ChannelAdapter(abc.ABC):
         Raise :class:`~omnichannel_sdk.UnparseablePayloadError` when nothing in it can be
         understood (the payload is dead-lettered), or return per-item ``failures``.
         """
+
+    async def parse_request(self, request: WebhookRequest) -> ParseResult:
+        """How the hub calls :meth:`parse`: on the event loop, or for bodies larger than
+        :attr:`parse_in_thread_above` in a bounded worker thread."""
+        limit = self.parse_in_thread_above
+        if limit is None or len(request.body) <= limit:
+            return self.parse(request)
+        async with _parse_slots():
+            return await anyio.to_thread.run_sync(self.parse, request)
 
     async def complete(self, request: WebhookRequest, result: ParseResult) -> ParseResult:
         """Finish a parse with the I/O a sans-IO :meth:`parse` cannot do, before anything is

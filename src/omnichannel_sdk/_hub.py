@@ -358,7 +358,7 @@ class Hub:
         # (a certificate being fetched, the store unreachable) ends in a dead letter with the
         # raw request, and the vendor is answered so it stops retrying
         try:
-            result = await adapter.complete(request, adapter.parse(request))
+            result = await adapter.complete(request, await adapter.parse_request(request))
             stored = await self._store_result(adapter, result, raw, raw.received_at)
         except RetryLaterError:
             raise

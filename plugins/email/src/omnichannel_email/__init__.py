@@ -7,11 +7,19 @@ splitter, threading and bounce/auto-reply detection are public for reuse and tes
 
 from __future__ import annotations
 
-from ._base import EmailAdapter, EmailSettings
+from ._base import UNKNOWN_SENDER, EmailAdapter, EmailSettings
 from ._compose import OutboundAttachment, OutboundEmail, build_message
 from ._dsn import auto_reply_reason, bounce_status
 from ._mailgun import MailgunAdapter, mailgun_signature
-from ._mime import Attachment, ParsedEmail, decode_bytes, decode_header_value, parse_mime
+from ._mime import (
+    Attachment,
+    ParsedEmail,
+    decode_bytes,
+    decode_header_value,
+    parse_mime,
+    safe_filename,
+    storable_text,
+)
 from ._postmark import PostmarkAdapter
 from ._sendgrid import SendGridAdapter
 from ._smtp import EmailSmtpAdapter
@@ -19,6 +27,7 @@ from ._text import SplitText, html_to_text, sanitize_html, split_reply
 from ._threading import conversation_from_token, normalize_subject, plus_address, reply_subject
 
 __all__ = [
+    "UNKNOWN_SENDER",
     "Attachment",
     "EmailAdapter",
     "EmailSettings",
@@ -42,6 +51,8 @@ __all__ = [
     "parse_mime",
     "plus_address",
     "reply_subject",
+    "safe_filename",
     "sanitize_html",
     "split_reply",
+    "storable_text",
 ]

@@ -4,6 +4,7 @@ outbound mail with the thread's headers."""
 
 from __future__ import annotations
 
+import dataclasses
 import html as html_lib
 import logging
 from collections.abc import Sequence
@@ -24,13 +25,12 @@ from omnichannel_sdk import (
     Part,
     RejectedError,
     TextPart,
-    UnparseablePayloadError,
     normalize_email,
 )
 
 from ._compose import OutboundAttachment, OutboundEmail, plain_to_html
 from ._dsn import auto_reply_reason, bounce_status
-from ._mime import ParsedEmail, parse_mime
+from ._mime import ParsedEmail, decode_header_value, parse_mime, safe_filename, storable_value
 from ._text import html_to_text, sanitize_html, split_reply
 from ._threading import (
     conversation_from_token,
@@ -39,7 +39,7 @@ from ._threading import (
     subject_thread_key,
 )
 
-__all__ = ["EmailAdapter", "EmailSettings", "put_blob_now"]
+__all__ = ["UNKNOWN_SENDER", "EmailAdapter", "EmailSettings", "put_blob_now", "storable_result"]
 
 log = logging.getLogger("omnichannel_email")
 
@@ -47,6 +47,10 @@ _KEPT_HEADERS = ("auto-submitted", "precedence", "list-id", "x-mailer", "user-ag
                  "x-autoreply", "x-auto-response-suppress", "return-path", "delivered-to",
                  "x-original-to")
 
+
+UNKNOWN_SENDER = "unknown-sender@unknown.invalid"
+"""The sender of mail that names none we can use (``.invalid`` is reserved: RFC 2606); such
+mail carries ``metadata.sender_unknown = true``."""
 
 MAX_REFERENCES = 50
 """The most (nearest) References ids handed to the core per message."""
@@ -69,6 +73,25 @@ def put_blob_now(blobs: Any, data: bytes) -> Any:
         return None
     coro.close()
     return None
+
+
+def storable_result(result: ParseResult) -> ParseResult:
+    """``result`` with every item storable: a vendor's JSON may carry NUL (``\\u0000``) or
+    lone surrogates in any field, which PostgreSQL and JSON refuse; those strings are
+    cleaned, everything else is left as it came."""
+    items: list[Any] = []
+    changed = False
+    for item in result.items:
+        try:
+            clean = "\\u0000" not in item.model_dump_json()
+        except ValueError:  # a lone surrogate
+            clean = False
+        if clean:
+            items.append(item)
+        else:
+            changed = True
+            items.append(type(item).model_validate(storable_value(item.model_dump())))
+    return dataclasses.replace(result, items=items) if changed else result
 
 
 class EmailSettings(AdapterSettings):
@@ -106,6 +129,10 @@ class EmailAdapter(ChannelAdapter):
         media_kinds=frozenset({"image", "audio", "video", "file", "sticker"}),
         max_media_size=25 * 1024 * 1024,
     )
+
+    parse_in_thread_above: ClassVar[int | None] = 256 * 1024
+    """MIME (and Postmark's JSON with base64 attachments) larger than 256 KiB is parsed in a
+    bounded worker thread, off the event loop."""
 
     settings: EmailSettings
 
@@ -159,12 +186,17 @@ class EmailAdapter(ChannelAdapter):
         """A bounce becomes a ``failed`` receipt for our message; anything else a message."""
         receipt = bounce_status(parsed)
         if receipt is not None:
-            return ParseResult(items=[receipt])
+            return ParseResult(items=[receipt.model_copy(update={
+                "metadata": storable_value(receipt.metadata),
+                "error": receipt.error.model_copy(update={
+                    "message": storable_value(receipt.error.message)}) if receipt.error else None,
+            })])
         return ParseResult(items=[self.inbound_from_parsed(parsed, metadata)])
 
     def _address(self, name: str, address: str) -> Address | None:
         try:
-            return Address(channel="email", handle=address, display_name=name or None)
+            return Address(channel="email", handle=storable_value(address),
+                           display_name=storable_value(name) or None)
         except ValueError:
             return None
 
@@ -183,10 +215,14 @@ class EmailAdapter(ChannelAdapter):
     def inbound_from_parsed(self, parsed: ParsedEmail, extra: dict[str, Any] | None = None
                             ) -> InboundMessage:
         """The normalized message for a parsed email (attachments go to the blob store)."""
-        author = parsed.sender
+        author, source = parsed.author()
         sender = self._address(*author) if author else None
         if sender is None:
-            raise UnparseablePayloadError("the email names no valid sender", adapter=self.name)
+            # a helpdesk keeps the mail of a broken sender: stored under an explicit unknown
+            # address and flagged, never dead-lettered for it
+            source = "unknown"
+            sender = Address(channel="email", handle=UNKNOWN_SENDER,
+                             display_name=storable_value(author[0]) or None if author else None)
         recipients: list[Address] = []
         seen = {sender.handle}
         for name, addr in [*parsed.to, *parsed.cc, *(("", a) for a in parsed.envelope_to)]:
@@ -201,7 +237,7 @@ class EmailAdapter(ChannelAdapter):
         split = split_reply(full_text)
         parts: list[Part] = []
         if split.new:
-            parts.append(TextPart(text=split.new))
+            parts.append(TextPart(text=storable_value(split.new)))
         inline: dict[str, str] = {}
         skipped = list(parsed.skipped)
         blobs = self.context.blobs
@@ -210,10 +246,11 @@ class EmailAdapter(ChannelAdapter):
             kind = att.content_type.partition("/")[0]
             parts.append(MediaPart(
                 kind=kind if kind in ("image", "audio", "video") else "file",
-                content_type=att.content_type, filename=att.filename, size=len(att.data),
+                content_type=storable_value(att.content_type),
+                filename=safe_filename(storable_value(att.filename)), size=len(att.data),
                 sha256=att.sha256, blob_key=info.key if info is not None else None))
             if att.content_id:
-                inline[att.content_id] = att.sha256
+                inline[storable_value(att.content_id)] = att.sha256
         reason = auto_reply_reason(parsed)
         references = [r for r in parsed.references if r not in parsed.in_reply_to]
         references += parsed.in_reply_to  # the nearest ancestor last: the core reads backwards
@@ -248,11 +285,24 @@ class EmailAdapter(ChannelAdapter):
             metadata["mime_defects"] = parsed.defects
         if parsed.dsn is not None:
             metadata["dsn"] = parsed.dsn
+        if source != "from":
+            metadata["sender_fallback"] = source
+            if source == "unknown":
+                metadata["sender_unknown"] = True
+            if parsed.from_raw:
+                metadata["from_header"] = decode_header_value(parsed.from_raw[0], parsed.hint)[:998]
+        originals = {a.sha256: a.original_filename for a in parsed.attachments if a.original_filename}
+        if originals:
+            metadata["original_filenames"] = originals
+        if any(a.from_tnef for a in parsed.attachments):
+            metadata["tnef_unpacked"] = True
         metadata.update(extra or {})
+        metadata = storable_value(metadata)  # NUL and raw bytes from vendors' fields too
         token = self.conversation_token(parsed) if self.settings.plus_addressing else None
         return InboundMessage(
-            external_id=parsed.message_id or f"sha256:{parsed.raw_sha256}",
-            sender=sender, recipients=recipients, parts=parts, subject=parsed.subject or None,
+            external_id=storable_value(parsed.message_id) or f"sha256:{parsed.raw_sha256}",
+            sender=sender, recipients=recipients, parts=parts,
+            subject=storable_value(parsed.subject) or None,
             created_at=parsed.date, references=references, conversation_hint=token,
             profile={"name": sender.display_name} if sender.display_name else {},
             metadata=metadata)
@@ -264,11 +314,11 @@ class EmailAdapter(ChannelAdapter):
         return f"{message.id}@{self.mail_domain}"
 
     async def _thread_of(self, message: Message) -> list[Message]:
-        hub = self.context.extras.get("hub")
-        if hub is None:
+        services = self.context.services
+        if not services.running:
             return []
         try:
-            return [m for m in await hub.store.list_messages(message.conversation_id)
+            return [m for m in await services.store.list_messages(message.conversation_id)
                     if m.id != message.id]
         except OmnichannelError:
             return []

@@ -14,7 +14,7 @@ from typing import Any
 
 from omnichannel_sdk import MessageError, StatusUpdate
 
-from ._mime import ParsedEmail, decode_bytes, normalize_message_id
+from ._mime import ParsedEmail, decode_bytes, normalize_message_id, payload_of
 
 __all__ = ["auto_reply_reason", "bounce_status", "read_report"]
 
@@ -40,7 +40,7 @@ def _fields(block: str) -> dict[str, str]:
 
 
 def _text_of(part: Message) -> str:
-    payload = part.get_payload()
+    payload = payload_of(part)
     if isinstance(payload, list):  # the parser split message/delivery-status into blocks
         return "\n\n".join(
             "\n".join(f"{k}: {v}" for k, v in block.raw_items())
@@ -58,7 +58,7 @@ def read_report(report: Message) -> dict[str, Any]:
     """The facts of a ``multipart/report; report-type=delivery-status`` part: the original
     Message-ID and every recipient's action, status and diagnostic."""
     result: dict[str, Any] = {"original_message_id": None, "recipients": [], "reporting_mta": None}
-    parts = report.get_payload()
+    parts = payload_of(report)
     if not isinstance(parts, list):
         return result
     for part in parts:
@@ -85,7 +85,7 @@ def read_report(report: Message) -> dict[str, Any]:
         elif ctype in ("message/rfc822", "message/global", "text/rfc822-headers",
                        "message/global-headers"):
             ident = None
-            inner = part.get_payload()
+            inner = payload_of(part)
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 for key, value in inner[0].raw_items():
                     if key.lower() == "message-id":

@@ -26,7 +26,7 @@ from omnichannel_sdk import (
     WebhookRequest,
 )
 
-from ._base import EmailAdapter, EmailSettings
+from ._base import EmailAdapter, EmailSettings, storable_result
 from ._mime import (
     Attachment,
     ParsedEmail,
@@ -35,6 +35,8 @@ from ._mime import (
     normalize_message_id,
     parse_addresses,
     parse_message_ids,
+    safe_filename,
+    storable_text,
 )
 from ._receipts import is_postmark_event, postmark_receipts
 from ._sendgrid import check_basic_auth
@@ -60,8 +62,11 @@ def _pairs(full: Any, flat: Any) -> list[tuple[str, str]]:
     return parse_addresses(flat) if isinstance(flat, str) else []
 
 
-def parsed_from_postmark(body: dict[str, Any], max_attachment_bytes: int) -> ParsedEmail:
-    """A :class:`ParsedEmail` from Postmark's inbound JSON (without ``RawEmail``)."""
+def parsed_from_postmark(body: dict[str, Any], max_attachment_bytes: int,
+                         max_attachments: int = 100) -> ParsedEmail:
+    """A :class:`ParsedEmail` from Postmark's inbound JSON (without ``RawEmail``): at most
+    ``max_attachments`` attachments are decoded (the rest are listed as skipped without
+    being decoded), names made safe (the original kept)."""
     headers: dict[str, str] = {}
     for item in _list(body.get("Headers")):
         if isinstance(item, dict) and isinstance(item.get("Name"), str):
@@ -84,12 +89,23 @@ def parsed_from_postmark(body: dict[str, Any], max_attachment_bytes: int) -> Par
     for item in _list(body.get("Attachments")):
         if not isinstance(item, dict):
             continue
+        if len(parsed.attachments) >= max_attachments:
+            content = item.get("Content")
+            parsed.skipped.append({
+                "filename": safe_filename(str(item.get("Name") or "")),
+                "size": len(content) * 3 // 4 if isinstance(content, str) else 0,
+                "reason": "too many"})
+            if len(parsed.skipped) >= 1000:  # a post with 55,000 attachments lists no more
+                parsed.defects.append("attachment list truncated")
+                break
+            continue
         try:
             data = base64.b64decode(str(item.get("Content") or ""), validate=False)
         except (binascii.Error, ValueError):
             parsed.defects.append("bad attachment base64")
             continue
-        name = str(item.get("Name") or "") or None
+        original = str(item.get("Name") or "") or None
+        name = safe_filename(original)
         if len(data) > max_attachment_bytes:
             parsed.skipped.append({"filename": name, "size": len(data),
                                    "reason": f"larger than {max_attachment_bytes} bytes"})
@@ -97,7 +113,8 @@ def parsed_from_postmark(body: dict[str, Any], max_attachment_bytes: int) -> Par
         cid = normalize_message_id(str(item.get("ContentID") or "")) or None
         parsed.attachments.append(Attachment(
             data=data, content_type=str(item.get("ContentType") or "application/octet-stream").lower(),
-            filename=name, content_id=cid, inline=bool(cid)))
+            filename=name, content_id=cid, inline=bool(cid),
+            original_filename=original if original != name else None))
     parsed.raw_sha256 = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return parsed
 
@@ -132,11 +149,12 @@ class PostmarkAdapter(EmailAdapter):
         with an event ``RecordType`` is a delivery receipt (or an opt-out)."""
         body = request.json()
         if is_postmark_event(body):
-            return postmark_receipts(body)
+            return storable_result(postmark_receipts(body))
         if not isinstance(body, dict) or not (body.get("FromFull") or body.get("From")
                                               or body.get("RawEmail")):
             raise UnparseablePayloadError("not a Postmark inbound message", adapter=self.name)
-        extra = {"vendor": "postmark", "vendor_id": body.get("MessageID")}
+        vendor_id = storable_text(str(body["MessageID"]))[:200] if body.get("MessageID") else None
+        extra = {"vendor": "postmark", "vendor_id": vendor_id}
         if body.get("MailboxHash"):
             extra["mailbox_hash"] = str(body["MailboxHash"])[:200]
         raw = body.get("RawEmail")
@@ -144,9 +162,10 @@ class PostmarkAdapter(EmailAdapter):
             recipients = [str(body["OriginalRecipient"])] if body.get("OriginalRecipient") else []
             return self.parse_raw(raw.encode("utf-8", "surrogateescape"), envelope_to=recipients,
                                   metadata=extra)
-        parsed = parsed_from_postmark(body, self.settings.max_attachment_bytes)
-        if parsed.message_id is None and body.get("MessageID"):
-            parsed.message_id = f"{body['MessageID']}@postmark.invalid"
+        parsed = parsed_from_postmark(body, self.settings.max_attachment_bytes,
+                                      self.settings.max_attachments)
+        if parsed.message_id is None and vendor_id:
+            parsed.message_id = f"{vendor_id}@postmark.invalid"
         return self.result_from_parsed(parsed, extra)
 
     def _raise_for_vendor(self, response: httpx.Response) -> None:

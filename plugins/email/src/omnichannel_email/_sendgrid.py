@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, SecretStr, model_validator
 
 from omnichannel_sdk import (
+    FormData,
     Message,
     ParseResult,
     Part,
@@ -30,10 +31,10 @@ from omnichannel_sdk import (
     UnparseablePayloadError,
     WebhookRequest,
     constant_time_equals,
+    read_form,
 )
 
-from ._base import EmailAdapter, EmailSettings
-from ._forms import FormData, read_form
+from ._base import EmailAdapter, EmailSettings, storable_result
 from ._mime import Attachment, ParsedEmail, decode_bytes, parse_mime
 from ._receipts import CUSTOM_ARG, sendgrid_receipts
 
@@ -137,7 +138,7 @@ class SendGridAdapter(EmailAdapter):
         ``text``, ``html``, ``attachmentN``), with SendGrid's envelope and spam facts; a JSON
         array is an Event Webhook batch (delivery receipts, opt-outs)."""
         if request.content_type == "application/json":
-            return sendgrid_receipts(request.json())
+            return storable_result(sendgrid_receipts(request.json()))
         form = read_form(request)
         envelope: dict[str, Any] = {}
         try:

@@ -40,6 +40,7 @@ from omnichannel_sdk import (
 from ._base import EmailAdapter, EmailSettings
 from ._compose import build_message
 from ._imap import ImapPoller, imap_ssl_context
+from ._mime import storable_text
 
 __all__ = ["EmailSmtpAdapter", "smtp_error"]
 
@@ -64,6 +65,10 @@ def _host_port(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise ValueError(f"expected host:port, got {value!r}")
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - an MX listens on all addresses
+
+
+def _header_safe(value: str) -> str:
+    return storable_text(value).replace(",", " ").strip()[:998]
 
 
 class _Handler:
@@ -109,6 +114,9 @@ class EmailSmtpAdapter(EmailAdapter):
         """Recipient domains the listener accepts (default: ``domain``); others get 550."""
         max_message_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
         """Largest message the listener accepts (SMTP SIZE)."""
+        max_concurrent_messages: int = Field(default=4, gt=0)
+        """Messages the listener (and the IMAP poller) parse and store at once; more wait
+        (peak memory stays near ``max_concurrent_messages * max_message_bytes``)."""
         smtp_host: str | None = None
         """Submission server for our replies."""
         smtp_port: int | None = None
@@ -161,6 +169,10 @@ class EmailSmtpAdapter(EmailAdapter):
         super().__init__(settings, context)
         self._server: asyncio.base_events.Server | None = None
         self.poller: ImapPoller | None = None
+        # bounds the messages parsed and stored at once, and so the listener's peak memory:
+        # at most this many messages (each at most max_message_bytes) are held beyond the
+        # one aiosmtpd is receiving per connection
+        self._parsing = asyncio.Semaphore(self.settings.max_concurrent_messages)
 
     @property
     def accepted_domains(self) -> set[str]:
@@ -197,18 +209,20 @@ class EmailSmtpAdapter(EmailAdapter):
     async def deliver(self, raw: bytes, *, mail_from: str | None = None,
                       rcpt_tos: Sequence[str] = (), via: str = "smtp") -> None:
         """Run one raw message through the hub's inbound pipeline (trusted)."""
-        hub = self.context.extras.get("hub")
-        if hub is None:
-            raise ConfigurationError("email-smtp needs a hub to deliver to",
+        services = self.context.services
+        if not services.running:
+            raise ConfigurationError("email-smtp needs a running hub to deliver to",
                                      channel_key=self.context.key)
         headers = {"content-type": "message/rfc822", "x-received-via": via}
+        # the envelope travels as request headers, which are stored: 8-bit bytes in MAIL FROM
+        # (raw Latin-1, or UTF-8 without SMTPUTF8) and control characters are made storable
         if mail_from is not None:
-            headers["x-envelope-from"] = mail_from
+            headers["x-envelope-from"] = _header_safe(mail_from)
         if rcpt_tos:
-            headers["x-envelope-to"] = ",".join(rcpt_tos)
-        await hub.handle_webhook(
-            self.context.key, WebhookRequest("POST", self.context.webhook_url, headers, raw),
-            trusted=True)
+            headers["x-envelope-to"] = ",".join(_header_safe(a) for a in rcpt_tos)
+        async with self._parsing:
+            await services.receive(
+                WebhookRequest("POST", self.context.webhook_url, headers, raw), trusted=True)
 
     async def start(self) -> None:
         """Start the SMTP listener and the IMAP poller that are configured."""
