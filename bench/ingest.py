@@ -291,7 +291,7 @@ async def floor_outbound(n: int, url: str, concurrency: int = 100) -> None:
 async def twilio_outbound(n: int, url: str, concurrency: int = 100) -> None:
     """The peer: the ``twilio`` package's own async HTTP client (aiohttp inside), one
     form-encoded Messages API call per send, Basic auth, to the same stub."""
-    from twilio.http.async_http_client import AsyncTwilioHttpClient
+    from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped]
 
     client = AsyncTwilioHttpClient(pool_connections=True)
     try:
@@ -409,7 +409,7 @@ def main() -> None:
     # twilio passes ``auth=`` to aiohttp, which warns on every request
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="twilio")
     try:
-        import twilio.http.async_http_client  # noqa: F401
+        import twilio.http.async_http_client  # type: ignore[import-untyped]  # noqa: F401
         peers = ["floor", "twilio", "aiohttp", "httpx"]
     except ImportError:
         print("(twilio not installed: pip install -e '.[bench]' for the peer row)")

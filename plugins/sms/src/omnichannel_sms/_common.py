@@ -147,8 +147,8 @@ def keyword_event(text: str, settings: SmsSettings, vendor_hint: str | None = No
     form = _keyword_form(text)
     if not form or len(form) > 32:
         return None
-    name = table.get(form)
-    return EventPart(name=name, data={"keyword": text.strip()}) if name is not None else None
+    event = table.get(form)
+    return EventPart(name=event, data={"keyword": text.strip()}) if event is not None else None
 
 
 def media_kind(content_type: str | None) -> Literal["image", "audio", "video", "file"]:
