@@ -121,14 +121,16 @@ async def test_get_without_handshake_is_405(webhook_client: httpx.AsyncClient) -
 
 async def test_store_failure_is_503_so_the_vendor_retries(hub: Hub, webhook_client: httpx.AsyncClient,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from omnichannel_sdk import OmnichannelError
+    from omnichannel_sdk import StoreUnavailableError
 
     async def broken(*args, **kwargs):
-        raise OmnichannelError("disk full")
+        raise StoreUnavailableError("disk full")
 
     monkeypatch.setattr(hub.store, "ingest", broken)
     body, headers = signed([{"id": "m", "from": "a", "text": "x"}])
-    assert (await webhook_client.post("/webhooks/fake", content=body, headers=headers)).status_code == 503
+    answer = await webhook_client.post("/webhooks/fake", content=body, headers=headers)
+    assert answer.status_code == 503 and int(answer.headers["retry-after"]) >= 1
+    assert await hub.store.list_dead_letters() == []
 
 
 async def test_lifespan_opens_and_closes_the_hub(omni_config: dict, register_plugin: list) -> None:

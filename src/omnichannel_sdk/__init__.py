@@ -9,6 +9,7 @@ from ._adapter import (
     AdapterContext,
     AdapterSettings,
     ChannelAdapter,
+    FollowUp,
     InboundMessage,
     KeyValueStore,
     ParseFailure,
@@ -22,6 +23,7 @@ from ._blobs import BlobInfo, BlobStore, FileBlobStore, MemoryBlobStore
 from ._bus import EventBus, MemoryBus, NatsBus
 from ._capabilities import Capabilities
 from ._config import ChannelConfig, DeliverySettings, HubSettings
+from ._delivery import media_origin_allowed
 from ._errors import (
     AuthenticationError,
     ChannelError,
@@ -37,6 +39,9 @@ from ._errors import (
     RejectedError,
     RetryLaterError,
     SignatureError,
+    StoreDataError,
+    StoreError,
+    StoreUnavailableError,
     TransportError,
     UnparseablePayloadError,
     UnsupportedFeatureError,
@@ -66,6 +71,7 @@ from ._models import (
     EventPart,
     LocationPart,
     MediaPart,
+    MergeProposal,
     Message,
     MessageError,
     Part,
@@ -75,7 +81,9 @@ from ._models import (
     TranscriptPart,
     TranscriptSegment,
 )
+from ._redact import REDACTED, redact_headers, redact_url
 from ._render import Rendered, render_parts, split_text
+from ._replay_guard import ReplayGuard, replay_fingerprint
 from ._service_levels import (
     AgentLoad,
     ChannelServiceLevel,
@@ -83,6 +91,7 @@ from ._service_levels import (
     ServiceLevelReport,
 )
 from ._services import AdapterServices, DetachedServices, StoreReader
+from ._signing import hmac_digest, hmac_matches, twilio_signature
 from ._store import Store
 from ._webhook import WebhookRequest, WebhookResponse, alternate_port_url
 from .hookspecs import hookimpl, hookspec
@@ -120,6 +129,7 @@ __all__ = [
     "EventBus",
     "EventPart",
     "FileBlobStore",
+    "FollowUp",
     "Hub",
     "HubSettings",
     "InboundMessage",
@@ -130,6 +140,7 @@ __all__ = [
     "MediaPart",
     "MemoryBlobStore",
     "MemoryBus",
+    "MergeProposal",
     "Message",
     "MessageError",
     "MessageQueued",
@@ -146,9 +157,11 @@ __all__ = [
     "PayloadError",
     "PluginError",
     "ProviderError",
+    "REDACTED",
     "RateLimitedError",
     "RejectedError",
     "Rendered",
+    "ReplayGuard",
     "ReplayReport",
     "RetryLaterError",
     "SendResult",
@@ -157,7 +170,10 @@ __all__ = [
     "StatusChanged",
     "StatusUpdate",
     "Store",
+    "StoreDataError",
+    "StoreError",
     "StoreReader",
+    "StoreUnavailableError",
     "TemplatePart",
     "TextPart",
     "TranscriptPart",
@@ -171,11 +187,18 @@ __all__ = [
     "__version__",
     "alternate_port_url",
     "constant_time_equals",
+    "hmac_digest",
+    "hmac_matches",
     "hookimpl",
     "hookspec",
+    "media_origin_allowed",
     "normalize_email",
     "normalize_phone",
     "parse_retry_after",
+    "redact_headers",
+    "redact_url",
     "render_parts",
+    "replay_fingerprint",
     "split_text",
+    "twilio_signature",
 ]

@@ -8,6 +8,7 @@ and goes through the one ``httpx.AsyncClient`` the hub injects in :class:`Adapte
 
 from __future__ import annotations
 
+import abc
 import email.utils
 import hmac
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,7 +26,6 @@ from ._errors import (
     ProviderError,
     RateLimitedError,
     RejectedError,
-    SignatureError,
     TransportError,
     UnsupportedFeatureError,
 )
@@ -40,6 +40,7 @@ __all__ = [
     "AdapterContext",
     "AdapterSettings",
     "ChannelAdapter",
+    "FollowUp",
     "InboundMessage",
     "KeyValueStore",
     "ParseFailure",
@@ -166,7 +167,12 @@ class InboundMessage(BaseModel):
     conversation_hint: str | None = None
     """Our conversation id when the payload names it (plus-addressing, widget sessions)."""
     contact_hints: list[Address] = Field(default_factory=list)
-    """More addresses of the same person (pre-chat email) for contact resolution."""
+    """More addresses of the same person, proven by the vendor (they join the contact and may
+    merge contacts)."""
+    claimed_addresses: list[Address] = Field(default_factory=list)
+    """Addresses the sender typed without proof (a web chat pre-chat email). They never join
+    or merge a contact; when one belongs to another contact, a
+    :class:`~omnichannel_sdk.MergeProposal` is recorded for the helpdesk to confirm."""
     profile: dict[str, Any] = Field(default_factory=dict)
     """Contact facts the payload carries (locale, name)."""
     author: Author | None = None
@@ -188,6 +194,19 @@ class ParseFailure:
 
 
 @dataclass
+class FollowUp:
+    """Durable work a ``parse`` leaves for later: the hub stores it with the request, before the
+    vendor is answered, and calls :meth:`ChannelAdapter.run_job` with ``task`` and ``data``."""
+
+    task: str
+    """Which job (the adapter's own name for it)."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """What the job needs (JSON)."""
+    delay: float = 0.0
+    """Seconds before it first runs."""
+
+
+@dataclass
 class ParseResult:
     """What :meth:`ChannelAdapter.parse` found in one request."""
 
@@ -197,6 +216,10 @@ class ParseResult:
     """Items of a batch that failed; the others are still processed."""
     response: WebhookResponse | None = None
     """A specific answer for the vendor; ``None`` uses :meth:`ChannelAdapter.acknowledge`."""
+    jobs: list[FollowUp] = field(default_factory=list)
+    """Durable follow-up work (a lookup, a fetch): stored before the vendor is answered, run by
+    the hub's job runner, retried, and dead-lettered with this request when it finally fails.
+    Outside a hub (``omnichannel normalize``) they are not run."""
 
 
 @dataclass
@@ -211,11 +234,13 @@ class SendResult:
     """Vendor extras to merge into the message metadata."""
 
 
-class ChannelAdapter:
+class ChannelAdapter(abc.ABC):
     """Base class of channel adapters. Subclass, set the class attributes, override methods.
 
     Required class attributes: ``name`` (unique, e.g. ``"twilio-sms"``), ``channel`` (kind),
     ``capabilities`` and a nested ``Settings`` (subclass of :class:`AdapterSettings`).
+    :meth:`verify` and :meth:`parse` are abstract: registering an adapter that lacks either is
+    a :class:`~omnichannel_sdk.PluginError` naming it.
     """
 
     name: ClassVar[str]
@@ -229,6 +254,17 @@ class ChannelAdapter:
     inbound_get: ClassVar[bool] = False
     """Whether the vendor may deliver messages by GET (Twilio's and Vonage's GET option): a GET
     that :meth:`handshake` does not answer then runs the full inbound pipeline, like a POST."""
+    secret_headers: frozenset[str] = frozenset({
+        "authorization", "proxy-authorization", "cookie", "x-api-key", "x-transcribe-token",
+        "x-omnichannel-webhook-secret", "x-telegram-bot-api-secret-token"})
+    """Request headers (lower case) that carry bearer-like secrets: redacted in stored raw
+    requests and log lines. Extend it (``ChannelAdapter.secret_headers | {...}``) for a
+    vendor's callback secret, or set it on the instance when the name is configured; HMAC
+    signature headers are not secrets and stay."""
+    secret_query: frozenset[str] = frozenset({
+        "hub.verify_token", "verify_token", "token", "access_token", "api_key", "api_secret",
+        "secret", "password", "key"})
+    """Query parameters that carry bearer-like secrets, redacted like :attr:`secret_headers`."""
 
     class Settings(AdapterSettings):
         """Configuration of this adapter."""
@@ -242,12 +278,20 @@ class ChannelAdapter:
 
     # -- inbound (sans-IO) ----------------------------------------------------------------
 
+    @abc.abstractmethod
     def verify(self, request: WebhookRequest) -> None:
         """Check the request's signature; raise :class:`SignatureError` when it fails.
 
-        The default refuses everything: an adapter must say how its vendor signs.
+        Every adapter says how its vendor signs; one that takes no webhooks at all (mail from
+        its own listener) refuses every request here.
         """
-        raise SignatureError("adapter does not verify webhooks", adapter=self.name)
+
+    async def check_replay(self, request: WebhookRequest) -> None:
+        """Refuse a replayed request after :meth:`verify` passed (raise
+        :class:`SignatureError`, answered 403, nothing stored). Adapters whose vendor signs a
+        timestamp and a nonce keep the nonces in a :class:`~omnichannel_sdk.ReplayGuard`
+        (``context.kv``). Default: nothing to check."""
+        return None
 
     def handshake(self, request: WebhookRequest) -> WebhookResponse | None:
         """Answer a vendor's GET handshake (Messenger ``hub.challenge``, WeChat ``echostr``).
@@ -257,13 +301,13 @@ class ChannelAdapter:
         """
         return None
 
+    @abc.abstractmethod
     def parse(self, request: WebhookRequest) -> ParseResult:
         """Turn a verified request into messages and receipts.
 
         Raise :class:`~omnichannel_sdk.UnparseablePayloadError` when nothing in it can be
         understood (the payload is dead-lettered), or return per-item ``failures``.
         """
-        raise NotImplementedError(f"{type(self).__name__} must implement parse()")
 
     async def complete(self, request: WebhookRequest, result: ParseResult) -> ParseResult:
         """Finish a parse with the I/O a sans-IO :meth:`parse` cannot do, before anything is
@@ -273,6 +317,11 @@ class ChannelAdapter:
         ``omnichannel normalize``; an exception dead-letters the request like a parse error.
         Default: ``result`` unchanged."""
         return result
+
+    def storable_body(self, request: WebhookRequest) -> bytes:
+        """The body as the raw request is stored: the default keeps it as it came; an adapter
+        whose vendor echoes a secret in the body (Deepgram's ``callback_secret``) removes it."""
+        return request.body
 
     def acknowledge(self, request: WebhookRequest, result: ParseResult | None) -> WebhookResponse:
         """The answer the vendor expects once the request is stored (default: empty 200)."""
@@ -352,6 +401,7 @@ class ChannelAdapter:
         an error document, like WeChat's ``media/get``): raise a
         :class:`~omnichannel_sdk.ChannelError` (retryable ones are retried). The response is
         streamed; ``await response.aread()`` to look at a small body. Default: accept."""
+        return None  # optional: most adapters have nothing to check, start or stop
 
     def customer_address(self, handle: str) -> Address:
         """A customer's :class:`Address` from a handle as a person typed it (used by
@@ -362,11 +412,28 @@ class ChannelAdapter:
         """An ASGI app the gateway mounts at ``/channels/{key}/`` (web chat), or ``None``."""
         return None
 
+    async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
+        """Carry out a durable job this adapter left: a :class:`FollowUp` of a ``parse``, or
+        ``context.services.defer(task, data)``. Raise a retryable
+        :class:`~omnichannel_sdk.ChannelError` to be retried later; any other error ends in a
+        dead letter. Jobs run at least once: be idempotent.
+
+        Default: refuse (an adapter that defers jobs overrides this)."""
+        raise UnsupportedFeatureError(f"{self.name} has no job {task!r}")
+
+    def body_limit(self, path: str) -> int | None:
+        """The largest request body the gateway lets through to :meth:`asgi_app` for ``path``
+        (relative to ``/channels/{key}``), or ``None`` for the hub's ``max_channel_body_bytes``.
+        The gateway enforces it while the body streams in and answers 413 beyond."""
+        return None
+
     async def start(self) -> None:
         """Called when the hub opens (start listeners, pollers)."""
+        return None
 
     async def stop(self) -> None:
         """Called when the hub closes."""
+        return None
 
     # -- helpers for subclasses ------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ._errors import ConfigurationError, OmnichannelError
 from ._events import Event, event_adapter
+from ._redact import redact_url
 
 __all__ = ["EventBus", "MemoryBus", "NatsBus", "bus_from_url"]
 
@@ -61,7 +62,7 @@ class MemoryBus(EventBus):
                 self.dropped += 1
             queue.put_nowait(event)
 
-    async def subscribe(self, maxsize: int = 10_000) -> AsyncIterator[Event]:  # type: ignore[override]
+    async def subscribe(self, maxsize: int = 10_000) -> AsyncIterator[Event]:
         """An async iterator over events published from now on."""
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
         self._queues.add(queue)
@@ -102,7 +103,9 @@ class NatsBus(MemoryBus):
         try:
             self._nc = await nats.connect(self.url, connect_timeout=3, max_reconnect_attempts=3)
         except Exception as exc:  # nats raises several unrelated types
-            raise OmnichannelError(f"cannot connect to NATS at {self.url}: {exc}") from exc
+            where = redact_url(self.url)
+            detail = str(exc).replace(self.url, where)
+            raise OmnichannelError(f"cannot connect to NATS at {where}: {detail}") from exc
         self._js = self._nc.jetstream()
         try:
             await self._js.add_stream(name=self.stream, subjects=[f"{self.subject}.>"],
@@ -145,4 +148,6 @@ def bus_from_url(url: str) -> EventBus:
         return MemoryBus()
     if url.startswith(("nats://", "tls://")):
         return NatsBus(url)
-    raise ConfigurationError(f"unsupported bus {url!r} (use 'memory' or 'nats://…')", field="bus")
+    # a mistyped URL may still carry a password: never echo it
+    raise ConfigurationError(f"unsupported bus {redact_url(url)!r} (use 'memory' or 'nats://…')",
+                             field="bus")

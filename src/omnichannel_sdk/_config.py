@@ -55,6 +55,12 @@ class HubSettings(BaseModel):
     """Where media bytes go: ``file://dir`` or ``memory://``."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     """Largest webhook body accepted (413 beyond)."""
+    media_allow_http_loopback: bool = False
+    """Tests only: let media downloads use plain http to a loopback ``api_base`` (a local
+    vendor stub). Off, media comes over https only, from the exact declared origins."""
+    max_channel_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    """Largest body of a request to an adapter's own routes (``/channels/{key}/…``) when the
+    adapter sets no limit of its own for the route (413 beyond, enforced while streaming)."""
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     """Carrier of vendor HTTP calls: aiohttp's pool (fast under concurrency) or httpx's own."""
     http_timeout: float = Field(default=20.0, gt=0)

@@ -32,13 +32,15 @@ from ._errors import (
 )
 from ._events import MessageSent, StatusChanged
 from ._ids import new_id
+from ._jobs import ADAPTER_JOB, run_adapter_job
 from ._models import DeadLetter, MediaPart, Message, MessageError, utcnow
+from ._redact import redact_url
 from ._store import Job
 
 if TYPE_CHECKING:
     from ._hub import Hub
 
-__all__ = ["Delivery", "RateLimiter", "backoff_delay", "host_allowed"]
+__all__ = ["Delivery", "RateLimiter", "backoff_delay", "host_allowed", "media_origin_allowed"]
 
 log = logging.getLogger("omnichannel_sdk.delivery")
 
@@ -54,12 +56,52 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | No
 
 
 def host_allowed(url: str, hosts: frozenset[str]) -> bool:
-    """Whether ``url`` is https/http to one of ``hosts`` (or a subdomain of one)."""
-    parts = urlsplit(url)
+    """Whether ``url`` is https on the default port to one of ``hosts`` (or a subdomain of
+    one). Kept for plugins; the media download uses :func:`media_origin_allowed`."""
+    return media_origin_allowed(url, hosts)
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of ``url`` with the scheme's default port filled in."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
     host = (parts.hostname or "").lower().rstrip(".")
-    if parts.scheme not in ("https", "http") or not host:
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    return scheme, host, port if port is not None else _DEFAULT_PORTS[scheme]
+
+
+def media_origin_allowed(url: str, hosts: frozenset[str], exact: frozenset[str] = frozenset(),
+                         *, http_loopback: bool = False) -> bool:
+    """Whether media (and an adapter's credentials) may be fetched from ``url``.
+
+    Allowed: an exact origin (scheme + host + port) in ``exact`` (the adapter's ``api_base``,
+    entries of ``media_hosts`` written as ``https://host:port``), or https on port 443 to one
+    of the host names in ``hosts`` or a subdomain. Plain http only to a loopback exact origin,
+    and only with ``http_loopback`` (a test setting). Any other scheme, port or host: refused.
+    """
+    origin = _origin(url)
+    if origin is None:
         return False
-    return any(host == h or host.endswith("." + h) for h in hosts)
+    scheme, host, port = origin
+    for entry in exact:
+        if _origin(entry) == origin:
+            return scheme == "https" or (http_loopback and host in _LOOPBACK)
+    if scheme != "https" or port != 443:
+        return False
+    return any(host == h or host.endswith("." + h) for h in hosts if "://" not in h)
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
 class RateLimiter:
@@ -194,6 +236,8 @@ class Delivery:
                     await self._send(job, message)
                 elif job.kind == "media":
                     await self._media(job)
+                elif job.kind == ADAPTER_JOB:
+                    await run_adapter_job(self, job)
                 else:
                     log.error("unknown job kind %r; dropping job %s", job.kind, job.id)
                     await self.hub.store.finish_job(job.id)
@@ -334,19 +378,26 @@ class Delivery:
 
     async def download(self, adapter: Any, part: MediaPart) -> MediaPart:
         """Fetch ``part`` into the blob store: declared hosts only, size-capped."""
-        request = await adapter.media_request(part)
+        if part.url is not None and _has_control(part.url):
+            raise MediaError(f"{adapter.name}: media URL with control characters refused")
+        try:
+            request = await adapter.media_request(part)
+        except (httpx.InvalidURL, ValueError) as exc:  # a vendor URL httpx cannot even build
+            raise MediaError(f"{adapter.name}: bad media URL: {type(exc).__name__}") from None
         if request is None:
             raise MediaError("nothing to download")
-        hosts = adapter.capabilities.media_hosts | frozenset(
-            getattr(adapter.settings, "media_hosts", None) or ())
-        api_host = urlsplit(adapter.settings.api_base or "").hostname
-        if api_host:
-            hosts = hosts | {api_host}
+        configured = frozenset(getattr(adapter.settings, "media_hosts", None) or ())
+        hosts = adapter.capabilities.media_hosts | configured
+        exact = frozenset(h for h in configured if "://" in h)
+        if adapter.settings.api_base:
+            exact = exact | {adapter.settings.api_base}
+        loopback = self.hub.settings.media_allow_http_loopback
         url = str(request.url)
         limit = adapter.settings.media_max_bytes
         for _ in range(5):  # follow redirects ourselves so every hop is checked
-            if not host_allowed(url, hosts):
-                raise MediaError(f"{adapter.name}: media host of {urlsplit(url).hostname!r} "
+            if not media_origin_allowed(url, hosts, exact, http_loopback=loopback):
+                # credentials go to the exact declared origins only: https, the right port
+                raise MediaError(f"{adapter.name}: media origin of {redact_url(url)!r} "
                                  "is not declared by the adapter")
             try:
                 response = await self.hub.http.send(request, stream=True)

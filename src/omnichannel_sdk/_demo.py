@@ -26,10 +26,11 @@ import hmac
 import html
 import itertools
 import re
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 from starlette.applications import Starlette
@@ -143,7 +144,7 @@ function el(tag,cls,text){var n=document.createElement(tag);if(cls)n.className=c
   if(text!=null)n.textContent=text;return n;}
 function when(iso){try{return new Date(iso).toLocaleTimeString();}catch(e){return "";}}
 function api(path,body){return fetch(path,body===undefined?{}:{method:"POST",
-  headers:{"content-type":"application/json"},body:JSON.stringify(body)}).then(function(r){
+  headers:{"content-type":"application/json","x-demo-token":DEMO_TOKEN},body:JSON.stringify(body)}).then(function(r){
   return r.json().then(function(j){if(!r.ok)throw new Error(j.error||r.statusText);return j;});});}
 function loadList(){return api("/demo/api/conversations").then(function(convs){
   var list=$("list");list.textContent="";
@@ -237,6 +238,9 @@ async def _conversation_json(hub: Hub, conv: Conversation, last: Message | None)
     title = (contact.display_name if contact and contact.display_name else None) or (
         customer.display_name or customer.handle if customer else conv.thread_key)
     emails = [a.handle for a in (contact.addresses if contact else []) if a.channel == "email"]
+    claimed = contact.profile.get("unverified_email") if contact else None
+    if isinstance(claimed, str) and claimed not in emails:
+        emails.append(f"{claimed} (unverified)")
     preview = (last.text or ", ".join(
         (p.filename or p.kind) if isinstance(p, MediaPart) else p.type for p in last.parts))[:120] \
         if last else ""
@@ -277,6 +281,25 @@ def build_demo(hub: Hub) -> Starlette:
     """The demo ASGI app: gateway at ``/``, live inbox at ``/demo/``, a visitor page with the
     web chat widget at ``/demo/chat``, vendor stubs at ``/demo/vendor``."""
 
+    # the inbox acts as the agent: a page on another site must not drive it. Every POST needs
+    # this token (only pages served here carry it) and, when the browser says, our own Origin;
+    # the live WebSocket needs our Origin
+    token = secrets.token_urlsafe(24)
+    hidden = f'<input type="hidden" name="csrf" value="{token}">'
+
+    def same_origin(origin: str | None, host: str | None) -> bool:
+        return bool(origin and host) and urlsplit(origin or "").netloc.lower() == (host or "").lower()
+
+    def allowed(request: Request, form: dict[str, list[str]] | None = None) -> bool:
+        origin = request.headers.get("origin")
+        if origin is not None and not same_origin(origin, request.headers.get("host")):
+            return False
+        given = request.headers.get("x-demo-token") or ((form or {}).get("csrf") or [""])[0]
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def refused() -> JSONResponse:
+        return JSONResponse({"error": "cross-site request refused (no demo token)"}, 403)
+
     def widget_tags() -> str:
         tags = []
         for key, adapter in hub.adapters.items():
@@ -295,7 +318,7 @@ def build_demo(hub: Hub) -> Starlette:
                          f'<span class="ch">{html.escape(conv.channel_key)}</span>'
                          f'{html.escape(conv.thread_key)}</a></li>')
         forms = "".join(
-            f'<form method="post" action="/demo/simulate/{html.escape(k)}">'
+            f'<form method="post" action="/demo/simulate/{html.escape(k)}">{hidden}'
             f'<button>simulate {html.escape(k)}</button></form> ' for k in hub.adapters)
         chat = ' <a href="/demo/chat" target="_blank">visitor page (web chat)</a>' \
             if widget_tags() else ""
@@ -310,7 +333,7 @@ def build_demo(hub: Hub) -> Starlette:
                 '<textarea id="reply" aria-label="Reply" placeholder="Reply… (Enter sends, '
                 'Shift+Enter for a new line; **bold**, *italic*, [links](https://…))"></textarea>'
                 "<button>Send</button></form></section></main>"
-                f"<script>{_INBOX_JS}</script>")
+                f'<script>var DEMO_TOKEN="{token}";</script><script>{_INBOX_JS}</script>')
         return HTMLResponse(_PAGE.format(title="omnichannel demo inbox", css=_CSS, body=body))
 
     async def chat_page(request: Request) -> HTMLResponse:
@@ -339,12 +362,14 @@ def build_demo(hub: Hub) -> Starlette:
                         f'{text} <small class="st {m.status}">{m.status}</small></li>')
         body = (f'<p><a href="/demo/">← inbox</a></p><h2>{html.escape(conv.thread_key)}</h2>'
                 f"<ul>{''.join(rows)}</ul><form method=post action='/demo/c/{conv.id}/reply'>"
-                "<input name=text size=60 autofocus aria-label=reply><button>Send</button></form>")
+                f"{hidden}<input name=text size=60 autofocus aria-label=reply><button>Send</button></form>")
         return HTMLResponse(_PAGE.format(title="omnichannel demo inbox", css=_CSS, body=body))
 
     async def reply(request: Request) -> Response:
         # parsed here: Starlette's form parser needs python-multipart, which we do not require
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        if not allowed(request, form):
+            return refused()
         text = (form.get("text") or [""])[0].strip()
         cid = request.path_params["cid"]
         if text:
@@ -369,6 +394,8 @@ def build_demo(hub: Hub) -> Starlette:
             "messages": [_message_json(m) for m in messages]})
 
     async def api_reply(request: Request) -> JSONResponse:
+        if not allowed(request):
+            return refused()
         try:
             data = orjson.loads(await request.body())
             text = str(data.get("text") or "").strip()
@@ -395,6 +422,10 @@ def build_demo(hub: Hub) -> Starlette:
             "x-content-type-options": "nosniff", "content-security-policy": "sandbox"})
 
     async def live(websocket: WebSocket) -> None:
+        # browsers always send Origin on a WebSocket: another site's page never gets events
+        if not same_origin(websocket.headers.get("origin"), websocket.headers.get("host")):
+            await websocket.close(code=4403)
+            return
         await websocket.accept()
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(10_000)
 
@@ -437,6 +468,8 @@ def build_demo(hub: Hub) -> Starlette:
                     await task
 
     async def simulate(request: Request) -> Response:
+        if not allowed(request, parse_qs((await request.body()).decode("utf-8", "replace"))):
+            return refused()
         key = request.path_params["key"]
         for req in simulate_requests(hub, key):
             await hub.handle_webhook(key, req)

@@ -14,6 +14,10 @@ Every error the SDK raises on purpose derives from :class:`OmnichannelError`::
     ├── WindowClosedError           the channel's reply window is closed, no fallback allowed
     ├── OptedOutError               the contact opted out on this channel
     ├── RetryLaterError             a request cannot be handled yet (answered 503 + Retry-After)
+    ├── StoreError                  the store failed a read or a write
+    │   ├── StoreDataError          the store cannot hold this data (NUL on PostgreSQL): dead letter
+    │   └── StoreUnavailableError   transient trouble (connection lost, lock timeout); also a
+    │                               RetryLaterError, so a webhook is answered 503 + Retry-After
     └── ChannelError                sending failed (carries ``vendor_code`` and ``retryable``)
         ├── TransportError          network trouble before a vendor answer (retryable)
         └── ProviderError           the vendor answered with an error
@@ -42,6 +46,9 @@ __all__ = [
     "RejectedError",
     "RetryLaterError",
     "SignatureError",
+    "StoreDataError",
+    "StoreError",
+    "StoreUnavailableError",
     "TransportError",
     "UnparseablePayloadError",
     "UnsupportedFeatureError",
@@ -118,6 +125,26 @@ class RetryLaterError(OmnichannelError):
     def __init__(self, message: str, *, retry_after: float | None = None):
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class StoreError(OmnichannelError):
+    """The store failed a read or a write. The backends translate their drivers' errors
+    (sqlite3, asyncpg) into the two subclasses in one place (``_store/_errors.py``)."""
+
+
+class StoreDataError(StoreError):
+    """The store cannot hold this data (U+0000 in text on PostgreSQL, a lone surrogate, a
+    number out of range). Trying again cannot help: a webhook that hits it is dead-lettered
+    with its raw request kept, and answered as the vendor expects."""
+
+
+class StoreUnavailableError(StoreError, RetryLaterError):
+    """Transient store trouble (connection lost, database locked, lock or statement timeout).
+    A webhook that hits it is answered 503 with ``Retry-After`` (it is a
+    :class:`RetryLaterError`), so the vendor delivers it again; nothing was acknowledged."""
+
+    def __init__(self, message: str, *, retry_after: float | None = 5.0):
+        super().__init__(message, retry_after=retry_after)
 
 
 class ChannelError(OmnichannelError):

@@ -3,7 +3,12 @@
 Routes: ``POST /webhooks/{key}`` receives, ``GET /webhooks/{key}`` answers handshakes,
 ``/channels/{key}/…`` is handed to the adapter's own ASGI app (web chat), ``GET /healthz``.
 Unknown key 404, failed signature 403, body over the limit 413, store trouble 503 (the vendor
-retries; nothing was acknowledged).
+retries; nothing was acknowledged). A body that ends early (shorter than its
+``Content-Length``, or cut by ``http.disconnect``) is never parsed: 400, nothing stored.
+
+Every route kind has one body limit, enforced while the body streams in: ``max_body_bytes`` for
+``/webhooks``, and for ``/channels`` what the adapter's :meth:`~ChannelAdapter.body_limit` says
+(``max_channel_body_bytes`` when it says nothing).
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ Scope = dict[str, Any]
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _Truncated(Exception):
     pass
 
 
@@ -74,6 +83,11 @@ class Gateway:
             body = await _read_body(receive, headers, self.max_body)
         except _TooLarge:
             return _error(413, f"body larger than {self.max_body} bytes")
+        except _Truncated as exc:
+            # the vendor's connection dropped mid-body: parsing the cut copy would store it and
+            # then de-duplicate the vendor's full retry away
+            log.warning("ignored an incomplete request on %s: %s", key, exc)
+            return _error(400, "incomplete body")
         query = scope.get("query_string", b"").decode("latin-1")
         request = WebhookRequest(method, self.hub.request_url(key, query), headers, body)
         try:
@@ -92,6 +106,9 @@ class Gateway:
         except OmnichannelError as exc:
             log.error("could not store a request on %s: %s", key, exc)
             return _error(503, "temporarily unable to store the request")
+        except Exception:  # a bug before verification finished: the vendor retries, never a 500
+            log.exception("could not handle a request on %s", key)
+            return _error(503, "temporarily unable to handle the request")
 
     async def _channel_app(self, path: str, scope: Scope, receive: Any, send: Any) -> None:
         key, _, rest = path[len("/channels/"):].partition("/")
@@ -105,7 +122,24 @@ class Gateway:
             return
         prefix = scope.get("root_path", "") + f"/channels/{key}"
         child = dict(scope, root_path=prefix, path=prefix + "/" + rest)
-        await app(child, receive, send)
+        if scope["type"] != "http":
+            await app(child, receive, send)
+            return
+        assert adapter is not None
+        limit = adapter.body_limit("/" + rest) or self.hub.settings.max_channel_body_bytes
+        for name, value in scope.get("headers", []):
+            if name.lower() == b"content-length" and value.isdigit() and int(value) > limit:
+                await _respond(send, _error(413, f"body larger than {limit} bytes"))
+                return
+        limited = _LimitedBody(receive, send, limit)
+        try:
+            await app(child, limited.receive, limited.send)
+        except Exception:
+            if not limited.exceeded:
+                raise
+            # the app saw its body cut off (Starlette raises ClientDisconnect): answered below
+        if limited.exceeded and not limited.started:
+            await _respond(send, _error(413, f"body larger than {limit} bytes"))
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -126,23 +160,59 @@ class Gateway:
                 return
 
 
+class _LimitedBody:
+    """Streams a channel app's request body, cutting it off past ``limit``: the app then sees
+    ``http.disconnect`` and its answer is dropped for the gateway's 413."""
+
+    def __init__(self, receive: Any, send: Any, limit: int) -> None:
+        self._receive = receive
+        self._send = send
+        self.limit = limit
+        self.size = 0
+        self.exceeded = False
+        self.started = False
+
+    async def receive(self) -> dict[str, Any]:
+        if self.exceeded:
+            return {"type": "http.disconnect"}
+        message: dict[str, Any] = await self._receive()
+        if message["type"] == "http.request":
+            self.size += len(message.get("body", b""))
+            if self.size > self.limit:
+                self.exceeded = True
+                return {"type": "http.disconnect"}
+        return message
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.exceeded and not self.started:
+            return
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 async def _read_body(receive: Any, headers: list[tuple[str, str]], limit: int) -> bytes:
+    declared: int | None = None
     for name, value in headers:
-        if name.lower() == "content-length" and value.isdigit() and int(value) > limit:
-            raise _TooLarge
+        if name.lower() == "content-length" and value.isdigit():
+            declared = int(value)
+            if declared > limit:
+                raise _TooLarge
     chunks: list[bytes] = []
     size = 0
     more = True
     while more:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _Truncated(f"connection closed after {size} bytes")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge
         chunks.append(chunk)
         more = message.get("more_body", False)
+    if declared is not None and size != declared:
+        raise _Truncated(f"{size} bytes of a declared {declared}")
     return b"".join(chunks)
 
 

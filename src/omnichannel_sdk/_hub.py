@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
@@ -24,6 +25,8 @@ from ._errors import (
     NotFoundError,
     OptedOutError,
     PayloadError,
+    RetryLaterError,
+    StoreDataError,
     UnsupportedFeatureError,
     WindowClosedError,
 )
@@ -40,6 +43,7 @@ from ._events import (
 )
 from ._http import make_http_client
 from ._ids import new_id
+from ._jobs import defer_job
 from ._models import (
     Address,
     Author,
@@ -52,6 +56,7 @@ from ._models import (
     TextPart,
 )
 from ._plugins import AdapterRegistry, build_plugin_manager
+from ._redact import redact_headers, redact_url, storable_text
 from ._render import Rendered, render_parts
 from ._replay import ReplayReport, replay_dead_letters
 from ._service_levels import ServiceLevelReport, compute_service_levels
@@ -108,14 +113,13 @@ class Hub:
                                      services=HubServices(self, key), extras={"hub": self})
             self.adapters[key] = config.adapter(config.settings, context)
         self.delivery = Delivery(self, self.settings.delivery)
-        self.transcribers: list[Any] = []
-        """Speech-to-text engines registered through ``omni_register_transcribers``."""
         self._outgoing: asyncio.Queue[Event] | None = None
         self._workers: list[asyncio.Task[Any]] = []
         self._hook_tasks: set[asyncio.Future[Any]] = set()
         self._unobserved: set[str] = set()
         self._media_unfetched: set[str] = set()
         self._open = False
+        self._starting = False
 
     # -- construction -------------------------------------------------------------------------
 
@@ -160,11 +164,13 @@ class Hub:
         await self.bus.open()
         self._outgoing = asyncio.Queue()
         self._workers = [asyncio.create_task(self._pump_events(), name="omnichannel-events")]
-        for adapter in self.adapters.values():
-            await adapter.start()
-        await self.delivery.start()
-        self.transcribers = []
-        self.pm.hook.omni_register_transcribers(register=self.transcribers.append)
+        self._starting = True  # adapters' services are running from their start() on
+        try:
+            for adapter in self.adapters.values():
+                await adapter.start()
+            await self.delivery.start()
+        finally:
+            self._starting = False
         self._open = True
         await self._call_observers(self.pm.hook.omni_hub_started, hub=self)
 
@@ -229,7 +235,7 @@ class Hub:
 
     async def events(self) -> AsyncIterator[Event]:
         """Every event the hub (and, on a NATS bus, every hub) publishes from now on."""
-        async for event in self.bus.subscribe():  # type: ignore[attr-defined]
+        async for event in self.bus.subscribe():
             yield event
 
     async def _pump_events(self) -> None:
@@ -323,25 +329,52 @@ class Hub:
                 return WebhookResponse(405, b"method not allowed")
         if not trusted:
             adapter.verify(request)
+            await adapter.check_replay(request)
         raw = RawPayload(id=new_id("raw"), channel_key=channel_key,
                          received_at=datetime.now(UTC), method=request.method,
-                         url=request.url, headers=_storable_headers(request.headers),
-                         body=request.body)
+                         url=redact_url(request.url, adapter.secret_query),
+                         headers=self._storable_headers(adapter, request.headers),
+                         body=adapter.storable_body(request))
+        # nothing verified is ever lost: from here on every failure but "try again later"
+        # (a certificate being fetched, the store unreachable) ends in a dead letter with the
+        # raw request, and the vendor is answered so it stops retrying
         try:
             result = await adapter.complete(request, adapter.parse(request))
-        except Exception as exc:  # noqa: BLE001 - nothing verified is ever lost: keep it
+            stored = await self._store_result(adapter, result, raw, raw.received_at)
+        except RetryLaterError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - kept as a dead letter, never a 500
             error = exc.detail if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
-            letter = DeadLetter(id=new_id("dl"), channel_key=channel_key, adapter=adapter.name,
-                                error=error, created_at=raw.received_at, raw_id=raw.id)
-            await self.store.add_dead_letter(letter, raw)
-            log.warning("dead-lettered a %s payload on %s: %s", adapter.name, channel_key, error)
+            await self._keep_dead_letter(adapter, raw, error)
             return adapter.acknowledge(request, None)
-        stored = await self._store_result(adapter, result, raw, raw.received_at)
         if adapter.capabilities.passive_reply and stored:
-            passive = await self._passive_reply(adapter, request, stored)
+            try:
+                passive = await self._passive_reply(adapter, request, stored)
+            except RetryLaterError:
+                raise
+            except Exception:  # the inbound message is stored: answer as usual
+                log.exception("passive reply on %s failed", channel_key)
+                passive = None
             if passive is not None:
                 return passive
         return result.response or adapter.acknowledge(request, result)
+
+    async def _keep_dead_letter(self, adapter: ChannelAdapter, raw: RawPayload, error: str) -> None:
+        """Dead-letter a verified request with its raw payload (the raw row may already be
+        stored: the store keeps the first copy)."""
+        error = storable_text(error)
+        letter = DeadLetter(id=new_id("dl"), channel_key=raw.channel_key, adapter=adapter.name,
+                            error=error, created_at=raw.received_at, raw_id=raw.id)
+        try:
+            await self.store.add_dead_letter(letter, raw)
+        except StoreDataError:
+            # the request line itself holds what the store refuses (U+0000 in the URL or a
+            # header): keep it escaped; the body, stored as bytes, stays exact
+            raw = dataclasses.replace(
+                raw, url=storable_text(raw.url),
+                headers={storable_text(k): storable_text(v) for k, v in raw.headers.items()})
+            await self.store.add_dead_letter(letter, raw)
+        log.warning("dead-lettered a %s payload on %s: %s", adapter.name, raw.channel_key, error)
 
     async def _passive_reply(
         self, adapter: ChannelAdapter, request: WebhookRequest, stored: list[Message]
@@ -390,7 +423,13 @@ class Hub:
             else:
                 statuses.append(entry)
         if items or raw is not None:
-            outcomes = await self.store.ingest(items, raw)
+            try:
+                outcomes = await self.store.ingest(items, raw)
+            except StoreDataError:
+                if len(items) < 2:
+                    raise
+                # one item the store cannot hold must not take the others of the request down
+                outcomes = await self._ingest_each(adapter, items, raw, received_at)
         else:
             outcomes = []
         for failure in result.failures:
@@ -398,10 +437,40 @@ class Hub:
                                 error=failure.error, created_at=received_at,
                                 raw_id=raw.id if raw else None)
             await self.store.add_dead_letter(letter, None, failure.fragment)
+        for follow_up in result.jobs:  # stored before the vendor is answered: durable
+            await defer_job(self, key, follow_up.task, follow_up.data, delay=follow_up.delay,
+                            raw_id=raw.id if raw else None)
         stored = self._announce(outcomes)
         for update in statuses:
             await self._apply_status(key, update)
         return stored
+
+    async def _ingest_each(
+        self, adapter: ChannelAdapter, items: list[IngestItem], raw: RawPayload | None,
+        received_at: datetime,
+    ) -> list[IngestOutcome]:
+        """Store a batch item by item; an item the store refuses becomes a dead letter of its
+        own (pointing at the raw request, which replay parses again)."""
+        if raw is not None:
+            await self.store.save_raw(raw)
+        outcomes: list[IngestOutcome] = []
+        for item in items:
+            try:
+                outcomes.extend(await self.store.ingest([item], None))
+            except StoreDataError as exc:
+                letter = DeadLetter(id=new_id("dl"), channel_key=adapter.context.key,
+                                    adapter=adapter.name, error=storable_text(str(exc)),
+                                    created_at=received_at, raw_id=raw.id if raw else None)
+                await self.store.add_dead_letter(letter)
+                log.warning("dead-lettered one %s item on %s: %s", adapter.name,
+                            adapter.context.key, letter.error)
+        return outcomes
+
+    @staticmethod
+    def _storable_headers(adapter: ChannelAdapter, headers: Mapping[str, str]) -> dict[str, str]:
+        # signatures stay (replay needs none, audits want them); credentials and bearer-like
+        # secrets the adapter declares never reach the disk
+        return redact_headers(headers, adapter.secret_headers)
 
     def _ingest_item(self, adapter: ChannelAdapter, draft: InboundMessage,
                      received_at: datetime, raw_id: str | None) -> IngestItem:
@@ -481,13 +550,22 @@ class Hub:
         adapter = self.adapter(channel_key)
         now = datetime.now(UTC)
         raw = RawPayload(id=new_id("raw"), channel_key=channel_key, received_at=now,
-                         method=request.method, url=request.url,
-                         headers=_storable_headers(request.headers), body=request.body)
+                         method=request.method, url=redact_url(request.url, adapter.secret_query),
+                         headers=self._storable_headers(adapter, request.headers),
+                         body=adapter.storable_body(request))
         letter = DeadLetter(id=new_id("dl"), channel_key=channel_key, adapter=adapter.name,
-                            error=error, created_at=now, raw_id=raw.id)
+                            error=storable_text(error), created_at=now, raw_id=raw.id)
         await self.store.add_dead_letter(letter, raw)
         log.warning("dead-lettered a %s request on %s: %s", adapter.name, channel_key, error)
         return letter
+
+    async def confirm_merge(self, proposal_id: str) -> Contact:
+        """Confirm a :class:`~omnichannel_sdk.MergeProposal` (``hub.store.list_merge_proposals()``):
+        its two contacts become one, ``contact.updated`` is published with ``change="merged"``.
+        Unproven addresses (a web chat pre-chat email) are never merged without this."""
+        contact, merged = await self.store.confirm_merge(proposal_id)
+        self._publish(ContactUpdated(contact=contact, change="merged", merged=merged))
+        return contact
 
     async def update_message(self, message: Message) -> None:
         """Store a changed message (same id) and publish ``message.updated`` — for plugins
@@ -673,8 +751,16 @@ class Hub:
     def _render(self, adapter: ChannelAdapter, parts: Sequence[Part]) -> Rendered:
         custom = self.pm.hook.omni_outbound_render(
             adapter=adapter, parts=list(parts), capabilities=adapter.capabilities)
+        if isinstance(custom, Rendered):
+            return custom
         if custom is not None:
-            return Rendered(list(custom))
+            # keep what the default renderer records about the same input (the numbered
+            # actions), so a customer's "2" still maps back to the action
+            try:
+                metadata = render_parts(parts, adapter.capabilities, adapter=adapter.name).metadata
+            except UnsupportedFeatureError:  # the custom renderer carried what ours cannot
+                metadata = {}
+            return Rendered(list(custom), metadata)
         return render_parts(parts, adapter.capabilities, adapter=adapter.name)
 
     async def close_conversation(self, conversation_id: str) -> Conversation:
@@ -708,10 +794,3 @@ class Hub:
         return await replay_dead_letters(self, letter_ids, progress)
 
 
-_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization",
-                             "x-telegram-bot-api-secret-token"})  # Telegram's is a shared secret
-
-
-def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    # signatures stay (replay needs none, audits want them); credentials never hit the disk
-    return {k: ("<redacted>" if k in _SECRET_HEADERS else v) for k, v in headers.items()}

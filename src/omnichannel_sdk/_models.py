@@ -25,6 +25,7 @@ __all__ = [
     "EventPart",
     "LocationPart",
     "MediaPart",
+    "MergeProposal",
     "Message",
     "MessageError",
     "MessageStatus",
@@ -365,6 +366,25 @@ class StatusUpdate(OmniModel):
     """Vendor extras."""
 
     _utc = field_validator("timestamp", "watermark")(_as_utc)
+
+
+class MergeProposal(OmniModel):
+    """Two contacts that may be one person, by an address one of them only claimed (a web
+    chat visitor typing a customer's email). Nothing is merged until the helpdesk confirms
+    (``hub.confirm_merge``); ``hub.store.list_merge_proposals()`` lists the open ones."""
+
+    id: str
+    """Stable id: the two contact ids."""
+    contact_id: str
+    """The contact that claimed the address (the visitor)."""
+    existing_contact_id: str
+    """The contact that owns the address."""
+    address: Address
+    """The claimed address."""
+    message_id: str
+    """The message that carried the claim."""
+    created_at: datetime
+    """When it was first proposed."""
 
 
 class DeadLetter(OmniModel):

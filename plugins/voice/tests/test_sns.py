@@ -81,13 +81,19 @@ def sign(document: dict[str, Any], version: str = "1", key: rsa.RSAPrivateKey = 
     return {**document, "Signature": base64.b64encode(signature).decode()}
 
 
+def sns_now(seconds_ago: float = 0.0) -> str:
+    """An SNS ``Timestamp`` (ISO 8601, milliseconds, ``Z``) ``seconds_ago`` before now."""
+    when = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds_ago)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
 def notification(message: str | None = None, *, subject: str | None = None, version: str = "1",
                  topic: str = TOPIC, message_id: str = "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
-                 **kw: Any) -> dict[str, Any]:
+                 timestamp: str | None = None, **kw: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "Type": "Notification", "MessageId": message_id, "TopicArn": topic,
         "Message": message if message is not None else (SAMPLES / "amazon_output.json").read_text(),
-        "Timestamp": "2026-11-23T18:02:11.512Z",
+        "Timestamp": timestamp or sns_now(2),
         "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={TOPIC}:1"}
     if subject is not None:
         doc["Subject"] = subject
@@ -99,7 +105,7 @@ def confirmation(kind: str = "SubscriptionConfirmation", subscribe_url: str = SU
     return sign({"Type": kind, "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
                  "Token": "2336412f37fb687f5d51e6e2425dacbba9e5d2f",
                  "TopicArn": TOPIC, "Message": f"You have chosen to subscribe to the topic {TOPIC}.",
-                 "SubscribeURL": subscribe_url, "Timestamp": "2026-11-23T18:00:00.000Z"}, **kw)
+                 "SubscribeURL": subscribe_url, "Timestamp": sns_now(5)}, **kw)
 
 
 def post(document: dict[str, Any], key: str = KEY) -> WebhookRequest:
@@ -135,6 +141,8 @@ class TestAmazonSnsContract(ChannelContract):
     adapter_class = AmazonTranscribeAdapter
     channel_settings = {"sns_topic_arns": [TOPIC]}
     signature_headers = ()
+    no_secrets = True  # SNS signs with Amazon's certificate: no shared secret configured
+    supports_send = False  # jobs are started with AWS tooling; this adapter only receives
 
     @pytest.fixture(autouse=True)
     def _certificate(self) -> None:
@@ -163,25 +171,6 @@ class TestAmazonSnsContract(ChannelContract):
         return SendCase(method="POST", url="https://transcribe.us-east-2.amazonaws.com/",
                         success=lambda: httpx.Response(200, json={}),
                         recipient=Address(channel="voice", handle="x"))
-
-    @pytest.mark.anyio
-    async def test_send_happy_path(self) -> None:
-        from omnichannel_sdk import UnsupportedFeatureError
-
-        with pytest.raises(UnsupportedFeatureError):
-            await self._send(self.send_case().success)
-
-    @pytest.mark.anyio
-    async def test_send_unauthorized(self) -> None:
-        """Jobs are not started here: see test_send_happy_path."""
-
-    @pytest.mark.anyio
-    async def test_send_rate_limited(self) -> None:
-        """Jobs are not started here: see test_send_happy_path."""
-
-    @pytest.mark.anyio
-    async def test_send_network_error(self) -> None:
-        """Jobs are not started here: see test_send_happy_path."""
 
 
 # -- sans-IO ------------------------------------------------------------------------------------
@@ -416,3 +405,44 @@ async def test_unsubscribe_confirmation_acknowledged(aws_config: dict, cached: N
 
 async def _async(value):  # type: ignore[no-untyped-def]
     return value
+
+
+def test_old_or_zoneless_timestamp_refused_though_signed(cached: None) -> None:
+    """A validly signed notification from 2019 (or one just older than ``sns_max_age``)."""
+    a = adapter(sns_topic_arns=[TOPIC], sns_max_age=600)
+    for stamp in ("2019-06-01T10:00:00.000Z", sns_now(601), "2026-11-23T18:02:11", "yesterday"):
+        with pytest.raises(SignatureError):
+            a.verify(post(notification(timestamp=stamp)))
+    a.verify(post(notification(timestamp=sns_now(30))))
+
+
+@pytest.mark.anyio
+async def test_message_id_replayed_with_another_document_is_refused(aws_config: dict,
+                                                                    cached: None) -> None:
+    hub = _hub(aws_config)
+    async with hub:
+        transport = httpx.ASGITransport(app=hub.asgi(lifespan=False))
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as gateway:
+            first = post(notification(), "aws")
+            other = post(notification((SAMPLES / "amazon_output.json").read_text()
+                                      .replace("0001", "0009")), "aws")
+            for request, status in ((first, 200), (first, 200), (other, 403)):
+                answer = await gateway.post("/webhooks/aws", content=request.body,
+                                            headers=request.headers)
+                assert answer.status_code == status
+        found = await hub.store.find_message_by_external(
+            "aws", "amazon-transcribe:voicemail-2026-11-23-0009")
+        assert found is None
+
+
+@pytest.mark.anyio
+async def test_sns_query_never_steers_a_transcript(aws_config: dict, cached: None) -> None:
+    hub = _hub(aws_config)
+    async with hub:
+        request = post(notification(), "aws")
+        request = WebhookRequest("POST", request.url + "?message=msg_someone_else&from=%2B1999",
+                                 request.headers, request.body)
+        assert (await hub.handle_webhook("aws", request)).status == 200
+        message = await hub.store.find_message_by_external(
+            "aws", "amazon-transcribe:voicemail-2026-11-23-0001")
+        assert message is not None and message.sender.handle == "unknown-caller"

@@ -104,8 +104,19 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def http(live: LiveServer) -> Iterator[httpx.Client]:
+    """A client of the demo server that carries the inbox's same-site token, as its page does."""
     with httpx.Client(base_url=live.url, timeout=10) as client:
+        client.headers["x-demo-token"] = demo_token(client)
         yield client
+
+
+def demo_token(client: httpx.Client) -> str:
+    """The same-site token the demo inbox page carries (every POST needs it)."""
+    import re
+
+    found = re.search(r'DEMO_TOKEN="([^"]+)"', client.get("/demo/").text)
+    assert found, "the inbox page carries no token"
+    return found.group(1)
 
 
 @pytest.fixture(scope="module")

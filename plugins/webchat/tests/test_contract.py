@@ -99,14 +99,16 @@ class TestWebchatContract(ChannelContract):
         assert len(frames) == 1 and b"Hello from the contract suite" in frames[0]
 
     def test_webhook_form_threads_and_hints(self) -> None:
-        """The pre-chat email rides along as a contact hint; the visitor is the sender."""
+        """The pre-chat email rides along as a claimed (unproven) address; the visitor is the
+        sender."""
         adapter = self.make_adapter()
         result = adapter.parse(self.sample_requests()["batch"])
         assert [m.external_id for m in result.items] == [f"{VISITOR}:c0ffee02", f"{VISITOR}:c0ffee03"]
         first = result.items[0]
         assert first.sender.handle == VISITOR and first.sender.display_name == "Ana Souza"
-        assert first.contact_hints == [Address(channel="email", handle="ana@example.com",
-                                               display_name="Ana Souza")]
+        assert first.contact_hints == []
+        assert first.claimed_addresses == [Address(channel="email", handle="ana@example.com",
+                                                   display_name="Ana Souza")]
         assert first.recipients == [Address(channel="webchat", handle="contract")]
 
     def test_foreign_origin_refused(self) -> None:

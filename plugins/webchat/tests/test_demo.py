@@ -55,3 +55,38 @@ def test_simulate_hook_ignores_other_adapters() -> None:
     requests = _plugin.omni_demo_simulate("chat", "webchat", "http://h/")
     assert requests and all(isinstance(r, WebhookRequest) for r in requests)
     assert requests[0].url == "http://h/webhooks/chat"
+
+
+def test_demo_inbox_refuses_cross_site_requests(live: Any, http: httpx.Client) -> None:
+    """Another site's page can neither post as the agent (a ``text/plain`` form needs no CORS
+    preflight) nor read events over the inbox's WebSocket."""
+    from websockets.exceptions import InvalidStatus, WebSocketException
+    from websockets.sync.client import connect
+
+    assert http.post("/demo/simulate/webchat", follow_redirects=False).status_code == 303
+    cid = http.get("/demo/api/conversations").json()[0]["id"]
+    with httpx.Client(base_url=live.url, timeout=10) as stranger:  # no token: a foreign page
+        evil = {"origin": "https://evil.example", "content-type": "text/plain"}
+        assert stranger.post(f"/demo/api/c/{cid}/reply", content='{"text": "pwned"}',
+                             headers=evil).status_code == 403
+        assert stranger.post(f"/demo/api/c/{cid}/reply", json={"text": "pwned"}).status_code == 403
+        assert stranger.post(f"/demo/c/{cid}/reply", data={"text": "pwned"},
+                             follow_redirects=False).status_code == 403
+        assert stranger.post("/demo/simulate/webchat", follow_redirects=False).status_code == 403
+        # the right token from the wrong Origin is refused too
+        assert stranger.post(f"/demo/api/c/{cid}/reply", json={"text": "pwned"}, headers={
+            "origin": "https://evil.example", "x-demo-token": http.headers["x-demo-token"]}
+        ).status_code == 403
+    texts = [m["text"] for m in http.get(f"/demo/api/c/{cid}").json()["messages"]]
+    assert "pwned" not in " ".join(t or "" for t in texts)
+    # the page's own form (token field) still works
+    token = http.headers["x-demo-token"]
+    with httpx.Client(base_url=live.url, timeout=10) as page:
+        assert page.post(f"/demo/c/{cid}/reply", data={"text": "by form", "csrf": token},
+                         follow_redirects=False).status_code == 303
+    ws = live.url.replace("http", "ws") + "/demo/ws"
+    with pytest.raises((InvalidStatus, WebSocketException, OSError)):
+        with connect(ws, open_timeout=5, origin="https://evil.example") as sock:  # type: ignore[arg-type]
+            sock.recv(timeout=2)
+    with connect(ws, open_timeout=5, origin=live.url) as sock:  # type: ignore[arg-type]
+        sock.send('{"type": "seen", "conversation_id": "nope"}')

@@ -220,8 +220,10 @@ def test_upload_size_limit(make_server: Any) -> None:
 
 
 
-def test_prechat_email_finds_the_same_person(live: Any, http: httpx.Client) -> None:
-    """The pre-chat email joins the visitor to the contact already known by that address."""
+def test_prechat_email_never_merges_it_proposes(live: Any, http: httpx.Client) -> None:
+    """An anonymous visitor typing a customer's email never joins that customer's contact (an
+    impostor would read their history): a merge proposal is recorded, and only the helpdesk's
+    confirmation merges."""
     email = Address(channel="email", handle="Grace@Example.com", display_name="Grace")
     conv, _ = live.call(live.hub.store.open_conversation(
         "email", "support-mail", "thread-1", [email], [email]))
@@ -230,10 +232,22 @@ def test_prechat_email_finds_the_same_person(live: Any, http: httpx.Client) -> N
                      headers={"x-webchat-session": session["token"]})
     message = live.call(live.hub.store.get_message(sent.json()["message"]["id"]))
     webchat_conv = live.call(live.hub.store.get_conversation(message.conversation_id))
-    assert webchat_conv.contact_id == conv.contact_id
+    assert webchat_conv.contact_id != conv.contact_id
     assert message.metadata["email_verified"] is False
-    contact = live.call(live.hub.store.get_contact(conv.contact_id))
-    assert {a.channel for a in contact.addresses} == {"email", "webchat"}
+    customer = live.call(live.hub.store.get_contact(conv.contact_id))
+    assert {a.channel for a in customer.addresses} == {"email"}
+    visitor = live.call(live.hub.store.get_contact(webchat_conv.contact_id))
+    assert {a.channel for a in visitor.addresses} == {"webchat"}
+    [proposal] = live.call(live.hub.store.list_merge_proposals())
+    assert proposal.contact_id == visitor.id and proposal.existing_contact_id == customer.id
+    assert proposal.address.handle == "grace@example.com" and proposal.message_id == message.id
+    again = http.post(f"{BASE}/send", json={"id": "g2", "text": "still me"},
+                      headers={"x-webchat-session": session["token"]})
+    assert again.status_code == 200
+    assert len(live.call(live.hub.store.list_merge_proposals())) == 1  # one proposal per pair
+    merged = live.call(live.hub.confirm_merge(proposal.id))
+    assert {a.channel for a in merged.addresses} == {"email", "webchat"}
+    assert live.call(live.hub.store.list_merge_proposals()) == []
     assert http.post(f"{BASE}/session", json={"email": "not-an-email"}).status_code == 422
 
 
@@ -287,7 +301,7 @@ def test_long_poll_gets_signals_sent_between_polls(live: Any, http: httpx.Client
                      headers=headers).json()["message"]["id"]
     cid = live.call(live.adapter.conversation_of(session["visitor"]))
     inbox_url = live.url.replace("http", "ws") + "/demo/ws"
-    with connect(inbox_url, open_timeout=5) as inbox:  # type: ignore[arg-type]
+    with connect(inbox_url, open_timeout=5, origin=live.url) as inbox:  # type: ignore[arg-type]
         time.sleep(0.2)
         inbox.send(json.dumps({"type": "typing", "conversation_id": cid, "on": True}))
         inbox.send(json.dumps({"type": "seen", "conversation_id": cid}))

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from .._errors import ConfigurationError, OmnichannelError
+from ._errors import store_error
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
 from ._sql import SqlStore
 
@@ -125,18 +126,23 @@ class PostgresStore(SqlStore):
         return self._pool
 
     async def _read(self, fn: Callable[[Any], Awaitable[T]]) -> T:
-        async with self.pool.acquire() as conn:
-            return await fn(_PgTx(conn))
+        pool = self.pool
+        try:
+            async with pool.acquire() as conn:
+                return await fn(_PgTx(conn))
+        except Exception as exc:
+            raise store_error(exc, "PostgreSQL") from exc
 
     async def _write(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        pool = self.pool
         for attempt in range(5):
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
+                async with pool.acquire() as conn, conn.transaction():
                     return await fn(_PgTx(conn))
-            except _RETRYABLE:
+            except (*_RETRYABLE, asyncpg.UniqueViolationError) as exc:
+                # a serialization failure, or a race the ON CONFLICTs did not cover: again
                 if attempt == 4:
-                    raise
-            except asyncpg.UniqueViolationError as exc:  # a race the ON CONFLICTs did not cover
-                if attempt == 4:
-                    raise OmnichannelError(f"PostgreSQL write conflict: {exc}") from exc
+                    raise store_error(exc, "PostgreSQL") from exc
+            except Exception as exc:
+                raise store_error(exc, "PostgreSQL") from exc
         raise OmnichannelError("unreachable")

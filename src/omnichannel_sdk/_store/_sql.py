@@ -27,6 +27,7 @@ from .._models import (
     DeadLetter,
     EventPart,
     MediaPart,
+    MergeProposal,
     Message,
     StatusUpdate,
     TextPart,
@@ -35,6 +36,7 @@ from ._base import IngestItem, IngestOutcome, Job, RawPayload, StatusOutcome, St
 
 T = TypeVar("T")
 
+_PROPOSAL = "merge-proposal:"
 OPT_OUT_EVENTS = frozenset({"opt_out", "unsubscribe"})
 OPT_IN_EVENTS = frozenset({"opt_in", "subscribe"})
 _DIGITS = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
@@ -294,7 +296,7 @@ class SqlStore(Store, abc.ABC):
             reply_to=reply_to,
             created_at=draft.created_at or received_at,
             received_at=received_at,
-            status=draft.status or ("received" if draft.direction == "inbound" else "sent"),  # type: ignore[arg-type]
+            status=draft.status or ("received" if draft.direction == "inbound" else "sent"),
             author=draft.author,
             metadata=draft.metadata,
         )
@@ -333,9 +335,51 @@ class SqlStore(Store, abc.ABC):
             if profile != contact.profile:
                 contact = contact.model_copy(update={"profile": profile})
                 await self._save_contact(tx, contact)
+        for address in draft.claimed_addresses:
+            await self._propose_merge(tx, conversation.contact_id, address, message)
         return IngestOutcome(duplicate=False, message=message, conversation=conversation,
                              conversation_created=created, contact=contact, opt_change=opt_change,
                              merged=merged)
+
+    async def _propose_merge(self, tx: Tx, contact_id: str, address: Address,
+                             message: Message) -> None:
+        """An unproven address never joins a contact: record a proposal when another owns it."""
+        row = await tx.fetchone(
+            "SELECT contact_id FROM contact_addresses WHERE channel = $1 AND handle = $2",
+            address.channel, address.handle)
+        if row is None or row[0] == contact_id:
+            return
+        proposal = MergeProposal(
+            id=f"{contact_id}~{row[0]}", contact_id=contact_id, existing_contact_id=str(row[0]),
+            address=address, message_id=message.id, created_at=message.received_at)
+        await tx.execute("INSERT INTO kv (key, value, expires_us) VALUES ($1, $2, NULL) "
+                         "ON CONFLICT DO NOTHING", _PROPOSAL + proposal.id, _dump(proposal))
+
+    async def list_merge_proposals(self) -> list[MergeProposal]:
+        """Open merge proposals (contacts that may be one person), oldest first."""
+        rows = await self.kv_scan(_PROPOSAL)
+        found = [MergeProposal.model_validate_json(value) for _, value in rows]
+        return sorted(found, key=lambda p: p.created_at)
+
+    async def confirm_merge(self, proposal_id: str) -> tuple[Contact, list[str]]:
+        """Merge the two contacts of a proposal (into the older one) and close it; the merged
+        contact and the ids merged away. :class:`NotFoundError` when it is not open."""
+
+        async def unit(tx: Tx) -> tuple[Contact, list[str]]:
+            row = await tx.fetchone("SELECT value FROM kv WHERE key = $1", _PROPOSAL + proposal_id)
+            if row is None:
+                raise NotFoundError(f"no merge proposal {proposal_id!r}")
+            proposal = MergeProposal.model_validate_json(row[0])
+            await tx.execute("DELETE FROM kv WHERE key = $1", _PROPOSAL + proposal_id)
+            found = await tx.fetchone("SELECT data FROM contacts WHERE id = $1", proposal.contact_id)
+            if found is None:
+                raise NotFoundError(f"contact {proposal.contact_id} is gone")
+            merged: list[str] = []
+            contact = await self._merge_contacts(
+                tx, Contact.model_validate_json(found[0]), proposal.existing_contact_id, merged)
+            return contact, merged
+
+        return await self._write(unit)
 
     async def _map_numbered_reply(self, tx: Tx, conversation_id: str, parts: list[Any]) -> list[Any]:
         """An inbound "2" answering a numbered list maps back to the second action."""

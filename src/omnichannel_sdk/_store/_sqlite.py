@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._errors import ConfigurationError, OmnichannelError
+from ._errors import store_error
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
 from ._sql import SqlStore
 
@@ -109,7 +110,11 @@ class SQLiteStore(SqlStore):
         return self._conn
 
     async def _read(self, fn: Callable[[Any], Awaitable[T]]) -> T:
-        return _run_now(fn(_SqliteTx(self.conn)))  # type: ignore[arg-type]
+        conn = self.conn
+        try:
+            return _run_now(fn(_SqliteTx(conn)))  # type: ignore[arg-type]
+        except Exception as exc:
+            raise store_error(exc, "SQLite") from exc
 
     async def _write(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         loop = asyncio.get_running_loop()
@@ -160,14 +165,13 @@ class SQLiteStore(SqlStore):
                         conn.execute("ROLLBACK")
                         return None
                     conn.execute("ROLLBACK")
-                    return [(False, exc)]
+                    return [(False, store_error(exc, "SQLite"))]
                 results.append((True, value))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            error = OmnichannelError(f"SQLite write failed: {exc}")
-            return [(False, error)] * len(batch)
+            return [(False, store_error(exc, "SQLite"))] * len(batch)
         return results
 
 

@@ -137,6 +137,8 @@ class TelegramAdapter(ChannelAdapter):
         media_kinds=frozenset({"image", "audio", "video", "file", "sticker"}),
         max_media_size=50 * 1024 * 1024, buttons=True, max_buttons=10, locations=True,
         typing=True, rate_limit=25.0, media_hosts=frozenset({"api.telegram.org"}))
+    secret_headers: frozenset[str] = ChannelAdapter.secret_headers | {"x-telegram-bot-api-secret-token"}
+    """The secret token Telegram echoes is a shared secret: never stored or logged."""
 
     class Settings(TelegramSettings):
         """Settings of a Telegram channel: ``bot_token``, ``secret_token``, ``api_base``."""

@@ -24,24 +24,29 @@ import base64
 import hashlib
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from omnichannel_sdk import (
+    REDACTED,
     AdapterSettings,
     Address,
     Capabilities,
     ChannelAdapter,
+    FollowUp,
     InboundMessage,
     MediaPart,
     Message,
     ParseResult,
     Part,
+    ProviderError,
+    ReplayGuard,
     SendResult,
     SignatureError,
     TranscriptPart,
@@ -49,10 +54,11 @@ from omnichannel_sdk import (
     UnsupportedFeatureError,
     WebhookRequest,
     constant_time_equals,
+    replay_fingerprint,
 )
 
 from ._attach import attach_transcript
-from ._background import hub_of, schedule
+from ._background import schedule
 from ._sns import (
     SNS_TYPES,
     CertificatePendingError,
@@ -69,12 +75,24 @@ __all__ = [
     "AssemblyAIAdapter",
     "DeepgramAdapter",
     "TranscriptVendorAdapter",
+    "JOB_PREFIX",
     "transcribe_signature",
 ]
+
+JOB_PREFIX = "omnichannel-"
+"""Name an Amazon Transcribe job ``omnichannel-<message id>`` to have its output added to
+that message (the name travels inside the signed output)."""
 
 _MAX_BODY = 20 * 1024 * 1024
 
 log = logging.getLogger("omnichannel_voice")
+
+_ATTACH = "attach-transcript"
+"""Job: put a vendor's transcript on the stored message its callback URL names."""
+_FETCH = "fetch-transcript"
+"""Job: fetch a finished AssemblyAI transcript, then attach or store it."""
+_CONFIRM = "confirm-subscription"
+"""Job: confirm an SNS subscription (GET its ``SubscribeURL``)."""
 
 
 def transcribe_signature(secret: str, body: bytes) -> str:
@@ -140,13 +158,21 @@ class TranscriptVendorAdapter(ChannelAdapter):
     def _deliver(self, request: WebhookRequest, result_id: str,
                  transcript: TranscriptPart, document: dict[str, Any]) -> ParseResult:
         message_id = self._message_hint(request, document)
-        hub = hub_of(self)
-        if message_id and hub is not None:
-            meta = {"source": self.name, "result_id": result_id}
-            schedule(hub, attach_transcript(hub, message_id, transcript, metadata=meta),
-                     f"{self.name}: transcript for {message_id}")
-            return ParseResult()
+        if message_id and self.context.services.running:
+            # onto our stored message, in a durable job (stored before the vendor is answered)
+            return ParseResult(jobs=[FollowUp(_ATTACH, {
+                "message_id": message_id, "transcript": transcript.model_dump(mode="json"),
+                "metadata": {"source": self.name, "result_id": result_id}})])
         return ParseResult(items=[self._standalone(request, result_id, transcript)])
+
+    async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
+        """The durable follow-ups of ``parse``: attach a transcript to our stored message."""
+        if task == _ATTACH:
+            await attach_transcript(self.context.services, str(data["message_id"]),
+                                    TranscriptPart.model_validate(data["transcript"]),
+                                    metadata=dict(data.get("metadata") or {}))
+        else:
+            await super().run_job(task, data)
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """The vendor's result document → a transcript (on our message, or a message)."""
@@ -221,6 +247,18 @@ class DeepgramAdapter(TranscriptVendorAdapter):
             raise SignatureError("Deepgram callback without credentials", adapter=self.name) from None
         if not isinstance(given, str) or not constant_time_equals(given, secret):
             raise SignatureError("bad callback_secret on the Deepgram callback", adapter=self.name)
+
+    def storable_body(self, request: WebhookRequest) -> bytes:
+        """The result without ``metadata.extra.callback_secret`` (Deepgram echoes it back)."""
+        try:
+            document = orjson.loads(request.body)
+            extra = document["metadata"]["extra"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return request.body
+        if not isinstance(extra, dict) or "callback_secret" not in extra:
+            return request.body
+        extra["callback_secret"] = REDACTED
+        return orjson.dumps(document)
 
     def _message_hint(self, request: WebhookRequest, document: dict[str, Any]) -> str | None:
         extra = (document.get("metadata") or {}).get("extra") or {}
@@ -297,6 +335,12 @@ class AssemblyAIAdapter(TranscriptVendorAdapter):
 
     settings: Settings
 
+    def __init__(self, settings: AdapterSettings, context: Any) -> None:
+        super().__init__(settings, context)
+        header = getattr(self.settings, "webhook_header", None)
+        if isinstance(header, str):  # the configured auth header is a bearer secret
+            self.secret_headers = type(self).secret_headers | {header.lower()}
+
     def verify(self, request: WebhookRequest) -> None:
         """The custom webhook auth header carries the secret."""
         given = request.header(self.settings.webhook_header)
@@ -326,11 +370,16 @@ class AssemblyAIAdapter(TranscriptVendorAdapter):
             if status == "error":
                 return ParseResult()  # the vendor gave up; nothing to attach
             raise UnparseablePayloadError(f"unexpected status {status!r}", adapter=self.name)
-        hub = hub_of(self)
-        if hub is not None:
-            schedule(hub, self._fetch_and_deliver(request, result_id),
-                     f"{self.name}: fetch transcript {result_id}")
-        return ParseResult()
+        if not self.context.services.running:
+            return ParseResult()  # `omnichannel normalize`: nothing to show before the fetch
+        return ParseResult(jobs=[FollowUp(_FETCH, {"id": result_id, "url": request.url})])
+
+    async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
+        """Fetch a finished transcript (``transcript_id`` webhooks), or attach one."""
+        if task == _FETCH:
+            await self._fetch_and_deliver(WebhookRequest("POST", str(data["url"])), str(data["id"]))
+        else:
+            await super().run_job(task, data)
 
     async def fetch_transcript(self, transcript_id: str) -> dict[str, Any]:
         """GET ``/v2/transcript/{id}`` with the API key."""
@@ -351,13 +400,13 @@ class AssemblyAIAdapter(TranscriptVendorAdapter):
     async def _fetch_and_deliver(self, request: WebhookRequest, transcript_id: str) -> None:
         document = await self.fetch_transcript(transcript_id)
         transcript = self._transcript(document)
-        hub = self.context.extras["hub"]
+        services = self.context.services
         message_id = self._message_hint(request, document)
         if message_id:
-            await attach_transcript(hub, message_id, transcript,
+            await attach_transcript(services, message_id, transcript,
                                     metadata={"source": self.name, "result_id": transcript_id})
         else:
-            await hub.ingest(self.context.key, [self._standalone(request, transcript_id, transcript)])
+            await services.ingest([self._standalone(request, transcript_id, transcript)])
 
     async def submit(self, audio: bytes | str, *, content_type: str | None = None,
                      message_id: str | None = None) -> str:
@@ -403,6 +452,10 @@ class AmazonTranscribeAdapter(TranscriptVendorAdapter):
         from a topic of their own, so the topic is what proves it is yours."""
         confirm_subscriptions: bool = True
         """Confirm SNS subscriptions of those topics by fetching their ``SubscribeURL``."""
+        sns_max_age: float = Field(default=3600.0, gt=0)
+        """Refuse SNS documents whose signed ``Timestamp`` is further than this many seconds
+        from now (SNS retries an HTTP delivery for up to an hour with its longest policy);
+        each ``MessageId`` is remembered as long, so a document cannot be replayed meanwhile."""
 
         @model_validator(mode="after")
         def _some_authentication(self) -> AmazonTranscribeAdapter.Settings:
@@ -471,15 +524,57 @@ class AmazonTranscribeAdapter(TranscriptVendorAdapter):
         assert isinstance(url, str)
         key = cached_key(url)
         if key is None:
-            hub = hub_of(self)
-            if hub is not None:
-                schedule(hub, fetch_certificate(self, url), f"{self.name}: SNS certificate")
+            if self.context.services.running:  # best effort: SNS delivers again meanwhile
+                schedule(self.context.services, fetch_certificate(self, url),
+                         f"{self.name}: SNS certificate")
             raise CertificatePendingError(
                 f"{self.name}: fetching the SNS signing certificate; SNS will deliver again")
         try:
             verify_sns_signature(document, key)
         except SignatureError as exc:
             raise SignatureError(exc.detail, adapter=self.name) from None
+        stamp = document.get("Timestamp")
+        try:
+            when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+        except ValueError:
+            raise SignatureError("SNS Timestamp is not an ISO 8601 time", adapter=self.name) from None
+        self._guard().check_time(when)
+
+    def _guard(self) -> ReplayGuard:
+        return ReplayGuard(self.context.kv, f"sns:{self.context.key}",
+                           tolerance=self.settings.sns_max_age, adapter=self.name)
+
+    async def check_replay(self, request: WebhookRequest) -> None:
+        """An SNS ``MessageId`` is remembered for ``sns_max_age``: SNS's own retry (same
+        document) passes and is de-duplicated, the same id with another document is refused."""
+        document = self._sns_document(request)
+        if document is None or request.header("x-transcribe-signature") \
+                or request.header("x-transcribe-token"):
+            return
+        await self._guard().admit(str(document.get("MessageId") or ""),
+                                  replay_fingerprint(request.body))
+
+    def _trusts_query(self, request: WebhookRequest) -> bool:
+        # SNS signs only its document and X-Transcribe-Signature only the body: anyone can
+        # replay either to another URL, so their query parameters never steer a transcript.
+        # X-Transcribe-Token authenticates the whole request (the forwarder chose the URL).
+        return bool(request.header("x-transcribe-token")) and not request.header(
+            "x-transcribe-signature") and self._sns_document(request) is None
+
+    def _message_hint(self, request: WebhookRequest, document: dict[str, Any]) -> str | None:
+        """Our message the job belongs to: a job named ``omnichannel-<message id>`` (signed with
+        the output), or ``?message=`` on a request authenticated by ``X-Transcribe-Token``."""
+        job = document.get("jobName")
+        if isinstance(job, str) and job.startswith(JOB_PREFIX) and len(job) < 100 + len(JOB_PREFIX):
+            return job[len(JOB_PREFIX):] or None
+        return super()._message_hint(request, document) if self._trusts_query(request) else None
+
+    def _standalone(self, request: WebhookRequest, result_id: str,
+                    transcript: TranscriptPart) -> InboundMessage:
+        if not self._trusts_query(request):  # unsigned from/to must not pick a conversation
+            request = WebhookRequest(request.method, request.url.split("?", 1)[0],
+                                     request.headers, request.body)
+        return super()._standalone(request, result_id, transcript)
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """The job output, bare or wrapped as an SNS ``Notification`` (``Message`` string);
@@ -511,14 +606,19 @@ class AmazonTranscribeAdapter(TranscriptVendorAdapter):
         if topic not in self.settings.sns_topic_arns:
             raise UnparseablePayloadError("subscription to a topic not in sns_topic_arns",
                                           adapter=self.name)
-        hub = hub_of(self)
-        if hub is not None and self.settings.confirm_subscriptions:
-            assert isinstance(url, str)
-            schedule(hub, self.confirm_subscription(url, topic),
-                     f"{self.name}: confirm SNS subscription")
-        else:
-            log.info("%s: SNS subscription to %s left unconfirmed", self.name, topic)
+        if self.context.services.running and self.settings.confirm_subscriptions:
+            return ParseResult(jobs=[FollowUp(_CONFIRM, {"url": url, "topic": topic})])
+        log.info("%s: SNS subscription to %s left unconfirmed", self.name, topic)
         return ParseResult()
+
+    async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
+        """Confirm an SNS subscription (a refusal is retried, then dead-lettered), or attach a
+        transcript."""
+        if task != _CONFIRM:
+            await super().run_job(task, data)
+        elif not await self.confirm_subscription(str(data["url"]), str(data.get("topic") or "")):
+            raise ProviderError(f"{self.name}: SNS refused the subscription confirmation",
+                                retryable=True)
 
     async def confirm_subscription(self, subscribe_url: str, topic: str = "") -> bool:
         """GET the ``SubscribeURL`` of a ``SubscriptionConfirmation`` (through the hub's client,

@@ -25,7 +25,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import nh3
@@ -33,6 +33,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from omnichannel_sdk import (
     ActionsPart,
+    AdapterServices,
     AdapterSettings,
     Address,
     Capabilities,
@@ -62,9 +63,6 @@ from omnichannel_sdk import (
 
 from ._registry import Connection, Registry, SignalBuffer, TokenBucket, frame
 from ._session import Session, peek_session, sign_session, verify_session
-
-if TYPE_CHECKING:
-    from omnichannel_sdk import Hub
 
 __all__ = ["SESSION_HEADER", "SIGNAL_TTL", "WebchatAdapter", "wire_message"]
 
@@ -162,9 +160,9 @@ class WebchatAdapter(ChannelAdapter):
     # -- configuration helpers -------------------------------------------------------------
 
     @property
-    def hub(self) -> Hub | None:
-        """The hub this adapter belongs to (``None`` outside a hub)."""
-        return self.context.extras.get("hub")
+    def services(self) -> AdapterServices:
+        """The hub's services for this channel (``running`` is ``False`` outside a hub)."""
+        return self.context.services
 
     @property
     def base_url(self) -> str:
@@ -254,7 +252,8 @@ class WebchatAdapter(ChannelAdapter):
         """The :class:`InboundMessage` for a visitor's message (raises ``ValueError`` when bad).
 
         ``client_id`` is the widget's id for the message: a retry with the same id is
-        de-duplicated. The pre-chat email rides along as a contact hint.
+        de-duplicated. The pre-chat email rides along as a claimed (unproven) address: it never
+        merges the visitor into the contact owning it, it only proposes the merge.
         """
         if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
             raise ValueError("id must be 1-64 characters of A-Z a-z 0-9 _ -")
@@ -279,6 +278,8 @@ class WebchatAdapter(ChannelAdapter):
             profile["name"] = session.name
         if session.locale:
             profile["locale"] = session.locale
+        if hints:  # shown to agents as typed, never used to find or merge a contact
+            profile["unverified_email"] = hints[0].handle
         meta = {"client_id": client_id, **(metadata or {})}
         if session.email:
             meta["prechat_email"] = session.email
@@ -287,7 +288,7 @@ class WebchatAdapter(ChannelAdapter):
             external_id=f"{session.visitor}:{client_id}",
             sender=Address(channel=self.channel, handle=session.visitor,
                            display_name=session.name),
-            recipients=[self.own_address()], parts=all_parts, contact_hints=hints,
+            recipients=[self.own_address()], parts=all_parts, claimed_addresses=hints,
             profile=profile, metadata=meta)
 
     # -- outbound ----------------------------------------------------------------------------
@@ -335,9 +336,8 @@ class WebchatAdapter(ChannelAdapter):
 
     def _publish_signal(self, conversation_id: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
         data = {**data, "origin": self.origin_id, "t": time.time()}
-        hub = self.hub
-        if hub is not None and hub.is_open:
-            hub.signal(self.context.key, conversation_id, name, data)
+        if self.services.running:
+            self.services.signal(conversation_id, name, data)
         return data
 
     def _to_inbox(self, conversation_id: str, name: str, data: dict[str, Any]) -> None:
@@ -413,10 +413,9 @@ class WebchatAdapter(ChannelAdapter):
         cached = self._visitors.get(conversation_id)
         if cached is not None:
             return cached
-        hub = self.hub
-        if hub is None:
+        if not self.services.running:
             return None
-        conversation = await hub.store.get_conversation(conversation_id)
+        conversation = await self.services.store.get_conversation(conversation_id)
         if conversation is None or conversation.channel_key != self.context.key:
             return None
         for address in conversation.participants:
@@ -471,18 +470,18 @@ class WebchatAdapter(ChannelAdapter):
         cached = self._conversations.get(visitor)
         if cached:
             return cached
-        hub = self.hub
-        if hub is None:
+        services = self.services
+        if not services.running:
             return None
-        stored = await hub.store.kv_get(f"webchat:{self.context.key}:conv:{visitor}")
+        stored = await self.context.kv.kv_get(f"webchat:{self.context.key}:conv:{visitor}")
         if stored:
             self._conversations[visitor] = stored
             return stored
-        contact = await hub.store.find_contact(Address(channel=self.channel, handle=visitor))
+        contact = await services.store.find_contact(Address(channel=self.channel, handle=visitor))
         if contact is None:
             return None
         prefix = f"{visitor}|"
-        for conversation in await hub.store.list_conversations(
+        for conversation in await services.store.list_conversations(
                 channel_key=self.context.key, contact_id=contact.id):
             if conversation.thread_key.startswith(prefix):
                 self._conversations[visitor] = conversation.id
@@ -503,11 +502,10 @@ class WebchatAdapter(ChannelAdapter):
     async def history(self, visitor: str, after: str | None = None) -> list[Message]:
         """The visitor's last ``history_limit`` messages (after message id ``after``), oldest
         first; only those are read from the store."""
-        hub = self.hub
         conversation_id = await self.conversation_of(visitor)
-        if hub is None or conversation_id is None:
+        if not self.services.running or conversation_id is None:
             return []
-        return await hub.store.list_messages(conversation_id, after=after or None,
+        return await self.services.store.list_messages(conversation_id, after=after or None,
                                              last=self.settings.history_limit)
 
     async def receive(self, session: Session, client_id: Any, text: Any = None,
@@ -515,11 +513,10 @@ class WebchatAdapter(ChannelAdapter):
                       metadata: dict[str, Any] | None = None) -> Message | None:
         """Store a visitor's message through ``hub.ingest`` and show it on the visitor's other
         connections. Returns the stored message (``None`` for a duplicate)."""
-        hub = self.hub
-        if hub is None:
+        if not self.services.running:
             raise OmnichannelError("the webchat adapter runs inside a hub")
         draft = self.inbound(session, client_id, text, parts, metadata)
-        stored = await hub.ingest(self.context.key, [draft])
+        stored = await self.services.ingest([draft])
         if not stored:
             return None
         message = stored[0]
@@ -533,13 +530,13 @@ class WebchatAdapter(ChannelAdapter):
 
         Only messages to this visitor count; returns how many receipts were applied.
         """
-        hub = self.hub
-        if hub is None or status not in ("delivered", "read"):
+        services = self.services
+        if not services.running or status not in ("delivered", "read"):
             return 0
         count = 0
         newest: Message | None = None
         for mid in list(dict.fromkeys(i for i in ids if isinstance(i, str)))[:100]:
-            message = await hub.store.get_message(mid)
+            message = await services.store.get_message(mid)
             if (message is None or message.channel_key != self.context.key
                     or message.direction != "outbound" or self._visitor_of(message) != session.visitor):
                 continue
@@ -552,7 +549,7 @@ class WebchatAdapter(ChannelAdapter):
                 # (the hub keeps only one early receipt per message, so "read" could be lost)
                 self._later(self._apply_when_sent(mid, status))
             else:
-                await hub.apply_status(self.context.key, StatusUpdate(external_id=mid, status=status))
+                await services.apply_status(StatusUpdate(external_id=mid, status=status))
             count += 1
         if newest is not None and count:
             self.visitor_seen(session, newest.conversation_id, newest.id)
@@ -564,22 +561,21 @@ class WebchatAdapter(ChannelAdapter):
         task.add_done_callback(self._tasks.discard)
 
     async def _apply_when_sent(self, message_id: str, status: str) -> None:
-        hub = self.hub
-        assert hub is not None
+        services = self.services
         for _ in range(100):
             await asyncio.sleep(0.05)
-            message = await hub.store.get_message(message_id)
+            message = await services.store.get_message(message_id)
             if message is None or message.status == "failed":
                 return
             if message.status != "queued":
                 break
-        await hub.apply_status(self.context.key, StatusUpdate(external_id=message_id, status=status))
+        await services.apply_status(StatusUpdate(external_id=message_id, status=status))
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Listen to the hub's events to push what other processes (or tabs) produced."""
-        if self.hub is not None and self._listener is None:
+        if self.services.running and self._listener is None:
             self._listener = asyncio.create_task(self._listen(), name=f"webchat-{self.context.key}")
 
     async def stop(self) -> None:
@@ -597,10 +593,8 @@ class WebchatAdapter(ChannelAdapter):
                 conn.wake.set()
 
     async def _listen(self) -> None:
-        hub = self.hub
-        assert hub is not None
         key = self.context.key
-        async for event in hub.events():
+        async for event in self.services.events():
             try:
                 if isinstance(event, (MessageSent, MessageReceived)):
                     message = event.message
@@ -629,6 +623,13 @@ class WebchatAdapter(ChannelAdapter):
 
             self._app = build_app(self)
         return self._app
+
+    def body_limit(self, path: str) -> int | None:
+        """Uploads: the upload limit (plus room, so the widget gets its own ``size`` error);
+        every other route takes a small JSON object."""
+        if path.rstrip("/") == "/upload":
+            return self.settings.upload_max_bytes + 64 * 1024
+        return max(64 * 1024, 8 * self.settings.max_visitor_text)
 
 
 def _plain(part: TextPart) -> tuple[str, str]:

@@ -50,6 +50,7 @@ from omnichannel_sdk import (
     ProviderError,
     RateLimitedError,
     RejectedError,
+    ReplayGuard,
     SendResult,
     SignatureError,
     StatusUpdate,
@@ -62,6 +63,7 @@ from omnichannel_sdk import (
     WebhookResponse,
     WindowClosedError,
     constant_time_equals,
+    replay_fingerprint,
 )
 
 from ._crypto import CryptoError, WeChatCrypto, decode_aes_key, sha1_signature
@@ -185,6 +187,19 @@ class WeChatAdapter(ChannelAdapter):
                 raise SignatureError("timestamp is not an integer", adapter=self.name) from None
             if abs(time.time() - sent) > skew:
                 raise SignatureError("timestamp outside the allowed clock skew", adapter=self.name)
+
+    async def check_replay(self, request: WebhookRequest) -> None:
+        """Plaintext mode signs only token, timestamp and nonce, not the body: each nonce is
+        remembered for the signature window (in ``context.kv``), so one signed query cannot
+        carry another body. WeChat's own retry (same query, same body) passes and is
+        de-duplicated by ``MsgId``. Encrypted modes sign the body and need no memory."""
+        if self._encrypted(request):
+            return
+        guard = ReplayGuard(self.context.kv, f"wechat:{self.context.key}",
+                            tolerance=self.settings.max_clock_skew or 300.0, adapter=self.name)
+        query = request.query
+        nonce = f"{query.get('timestamp', '')}:{query.get('nonce', '')}"
+        await guard.admit(nonce, replay_fingerprint(request.body))
 
     def handshake(self, request: WebhookRequest) -> WebhookResponse:
         """Answer WeChat's server-verification GET with ``echostr`` once ``signature`` (SHA-1 of
