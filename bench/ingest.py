@@ -217,14 +217,14 @@ def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None)
             stored = sum([len(await hub.store.list_messages(c.id)) for c in conversations])
             if stored != len(bodies):
                 raise RuntimeError(f"stored {stored} of {len(bodies)}")
-            if store is not None:
-                import asyncpg
+        if store is not None:  # after the hub closed: its outbox poller still runs until then
+            import asyncpg
 
-                conn = await asyncpg.connect(PG_DSN)
-                try:
-                    await conn.execute(f'DROP SCHEMA IF EXISTS "{store.rsplit("=", 1)[1]}" CASCADE')
-                finally:
-                    await conn.close()
+            conn = await asyncpg.connect(PG_DSN)
+            try:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{store.rsplit("=", 1)[1]}" CASCADE')
+            finally:
+                await conn.close()
 
     asyncio.run(main())
     return box[0]
