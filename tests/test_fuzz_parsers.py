@@ -78,16 +78,20 @@ async def test_every_verified_input_ends_stored_or_dead_lettered(
     except OmnichannelError:
         parsed = None
     before = len(await hub.store.list_dead_letters())
+    jobs_before = await hub.store.pending_jobs()
     try:
         response = await hub.handle_webhook("fuzz", request, trusted=True)
     except RetryLaterError:
         return  # answered 503: the vendor delivers it again, nothing was acknowledged
     assert response.status < 500
     letters = len(await hub.store.list_dead_letters())
+    # a durable follow-up job (a lookup the adapter must make in a hub before storing: the
+    # parse outside a hub cannot) also keeps the input
+    queued = await hub.store.pending_jobs() > jobs_before
     if parsed is None or parsed.failures:
-        assert letters > before, "a refused input left no dead letter"
+        assert letters > before or queued, "a refused input left no dead letter"
         return
     for item in parsed.items:
         if isinstance(item, InboundMessage):  # stored (now or before: a duplicate) or kept
             found = await hub.store.find_message_by_external("fuzz", item.external_id)
-            assert found is not None or letters > before, item.external_id
+            assert found is not None or letters > before or queued, item.external_id
