@@ -1,18 +1,27 @@
-"""Inbound and outbound throughput of the hub, against hand-rolled floors, in one run.
+"""Inbound and outbound throughput of the hub, against hand-rolled floors and peers, in one run.
 
-    python bench/ingest.py [--messages 5000] [--sends 3000] [--latency 0.02]
+    python bench/ingest.py [--messages 2000] [--rounds 3] [--sends 1000] [--latency 0.02]
 
-Inbound: signed JSON webhooks through the ASGI gateway in process (no HTTP server), 64 in flight,
-against a floor that does the same work by hand (HMAC check, JSON parse, a pydantic model, one
-SQLite insert per message). Outbound: ``hub.send`` through the durable outbox to a loopback
-vendor stub (a separate process) that answers after ``--latency`` seconds, with the aiohttp and
-the httpx transports, against a floor of bare aiohttp POSTs at the same concurrency.
+Inbound: signed Twilio SMS webhooks (the real ``twilio-sms`` adapter: ``X-Twilio-Signature``
+over a form with the fields Twilio documents) through the ASGI gateway in process (no HTTP
+server), 64 in flight, against a floor doing the same work by hand (the HMAC-SHA1 signature
+check, the form parse, one pydantic model, one SQLite insert committed per message). The two
+sides run interleaved over ``--rounds`` rounds; each round prints nothing, the summary gives the
+min/median/max of the per-round ratios and the CPU time (``time.process_time``) per message. A
+PostgreSQL row (the gateway on a fresh schema against a floor of one asyncpg insert per message)
+runs when PostgreSQL answers on 127.0.0.1:5432 and is skipped otherwise.
+
+Outbound: ``hub.send`` through the durable outbox to a loopback vendor stub (a separate process)
+that answers after ``--latency`` seconds, with the aiohttp and the httpx transports, against a
+floor of bare aiohttp POSTs and the ``twilio`` package's own async HTTP client (the ``bench``
+extra) posting to the same stub at the same concurrency, also interleaved.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import hmac
 import multiprocessing
@@ -20,29 +29,28 @@ import os
 import platform
 import socket
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
+import uuid
+import warnings
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import orjson
-
 from omnichannel_sdk import Address, Hub, Message, TextPart
 
-SECRET = b"bench-secret"
+TOKEN = "bench-twilio-auth-token-0123456789"
+PUBLIC_URL = "https://bench.test"
+INBOUND_URL = f"{PUBLIC_URL}/webhooks/sms"
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+CONCURRENCY = 64
 
 
-def payload(i: int) -> tuple[bytes, str]:
-    body = orjson.dumps({"id": f"m{i}", "from": f"+1415555{i % 500:04d}", "name": "Customer",
-                         "text": "Hello, I would like to know where my order is. Thanks!",
-                         "created_at": "2026-11-23T10:00:00Z"})
-    return body, hmac.new(SECRET, body, hashlib.sha256).hexdigest()
-
-
-def form_payload(i: int) -> tuple[bytes, str]:
-    """A Twilio-shaped inbound SMS form (about 1 KB, the fields Twilio documents)."""
+def twilio_form(i: int) -> tuple[bytes, str]:
+    """A signed Twilio inbound SMS form (the fields Twilio documents) and its signature."""
     fields = {
         "ToCountry": "US", "ToState": "CA", "SmsMessageSid": f"SM{i:032d}", "NumMedia": "0",
         "ToCity": "SAN FRANCISCO", "FromZip": "94105", "SmsSid": f"SM{i:032d}", "FromState": "CA",
@@ -53,100 +61,185 @@ def form_payload(i: int) -> tuple[bytes, str]:
         "AccountSid": "AC" + "0" * 32, "From": f"+1415555{i % 500:04d}", "ApiVersion": "2010-04-01",
     }
     body = urlencode(fields).encode()
-    return body, hmac.new(SECRET, body, hashlib.sha256).hexdigest()
+    return body, _signature(INBOUND_URL, fields.items())
 
 
-def config(tmp: str, send_url: str = "http://127.0.0.1:1/none", transport: str = "aiohttp") -> dict[str, Any]:
+def _signature(url: str, params: Any) -> str:
+    # Twilio's scheme: base64 HMAC-SHA1 over the URL and every name + value, sorted by name
+    data = url + "".join(k + v for k, v in sorted(params))
+    return base64.b64encode(hmac.new(TOKEN.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def config(tmp: str, store: str | None = None, send_url: str = "http://127.0.0.1:1/none",
+           transport: str = "aiohttp") -> dict[str, Any]:
     return {
-        "omnichannel": {"store": f"sqlite:///{tmp}/hub.db", "blobs": "memory://",
-                        "public_url": "https://bench.test", "http_transport": transport,
+        "omnichannel": {"store": store or f"sqlite:///{tmp}/hub.db", "blobs": "memory://",
+                        "public_url": PUBLIC_URL, "http_transport": transport,
                         "delivery": {"concurrency": 128}},
         "channels": {
-            "bench": {"adapter": "json-mapping", "secret": SECRET.decode(),
-                      "created_at": "created_at", "sender_name": "name",
-                      "send_url": send_url, "rate_limit": 100000},
-            "bench-form": {"adapter": "json-mapping", "secret": SECRET.decode(), "channel": "sms",
-                           "body": "form", "external_id": "MessageSid", "sender": "From",
-                           "recipient": "To", "text": "Body"},
+            "sms": {"adapter": "twilio-sms", "account_sid": "AC" + "0" * 32, "auth_token": TOKEN,
+                    "from_number": "+15005550006"},
+            "bench": {"adapter": "json-mapping", "secret": "bench-secret", "send_url": send_url,
+                      "rate_limit": 100000},
         },
     }
 
 
+class Sample:
+    """Wall and CPU time of one side of one round."""
+
+    def __init__(self, n: int, wall: float, cpu: float) -> None:
+        self.rate = n / wall
+        self.cpu_us = cpu / n * 1e6
+
+
+def timed(n: int, run: Callable[[], Awaitable[None]]) -> Sample:
+    """Run ``run`` on a fresh event loop; only the awaited work is timed."""
+    box: list[Sample] = []
+
+    async def main() -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        await run()
+        box.append(Sample(n, time.perf_counter() - wall, time.process_time() - cpu))
+
+    asyncio.run(main())
+    return box[0]
+
+
 # ------------------------------------------------------------------------------------ inbound
 
-def floor_inbound(n: int, tmp: str, form: bool = False) -> float:
+def _message(fields: dict[str, str], now: datetime) -> Message:
+    return Message(id=fields["MessageSid"], channel="sms", channel_key="sms", adapter="floor",
+                   external_id=fields["MessageSid"], direction="inbound", conversation_id="c",
+                   sender=Address(channel="sms", handle=fields["From"]),
+                   parts=[TextPart(text=fields["Body"])], created_at=now, received_at=now,
+                   status="received")
+
+
+def _floor_one(body: bytes, sig: str, now: datetime) -> Message:
+    fields = dict(parse_qsl(body.decode()))
+    if not hmac.compare_digest(_signature(INBOUND_URL, fields.items()), sig):
+        raise RuntimeError("bad signature")
+    return _message(fields, now)
+
+
+def floor_sqlite(bodies: list[tuple[bytes, str]], tmp: str) -> Sample:
     """The same work by hand: verify, parse, model, one insert (committed) per message."""
     conn = sqlite3.connect(f"{tmp}/floor.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("CREATE TABLE m (id TEXT PRIMARY KEY, data TEXT)")
-    bodies = [(form_payload if form else payload)(i) for i in range(n)]
     now = datetime.now(UTC)
-    start = time.perf_counter()
-    for body, sig in bodies:
-        expected = hmac.new(SECRET, body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, sig):
-            raise RuntimeError("bad signature")
-        if form:
-            fields = dict(parse_qsl(body.decode()))
-            data = {"id": fields["MessageSid"], "from": fields["From"], "text": fields["Body"]}
-        else:
-            data = orjson.loads(body)
-        channel = "sms" if form else "custom"
-        message = Message(id=data["id"], channel=channel, channel_key="bench", adapter="floor",
-                          external_id=data["id"], direction="inbound", conversation_id="c",
-                          sender=Address(channel=channel, handle=data["from"]),
-                          parts=[TextPart(text=data["text"])], created_at=now, received_at=now,
-                          status="received")
-        conn.execute("INSERT INTO m VALUES (?, ?)", (message.id, message.model_dump_json()))
-    elapsed = time.perf_counter() - start
-    conn.close()
-    return n / elapsed
+
+    async def run() -> None:
+        for body, sig in bodies:
+            message = _floor_one(body, sig, now)
+            conn.execute("INSERT INTO m VALUES (?, ?)", (message.id, message.model_dump_json()))
+
+    try:
+        return timed(len(bodies), run)
+    finally:
+        conn.close()
 
 
-async def gateway_inbound(n: int, tmp: str, concurrency: int = 64, form: bool = False) -> float:
-    hub = Hub.from_config(config(tmp))
-    bodies = [(form_payload if form else payload)(i) for i in range(n)]
-    key = b"/webhooks/bench-form" if form else b"/webhooks/bench"
-    ctype = b"application/x-www-form-urlencoded" if form else b"application/json"
-    async with hub:
-        app = hub.asgi(lifespan=False)
+def floor_postgres(bodies: list[tuple[bytes, str]], schema: str) -> Sample:
+    """The floor on PostgreSQL: one asyncpg insert (autocommit) per message, 64 in flight."""
+    import asyncpg
 
-        async def post(body: bytes, sig: str) -> None:
-            sent = False
+    now = datetime.now(UTC)
+    box: list[Sample] = []
 
-            async def receive() -> dict[str, Any]:
-                nonlocal sent
-                if sent:
-                    return {"type": "http.disconnect"}
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
+    async def main() -> None:
+        pool = await asyncpg.create_pool(PG_DSN, min_size=8, max_size=8)
+        try:
+            await pool.execute(f'CREATE SCHEMA "{schema}"')
+            await pool.execute(f'CREATE TABLE "{schema}".m (id TEXT PRIMARY KEY, data TEXT)')
+            insert = f'INSERT INTO "{schema}".m VALUES ($1, $2)'
 
-            status = 0
+            async def worker(share: list[tuple[bytes, str]]) -> None:
+                for body, sig in share:
+                    message = _floor_one(body, sig, now)
+                    await pool.execute(insert, message.id, message.model_dump_json())
 
-            async def send(message: dict[str, Any]) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
+            wall, cpu = time.perf_counter(), time.process_time()
+            await asyncio.gather(*[worker(bodies[i::CONCURRENCY]) for i in range(CONCURRENCY)])
+            box.append(Sample(len(bodies), time.perf_counter() - wall, time.process_time() - cpu))
+        finally:
+            await pool.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await pool.close()
 
-            scope = {"type": "http", "method": "POST", "path": key.decode(), "root_path": "",
-                     "query_string": b"", "headers": [(b"content-type", ctype),
-                                                      (b"x-signature", sig.encode())]}
-            await app(scope, receive, send)
-            if status != 200:
-                raise RuntimeError(f"gateway answered {status}")
+    asyncio.run(main())
+    return box[0]
 
-        async def worker(share: list[tuple[bytes, str]]) -> None:
-            for body, sig in share:
-                await post(body, sig)
 
-        start = time.perf_counter()
-        await asyncio.gather(*[worker(bodies[i::concurrency]) for i in range(concurrency)])
-        elapsed = time.perf_counter() - start
-        stored = sum([len(await hub.store.list_messages(c.id)) for c in await hub.store.list_conversations()])
-        if stored != n:
-            raise RuntimeError(f"stored {stored} of {n}")
-    return n / elapsed
+def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None) -> Sample:
+    """The real pipeline: the gateway's ASGI app called in process, ``CONCURRENCY`` in flight."""
+    box: list[Sample] = []
+
+    async def main() -> None:
+        hub = Hub.from_config(config(tmp, store))
+        async with hub:
+            app = hub.asgi(lifespan=False)
+
+            async def post(body: bytes, sig: str) -> None:
+                sent = False
+
+                async def receive() -> dict[str, Any]:
+                    nonlocal sent
+                    if sent:
+                        return {"type": "http.disconnect"}
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+
+                status = 0
+
+                async def send(message: dict[str, Any]) -> None:
+                    nonlocal status
+                    if message["type"] == "http.response.start":
+                        status = message["status"]
+
+                scope = {"type": "http", "method": "POST", "path": "/webhooks/sms", "root_path": "",
+                         "query_string": b"",
+                         "headers": [(b"content-type", b"application/x-www-form-urlencoded"),
+                                     (b"x-twilio-signature", sig.encode())]}
+                await app(scope, receive, send)
+                if status != 200:
+                    raise RuntimeError(f"gateway answered {status}")
+
+            async def worker(share: list[tuple[bytes, str]]) -> None:
+                for body, sig in share:
+                    await post(body, sig)
+
+            wall, cpu = time.perf_counter(), time.process_time()
+            await asyncio.gather(*[worker(bodies[i::CONCURRENCY]) for i in range(CONCURRENCY)])
+            box.append(Sample(len(bodies), time.perf_counter() - wall, time.process_time() - cpu))
+            conversations = await hub.store.list_conversations()
+            stored = sum([len(await hub.store.list_messages(c.id)) for c in conversations])
+            if stored != len(bodies):
+                raise RuntimeError(f"stored {stored} of {len(bodies)}")
+        if store is not None:  # after the hub closed: its outbox poller still runs until then
+            import asyncpg
+
+            conn = await asyncpg.connect(PG_DSN)
+            try:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{store.rsplit("=", 1)[1]}" CASCADE')
+            finally:
+                await conn.close()
+
+    asyncio.run(main())
+    return box[0]
+
+
+def postgres_up() -> bool:
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        return False
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 # ----------------------------------------------------------------------------------- outbound
@@ -162,7 +255,7 @@ def _stub(port: int, latency: float, ready: Any) -> None:
         counter += 1
         if latency:
             await asyncio.sleep(latency)
-        return web.json_response({"id": f"v{counter}"})
+        return web.json_response({"id": f"v{counter}", "sid": f"SM{counter:032d}"})
 
     app = web.Application()
     app.router.add_post("/messages", handle)
@@ -183,7 +276,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def floor_outbound(n: int, url: str, concurrency: int = 128) -> float:
+async def floor_outbound(n: int, url: str, concurrency: int = 100) -> None:
     import aiohttp
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
@@ -192,13 +285,31 @@ async def floor_outbound(n: int, url: str, concurrency: int = 128) -> float:
                 async with session.post(url, json={"id": i, "to": ["+14155550100"], "text": "hi"}) as r:
                     await r.read()
 
-        start = time.perf_counter()
         await asyncio.gather(*[worker(range(i, n, concurrency)) for i in range(concurrency)])
-        return n / (time.perf_counter() - start)
 
 
-async def hub_outbound(n: int, url: str, transport: str, tmp: str) -> float:
-    hub = Hub.from_config(config(tmp, url, transport))
+async def twilio_outbound(n: int, url: str, concurrency: int = 100) -> None:
+    """The peer: the ``twilio`` package's own async HTTP client (aiohttp inside), one
+    form-encoded Messages API call per send, Basic auth, to the same stub."""
+    from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped]
+
+    client = AsyncTwilioHttpClient(pool_connections=True)
+    try:
+        async def worker(ids: range) -> None:
+            for i in ids:
+                response = await client.request(
+                    "POST", url, data={"To": "+14155550100", "From": "+15005550006",
+                                       "Body": f"Reply {i}"}, auth=("AC" + "0" * 32, TOKEN))
+                if response.status_code != 200:
+                    raise RuntimeError(f"stub answered {response.status_code}")
+
+        await asyncio.gather(*[worker(range(i, n, concurrency)) for i in range(concurrency)])
+    finally:
+        await client.close()
+
+
+async def hub_outbound(n: int, url: str, transport: str, tmp: str) -> Sample:
+    hub = Hub.from_config(config(tmp, send_url=url, transport=transport))
     async with hub:
         conversations = [await hub.start_conversation("bench", f"+1415556{i:04d}") for i in range(50)]
         sent = 0
@@ -215,57 +326,129 @@ async def hub_outbound(n: int, url: str, transport: str, tmp: str) -> float:
 
         watcher = asyncio.create_task(watch())
         await asyncio.sleep(0)
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
+
         async def agent(k: int) -> None:  # 50 agents replying at once, one conversation each
             for i in range(k, n, 50):
                 await hub.send(conversations[k].id, text=f"Reply {i}")
 
         await asyncio.gather(*[agent(k) for k in range(50)])
         await asyncio.wait_for(done.wait(), 300)
-        elapsed = time.perf_counter() - start
+        sample = Sample(n, time.perf_counter() - wall, time.process_time() - cpu)
         watcher.cancel()
-    return n / elapsed
+    return sample
+
+
+# -------------------------------------------------------------------------------------- report
+
+def summary(label: str, ours: list[Sample], floor: list[Sample]) -> str:
+    """One table row: median rate and CPU per item, and the per-round ratios to ``floor`` (rate:
+    min / median / max; CPU: the floor's CPU per item over ours, median)."""
+    pairs = list(zip(ours, floor, strict=True))
+    ratios = sorted(o.rate / f.rate for o, f in pairs)
+    cpu_ratio = statistics.median(f.cpu_us / o.cpu_us for o, f in pairs)
+    rate = statistics.median(s.rate for s in ours)
+    cpu = statistics.median(s.cpu_us for s in ours)
+    return (f"| {label} | {rate:,.0f} | {cpu:,.0f} | {ratios[0]:.2f} / {statistics.median(ratios):.2f}"
+            f" / {ratios[-1]:.2f} | {cpu_ratio:.2f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument("--sends", type=int, default=3000)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sends", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL row")
+    parser.add_argument("--no-outbound", action="store_true", help="skip the outbound table")
     args = parser.parse_args()
+    load = os.getloadavg()
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
+          f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, "
+          f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
 
-    print("\n## inbound: signed webhooks, in process, 500 customers")
-    print("| body | path | msg/s | vs floor |\n|---|---|---|---|")
-    for form in (False, True):
-        kind = "form (Twilio-shaped, 1 KB)" if form else "JSON (300 B)"
-        with tempfile.TemporaryDirectory() as tmp:
-            floor = floor_inbound(args.messages, tmp, form=form)
-        with tempfile.TemporaryDirectory() as tmp:
-            ours = asyncio.run(gateway_inbound(args.messages, tmp, form=form))
-        print(f"| {kind} | floor (HMAC + parse + pydantic + 1 insert/msg) | {floor:,.0f} | 1.00 |")
-        print(f"| {kind} | gateway (full pipeline, 64 in flight) | {ours:,.0f} | {ours / floor:.2f} |")
+    bodies = [twilio_form(i) for i in range(args.messages)]
+    size = statistics.mean(len(b) for b, _ in bodies)
+    pg = postgres_up() and not args.no_postgres
+    sides: dict[str, list[Sample]] = {"floor": [], "ours": [], "pg floor": [], "pg ours": []}
+    for r in range(args.rounds):  # interleaved; the order alternates so neither side always goes first
+        order = ["floor", "ours"] if r % 2 == 0 else ["ours", "floor"]
+        for side in order:
+            with tempfile.TemporaryDirectory() as tmp:
+                sides[side].append(floor_sqlite(bodies, tmp) if side == "floor" else gateway(bodies, tmp))
+        if pg:
+            for side in order:
+                schema = "bench_" + uuid.uuid4().hex[:12]
+                with tempfile.TemporaryDirectory() as tmp:
+                    sides["pg " + side].append(
+                        floor_postgres(bodies, schema) if side == "floor"
+                        else gateway(bodies, tmp, f"{PG_DSN}?schema={schema}"))
 
+    print(f"\n## inbound: signed Twilio SMS forms ({size:.0f} B), twilio-sms adapter, in process, "
+          f"{args.messages} messages from {min(500, args.messages)} customers, "
+          f"{args.rounds} interleaved rounds")
+    print("| path | msg/s (median) | CPU µs/msg (median) | rate vs floor min / median / max "
+          "| floor CPU / ours |")
+    print("|---|---|---|---|---|")
+    print(summary("floor, SQLite (HMAC-SHA1 + form + pydantic + 1 insert/msg)",
+                  sides["floor"], sides["floor"]))
+    print(summary(f"gateway, SQLite (full pipeline, {CONCURRENCY} in flight)", sides["ours"], sides["floor"]))
+    if pg:
+        print(summary(f"floor, PostgreSQL (1 asyncpg insert/msg, {CONCURRENCY} in flight)",
+                      sides["pg floor"], sides["pg floor"]))
+        print(summary("gateway, PostgreSQL (fresh schema)", sides["pg ours"], sides["pg floor"]))
+        print("(CPU is this process only; the PostgreSQL server's CPU is not counted)")
+    else:
+        print("| PostgreSQL | skipped: not reachable on 127.0.0.1:5432 (or asyncpg missing) | | | |")
+
+    if args.no_outbound:
+        return
     port = free_port()
     ready = multiprocessing.Event()
     stub = multiprocessing.Process(target=_stub, args=(port, args.latency, ready), daemon=True)
     stub.start()
     ready.wait(10)
     url = f"http://127.0.0.1:{port}/messages"
+    import aiohttp  # noqa: F401  (imported before timing: no side pays for the first import)
+
+    # twilio passes ``auth=`` to aiohttp, which warns on every request
+    warnings.filterwarnings("ignore", message=".*'auth' parameter is deprecated", category=DeprecationWarning)
     try:
-        base = asyncio.run(floor_outbound(args.sends, url))
-        results = {}
-        for transport in ("aiohttp", "httpx"):
-            with tempfile.TemporaryDirectory() as tmp:
-                results[transport] = asyncio.run(hub_outbound(args.sends, url, transport, tmp))
+        import twilio.http.async_http_client  # type: ignore[import-untyped]  # noqa: F401
+        peers = ["floor", "twilio", "aiohttp", "httpx"]
+    except ImportError:
+        print("(twilio not installed: pip install -e '.[bench]' for the peer row)")
+        peers = ["floor", "aiohttp", "httpx"]
+    out: dict[str, list[Sample]] = {p: [] for p in peers}
+    try:
+        for r in range(args.rounds):
+            for side in peers if r % 2 == 0 else list(reversed(peers)):
+                if side == "floor":
+                    out[side].append(timed(args.sends, lambda: floor_outbound(args.sends, url)))
+                elif side == "twilio":
+                    out[side].append(timed(args.sends, lambda: twilio_outbound(args.sends, url)))
+                else:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        out[side].append(asyncio.run(hub_outbound(args.sends, url, side, tmp)))
     finally:
         stub.terminate()
-    print(f"\n## outbound: {args.sends} sends, vendor stub answering after {args.latency * 1000:.0f} ms")
-    print("| path | sends/s | vs floor |\n|---|---|---|")
-    print(f"| floor (bare aiohttp POSTs, 128 in flight) | {base:,.0f} | 1.00 |")
-    for transport, rate in results.items():
-        print(f"| hub.send → outbox → vendor ({transport} transport) | {rate:,.0f} | {rate / base:.2f} |")
+    print(f"\n## outbound: {args.sends} sends, vendor stub answering after {args.latency * 1000:.0f} ms, "
+          f"{args.rounds} interleaved rounds")
+    print("| path | sends/s (median) | CPU µs/send (median) | rate vs floor min / median / max "
+          "| floor CPU / ours |")
+    print("|---|---|---|---|---|")
+    print(summary("floor (bare aiohttp POSTs, 100 in flight)", out["floor"], out["floor"]))
+    if "twilio" in out:
+        print(summary("peer: twilio AsyncTwilioHttpClient, 100 in flight", out["twilio"], out["floor"]))
+    for transport in ("aiohttp", "httpx"):
+        print(summary(f"hub.send → outbox → vendor ({transport} transport)", out[transport], out["floor"]))
+    if "twilio" in out:
+        pairs = list(zip(out["aiohttp"], out["twilio"], strict=True))
+        ratios = sorted(o.rate / t.rate for o, t in pairs)
+        cpu = statistics.median(o.cpu_us / t.cpu_us for o, t in pairs)
+        print(f"hub.send (aiohttp) vs twilio's client: sends/s {ratios[0]:.2f} / "
+              f"{statistics.median(ratios):.2f} / {ratios[-1]:.2f} (min / median / max), "
+              f"CPU per send {cpu:.2f} times theirs (median)")
 
 
 if __name__ == "__main__":
