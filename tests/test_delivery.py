@@ -21,6 +21,7 @@ from omnichannel_sdk import (
     OptedOutError,
     StatusUpdate,
     TemplatePart,
+    TextPart,
     WindowClosedError,
     hookimpl,
 )
@@ -443,3 +444,36 @@ async def test_modify_contact_by_address_publishes(hub: Hub, webhook_client: htt
     assert await hub.modify_contact("ct_missing", named) is None
     with pytest.raises(ValueError):
         await hub.modify_contact(updated.id, lambda c: c.model_copy(update={"addresses": []}))
+
+
+class _OwnRender:
+    """Renders actions its own way, as a plugin might (one line per action)."""
+
+    @hookimpl
+    def omni_outbound_render(self, parts):  # type: ignore[no-untyped-def]
+        out = []
+        for part in parts:
+            if isinstance(part, ActionsPart):
+                out.append(TextPart(text=" / ".join(f"{i}={a.title}" for i, a in
+                                                    enumerate(part.actions, start=1))))
+            else:
+                out.append(part)
+        return out
+
+
+async def test_a_custom_render_keeps_the_numbered_actions(omni_config: dict,
+                                                          register_plugin: list) -> None:
+    """A render hook that returns only parts keeps the render metadata of the same input,
+    so the customer's "2" still maps back to the second action."""
+    register_plugin.append(_OwnRender())
+    actions = ActionsPart(prompt="Pick", actions=[
+        Action(id=f"a{i}", title=f"Choice {i}") for i in range(1, 6)])  # more than fit as buttons
+    async with Hub.from_config(omni_config, plugins=register_plugin) as hub:
+        transport = httpx.ASGITransport(app=hub.asgi(lifespan=False))
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+            await inbound(client, "r1")
+        with respx.mock() as vendor:
+            route = vendor.post(SEND).respond(200, json={"id": "v21"})
+            sent = await hub.send(await conversation_id(hub), parts=[actions], wait=True)
+        assert "1=Choice 1 / 2=Choice 2" in route.calls.last.request.content.decode()
+        assert [a["id"] for a in sent.metadata["numbered_actions"]] == ["a1", "a2", "a3", "a4", "a5"]

@@ -50,7 +50,11 @@ def start(config: Path, port: int) -> subprocess.Popen[bytes]:
         except httpx.HTTPError:
             time.sleep(0.2)
     process.kill()
-    raise AssertionError(f"server did not start: {process.stderr.read().decode() if process.stderr else ''}")
+    process.wait(10)
+    error = process.stderr.read().decode() if process.stderr else ""
+    if process.stderr:
+        process.stderr.close()
+    raise AssertionError(f"server did not start: {error}")
 
 
 @pytest.fixture
@@ -60,6 +64,8 @@ def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
     for process in running:
         process.terminate()
         process.wait(10)
+        if process.stderr:  # the pipe is ours to close (ResourceWarning otherwise)
+            process.stderr.close()
 
 
 def signed(event_id: str) -> tuple[bytes, dict[str, str]]:

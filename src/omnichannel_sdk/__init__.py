@@ -9,6 +9,7 @@ from ._adapter import (
     AdapterContext,
     AdapterSettings,
     ChannelAdapter,
+    FollowUp,
     InboundMessage,
     KeyValueStore,
     ParseFailure,
@@ -83,6 +84,7 @@ from ._service_levels import (
     ServiceLevelReport,
 )
 from ._services import AdapterServices, DetachedServices, StoreReader
+from ._signing import hmac_digest, hmac_matches, twilio_signature
 from ._store import Store
 from ._webhook import WebhookRequest, WebhookResponse, alternate_port_url
 from .hookspecs import hookimpl, hookspec
@@ -120,6 +122,7 @@ __all__ = [
     "EventBus",
     "EventPart",
     "FileBlobStore",
+    "FollowUp",
     "Hub",
     "HubSettings",
     "InboundMessage",
@@ -171,6 +174,8 @@ __all__ = [
     "__version__",
     "alternate_port_url",
     "constant_time_equals",
+    "hmac_digest",
+    "hmac_matches",
     "hookimpl",
     "hookspec",
     "normalize_email",
@@ -178,4 +183,5 @@ __all__ = [
     "parse_retry_after",
     "render_parts",
     "split_text",
+    "twilio_signature",
 ]

@@ -8,6 +8,7 @@ and goes through the one ``httpx.AsyncClient`` the hub injects in :class:`Adapte
 
 from __future__ import annotations
 
+import abc
 import email.utils
 import hmac
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,7 +26,6 @@ from ._errors import (
     ProviderError,
     RateLimitedError,
     RejectedError,
-    SignatureError,
     TransportError,
     UnsupportedFeatureError,
 )
@@ -40,6 +40,7 @@ __all__ = [
     "AdapterContext",
     "AdapterSettings",
     "ChannelAdapter",
+    "FollowUp",
     "InboundMessage",
     "KeyValueStore",
     "ParseFailure",
@@ -188,6 +189,19 @@ class ParseFailure:
 
 
 @dataclass
+class FollowUp:
+    """Durable work a ``parse`` leaves for later: the hub stores it with the request, before the
+    vendor is answered, and calls :meth:`ChannelAdapter.run_job` with ``task`` and ``data``."""
+
+    task: str
+    """Which job (the adapter's own name for it)."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """What the job needs (JSON)."""
+    delay: float = 0.0
+    """Seconds before it first runs."""
+
+
+@dataclass
 class ParseResult:
     """What :meth:`ChannelAdapter.parse` found in one request."""
 
@@ -197,6 +211,10 @@ class ParseResult:
     """Items of a batch that failed; the others are still processed."""
     response: WebhookResponse | None = None
     """A specific answer for the vendor; ``None`` uses :meth:`ChannelAdapter.acknowledge`."""
+    jobs: list[FollowUp] = field(default_factory=list)
+    """Durable follow-up work (a lookup, a fetch): stored before the vendor is answered, run by
+    the hub's job runner, retried, and dead-lettered with this request when it finally fails.
+    Outside a hub (``omnichannel normalize``) they are not run."""
 
 
 @dataclass
@@ -213,11 +231,13 @@ class SendResult:
     """Vendor extras to merge into the message metadata."""
 
 
-class ChannelAdapter:
+class ChannelAdapter(abc.ABC):
     """Base class of channel adapters. Subclass, set the class attributes, override methods.
 
     Required class attributes: ``name`` (unique, e.g. ``"twilio-sms"``), ``channel`` (kind),
     ``capabilities`` and a nested ``Settings`` (subclass of :class:`AdapterSettings`).
+    :meth:`verify` and :meth:`parse` are abstract: registering an adapter that lacks either is
+    a :class:`~omnichannel_sdk.PluginError` naming it.
     """
 
     name: ClassVar[str]
@@ -244,12 +264,13 @@ class ChannelAdapter:
 
     # -- inbound (sans-IO) ----------------------------------------------------------------
 
+    @abc.abstractmethod
     def verify(self, request: WebhookRequest) -> None:
         """Check the request's signature; raise :class:`SignatureError` when it fails.
 
-        The default refuses everything: an adapter must say how its vendor signs.
+        Every adapter says how its vendor signs; one that takes no webhooks at all (mail from
+        its own listener) refuses every request here.
         """
-        raise SignatureError("adapter does not verify webhooks", adapter=self.name)
 
     def handshake(self, request: WebhookRequest) -> WebhookResponse | None:
         """Answer a vendor's GET handshake (Messenger ``hub.challenge``, WeChat ``echostr``).
@@ -259,13 +280,22 @@ class ChannelAdapter:
         """
         return None
 
+    @abc.abstractmethod
     def parse(self, request: WebhookRequest) -> ParseResult:
         """Turn a verified request into messages and receipts.
 
         Raise :class:`~omnichannel_sdk.UnparseablePayloadError` when nothing in it can be
         understood (the payload is dead-lettered), or return per-item ``failures``.
         """
-        raise NotImplementedError(f"{type(self).__name__} must implement parse()")
+
+    async def complete(self, request: WebhookRequest, result: ParseResult) -> ParseResult:
+        """Finish a parse with the I/O a sans-IO :meth:`parse` cannot do, before anything is
+        stored: store reads and kv lookups through ``self.context``, changes to stored messages
+        through ``self.context.services`` (a vendor's "message edited" that updates the stored
+        message instead of adding one). Runs inside a hub only (webhooks and replay), never in
+        ``omnichannel normalize``; an exception dead-letters the request like a parse error.
+        Default: ``result`` unchanged."""
+        return result
 
     def acknowledge(self, request: WebhookRequest, result: ParseResult | None) -> WebhookResponse:
         """The answer the vendor expects once the request is stored (default: empty 200)."""
@@ -345,6 +375,7 @@ class ChannelAdapter:
         an error document, like WeChat's ``media/get``): raise a
         :class:`~omnichannel_sdk.ChannelError` (retryable ones are retried). The response is
         streamed; ``await response.aread()`` to look at a small body. Default: accept."""
+        return None  # optional: most adapters have nothing to check, start or stop
 
     def customer_address(self, handle: str) -> Address:
         """A customer's :class:`Address` from a handle as a person typed it (used by
@@ -355,11 +386,22 @@ class ChannelAdapter:
         """An ASGI app the gateway mounts at ``/channels/{key}/`` (web chat), or ``None``."""
         return None
 
+    async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
+        """Carry out a durable job this adapter left: a :class:`FollowUp` of a ``parse``, or
+        ``context.services.defer(task, data)``. Raise a retryable
+        :class:`~omnichannel_sdk.ChannelError` to be retried later; any other error ends in a
+        dead letter. Jobs run at least once: be idempotent.
+
+        Default: refuse (an adapter that defers jobs overrides this)."""
+        raise UnsupportedFeatureError(f"{self.name} has no job {task!r}")
+
     async def start(self) -> None:
         """Called when the hub opens (start listeners, pollers)."""
+        return None
 
     async def stop(self) -> None:
         """Called when the hub closes."""
+        return None
 
     # -- helpers for subclasses ------------------------------------------------------------
 

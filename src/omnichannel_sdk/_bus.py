@@ -67,7 +67,7 @@ class MemoryBus(EventBus):
                                 "(%s); %d dropped so far", getattr(lost, "type", "?"), self.dropped)
             queue.put_nowait(event)
 
-    async def subscribe(self, maxsize: int = 10_000) -> AsyncIterator[Event]:  # type: ignore[override]
+    async def subscribe(self, maxsize: int = 10_000) -> AsyncIterator[Event]:
         """An async iterator over events published from now on."""
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
         self._queues.add(queue)

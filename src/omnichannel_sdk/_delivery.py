@@ -33,6 +33,7 @@ from ._errors import (
 )
 from ._events import MessageSent, StatusChanged
 from ._ids import new_id
+from ._jobs import ADAPTER_JOB, run_adapter_job
 from ._models import DeadLetter, MediaPart, Message, MessageError, utcnow
 from ._store import Job
 
@@ -209,6 +210,8 @@ class Delivery:
                     await self._send(job, message)
                 elif job.kind == "media":
                     await self._media(job)
+                elif job.kind == ADAPTER_JOB:
+                    await run_adapter_job(self, job)
                 else:
                     log.error("unknown job kind %r; dropping job %s", job.kind, job.id)
                     await self.hub.store.finish_job(job.id)

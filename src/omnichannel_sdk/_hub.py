@@ -40,6 +40,7 @@ from ._events import (
 )
 from ._http import make_http_client
 from ._ids import new_id
+from ._jobs import defer_job
 from ._models import (
     Address,
     Author,
@@ -108,14 +109,13 @@ class Hub:
                                      services=HubServices(self, key), extras={"hub": self})
             self.adapters[key] = config.adapter(config.settings, context)
         self.delivery = Delivery(self, self.settings.delivery)
-        self.transcribers: list[Any] = []
-        """Speech-to-text engines registered through ``omni_register_transcribers``."""
         self._outgoing: asyncio.Queue[Event] | None = None
         self._workers: list[asyncio.Task[Any]] = []
         self._hook_tasks: set[asyncio.Future[Any]] = set()
         self._unobserved: set[str] = set()
         self._media_unfetched: set[str] = set()
         self._open = False
+        self._starting = False
 
     # -- construction -------------------------------------------------------------------------
 
@@ -160,11 +160,13 @@ class Hub:
         await self.bus.open()
         self._outgoing = asyncio.Queue()
         self._workers = [asyncio.create_task(self._pump_events(), name="omnichannel-events")]
-        for adapter in self.adapters.values():
-            await adapter.start()
-        await self.delivery.start()
-        self.transcribers = []
-        self.pm.hook.omni_register_transcribers(register=self.transcribers.append)
+        self._starting = True  # adapters' services are running from their start() on
+        try:
+            for adapter in self.adapters.values():
+                await adapter.start()
+            await self.delivery.start()
+        finally:
+            self._starting = False
         self._open = True
         await self._call_observers(self.pm.hook.omni_hub_started, hub=self)
 
@@ -229,7 +231,7 @@ class Hub:
 
     async def events(self) -> AsyncIterator[Event]:
         """Every event the hub (and, on a NATS bus, every hub) publishes from now on."""
-        async for event in self.bus.subscribe():  # type: ignore[attr-defined]
+        async for event in self.bus.subscribe():
             yield event
 
     async def _pump_events(self) -> None:
@@ -328,7 +330,7 @@ class Hub:
                          url=request.url, headers=_storable_headers(request.headers),
                          body=request.body)
         try:
-            result = adapter.parse(request)
+            result = await adapter.complete(request, adapter.parse(request))
         except Exception as exc:  # noqa: BLE001 - nothing verified is ever lost: keep it
             error = exc.detail if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
             letter = DeadLetter(id=new_id("dl"), channel_key=channel_key, adapter=adapter.name,
@@ -398,6 +400,9 @@ class Hub:
                                 error=failure.error, created_at=received_at,
                                 raw_id=raw.id if raw else None)
             await self.store.add_dead_letter(letter, None, failure.fragment)
+        for follow_up in result.jobs:  # stored before the vendor is answered: durable
+            await defer_job(self, key, follow_up.task, follow_up.data, delay=follow_up.delay,
+                            raw_id=raw.id if raw else None)
         stored = self._announce(outcomes)
         for update in statuses:
             await self._apply_status(key, update)
@@ -673,8 +678,16 @@ class Hub:
     def _render(self, adapter: ChannelAdapter, parts: Sequence[Part]) -> Rendered:
         custom = self.pm.hook.omni_outbound_render(
             adapter=adapter, parts=list(parts), capabilities=adapter.capabilities)
+        if isinstance(custom, Rendered):
+            return custom
         if custom is not None:
-            return Rendered(list(custom))
+            # keep what the default renderer records about the same input (the numbered
+            # actions), so a customer's "2" still maps back to the action
+            try:
+                metadata = render_parts(parts, adapter.capabilities, adapter=adapter.name).metadata
+            except UnsupportedFeatureError:  # the custom renderer carried what ours cannot
+                metadata = {}
+            return Rendered(list(custom), metadata)
         return render_parts(parts, adapter.capabilities, adapter=adapter.name)
 
     async def close_conversation(self, conversation_id: str) -> Conversation:
@@ -708,7 +721,8 @@ class Hub:
         return await replay_dead_letters(self, letter_ids, progress)
 
 
-_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization",
+                             "x-telegram-bot-api-secret-token"})  # Telegram's is a shared secret
 
 
 def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:

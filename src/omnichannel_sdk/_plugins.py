@@ -8,10 +8,10 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from ._adapter import ChannelAdapter
+from ._adapter import AdapterSettings, ChannelAdapter
 from ._errors import ConfigurationError, PluginError
 
-__all__ = ["AdapterRegistry", "build_plugin_manager"]
+__all__ = ["AdapterRegistry", "build_plugin_manager", "check_hooks"]
 
 PROJECT = "omnichannel"
 
@@ -23,12 +23,22 @@ class AdapterRegistry:
         self._adapters: dict[str, type[ChannelAdapter]] = {}
 
     def register(self, adapter: type[ChannelAdapter]) -> None:
-        """Add an adapter class; refuse a second one with the same name or missing attributes."""
+        """Add an adapter class; refuse a second one with the same name, and one that lacks
+        ``name``, ``channel``, a ``Settings`` model or an implementation of ``verify`` or
+        ``parse`` (a :class:`PluginError` naming what is missing)."""
         if not (isinstance(adapter, type) and issubclass(adapter, ChannelAdapter)):
             raise PluginError(f"{adapter!r} is not a ChannelAdapter subclass")
         for attr in ("name", "channel"):
-            if not isinstance(getattr(adapter, attr, None), str):
+            if not isinstance(getattr(adapter, attr, None), str) or not getattr(adapter, attr):
                 raise PluginError(f"{adapter.__qualname__} has no {attr!r}")
+        missing = sorted(getattr(adapter, "__abstractmethods__", ()))
+        if missing:
+            raise PluginError(
+                f"{adapter.__qualname__} ({adapter.__module__}) does not implement "
+                + ", ".join(f"{name}()" for name in missing))
+        settings = getattr(adapter, "Settings", None)
+        if not (isinstance(settings, type) and issubclass(settings, AdapterSettings)):
+            raise PluginError(f"{adapter.__qualname__}.Settings is not an AdapterSettings subclass")
         existing = self._adapters.get(adapter.name)
         if existing is not None and existing is not adapter:
             raise PluginError(
@@ -63,18 +73,42 @@ class AdapterRegistry:
 def build_plugin_manager(
     plugins: Iterable[object] = (), *, entry_points: bool = True
 ) -> tuple[pluggy.PluginManager, AdapterRegistry]:
-    """A plugin manager with our hookspecs, installed plugins and ``plugins`` registered."""
+    """A plugin manager with our hookspecs, installed plugins and ``plugins`` registered.
+
+    Plugins add their own hookspecs through ``omni_add_hookspecs`` as they are registered;
+    then every ``omni_*`` implementation must match a specification: a misspelled hook raises
+    :class:`PluginError` naming the plugin and the hook.
+    """
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
+    # historic: each plugin registered from now on gets the call at once (pytest_addhooks)
+    pm.hook.omni_add_hookspecs.call_historic(kwargs={"pluginmanager": pm})
     from . import _builtin
 
     pm.register(_builtin, name="omnichannel-builtin")
     if entry_points:
-        pm.load_setuptools_entrypoints(PROJECT)
+        try:
+            pm.load_setuptools_entrypoints(PROJECT)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"installed plugin {exc.plugin!r} is invalid: {exc}") from None
     for plugin in plugins:
         if pm.is_registered(plugin):
             continue
-        pm.register(plugin)
+        try:
+            pm.register(plugin)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {plugin!r} is invalid: {exc}") from None
+    check_hooks(pm)
     registry = AdapterRegistry()
     pm.hook.omni_register_adapters(register=registry.register)
     return pm, registry
+
+
+def check_hooks(pm: pluggy.PluginManager) -> None:
+    """Refuse a hook implementation that matches no hookspec (a typo, a hook of a plugin that
+    is not installed) with a :class:`PluginError` naming it — pluggy's ``check_pending``."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc} (a misspelled omni_* hook? One that a plugin which is not "
+                          "installed specifies is marked @hookimpl(optionalhook=True))") from None

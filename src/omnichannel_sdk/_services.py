@@ -47,6 +47,12 @@ class StoreReader(Protocol):
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         """The conversation, or ``None``."""
 
+    async def list_conversations(
+        self, *, channel_key: str | None = None, status: str | None = None,
+        contact_id: str | None = None, limit: int | None = None,
+    ) -> list[Conversation]:
+        """Conversations, most recently active first."""
+
     async def get_contact(self, contact_id: str) -> Contact | None:
         """The contact, or ``None``."""
 
@@ -65,7 +71,9 @@ class AdapterServices(Protocol):
 
     @property
     def running(self) -> bool:
-        """``True`` inside an open hub; ``False`` in ``omnichannel normalize`` or sans-IO tests."""
+        """``True`` inside a hub from the moment it starts its adapters until it closes (so
+        also in :meth:`~omnichannel_sdk.ChannelAdapter.start`); ``False`` in ``omnichannel
+        normalize`` or sans-IO tests. What a ``parse`` asks before handing work to the hub."""
 
     @property
     def store(self) -> StoreReader:
@@ -73,7 +81,17 @@ class AdapterServices(Protocol):
 
     def spawn(self, work: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
         """Run ``work`` in the background: errors are logged, and closing the hub waits for it
-        (briefly). For work a sans-IO ``parse`` cannot do itself (a lookup, a late transcript)."""
+        (briefly). Lost when the process dies: for work that must survive a crash, use
+        :meth:`defer`."""
+
+    async def defer(self, task: str, data: Mapping[str, Any], *, delay: float = 0.0) -> str:
+        """Store a durable follow-up job for this channel and return its id.
+
+        The hub's job runner (the outbox's workers, in any process) calls the adapter's
+        :meth:`~omnichannel_sdk.ChannelAdapter.run_job` with ``task`` and ``data`` (JSON) after
+        ``delay`` seconds. A retryable :class:`~omnichannel_sdk.ChannelError` (or a crash) is
+        retried with backoff, a process killed meanwhile leaves the job to be run again, and the
+        last failure is dead-lettered. Jobs run at least once: make them idempotent."""
 
     async def receive(self, request: WebhookRequest, *, trusted: bool = False) -> WebhookResponse:
         """Run the whole inbound pipeline on a request the adapter received itself (an SMTP
@@ -133,7 +151,7 @@ class DetachedServices:
     @property
     def store(self) -> StoreReader:
         """A reader whose every call raises."""
-        return _NoStore()  # type: ignore[return-value]
+        return _NoStore()
 
     def _refuse(self, what: str) -> ConfigurationError:
         return ConfigurationError(f"{what} needs a running hub", channel_key=self.channel_key or None)
@@ -142,6 +160,10 @@ class DetachedServices:
         """Refused: closes ``work`` and raises."""
         work.close()
         raise self._refuse("spawn")
+
+    async def defer(self, task: str, data: Mapping[str, Any], *, delay: float = 0.0) -> str:
+        """Refused."""
+        raise self._refuse("defer")
 
     async def receive(self, request: WebhookRequest, *, trusted: bool = False) -> WebhookResponse:
         """Refused."""
@@ -194,8 +216,8 @@ class HubServices:
 
     @property
     def running(self) -> bool:
-        """``True`` while the hub is open."""
-        return self._hub.is_open
+        """``True`` while the hub starts its adapters, and while it is open."""
+        return self._hub.is_open or self._hub._starting
 
     @property
     def store(self) -> StoreReader:
@@ -205,6 +227,12 @@ class HubServices:
     def spawn(self, work: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
         """Tracked background work of the hub."""
         return self._hub.spawn(work, name=name or f"omnichannel: {self.channel_key}")
+
+    async def defer(self, task: str, data: Mapping[str, Any], *, delay: float = 0.0) -> str:
+        """A durable job of this channel key in the store's jobs table."""
+        from ._jobs import defer_job  # the store's modules import the adapter's, which import us
+
+        return await defer_job(self._hub, self.channel_key, task, data, delay=delay)
 
     async def receive(self, request: WebhookRequest, *, trusted: bool = False) -> WebhookResponse:
         """The hub's inbound pipeline for this channel key."""

@@ -5,6 +5,11 @@ under the entry-point group ``omnichannel``. Implementations may accept fewer ar
 the specification names, so hooks can grow. ``firstresult`` hooks are synchronous and cheap (no
 network I/O); observer hooks may return an awaitable, which the hub awaits. Observers run after
 the vendor has been answered and never delay a webhook.
+
+Every ``omni_*`` implementation must match a specification: once every plugin is loaded the
+plugin manager checks (pluggy's ``check_pending``), so a misspelled hook is a
+:class:`~omnichannel_sdk.PluginError`, not silence. A plugin that offers hooks of its own adds
+their specifications in :func:`omni_add_hookspecs`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ if TYPE_CHECKING:
     from ._capabilities import Capabilities
     from ._hub import Hub
     from ._models import Address, Conversation, Message, Part
+    from ._render import Rendered
 
 hookspec = pluggy.HookspecMarker("omnichannel")
 hookimpl = pluggy.HookimplMarker("omnichannel")
@@ -28,14 +34,29 @@ hookimpl = pluggy.HookimplMarker("omnichannel")
 # -------------------------------------------------------------------------
 
 
+@hookspec(historic=True)
+def omni_add_hookspecs(pluginmanager: pluggy.PluginManager) -> None:
+    """Add the hook specifications this plugin offers to other plugins.
+
+    Called once for every plugin when it is registered (a historic hook, like pytest's
+    ``pytest_addhooks``), before the plugin manager checks that every implementation matches
+    a specification. Returns nothing; not ``firstresult``.
+
+    :param pluginmanager: the ``omnichannel`` plugin manager: call
+        ``pluginmanager.add_hookspecs(module_or_class)``.
+    """
+
+
 @hookspec
 def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> None:
     """Register the channel adapters this plugin provides.
 
-    Called once when the plugin manager is built.
+    Called once when the plugin manager is built. Returns nothing (results are ignored); not
+    ``firstresult``: every plugin registers its own.
 
     :param register: call ``register(AdapterClass)`` for each adapter class. Two adapters with
-        one ``name`` raise :class:`~omnichannel_sdk.PluginError`.
+        one ``name``, or an adapter that does not implement ``verify`` and ``parse``, raise
+        :class:`~omnichannel_sdk.PluginError`.
     """
 
 
@@ -48,7 +69,9 @@ def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> 
 def omni_hub_started(hub: Hub) -> Any:
     """The hub has opened its store, HTTP pool, bus and workers.
 
-    :param hub: the hub. May return an awaitable.
+    Returns nothing, or an awaitable the hub awaits; not ``firstresult``.
+
+    :param hub: the hub.
     """
 
 
@@ -56,7 +79,9 @@ def omni_hub_started(hub: Hub) -> Any:
 def omni_hub_stopping(hub: Hub) -> Any:
     """The hub is about to close; last chance to use it.
 
-    :param hub: the hub. May return an awaitable.
+    Returns nothing, or an awaitable the hub awaits (briefly); not ``firstresult``.
+
+    :param hub: the hub.
     """
 
 
@@ -71,7 +96,8 @@ def omni_contact_identify(adapter: ChannelAdapter, message: InboundMessage) -> S
 
     Called for each inbound message before it is stored. The hub looks the contact up by the
     sender's address, then by these; the first match is the contact, and every address is
-    attached to it. Results of all implementations are combined.
+    attached to it. Returns a sequence of addresses or ``None``; not ``firstresult``: the
+    results of all implementations are combined. Synchronous.
 
     :param adapter: the adapter that parsed the message.
     :param message: the parsed, not yet stored message.
@@ -83,8 +109,9 @@ def omni_inbound_thread_key(adapter: ChannelAdapter, message: InboundMessage) ->
     """Return the key that threads ``message`` into a conversation on its channel key.
 
     Called when the message names no conversation and refers to no stored message. Messages
-    with one thread key share the open conversation of that key. Default: the adapter's
-    :meth:`~omnichannel_sdk.ChannelAdapter.thread_key`.
+    with one thread key share the open conversation of that key. Returns the key, or ``None``
+    for the default: the adapter's :meth:`~omnichannel_sdk.ChannelAdapter.thread_key`.
+    Synchronous.
 
     Stops at first non-None result.
 
@@ -102,7 +129,7 @@ def omni_inbound_passive_reply(
     Called only for adapters whose capabilities have ``passive_reply`` (WeChat's passive reply,
     Twilio's TwiML), after the message is stored and before the vendor is answered, so it must
     be quick and synchronous (canned answers, keyword bots). The reply is stored as an outbound
-    message. Return ``None`` to answer the vendor plainly.
+    message. Returns the parts, or ``None`` to answer the vendor plainly.
 
     Stops at first non-None result.
 
@@ -110,17 +137,6 @@ def omni_inbound_passive_reply(
     :param adapter: the adapter that received the message.
     :param message: the stored inbound message.
     :param conversation: its conversation.
-    """
-
-
-@hookspec
-def omni_register_transcribers(register: Callable[[Any], None]) -> None:
-    """Register speech-to-text engines that add transcripts to audio without one.
-
-    Called once when the hub opens, by the plugin that runs transcription (omnichannel-voice).
-
-    :param register: call ``register(transcriber)`` for each engine; see the voice plugin's
-        documentation for the transcriber interface.
     """
 
 
@@ -133,11 +149,12 @@ def omni_register_transcribers(register: Callable[[Any], None]) -> None:
 def omni_inbound_received(hub: Hub, message: Message, conversation: Conversation) -> Any:
     """A new inbound message was stored (duplicates never reach this hook).
 
+    Called after the vendor was answered. Returns nothing, or an awaitable the hub awaits; not
+    ``firstresult``.
+
     :param hub: the hub (use ``hub.send`` to answer).
     :param message: the stored message.
     :param conversation: its conversation.
-
-    May return an awaitable.
     """
 
 
@@ -145,8 +162,10 @@ def omni_inbound_received(hub: Hub, message: Message, conversation: Conversation
 def omni_conversation_opened(hub: Hub, conversation: Conversation) -> Any:
     """A new conversation was created (by an inbound message or a send).
 
+    Returns nothing, or an awaitable the hub awaits; not ``firstresult``.
+
     :param hub: the hub.
-    :param conversation: the new conversation. May return an awaitable.
+    :param conversation: the new conversation.
     """
 
 
@@ -154,8 +173,10 @@ def omni_conversation_opened(hub: Hub, conversation: Conversation) -> Any:
 def omni_message_updated(hub: Hub, message: Message) -> Any:
     """A stored message changed other than by status (media downloaded, transcript added).
 
+    Returns nothing, or an awaitable the hub awaits; not ``firstresult``.
+
     :param hub: the hub.
-    :param message: the message as now stored. May return an awaitable.
+    :param message: the message as now stored.
     """
 
 
@@ -167,12 +188,15 @@ def omni_message_updated(hub: Hub, message: Message) -> Any:
 @hookspec(firstresult=True)
 def omni_outbound_render(
     adapter: ChannelAdapter, parts: Sequence[Part], capabilities: Capabilities
-) -> Sequence[Part] | None:
+) -> Rendered | Sequence[Part] | None:
     """Render outbound ``parts`` to what the channel can show.
 
-    Called by ``hub.send`` before the message is queued. Return the parts to send, or ``None``
-    for the default renderer (numbered lists for actions, links for media the channel cannot
-    carry, splitting at the maximum length).
+    Called by ``hub.send`` before the message is queued. Returns a
+    :class:`~omnichannel_sdk.Rendered` (parts plus render metadata: the numbered actions that
+    map a customer's "2" back, the SMS encoding), or only the parts to send (their render
+    metadata is then what the default renderer would record for the same input, so numbered
+    replies still map back), or ``None`` for the default renderer (numbered lists for actions,
+    links for media the channel cannot carry, splitting at the maximum length). Synchronous.
 
     Stops at first non-None result.
 
@@ -186,8 +210,10 @@ def omni_outbound_render(
 def omni_outbound_sent(hub: Hub, message: Message) -> Any:
     """The vendor accepted an outbound message.
 
+    Returns nothing, or an awaitable the hub awaits; not ``firstresult``.
+
     :param hub: the hub.
-    :param message: the message with its vendor id and status. May return an awaitable.
+    :param message: the message with its vendor id and status.
     """
 
 
@@ -195,9 +221,11 @@ def omni_outbound_sent(hub: Hub, message: Message) -> Any:
 def omni_status_changed(hub: Hub, message: Message, previous: str) -> Any:
     """An outbound message's delivery status moved forward (or it failed).
 
+    Returns nothing, or an awaitable the hub awaits; not ``firstresult``.
+
     :param hub: the hub.
     :param message: the message with its new status.
-    :param previous: the status before. May return an awaitable.
+    :param previous: the status before.
     """
 
 
@@ -212,6 +240,7 @@ def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]] | None:
 
     Called once when the demo builds its configuration. Tables must work offline: point
     ``api_base`` at ``{public_url}/demo/vendor/<name>`` (the demo's loopback vendor stub).
+    Returns the tables or ``None``; not ``firstresult``: every plugin's channels are merged.
 
     :param public_url: where the demo gateway listens.
     """
@@ -221,8 +250,9 @@ def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]] | None:
 def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
     """Signed sample requests to post to a demo channel (``omnichannel simulate``).
 
-    Return :class:`~omnichannel_sdk.WebhookRequest` objects signed for
-    ``{public_url}/webhooks/{channel_key}``, or ``None`` when the adapter is not yours.
+    Returns :class:`~omnichannel_sdk.WebhookRequest` objects signed for
+    ``{public_url}/webhooks/{channel_key}``, or ``None`` when the adapter is not yours; not
+    ``firstresult``: every plugin's requests are posted.
 
     :param channel_key: the demo channel.
     :param adapter_name: its adapter.
@@ -236,7 +266,8 @@ def omni_demo_vendor(adapter_name: str, hub: Hub) -> Any:
 
     The demo mounts it at ``/demo/vendor/{adapter_name}``; demo channels point their
     ``api_base`` there. It should answer sends as the vendor does and may report delivery
-    back through ``hub.apply_status`` or signed status callbacks.
+    back through ``hub.apply_status`` or signed status callbacks. Returns the ASGI app, or
+    ``None`` when the adapter is not yours.
 
     Stops at first non-None result.
 

@@ -21,6 +21,7 @@ from omnichannel_sdk import (
     MediaPart,
     Message,
     OptedOutError,
+    ProviderError,
     RateLimitedError,
     RejectedError,
     SignatureError,
@@ -337,9 +338,9 @@ async def test_server_error_is_retryable() -> None:
         adapter = make(http)
         with respx.mock() as router:
             router.post(API).mock(return_value=httpx.Response(503, text="down"))
-            with pytest.raises(Exception) as info:
+            with pytest.raises(ProviderError) as info:
                 await adapter.send(outbound(TextPart(text="hi")), [TextPart(text="hi")])
-    assert getattr(info.value, "retryable", False)
+    assert info.value.retryable and info.value.status_code == 503
 
 
 def test_passive_twiml(samples: Any) -> None:
@@ -386,9 +387,9 @@ async def test_retry_of_a_split_message_skips_accepted_parts(samples: Any) -> No
                         httpx.Response(201, json={"sid": "SM-c", "status": "queued"})])
         with respx.mock() as router:
             route = router.post(API).mock(side_effect=lambda _r: next(answers))
-            with pytest.raises(Exception) as info:
+            with pytest.raises(ProviderError) as info:
                 await adapter.send(outbound(TextPart(text=text)), [TextPart(text=text)])
-            assert getattr(info.value, "retryable", False)
+            assert info.value.retryable
             result = await adapter.send(outbound(TextPart(text=text)), [TextPart(text=text)])
     bodies = [dict(parse_qsl(c.request.content.decode()))["Body"] for c in route.calls]
     assert result.external_ids == ["SM-a", "SM-b", "SM-c"]

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import respx
 from omnichannel_voice import TranscriptionService, audio_to_transcribe
+from omnichannel_voice._transcriber import service_for
 
 from omnichannel_sdk import (
     Address,
@@ -122,7 +123,7 @@ async def test_voice_notes_of_any_channel_get_transcripts(audio_config: dict) ->
     engine = SlowEngine()
     hub = Hub.from_config(audio_config, plugins=[plugin, AudioPlugin(engine)])
     async with hub:
-        assert hub.transcribers[0] is engine  # the later-registered plugin comes first
+        assert service_for(hub).transcribers[0] is engine  # the later-registered plugin comes first
         with respx.mock() as router:
             router.get(url__regex=r"^https://media\.fake\.test/").mock(
                 side_effect=lambda req: httpx.Response(200, content=b"OggS" + req.url.path.encode(),
@@ -224,7 +225,7 @@ async def test_async_engine_and_failures(audio_config: dict) -> None:
         service = TranscriptionService(hub)
         await service.consider(m)  # logged, not raised; the lock is released for a retry
         assert not any(isinstance(p, TranscriptPart) for p in (await hub.store.get_message(m.id)).parts)
-        hub.transcribers[0] = Remote()
+        service.transcribers[0] = Remote()
         await service.consider(m)
         assert (await hub.store.get_message(m.id)).parts[-1].segments[0].text == "remote"
         assert Remote.loop_thread == threading.get_ident()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from omnichannel_voice import (
     deepgram_transcript,
 )
 
-from omnichannel_sdk import PayloadError, WebhookRequest
+from omnichannel_sdk import PayloadError, TranscriptPart, WebhookRequest
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -96,10 +97,29 @@ def test_amazon_item_speaker_labels_and_plain_text() -> None:
                                  {"results": {"channels": [{"alternatives": [{"words": [{}]}]}]}},
                                  {"utterances": [{"start": "nan"}]}, {"words": [{"text": "a"}]}])
 def test_malformed_documents_are_typed_errors(parser: Any, doc: Any) -> None:
-    try:
+    """Not a transcript document: a typed error, never an empty transcript."""
+    with pytest.raises(PayloadError):
         parser(doc)
-    except PayloadError:
-        pass
+
+
+def _well_formed(part: Any) -> None:
+    """What a parser returns is a transcript a helpdesk can show: text in every segment,
+    finite times in order."""
+    assert isinstance(part, TranscriptPart)
+    for segment in part.segments:
+        assert segment.text.strip()
+        assert math.isfinite(segment.start) and math.isfinite(segment.end)
+        assert 0 <= segment.start <= segment.end
+
+
+@pytest.mark.parametrize(("parser", "doc"), [
+    (deepgram_transcript, {"results": {"channels": [{"alternatives": [{"transcript": ""}]}]}}),
+    (assemblyai_transcript, {"status": "completed", "text": ""}),
+    (amazon_transcript, {"results": {"transcripts": [{"transcript": ""}], "items": []}}),
+])
+def test_silence_is_an_empty_transcript(parser: Any, doc: Any) -> None:
+    """A real result of silent audio is the one document that gives no segments."""
+    assert parser(doc).segments == []
 
 
 json_values = st.recursive(
@@ -114,14 +134,15 @@ json_values = st.recursive(
     max_leaves=25)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(doc=json_values)
 def test_parsers_fuzz(doc: Any) -> None:
     for parser in (deepgram_transcript, assemblyai_transcript, amazon_transcript):
         try:
-            parser(doc)
+            part = parser(doc)
         except PayloadError:
-            pass
+            continue
+        _well_formed(part)
 
 
 def _adapters() -> list[Any]:

@@ -294,7 +294,7 @@ class SqlStore(Store, abc.ABC):
             reply_to=reply_to,
             created_at=draft.created_at or received_at,
             received_at=received_at,
-            status=draft.status or ("received" if draft.direction == "inbound" else "sent"),  # type: ignore[arg-type]
+            status=draft.status or ("received" if draft.direction == "inbound" else "sent"),
             author=draft.author,
             metadata=draft.metadata,
         )

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 import respx
+from pydantic import SecretStr
 
 from .._adapter import AdapterContext, ChannelAdapter
 from .._errors import (
@@ -111,7 +112,18 @@ class ChannelContract:
     signature_params: ClassVar[tuple[str, ...]] = ()
     """Query or form parameters that carry the signature (removed by :meth:`unsigned`)."""
     secret_values: ClassVar[tuple[str, ...]] = ()
-    """Secret setting values that must never appear in a repr."""
+    """Secret setting values that must never appear in a repr. Required: an adapter whose
+    settings hold no secret says so with ``no_secrets = True`` instead."""
+    no_secrets: ClassVar[bool] = False
+    """Set when the configured settings really hold no secret (the repr test then checks that
+    no ``SecretStr`` setting has a value)."""
+
+    # -- capabilities: explicit opt-outs (fsspec's ``supports_*``) ---------------------------
+
+    supports_send: ClassVar[bool] = True
+    """``False`` for an adapter that only receives (transcript vendors whose jobs start
+    elsewhere): the four send tests are skipped as opted out, and ``test_send_refused`` proves
+    every send raises :class:`~omnichannel_sdk.UnsupportedFeatureError` instead."""
 
     # -- what a subclass provides -----------------------------------------------------------
 
@@ -167,10 +179,13 @@ class ChannelContract:
         return f"{PUBLIC_URL}/webhooks/{self.channel_key}"
 
     def make_adapter(self, http: httpx.AsyncClient | None = None) -> ChannelAdapter:
-        """An adapter instance outside a hub (sans-IO tests, direct sends)."""
+        """An adapter instance outside a hub (sans-IO tests, direct sends).
+
+        Without ``http`` its client has no network at all (every request is a
+        ``ConnectError``) and holds no connection pool, so nothing is left unclosed."""
         settings = self.adapter_class.Settings.model_validate(self.channel_settings)
         context = AdapterContext(key=self.channel_key, public_url=PUBLIC_URL,
-                                 http=http or httpx.AsyncClient(), kv=MemoryKV())
+                                 http=http or httpx.AsyncClient(transport=_NO_NETWORK), kv=MemoryKV())
         return self.adapter_class(settings, context)
 
     def outbound_message(self, adapter: ChannelAdapter, case: SendCase) -> Message:
@@ -242,8 +257,17 @@ class ChannelContract:
     def test_secrets_hidden_in_repr(self) -> None:
         """No secret setting value shows in the settings' or the adapter's repr."""
         adapter = self.make_adapter()
+        secret_fields = [name for name in type(adapter.settings).model_fields
+                         if isinstance(getattr(adapter.settings, name), SecretStr)]
+        if not self.secret_values:
+            if not self.no_secrets:
+                pytest.fail("give secret_values (the secret settings' values), or set "
+                            "no_secrets = True for an adapter without secrets")
+            assert not secret_fields, f"no_secrets, but {secret_fields} are SecretStr settings"
+            return
         text = repr(adapter.settings) + repr(adapter) + str(adapter.settings)
         for value in self.secret_values:
+            assert value, "an empty secret value proves nothing"
             assert value not in text
 
     def test_samples_verify(self) -> None:
@@ -319,12 +343,14 @@ class ChannelContract:
     @pytest.mark.anyio
     async def test_send_happy_path(self) -> None:
         """A send the vendor accepts returns its message id."""
+        self._require_send()
         result = await self._send(self.send_case().success)
         assert result.external_ids and all(result.external_ids)
 
     @pytest.mark.anyio
     async def test_send_unauthorized(self) -> None:
         """Refused credentials raise AuthenticationError (not retryable)."""
+        self._require_send()
         with pytest.raises(AuthenticationError) as info:
             await self._send(self.unauthorized_response)
         assert not info.value.retryable
@@ -332,6 +358,7 @@ class ChannelContract:
     @pytest.mark.anyio
     async def test_send_rate_limited(self) -> None:
         """Throttling raises RateLimitedError with the vendor's retry_after."""
+        self._require_send()
         with pytest.raises(RateLimitedError) as info:
             await self._send(self.rate_limited_response)
         assert info.value.retryable
@@ -340,15 +367,38 @@ class ChannelContract:
     @pytest.mark.anyio
     async def test_send_network_error(self) -> None:
         """A connection failure raises TransportError (retryable)."""
+        self._require_send()
         with pytest.raises(TransportError) as info:
             await self._send(httpx.ConnectError("connection refused"))
         assert info.value.retryable
+
+    @pytest.mark.anyio
+    async def test_send_refused(self) -> None:
+        """(``supports_send = False``) every send raises UnsupportedFeatureError, whatever the
+        vendor would answer."""
+        if self.supports_send:
+            pytest.skip("the adapter sends: the four send tests prove it")
+        for answer in (self.send_case().success, self.unauthorized_response,
+                       self.rate_limited_response, httpx.ConnectError("refused")):
+            with pytest.raises(UnsupportedFeatureError):
+                await self._send(answer)
+
+    def _require_send(self) -> None:
+        if not self.supports_send:
+            pytest.skip(f"{self.adapter_class.name} opts out: supports_send = False")
 
     def test_unsupported_part_refused(self) -> None:
         """Parts the channel cannot carry raise UnsupportedFeatureError when rendered."""
         adapter = self.make_adapter()
         with pytest.raises(UnsupportedFeatureError):
             render_parts(self.unsupported_parts(), adapter.capabilities, adapter=adapter.name)
+
+
+def _refuse(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("sans-IO adapter of the contract kit: no network", request=request)
+
+
+_NO_NETWORK = httpx.MockTransport(_refuse)
 
 
 async def _post(client: httpx.AsyncClient, request: WebhookRequest) -> httpx.Response:

@@ -50,6 +50,16 @@ def imap_ssl_context(ca_file: str | None = None, validate: bool = True) -> ssl.S
     return context
 
 
+async def _close(client: Any) -> None:
+    """Log out, then close the connection whatever the server did: aioimaplib leaves the socket
+    open when a logout fails or times out (a ResourceWarning, and a file descriptor, per poll)."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.logout(), 2)
+    transport = getattr(getattr(client, "protocol", None), "transport", None)
+    if transport is not None and not transport.is_closing():
+        transport.abort()
+
+
 async def _welcomed(client: Any, timeout: float) -> None:
     """Wait for the greeting and the CAPABILITY aioimaplib asks right after it."""
     await client.wait_hello_from_server()
@@ -168,8 +178,13 @@ class ImapPoller:
             if transport is not None:
                 transport.abort()
             raise
-        response = await client.login(self._username, self._password)
+        try:
+            response = await client.login(self._username, self._password)
+        except BaseException:
+            await _close(client)
+            raise
         if response.result != "OK":
+            await _close(client)
             raise ImapError("login refused")
         return client
 
@@ -212,8 +227,7 @@ class ImapPoller:
             return len(uids)
         finally:
             if own:
-                with contextlib.suppress(Exception):
-                    await client.logout()
+                await _close(client)
 
     async def _fetch(self, client: Any, uid: int) -> bytes | None:
         response = await client.uid("fetch", str(uid), "(BODY.PEEK[])")
@@ -240,8 +254,7 @@ class ImapPoller:
                 await task
         client, self._client = self._client, None
         if client is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.logout(), 2)
+            await _close(client)
         with contextlib.suppress(Exception):  # hand the mailbox over at once, not after the TTL
             if await self.kv.kv_get(self.state_key + ":lease") == self._owner:
                 await self.kv.kv_delete(self.state_key + ":lease")
@@ -268,8 +281,7 @@ class ImapPoller:
                             type(exc).__name__)
                 client, self._client = self._client, None
                 if client is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(client.logout(), 2)
+                    await _close(client)
                 await asyncio.sleep(min(backoff, self.poll_interval))
                 backoff = min(backoff * 2, 300.0)
 

@@ -92,7 +92,7 @@ def _opt_event(vendor: str, event_id: str, recipient: Any, reference: str, name:
 
 def _status(external_id: str, status: str, when: datetime, metadata: dict[str, Any],
             error: MessageError | None = None) -> StatusUpdate:
-    return StatusUpdate(external_id=external_id[:998], status=status, timestamp=when,  # type: ignore[arg-type]
+    return StatusUpdate(external_id=external_id[:998], status=status, timestamp=when,
                         error=error, metadata=metadata)
 
 

@@ -31,6 +31,7 @@ from omnichannel_sdk import (
     RateLimitedError,
     RejectedError,
     SendResult,
+    SignatureError,
     TransportError,
     UnparseablePayloadError,
     WebhookRequest,
@@ -174,6 +175,12 @@ class EmailSmtpAdapter(EmailAdapter):
         return int(self._server.sockets[0].getsockname()[1])
 
     # -- inbound -----------------------------------------------------------------------------
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Refuse every webhook: mail arrives only through our own SMTP listener and IMAP
+        poller, which hand it to the hub as trusted."""
+        raise SignatureError("email-smtp takes no webhooks (mail comes over SMTP or IMAP)",
+                             adapter=self.name)
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """A raw ``message/rfc822`` body (what the listener and the poller hand the hub)."""

@@ -374,11 +374,11 @@ class MetaAdapter(ChannelAdapter):
 
         Background work: every failure is logged and ``None`` returned; nothing is raised.
         """
-        hub = self.context.extras.get("hub")
-        if hub is None:
+        services = self.context.services
+        if not services.running:
             return None
         try:
-            contact = await hub.store.get_contact(conversation.contact_id)
+            contact = await services.store.get_contact(conversation.contact_id)
             seen = {(a.channel, a.handle) for a in conversation.participants}
             customer = next((a for a in (contact.addresses if contact else [])
                              if a.channel == self.channel and (a.channel, a.handle) in seen
@@ -388,7 +388,7 @@ class MetaAdapter(ChannelAdapter):
             profile = await self.fetch_profile(customer.handle)
             if not profile:
                 return None
-            updated = await hub.modify_contact(customer, lambda c: apply_profile(
+            updated = await services.modify_contact(customer, lambda c: apply_profile(
                 c, self.channel, customer.handle, profile), reason="profile")
         except ChannelError as exc:
             log.warning("%s: no profile for conversation %s: %s", self.context.key, conversation.id, exc)

@@ -35,7 +35,8 @@ def omni_conversation_opened(hub: Hub, conversation: Conversation) -> None:
     (``fetch_profiles``) and store the name, locale and timezone into the contact."""
     adapter = hub.adapters.get(conversation.channel_key)
     if isinstance(adapter, MetaAdapter) and adapter.settings.fetch_profiles:
-        hub.spawn(adapter.refresh_profile(conversation), name=f"meta-profile-{conversation.id}")
+        adapter.context.services.spawn(adapter.refresh_profile(conversation),
+                                       name=f"meta-profile-{conversation.id}")
 
 
 @hookimpl

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import unicodedata
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,7 +37,6 @@ __all__ = [
     "media_kind",
     "normalize_number",
     "prepare_outbound",
-    "spawn",
 ]
 
 DEFAULT_OPT_OUT_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
@@ -193,20 +191,6 @@ def address(channel: str, number: str, region: str | None, *, international: boo
     """
     handle = normalize_number(number, region, international=international)
     return Address.model_construct(channel=channel, handle=handle, display_name=None)
-
-
-def spawn(context: Any, coroutine: Coroutine[Any, Any, Any],
-          tasks: set[asyncio.Task[Any]]) -> asyncio.Task[Any]:
-    """Run ``coroutine`` in the background: through ``hub.spawn`` when the hub offers it (the
-    hub then logs failures and waits for it on close), else as a task of our own; ``tasks``
-    tracks it either way so the adapter's ``stop`` can wait for it."""
-    hub = context.extras.get("hub") if context is not None else None
-    spawner = getattr(hub, "spawn", None)
-    task: asyncio.Task[Any] = (spawner(coroutine) if spawner is not None
-                               else asyncio.get_running_loop().create_task(coroutine))
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
-    return task
 
 
 class SendProgress:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
 import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -42,6 +41,7 @@ from omnichannel_sdk import (
     alternate_port_url,
     constant_time_equals,
     parse_retry_after,
+    twilio_signature,
 )
 
 from ._common import SendProgress, SmsSettings, address, keyword_event, media_kind, prepare_outbound
@@ -109,14 +109,6 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
             value = unquote_plus(value)
         append((name, value))
     return pairs
-
-
-def twilio_signature(auth_token: str | bytes, url: str, params: Sequence[tuple[str, str]]) -> str:
-    """The ``X-Twilio-Signature`` of a request: base64 HMAC-SHA1 over the URL followed by every
-    parameter name and value, sorted by name then value (repeated pairs once)."""
-    key = auth_token.encode("utf-8") if isinstance(auth_token, str) else auth_token
-    data = url + "".join(name + value for name, value in sorted(set(params)))
-    return base64.b64encode(hmac.new(key, data.encode("utf-8"), hashlib.sha1).digest()).decode("ascii")
 
 
 class TwilioSmsAdapter(ChannelAdapter):
@@ -268,7 +260,7 @@ class TwilioSmsAdapter(ChannelAdapter):
         metadata: dict[str, Any] = {"twilio_status": vendor_status}
         if form.get("RawDlrDoneDate"):
             metadata["raw_dlr_done_date"] = form["RawDlrDoneDate"]
-        return StatusUpdate(external_id=sid, status=status,  # type: ignore[arg-type]
+        return StatusUpdate(external_id=sid, status=status,
                             error=error if status == "failed" else None, metadata=metadata)
 
     def _inbound(self, form: dict[str, str]) -> InboundMessage:

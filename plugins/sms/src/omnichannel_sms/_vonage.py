@@ -180,7 +180,7 @@ class VonageSmsAdapter(ChannelAdapter):
 
     async def start(self) -> None:
         """Start flushing concatenated SMS whose parts stopped coming (inside a hub)."""
-        if self.context.extras.get("hub") is not None and self._flusher is None:
+        if self.context.services.running and self._flusher is None:
             self._flusher = asyncio.create_task(self.assembler.run(),
                                                 name=f"vonage-concat-{self.context.key}")
 
@@ -250,11 +250,11 @@ class VonageSmsAdapter(ChannelAdapter):
             raise UnparseablePayloadError(f"bad phone number: {exc}", adapter=self.name) from None
         if params.get("concat") == "true" or "concat-ref" in params:
             part = self._concat_part(params, customer.handle, ours.handle, message_id)
-            hub = self.context.extras.get("hub")
-            if hub is not None and _loop_running():
-                self.assembler.submit(part, getattr(hub, "spawn", None))
+            services = self.context.services
+            if services.running:
+                self.assembler.submit(part, services.spawn)
                 return ParseResult()
-            # no hub (``omnichannel normalize``, sans-IO tests): the part on its own, flagged
+            # outside a hub (``omnichannel normalize``, sans-IO tests): the part on its own, flagged
             meta = {"ref": part.ref, "total": part.total, "parts": [part.number],
                     "complete": part.total == 1, "assembled": False}
             return ParseResult(items=[self._message([part], meta)])
@@ -317,8 +317,7 @@ class VonageSmsAdapter(ChannelAdapter):
                       "vonage": first.extra})
 
     async def _ingest_parts(self, parts: list[ConcatPart], concat: dict[str, Any]) -> None:
-        hub = self.context.extras["hub"]
-        await hub.ingest(self.context.key, [self._message(parts, concat)])
+        await self.context.services.ingest([self._message(parts, concat)])
 
     def _receipt(self, params: dict[str, str]) -> StatusUpdate | None:
         message_id = params.get("messageId")
@@ -336,7 +335,7 @@ class VonageSmsAdapter(ChannelAdapter):
                                  vendor_code=code or None)
         metadata = {k: params[k] for k in ("network-code", "price", "scts", "client-ref")
                     if params.get(k)}
-        return StatusUpdate(external_id=message_id, status=status, error=error,  # type: ignore[arg-type]
+        return StatusUpdate(external_id=message_id, status=status, error=error,
                             timestamp=_timestamp(params.get("message-timestamp")) or datetime.now(UTC),
                             metadata={"vonage_status": vendor_status, **metadata})
 
@@ -418,14 +417,6 @@ class VonageSmsAdapter(ChannelAdapter):
     def normalize(self, number: str) -> str:
         """``number`` as E.164 with this channel's ``default_region``."""
         return normalize_number(number, self.settings.default_region)
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _timestamp(value: str | None) -> datetime | None:

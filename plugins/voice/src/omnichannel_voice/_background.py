@@ -1,10 +1,13 @@
-"""Work a sans-IO ``parse`` cannot do itself, handed to the hub's event loop.
+"""Best-effort background work of the voice plugin, run on the hub's event loop.
 
-A parse or verify that needs the store or the network (attach a late transcript to a stored
-message, fetch AssemblyAI's transcript, look a call's numbers up, fetch an SNS signing
-certificate, confirm an SNS subscription) returns what it can and schedules the rest here, through
-``hub.spawn``. Tasks are also kept per hub, errors are logged (never with a secret), and
-``omni_hub_stopping`` waits for them briefly.
+What must survive a crash is not here: a ``parse`` that needs the store or the network to finish
+(look a call's numbers up, fetch AssemblyAI's transcript, attach a late transcript, confirm an
+SNS subscription) returns a durable :class:`~omnichannel_sdk.FollowUp` job instead. What stays
+here is work whose loss the vendor repairs: warming the SNS certificate cache (SNS delivers
+again while the certificate is missing) and the local transcription of stored audio (the next
+``message.updated`` of the message tries again). Tasks go through the hub's tracked ``spawn``
+(an adapter's ``context.services`` or, in a hook, the hub), errors are logged (never with a
+secret), and ``omni_hub_stopping`` waits for them briefly.
 """
 
 from __future__ import annotations
@@ -14,31 +17,27 @@ import contextlib
 import logging
 import weakref
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
-from omnichannel_sdk import ChannelAdapter, Hub
+from omnichannel_sdk import Hub
 
-__all__ = ["drain", "hub_of", "schedule"]
+__all__ = ["Spawner", "drain", "schedule"]
 
 log = logging.getLogger("omnichannel_voice")
 
-_tasks: weakref.WeakKeyDictionary[Hub, set[asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
+
+class Spawner(Protocol):
+    """What runs tracked background work: an adapter's ``context.services``, or a hub."""
+
+    def spawn(self, work: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``work`` in the background."""
 
 
-def hub_of(adapter: ChannelAdapter) -> Hub | None:
-    """The hub an adapter runs in, when it runs in one with a loop (not ``omnichannel normalize``)."""
-    hub = adapter.context.extras.get("hub")
-    if not isinstance(hub, Hub) or not hub.is_open:
-        return None
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-    return hub
+_tasks: weakref.WeakKeyDictionary[Any, set[asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
 
 
-def schedule(hub: Hub, work: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
-    """Run ``work`` in the background of ``hub``; failures are logged as ``what``."""
+def schedule(spawner: Spawner, work: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+    """Run ``work`` through ``spawner``; failures are logged as ``what``."""
 
     async def guarded() -> None:
         try:
@@ -50,16 +49,18 @@ def schedule(hub: Hub, work: Coroutine[Any, Any, Any], what: str) -> asyncio.Tas
             log.debug("%s failed", what, exc_info=True)
 
     # the hub tracks it (closing waits for it); the bucket lets ``drain`` wait for ours only
-    task = hub.spawn(guarded(), name=f"omnichannel-voice: {what}")
-    bucket = _tasks.setdefault(hub, set())
+    task = spawner.spawn(guarded(), name=f"omnichannel-voice: {what}")
+    bucket = _tasks.setdefault(spawner, set())
     bucket.add(task)
     task.add_done_callback(bucket.discard)
     return task
 
 
 async def drain(hub: Hub, timeout: float = 5.0) -> None:
-    """Wait up to ``timeout`` seconds for the hub's background work, then cancel the rest."""
-    pending = list(_tasks.get(hub, ()))
+    """Wait up to ``timeout`` seconds for our background work in ``hub`` (scheduled by the hub's
+    hooks or its adapters), then cancel the rest."""
+    owners = [hub, *(adapter.context.services for adapter in hub.adapters.values())]
+    pending = [task for owner in owners for task in _tasks.get(owner, ())]
     if not pending:
         return
     _, late = await asyncio.wait(pending, timeout=timeout)

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
+import pluggy
+
 from omnichannel_sdk import (
     ChannelAdapter,
     Conversation,
@@ -25,6 +27,7 @@ from omnichannel_sdk import (
     hookimpl,
 )
 
+from . import hookspecs
 from ._background import drain
 from ._transcriber import service_for
 from ._twilio import TwilioVoiceAdapter, twilio_signature
@@ -41,6 +44,18 @@ def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> 
     """``twilio-voice``, ``deepgram``, ``assemblyai``, ``amazon-transcribe``."""
     for adapter in (TwilioVoiceAdapter, DeepgramAdapter, AssemblyAIAdapter, AmazonTranscribeAdapter):
         register(adapter)
+
+
+@hookimpl
+def omni_add_hookspecs(pluginmanager: pluggy.PluginManager) -> None:
+    """Add the voice plugin's own hook, ``omni_register_transcribers``."""
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def omni_hub_started(hub: Hub) -> None:
+    """Collect the hub's transcribers (``omni_register_transcribers``) once it is open."""
+    service_for(hub)
 
 
 @hookimpl
@@ -178,9 +193,11 @@ def omni_demo_vendor(adapter_name: str, hub: Hub) -> Any:
 
 
 __all__ = [
+    "omni_add_hookspecs",
     "omni_demo_channels",
     "omni_demo_simulate",
     "omni_demo_vendor",
+    "omni_hub_started",
     "omni_hub_stopping",
     "omni_inbound_received",
     "omni_message_updated",

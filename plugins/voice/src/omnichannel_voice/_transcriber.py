@@ -9,12 +9,13 @@ A *transcriber* is any object with a ``name`` and either
   TranscriptPart | None`` — for engines behind a network API; ``None`` means the result will
   arrive later by webhook (see :class:`VendorTranscriber`).
 
-Plugins register transcribers with the ``omni_register_transcribers(register)`` hook; the hub
-keeps them in ``hub.transcribers`` and the first one is used. When a stored inbound message has
+Plugins register transcribers with the ``omni_register_transcribers(register)`` hook (a hookspec
+of this plugin, :mod:`omnichannel_voice.hookspecs`); the hub's :class:`TranscriptionService`
+keeps them in ``transcribers`` and the first one is used. When a stored inbound message has
 an audio :class:`~omnichannel_sdk.MediaPart` whose bytes are in the blob store (``blob_key``) and
 no :class:`~omnichannel_sdk.TranscriptPart`, :class:`TranscriptionService` transcribes it —
 bounded in concurrency, once per message across processes (a ``kv_add`` lock) — and stores the
-transcript with ``hub.update_message`` (event ``message.updated``).
+transcript atomically through the message's channel services (event ``message.updated``).
 """
 
 from __future__ import annotations
@@ -115,6 +116,11 @@ class TranscriptionService:
     def __init__(self, hub: Hub, *, concurrency: int | None = None,
                  max_bytes: int = 50 * 1024 * 1024) -> None:
         self.hub = hub
+        self.transcribers: list[Any] = []
+        """The engines plugins registered (``omni_register_transcribers``); the first is used."""
+        hook = getattr(hub.pm.hook, "omni_register_transcribers", None)
+        if hook is not None:  # absent when the voice plugin's hookspecs were not added
+            hook(register=self.transcribers.append)
         self.concurrency = concurrency or _env_int("OMNICHANNEL_TRANSCRIBE_CONCURRENCY", 1)
         self.max_bytes = max_bytes
         self._slots = asyncio.Semaphore(self.concurrency)
@@ -123,7 +129,7 @@ class TranscriptionService:
 
     def consider(self, message: Message) -> asyncio.Task[Any] | None:
         """Schedule a transcription of ``message`` when it needs one; return the task."""
-        if not self.hub.transcribers or message.id in self._active:
+        if not self.transcribers or message.id in self._active:
             return None
         part = audio_to_transcribe(message)
         if part is None:
@@ -145,7 +151,7 @@ class TranscriptionService:
             raise
 
     async def _transcribe(self, message: Message, part: MediaPart) -> None:
-        transcriber = self.hub.transcribers[0]
+        transcriber = self.transcribers[0]
         async with self._slots:
             audio = await self.hub.blobs.get(part.blob_key or "")
             if len(audio) > self.max_bytes:
@@ -163,7 +169,8 @@ class TranscriptionService:
                     limiter=self._threads)
         if transcript is None:
             return
-        await attach_transcript(self.hub, message.id, transcript, replace=False,
+        services = self.hub.adapter(message.channel_key).context.services
+        await attach_transcript(services, message.id, transcript, replace=False,
                                 metadata={"source": getattr(transcriber, "name", "transcriber")})
 
 

@@ -171,6 +171,8 @@ def deepgram_transcript(document: Any) -> TranscriptPart:
     results = document["results"]
     if not isinstance(results, dict):
         raise TypeError("results is not an object")
+    if "channels" not in results and "utterances" not in results:
+        raise KeyError("results has neither channels nor utterances")  # not a listen result
     channels = results.get("channels") or []
     language = None
     if channels and isinstance(channels[0], dict):
@@ -215,6 +217,9 @@ def assemblyai_transcript(document: Any) -> TranscriptPart:
     if status not in (None, "completed"):
         raise ValueError(f"transcript status is {status!r}, not completed")
     language = _language(document.get("language_code"))
+    if not any(key in document for key in ("utterances", "words", "text")):
+        # a transcript without words may be silence; one without the fields is not a transcript
+        raise KeyError("no utterances, words or text")
     for key in ("utterances", "words"):
         items = document.get(key)
         if items:
@@ -267,6 +272,8 @@ def amazon_transcript(document: Any) -> TranscriptPart:
     results = document["results"]
     if not isinstance(results, dict):
         raise TypeError("results is not an object")
+    if "items" not in results and "transcripts" not in results:
+        raise KeyError("results has neither items nor transcripts")  # not a job output
     language = _language(results.get("language_code") or document.get("language_code"))
     speakers = _amazon_speakers(results)
     words: list[Word] = []

@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -45,6 +43,7 @@ from omnichannel_sdk import (
     Capabilities,
     ChannelAdapter,
     ChannelError,
+    FollowUp,
     InboundMessage,
     MediaPart,
     Message,
@@ -63,10 +62,10 @@ from omnichannel_sdk import (
     alternate_port_url,
     constant_time_equals,
     normalize_phone,
+    twilio_signature,
 )
 
 from ._attach import attach_transcript
-from ._background import hub_of, schedule
 
 __all__ = ["TwilioVoiceAdapter", "twilio_signature"]
 
@@ -77,16 +76,13 @@ _TWIML = "text/xml; charset=utf-8"
 _OPTED_OUT_CODES = frozenset({"21610", "30004"})
 _RECORDED_STEP = "recorded"
 _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+_CALL_LOOKUP = "call-numbers"
+"""Job: look a recording's numbers up in the Calls API, then store the recording."""
+_ATTACH = "attach-transcription"
+"""Job: put a transcription callback's text on its stored recording."""
 _SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 log = logging.getLogger("omnichannel_voice")
-
-
-def twilio_signature(auth_token: str, url: str, params: Sequence[tuple[str, str]]) -> str:
-    """``X-Twilio-Signature``: base64 HMAC-SHA1 of the URL + every POST name and value, sorted."""
-    data = url + "".join(k + v for k, v in sorted(params))
-    digest = hmac.new(auth_token.encode("utf-8"), data.encode("utf-8"), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
 
 
 def _phone(value: str | None) -> str | None:
@@ -100,7 +96,7 @@ def _phone(value: str | None) -> str | None:
 
 def _float(value: str | None) -> float | None:
     try:
-        number = float(value) if value not in (None, "") else None  # type: ignore[arg-type]
+        number = float(value) if value not in (None, "") else None
     except ValueError:
         return None
     return number if number is not None and 0 <= number < 1e9 else None
@@ -258,13 +254,11 @@ class TwilioVoiceAdapter(ChannelAdapter):
         if status not in (None, "", "completed"):
             return ParseResult()  # in-progress, absent (silence) or failed: nothing to keep
         if not _phone(form.get("From") or form.get("Caller")):
-            hub = hub_of(self)
             call_sid = form.get("CallSid") or ""
-            if hub is not None and _CALL_SID.fullmatch(call_sid):
+            if self.context.services.running and _CALL_SID.fullmatch(call_sid):
                 # the user's own recordingStatusCallback without the numbers: ask the Calls API
-                schedule(hub, self._complete_from_call(form, request, call_sid),
-                         f"{self.name}: numbers of call {call_sid}")
-                return ParseResult()
+                # in a durable job (stored before Twilio is answered)
+                return ParseResult(jobs=[FollowUp(_CALL_LOOKUP, {"form": form, "call_sid": call_sid})])
         return ParseResult(items=[self._recording_message(form, [])])
 
     #: Pauses before the 2nd and 3rd Calls API attempt after a retryable failure (seconds).
@@ -303,21 +297,32 @@ class TwilioVoiceAdapter(ChannelAdapter):
             numbers["CallerName"] = call["caller_name"]
         return numbers
 
-    async def _complete_from_call(self, form: dict[str, str], request: WebhookRequest,
-                                  call_sid: str) -> None:
-        hub = self.context.extras["hub"]
+    async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
+        """The durable follow-ups of ``parse``: a call's numbers for a recording callback that
+        lacks them, and a transcription to attach to its recording."""
+        if task == _CALL_LOOKUP:
+            await self._complete_from_call(dict(data["form"]), str(data["call_sid"]))
+        elif task == _ATTACH:
+            await self._attach(InboundMessage.model_validate(data["message"]),
+                               TranscriptPart.model_validate(data["transcript"]))
+        else:
+            await super().run_job(task, data)
+
+    async def _complete_from_call(self, form: dict[str, str], call_sid: str) -> None:
+        # a failed lookup raises: retried while retryable, then dead-lettered with the request
         try:
             numbers = await self.call_numbers(call_sid)
             message = self._recording_message({**form, **numbers}, [])
-        except (ChannelError, OptedOutError, UnparseablePayloadError) as exc:
+        except ChannelError as exc:
+            if exc.retryable:
+                raise
+            raise UnparseablePayloadError(f"call lookup for {call_sid} failed: {type(exc).__name__}: "
+                                          f"{exc}", adapter=self.name) from exc
+        except (OptedOutError, UnparseablePayloadError) as exc:
             why = exc.detail if isinstance(exc, UnparseablePayloadError) else f"{type(exc).__name__}: {exc}"
-            await self._dead_letter(request, f"call lookup for {call_sid} failed: {why}")
-            return
-        await hub.ingest(self.context.key, [message])
-
-    async def _dead_letter(self, request: WebhookRequest, error: str) -> None:
-        """Keep a verified request whose background completion failed (replayable)."""
-        await self.context.extras["hub"].dead_letter(self.context.key, request, error)
+            raise UnparseablePayloadError(f"call lookup for {call_sid} failed: {why}",
+                                          adapter=self.name) from exc
+        await self.context.services.ingest([message])
 
     def _transcription(self, form: dict[str, str]) -> ParseResult:
         if form.get("TranscriptionStatus") not in (None, "", "completed"):
@@ -331,27 +336,26 @@ class TwilioVoiceAdapter(ChannelAdapter):
         if form.get("TranscriptionSid"):
             message = message.model_copy(update={"metadata": {
                 **message.metadata, "transcription_sid": form["TranscriptionSid"]}})
-        hub = hub_of(self)
-        if hub is None:  # `omnichannel normalize`, replays: the whole message
+        if not self.context.services.running:  # `omnichannel normalize`: the whole message
             return ParseResult(items=[message])
-        schedule(hub, self._attach(message, transcript),
-                 f"{self.name}: transcript of {message.external_id}")
-        return ParseResult()
+        return ParseResult(jobs=[FollowUp(_ATTACH, {
+            "message": message.model_dump(mode="json"),
+            "transcript": transcript.model_dump(mode="json")})])
 
     async def _attach(self, message: InboundMessage, transcript: TranscriptPart) -> None:
-        hub = self.context.extras["hub"]
+        services = self.context.services
         key = self.context.key
         metadata = {"source": "twilio",
                     "transcription_sid": message.metadata.get("transcription_sid")}
         for _ in range(2):
-            stored = await hub.store.find_message_by_external(key, message.external_id)
+            stored = await services.store.find_message_by_external(key, message.external_id)
             if stored is None and message.metadata.get("call_sid"):
-                stored = await hub.store.find_message_by_external(key, message.metadata["call_sid"])
+                stored = await services.store.find_message_by_external(key, message.metadata["call_sid"])
             if stored is not None:
-                await attach_transcript(hub, stored.id, transcript, replace=True,
+                await attach_transcript(services, stored.id, transcript, replace=True,
                                         metadata={k: v for k, v in metadata.items() if v})
                 return
-            if await hub.ingest(key, [message]):  # the recording callback never came: store all
+            if await services.ingest([message]):  # the recording callback never came: store all
                 return
 
     def _answer_call(self, form: dict[str, str]) -> WebhookResponse:

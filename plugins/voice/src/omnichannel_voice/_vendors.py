@@ -24,7 +24,7 @@ import base64
 import hashlib
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -37,11 +37,13 @@ from omnichannel_sdk import (
     Address,
     Capabilities,
     ChannelAdapter,
+    FollowUp,
     InboundMessage,
     MediaPart,
     Message,
     ParseResult,
     Part,
+    ProviderError,
     SendResult,
     SignatureError,
     TranscriptPart,
@@ -52,7 +54,7 @@ from omnichannel_sdk import (
 )
 
 from ._attach import attach_transcript
-from ._background import hub_of, schedule
+from ._background import schedule
 from ._sns import (
     SNS_TYPES,
     CertificatePendingError,
@@ -75,6 +77,13 @@ __all__ = [
 _MAX_BODY = 20 * 1024 * 1024
 
 log = logging.getLogger("omnichannel_voice")
+
+_ATTACH = "attach-transcript"
+"""Job: put a vendor's transcript on the stored message its callback URL names."""
+_FETCH = "fetch-transcript"
+"""Job: fetch a finished AssemblyAI transcript, then attach or store it."""
+_CONFIRM = "confirm-subscription"
+"""Job: confirm an SNS subscription (GET its ``SubscribeURL``)."""
 
 
 def transcribe_signature(secret: str, body: bytes) -> str:
@@ -140,13 +149,21 @@ class TranscriptVendorAdapter(ChannelAdapter):
     def _deliver(self, request: WebhookRequest, result_id: str,
                  transcript: TranscriptPart, document: dict[str, Any]) -> ParseResult:
         message_id = self._message_hint(request, document)
-        hub = hub_of(self)
-        if message_id and hub is not None:
-            meta = {"source": self.name, "result_id": result_id}
-            schedule(hub, attach_transcript(hub, message_id, transcript, metadata=meta),
-                     f"{self.name}: transcript for {message_id}")
-            return ParseResult()
+        if message_id and self.context.services.running:
+            # onto our stored message, in a durable job (stored before the vendor is answered)
+            return ParseResult(jobs=[FollowUp(_ATTACH, {
+                "message_id": message_id, "transcript": transcript.model_dump(mode="json"),
+                "metadata": {"source": self.name, "result_id": result_id}})])
         return ParseResult(items=[self._standalone(request, result_id, transcript)])
+
+    async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
+        """The durable follow-ups of ``parse``: attach a transcript to our stored message."""
+        if task == _ATTACH:
+            await attach_transcript(self.context.services, str(data["message_id"]),
+                                    TranscriptPart.model_validate(data["transcript"]),
+                                    metadata=dict(data.get("metadata") or {}))
+        else:
+            await super().run_job(task, data)
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """The vendor's result document → a transcript (on our message, or a message)."""
@@ -326,11 +343,16 @@ class AssemblyAIAdapter(TranscriptVendorAdapter):
             if status == "error":
                 return ParseResult()  # the vendor gave up; nothing to attach
             raise UnparseablePayloadError(f"unexpected status {status!r}", adapter=self.name)
-        hub = hub_of(self)
-        if hub is not None:
-            schedule(hub, self._fetch_and_deliver(request, result_id),
-                     f"{self.name}: fetch transcript {result_id}")
-        return ParseResult()
+        if not self.context.services.running:
+            return ParseResult()  # `omnichannel normalize`: nothing to show before the fetch
+        return ParseResult(jobs=[FollowUp(_FETCH, {"id": result_id, "url": request.url})])
+
+    async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
+        """Fetch a finished transcript (``transcript_id`` webhooks), or attach one."""
+        if task == _FETCH:
+            await self._fetch_and_deliver(WebhookRequest("POST", str(data["url"])), str(data["id"]))
+        else:
+            await super().run_job(task, data)
 
     async def fetch_transcript(self, transcript_id: str) -> dict[str, Any]:
         """GET ``/v2/transcript/{id}`` with the API key."""
@@ -351,13 +373,13 @@ class AssemblyAIAdapter(TranscriptVendorAdapter):
     async def _fetch_and_deliver(self, request: WebhookRequest, transcript_id: str) -> None:
         document = await self.fetch_transcript(transcript_id)
         transcript = self._transcript(document)
-        hub = self.context.extras["hub"]
+        services = self.context.services
         message_id = self._message_hint(request, document)
         if message_id:
-            await attach_transcript(hub, message_id, transcript,
+            await attach_transcript(services, message_id, transcript,
                                     metadata={"source": self.name, "result_id": transcript_id})
         else:
-            await hub.ingest(self.context.key, [self._standalone(request, transcript_id, transcript)])
+            await services.ingest([self._standalone(request, transcript_id, transcript)])
 
     async def submit(self, audio: bytes | str, *, content_type: str | None = None,
                      message_id: str | None = None) -> str:
@@ -471,9 +493,9 @@ class AmazonTranscribeAdapter(TranscriptVendorAdapter):
         assert isinstance(url, str)
         key = cached_key(url)
         if key is None:
-            hub = hub_of(self)
-            if hub is not None:
-                schedule(hub, fetch_certificate(self, url), f"{self.name}: SNS certificate")
+            if self.context.services.running:  # best effort: SNS delivers again meanwhile
+                schedule(self.context.services, fetch_certificate(self, url),
+                         f"{self.name}: SNS certificate")
             raise CertificatePendingError(
                 f"{self.name}: fetching the SNS signing certificate; SNS will deliver again")
         try:
@@ -511,14 +533,19 @@ class AmazonTranscribeAdapter(TranscriptVendorAdapter):
         if topic not in self.settings.sns_topic_arns:
             raise UnparseablePayloadError("subscription to a topic not in sns_topic_arns",
                                           adapter=self.name)
-        hub = hub_of(self)
-        if hub is not None and self.settings.confirm_subscriptions:
-            assert isinstance(url, str)
-            schedule(hub, self.confirm_subscription(url, topic),
-                     f"{self.name}: confirm SNS subscription")
-        else:
-            log.info("%s: SNS subscription to %s left unconfirmed", self.name, topic)
+        if self.context.services.running and self.settings.confirm_subscriptions:
+            return ParseResult(jobs=[FollowUp(_CONFIRM, {"url": url, "topic": topic})])
+        log.info("%s: SNS subscription to %s left unconfirmed", self.name, topic)
         return ParseResult()
+
+    async def run_job(self, task: str, data: Mapping[str, Any]) -> None:
+        """Confirm an SNS subscription (a refusal is retried, then dead-lettered), or attach a
+        transcript."""
+        if task != _CONFIRM:
+            await super().run_job(task, data)
+        elif not await self.confirm_subscription(str(data["url"]), str(data.get("topic") or "")):
+            raise ProviderError(f"{self.name}: SNS refused the subscription confirmation",
+                                retryable=True)
 
     async def confirm_subscription(self, subscribe_url: str, topic: str = "") -> bool:
         """GET the ``SubscribeURL`` of a ``SubscriptionConfirmation`` (through the hub's client,

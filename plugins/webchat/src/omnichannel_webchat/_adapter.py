@@ -25,7 +25,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import nh3
@@ -33,6 +33,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from omnichannel_sdk import (
     ActionsPart,
+    AdapterServices,
     AdapterSettings,
     Address,
     Capabilities,
@@ -62,9 +63,6 @@ from omnichannel_sdk import (
 
 from ._registry import Connection, Registry, SignalBuffer, TokenBucket, frame
 from ._session import Session, peek_session, sign_session, verify_session
-
-if TYPE_CHECKING:
-    from omnichannel_sdk import Hub
 
 __all__ = ["SESSION_HEADER", "SIGNAL_TTL", "WebchatAdapter", "wire_message"]
 
@@ -162,9 +160,9 @@ class WebchatAdapter(ChannelAdapter):
     # -- configuration helpers -------------------------------------------------------------
 
     @property
-    def hub(self) -> Hub | None:
-        """The hub this adapter belongs to (``None`` outside a hub)."""
-        return self.context.extras.get("hub")
+    def services(self) -> AdapterServices:
+        """The hub's services for this channel (``running`` is ``False`` outside a hub)."""
+        return self.context.services
 
     @property
     def base_url(self) -> str:
@@ -335,9 +333,8 @@ class WebchatAdapter(ChannelAdapter):
 
     def _publish_signal(self, conversation_id: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
         data = {**data, "origin": self.origin_id, "t": time.time()}
-        hub = self.hub
-        if hub is not None and hub.is_open:
-            hub.signal(self.context.key, conversation_id, name, data)
+        if self.services.running:
+            self.services.signal(conversation_id, name, data)
         return data
 
     def _to_inbox(self, conversation_id: str, name: str, data: dict[str, Any]) -> None:
@@ -413,10 +410,9 @@ class WebchatAdapter(ChannelAdapter):
         cached = self._visitors.get(conversation_id)
         if cached is not None:
             return cached
-        hub = self.hub
-        if hub is None:
+        if not self.services.running:
             return None
-        conversation = await hub.store.get_conversation(conversation_id)
+        conversation = await self.services.store.get_conversation(conversation_id)
         if conversation is None or conversation.channel_key != self.context.key:
             return None
         for address in conversation.participants:
@@ -471,18 +467,18 @@ class WebchatAdapter(ChannelAdapter):
         cached = self._conversations.get(visitor)
         if cached:
             return cached
-        hub = self.hub
-        if hub is None:
+        services = self.services
+        if not services.running:
             return None
-        stored = await hub.store.kv_get(f"webchat:{self.context.key}:conv:{visitor}")
+        stored = await self.context.kv.kv_get(f"webchat:{self.context.key}:conv:{visitor}")
         if stored:
             self._conversations[visitor] = stored
             return stored
-        contact = await hub.store.find_contact(Address(channel=self.channel, handle=visitor))
+        contact = await services.store.find_contact(Address(channel=self.channel, handle=visitor))
         if contact is None:
             return None
         prefix = f"{visitor}|"
-        for conversation in await hub.store.list_conversations(
+        for conversation in await services.store.list_conversations(
                 channel_key=self.context.key, contact_id=contact.id):
             if conversation.thread_key.startswith(prefix):
                 self._conversations[visitor] = conversation.id
@@ -503,11 +499,10 @@ class WebchatAdapter(ChannelAdapter):
     async def history(self, visitor: str, after: str | None = None) -> list[Message]:
         """The visitor's last ``history_limit`` messages (after message id ``after``), oldest
         first; only those are read from the store."""
-        hub = self.hub
         conversation_id = await self.conversation_of(visitor)
-        if hub is None or conversation_id is None:
+        if not self.services.running or conversation_id is None:
             return []
-        return await hub.store.list_messages(conversation_id, after=after or None,
+        return await self.services.store.list_messages(conversation_id, after=after or None,
                                              last=self.settings.history_limit)
 
     async def receive(self, session: Session, client_id: Any, text: Any = None,
@@ -515,11 +510,10 @@ class WebchatAdapter(ChannelAdapter):
                       metadata: dict[str, Any] | None = None) -> Message | None:
         """Store a visitor's message through ``hub.ingest`` and show it on the visitor's other
         connections. Returns the stored message (``None`` for a duplicate)."""
-        hub = self.hub
-        if hub is None:
+        if not self.services.running:
             raise OmnichannelError("the webchat adapter runs inside a hub")
         draft = self.inbound(session, client_id, text, parts, metadata)
-        stored = await hub.ingest(self.context.key, [draft])
+        stored = await self.services.ingest([draft])
         if not stored:
             return None
         message = stored[0]
@@ -533,13 +527,13 @@ class WebchatAdapter(ChannelAdapter):
 
         Only messages to this visitor count; returns how many receipts were applied.
         """
-        hub = self.hub
-        if hub is None or status not in ("delivered", "read"):
+        services = self.services
+        if not services.running or status not in ("delivered", "read"):
             return 0
         count = 0
         newest: Message | None = None
         for mid in list(dict.fromkeys(i for i in ids if isinstance(i, str)))[:100]:
-            message = await hub.store.get_message(mid)
+            message = await services.store.get_message(mid)
             if (message is None or message.channel_key != self.context.key
                     or message.direction != "outbound" or self._visitor_of(message) != session.visitor):
                 continue
@@ -552,7 +546,7 @@ class WebchatAdapter(ChannelAdapter):
                 # (the hub keeps only one early receipt per message, so "read" could be lost)
                 self._later(self._apply_when_sent(mid, status))
             else:
-                await hub.apply_status(self.context.key, StatusUpdate(external_id=mid, status=status))
+                await services.apply_status(StatusUpdate(external_id=mid, status=status))
             count += 1
         if newest is not None and count:
             self.visitor_seen(session, newest.conversation_id, newest.id)
@@ -564,22 +558,21 @@ class WebchatAdapter(ChannelAdapter):
         task.add_done_callback(self._tasks.discard)
 
     async def _apply_when_sent(self, message_id: str, status: str) -> None:
-        hub = self.hub
-        assert hub is not None
+        services = self.services
         for _ in range(100):
             await asyncio.sleep(0.05)
-            message = await hub.store.get_message(message_id)
+            message = await services.store.get_message(message_id)
             if message is None or message.status == "failed":
                 return
             if message.status != "queued":
                 break
-        await hub.apply_status(self.context.key, StatusUpdate(external_id=message_id, status=status))
+        await services.apply_status(StatusUpdate(external_id=message_id, status=status))
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Listen to the hub's events to push what other processes (or tabs) produced."""
-        if self.hub is not None and self._listener is None:
+        if self.services.running and self._listener is None:
             self._listener = asyncio.create_task(self._listen(), name=f"webchat-{self.context.key}")
 
     async def stop(self) -> None:
@@ -597,10 +590,8 @@ class WebchatAdapter(ChannelAdapter):
                 conn.wake.set()
 
     async def _listen(self) -> None:
-        hub = self.hub
-        assert hub is not None
         key = self.context.key
-        async for event in hub.events():
+        async for event in self.services.events():
             try:
                 if isinstance(event, (MessageSent, MessageReceived)):
                     message = event.message

@@ -304,8 +304,7 @@ def build_app(adapter: WebchatAdapter) -> Starlette:
         found = await session_of(request)
         if isinstance(found, Response):
             return found
-        hub = adapter.hub
-        if hub is None or adapter.context.blobs is None:
+        if not adapter.services.running or adapter.context.blobs is None:
             return _error(503, "unavailable", "uploads need a hub with a blob store")
         if prechat_missing(found):
             return _error(409, "prechat", "fill in the form first")
@@ -354,11 +353,10 @@ def build_app(adapter: WebchatAdapter) -> Starlette:
         the whole conversation only for an older file."""
         recent = await adapter.history(visitor)
         found = _find_media(recent, key)
-        hub = adapter.hub
-        if found is None and hub is not None and len(recent) >= settings.history_limit:
+        if found is None and adapter.services.running and len(recent) >= settings.history_limit:
             conversation_id = await adapter.conversation_of(visitor)
             if conversation_id is not None:
-                found = _find_media(await hub.store.list_messages(conversation_id), key)
+                found = _find_media(await adapter.services.store.list_messages(conversation_id), key)
         return found
 
     async def media(request: Request) -> Response:
