@@ -57,3 +57,19 @@ async def test_nats_bus_crosses_processes() -> None:
         await a._js.delete_stream(f"OMNI_TEST_{tag}")
         await a.close()
         await b.close()
+
+
+async def test_a_full_subscriber_queue_counts_and_logs_its_drops(caplog: pytest.LogCaptureFixture) -> None:
+    bus = MemoryBus()
+    slow = bus.subscribe(maxsize=1)
+    waiting = asyncio.ensure_future(slow.__anext__())
+    await asyncio.sleep(0)
+    await bus.publish(opened(0))
+    await waiting  # subscribed; now it stops reading
+    with caplog.at_level("WARNING", logger="omnichannel_sdk.bus"):
+        for n in range(1, 5):
+            await bus.publish(opened(n))
+    assert bus.dropped == 3  # one queued, three pushed out
+    assert any("dropped" in r.getMessage() and "conversation.opened" in r.getMessage()
+               for r in caplog.records)
+    await bus.close()

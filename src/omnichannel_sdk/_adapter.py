@@ -231,7 +231,9 @@ class SendResult:
     external_ids: list[str]
     """Vendor ids of every vendor message sent (several when the text was split)."""
     status: str = "sent"
-    """``queued`` when the vendor only accepted it, ``sent``/``delivered`` when it says so."""
+    """``sent`` once the vendor accepted it (its own "queued", "accepted" or "sending" are
+    ``sent`` to us: ``queued`` means still in our outbox), ``delivered``/``read`` when the
+    vendor's answer already says so."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """Vendor extras to merge into the message metadata."""
 

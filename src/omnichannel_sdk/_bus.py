@@ -46,6 +46,8 @@ class MemoryBus(EventBus):
         self._queues: set[asyncio.Queue[Any]] = set()
         self._closed = False
         self.dropped = 0
+        """Events dropped in total because a subscriber's queue was full (a counter for
+        metrics: it only grows)."""
 
     async def close(self) -> None:
         """End every subscription (after the events already queued for it)."""
@@ -58,8 +60,12 @@ class MemoryBus(EventBus):
         """Deliver ``event`` to every current subscriber."""
         for queue in self._queues:
             if queue.full():
-                queue.get_nowait()
+                lost = queue.get_nowait()
                 self.dropped += 1
+                # never silent: the first drop and then every 1000th are logged
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.warning("a slow subscriber's queue is full: dropped its oldest event "
+                                "(%s); %d dropped so far", getattr(lost, "type", "?"), self.dropped)
             queue.put_nowait(event)
 
     async def subscribe(self, maxsize: int = 10_000) -> AsyncIterator[Event]:

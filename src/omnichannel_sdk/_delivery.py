@@ -26,6 +26,7 @@ from ._errors import (
     MediaError,
     OmnichannelError,
     OptedOutError,
+    ProviderError,
     RateLimitedError,
     TransportError,
     UnsupportedFeatureError,
@@ -136,6 +137,7 @@ _ERROR_CODES: list[tuple[type[BaseException], str]] = [
     (UnsupportedFeatureError, "unsupported"),
     (WindowClosedError, "window_closed"),
     (MediaError, "media"),
+    (ProviderError, "provider"),  # a vendor 5xx: retryable, not a refusal of this message
     (ChannelError, "rejected"),
 ]
 
@@ -158,6 +160,7 @@ class Delivery:
         self._limiters: dict[str, RateLimiter] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running: set[str] = set()
+        self._leased: set[str] = set()
         self._poller: asyncio.Task[None] | None = None
         self._waiters: dict[str, list[asyncio.Future[Message]]] = {}
         self._stopping = False
@@ -183,13 +186,25 @@ class Delivery:
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
             for task in pending:
-                task.cancel()  # its job stays leased and is resumed later
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        # jobs leased to us but not finished (cancelled, or submitted and never started) go
+        # back to the outbox now rather than waiting out their lease in a process that is gone
+        leftover = list(self._leased)
+        self._leased.clear()
+        if leftover:
+            try:
+                await self.hub.store.release_jobs(leftover)
+            except Exception:
+                log.exception("could not release %d leased jobs", len(leftover))
 
     def submit(self, job: Job, message: Message | None = None) -> None:
         """Run ``job`` now in this process (it is already leased to us)."""
         if job.id in self._running:
             return
         self._running.add(job.id)
+        self._leased.add(job.id)
         task = asyncio.create_task(self._run(job, message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -250,6 +265,9 @@ class Delivery:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker
             await self._crashed(job, message, exc)
+            self._leased.discard(job.id)
+        else:
+            self._leased.discard(job.id)  # finished, retried or failed: no longer ours
         finally:
             self._running.discard(job.id)
 
@@ -320,7 +338,9 @@ class Delivery:
         except (UnsupportedFeatureError, MediaError, WindowClosedError) as exc:
             await self._give_up(job, message, exc)  # trying again cannot help
             return
-        status = result.status if result.status in ("queued", "sent", "delivered", "read") else "sent"
+        # the vendor answered: whatever it calls it ("queued", "accepted", "sending"), the
+        # message has left our outbox, so it is ``sent`` to us (``queued`` means ours only)
+        status = result.status if result.status in ("delivered", "read") else "sent"
         updated = message.model_copy(update={
             "external_id": result.external_ids[0] if result.external_ids else None,
             "status": status,

@@ -75,7 +75,7 @@ async def test_send_records_encoding_and_receipts_go_forward_only(hub: Hub, samp
     with respx.mock(assert_all_called=False) as router:
         router.post(TWILIO_API).mock(return_value=httpx.Response(201, json=created))
         sent = await hub.send(conversation.id, text="Привет, ваш заказ отправлен", wait=True)
-    assert sent.status == "queued" and sent.external_id == created["sid"]
+    assert sent.status == "sent" and sent.external_id == created["sid"]
     assert sent.metadata["encoding"] == "UCS-2" and sent.metadata["segments"] == 1
     for status in ("delivered", "sent"):  # a late "sent" never moves "delivered" back
         await hub.handle_webhook("twilio", samples.twilio(

@@ -838,7 +838,7 @@ class SqlStore(Store, abc.ABC):
                     "JOIN conversations c ON c.contact_id = a.contact_id AND c.channel_key = $1 "
                     "JOIN messages m ON m.conversation_id = c.id "
                     "WHERE a.channel = $2 AND a.handle = $3 AND m.direction = 'outbound' "
-                    "AND m.created_us <= $4 AND m.status IN ('queued', 'sent', 'delivered')",
+                    "AND m.created_us <= $4 AND m.status IN ('sent', 'delivered')",
                     channel_key, update.recipient.channel, update.recipient.handle,
                     to_us(update.watermark))
             outcomes = []
@@ -880,6 +880,18 @@ class SqlStore(Store, abc.ABC):
             "UPDATE jobs SET state = 'pending', attempts = attempts + 1, next_us = $2, "
             "lease_us = NULL, last_error = $3 WHERE id = $1",
             job_id, now_us() + int(delay * 1e6), error))
+
+    async def release_jobs(self, job_ids: Sequence[str]) -> None:
+        """Hand leased jobs back to the outbox at once (a process stopping without finishing
+        them), due now, their attempt count unchanged."""
+
+        async def unit(tx: Tx) -> None:
+            for job_id in job_ids:
+                await tx.execute(
+                    "UPDATE jobs SET state = 'pending', lease_us = NULL, next_us = $2 "
+                    "WHERE id = $1 AND state = 'running'", job_id, now_us())
+
+        await self._write(unit)
 
     async def finish_job(self, job_id: str) -> None:
         """Remove a completed job."""
@@ -945,9 +957,13 @@ def early_receipt_key(channel_key: str, external_id: str) -> str:
 
 
 def status_moves(current: str, new: str) -> bool:
-    """Whether a receipt may move a message from ``current`` to ``new`` (forward only)."""
-    if current in ("failed", "received") or current == new:
+    """Whether a receipt may move a message from ``current`` to ``new`` (forward only).
+
+    A message still ``queued`` (in our outbox, not accepted by the vendor) takes no receipt:
+    one that arrives before the vendor's answer waits and is applied when the send is recorded.
+    """
+    if current in ("failed", "received", "queued") or current == new:
         return False
     if new == "failed":
-        return current in ("queued", "sent")
+        return current == "sent"
     return STATUS_RANK.get(new, 0) > STATUS_RANK.get(current, 0)

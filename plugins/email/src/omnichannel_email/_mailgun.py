@@ -233,6 +233,6 @@ class MailgunAdapter(EmailAdapter):
         except ValueError:
             vendor_id = None
         ids = [out.message_id] + ([vendor_id] if vendor_id and vendor_id != out.message_id else [])
-        return SendResult(external_ids=ids, status="queued",
+        return SendResult(external_ids=ids, status="sent",  # Mailgun "Queued." = accepted: sent to us
                           metadata={"message_id": out.message_id, "vendor_id": vendor_id})
 

@@ -254,7 +254,7 @@ class SendGridAdapter(EmailAdapter):
         self._raise_for_vendor(response)
         vendor_id = response.headers.get("x-message-id")
         ids = [out.message_id] + ([vendor_id] if vendor_id else [])
-        return SendResult(external_ids=ids, status="queued",
+        return SendResult(external_ids=ids, status="sent",  # accepted by the vendor: sent to us
                           metadata={"message_id": out.message_id, "vendor_id": vendor_id})
 
 

@@ -77,7 +77,8 @@ _REJECTED_CODES = frozenset({21211, 21212, 21408, 21602, 21604, 21606, 21612, 21
 _AUTH_CODES = frozenset({20003, 20005, 20008})
 
 _STATUS = {
-    "accepted": "queued", "scheduled": "queued", "queued": "queued", "sending": "queued",
+    # Twilio's own pre-delivery states mean Twilio has the message: ``sent`` to us
+    "accepted": "sent", "scheduled": "sent", "queued": "sent", "sending": "sent",
     "sent": "sent", "partially_delivered": "sent", "delivered": "delivered", "read": "read",
     "undelivered": "failed", "failed": "failed", "canceled": "failed",
 }
@@ -372,7 +373,7 @@ class TwilioSmsAdapter(ChannelAdapter):
         prepared = prepare_outbound(parts, self.settings, self.name, max_chars=1600)
         bodies: list[str | None] = list(prepared.bodies) or [None]
         sids: list[str] = []
-        status = "sent"
+        status = "sent"  # Twilio answered 201: it has the message, whatever its own status says
         url = f"{self.api_base}/2010-04-01/Accounts/{self.settings.account_sid}/Messages.json"
         progress = SendProgress(self.context, message.id) if len(bodies) > 1 else None
         for index, body in enumerate(bodies):
@@ -400,7 +401,6 @@ class TwilioSmsAdapter(ChannelAdapter):
             except (ValueError, KeyError, TypeError):
                 raise ProviderError(f"{self.name}: unexpected answer to a send",
                                     status_code=response.status_code) from None
-            status = "queued" if _STATUS.get(str(answer.get("status")), "sent") == "queued" else "sent"
             if progress is not None:
                 await progress.record(index, sids[-1:])
         metadata = prepared.metadata()

@@ -427,7 +427,7 @@ class TwilioVoiceAdapter(ChannelAdapter):
             sid = str(response.json()["sid"])
         except (ValueError, KeyError, TypeError):
             raise self.error_for_status(502, response, None, "no call sid in the answer") from None
-        return SendResult(external_ids=[sid], status="queued", metadata={"call_sid": sid})
+        return SendResult(external_ids=[sid], status="sent", metadata={"call_sid": sid})
 
     def raise_for_status(self, response: httpx.Response) -> None:
         """Twilio's ``{"code", "message"}`` errors → the typed errors (the one mapping place)."""
