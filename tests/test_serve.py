@@ -45,7 +45,7 @@ def start(config: Path, port: int) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json() == {"ok": True}:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()["ok"] is True:
                 return process
         except httpx.HTTPError:
             time.sleep(0.2)
