@@ -37,10 +37,33 @@ def test_normalize_prints_messages(tmp_path: Path) -> None:
                                  "--set", "external_id=msg_id", "--set", "sender=user",
                                  "--set", "text=body"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
     assert out["items"][0]["external_id"] == "1"
     assert out["items"][0]["parts"] == [{"type": "text", "text": "hello", "format": "plain"}]
     assert out["failures"][0]["fragment"] == {"user": "no id"}
+    # the first path that matched nothing is named, on stderr
+    assert "data[1]: path 'msg_id' (external_id) matched nothing" in result.stderr
+
+
+def test_normalize_reads_a_mapping_from_a_config_file() -> None:
+    root = Path(__file__).resolve().parents[1]
+    result = runner.invoke(app, ["normalize", "--config", str(root / "examples/mapping/line.toml"),
+                                 str(root / "examples/mapping/line/events.json")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [i["parts"][0]["name"] for i in out["items"]] == ["sticker", "subscribe", "unsubscribe"]
+    assert "left out by filter" in result.stderr
+
+
+def test_normalize_names_a_broken_mapping(tmp_path: Path) -> None:
+    config = tmp_path / "m.toml"
+    config.write_text('[channels.x]\nadapter = "json-mapping"\nsender = "a.[b"\n')
+    payload = tmp_path / "p.json"
+    payload.write_text("{}")
+    result = subprocess.run([sys.executable, "-m", "omnichannel_sdk._cli", "normalize", "--config",
+                             str(config), str(payload)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "channels.x.sender" in result.stderr and "a.[b" in result.stderr
 
 
 def test_unknown_adapter_is_a_clean_error(tmp_path: Path) -> None:

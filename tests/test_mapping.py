@@ -105,3 +105,75 @@ def test_form_bodies_map_by_field_name() -> None:
     [message] = result.items
     assert message.external_id == "SM1" and message.sender.handle == "+14155550100"
     assert message.recipients[0].handle == "+15005550006" and message.parts[0].text == "Hi there"
+
+
+# -- mapping v2: the shipped LINE and Sunshine mappings under hostile input ---------------------
+
+def _example_settings(name: str) -> JsonMappingAdapter.Settings:
+    import os
+    import re
+    import tomllib
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "examples" / "mapping" / name).read_text()
+    text = re.sub(r"\$\{([A-Z_]+)\}", lambda m: os.environ.get(m.group(1), "x-" + m.group(1).lower()), text)
+    [table] = tomllib.loads(text)["channels"].values()
+    table.pop("adapter")
+    return JsonMappingAdapter.Settings.model_validate(table)
+
+
+_EXAMPLES = {name: _example_settings(name) for name in ("line.toml", "sunshine.toml")}
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**62), 2**62) | st.floats(allow_nan=False)
+    | st.text(max_size=12) | st.sampled_from(["message", "follow", "user", "image", "line",
+                                              "conversation:message", "text"]),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["events", "type", "message", "source", "userId", "id", "text", "payload",
+                         "author", "content", "webhookEventId", "contentProvider", "mediaUrl",
+                         "conversation", "timestamp", "createdAt"]) | st.text(max_size=6),
+        children, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.sampled_from(sorted(_EXAMPLES)), _json.map(orjson.dumps) | st.binary(max_size=200))
+def test_example_mappings_never_crash(name: str, body: bytes) -> None:
+    """Every body ends in items, per-event failures or a typed error — never anything else."""
+    from omnichannel_sdk import AdapterContext
+    from omnichannel_sdk.testing import MemoryKV
+
+    adapter = JsonMappingAdapter(_EXAMPLES[name], AdapterContext(key="k", public_url="https://x", http=None,  # type: ignore[arg-type]
+                                                                 kv=MemoryKV()))
+    request = WebhookRequest("POST", "https://x/webhooks/k", {"content-type": "application/json",
+                                                              "x-line-signature": "AAAA", "x-api-key": "k"}, body)
+    for step in (adapter.verify, adapter.parse, adapter.explain):
+        try:
+            step(request)
+        except OmnichannelError:
+            pass
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.text(max_size=30))
+def test_path_compilation_fails_only_with_value_errors(expression: str) -> None:
+    from omnichannel_sdk._mapping._paths import Template, compile_path
+
+    for build in (compile_path, Template):
+        try:
+            built = build(expression)
+        except ValueError:
+            continue
+        if isinstance(built, Template):
+            built.render({"a": 1})
+        else:
+            built.search({"a": [1, {"b": None}]})
+
+
+def test_dotted_paths_of_0_1_0_are_translated() -> None:
+    from omnichannel_sdk._mapping._paths import compile_path, migrate_dotted
+
+    assert migrate_dotted("entries.0.text") == "entries[0].text"
+    assert migrate_dotted("body-plain") == '"body-plain"'
+    assert compile_path("a.b.-1.c").expression == "a.b[-1].c"
+    assert compile_path("events[?type == 'message'].id").search(
+        {"events": [{"type": "message", "id": 1}, {"type": "x", "id": 2}]}) == [1]

@@ -265,20 +265,46 @@ def plugins(
 def normalize(
     file: Annotated[Path, typer.Argument(help="A vendor payload (JSON, form, XML, MIME).",
                                          metavar="FILE")],
-    adapter: Annotated[str, typer.Option("--adapter", "-a", help="Adapter name.", metavar="NAME")],
+    adapter: Annotated[str | None, typer.Option(
+        "--adapter", "-a", help="Adapter name (or take it from --config).", metavar="NAME")] = None,
     setting: Annotated[list[str] | None, typer.Option(
         "--set", help="Adapter setting NAME=VALUE (repeatable).", metavar="NAME=VALUE")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="A TOML file with [channels.<key>] tables (a mapping, say).",
+        metavar="FILE")] = None,
+    channel: Annotated[str | None, typer.Option(
+        "--channel", help="Which [channels.<key>] of --config (default: the only one).",
+        metavar="KEY")] = None,
     content_type: Annotated[str | None, typer.Option(help="Override the guessed type.",
                                                      metavar="TYPE")] = None,
 ) -> None:
-    """Print the normalized messages in a payload as JSON (no signature check)."""
+    """Print the normalized messages in a payload as JSON (no signature check); for a mapping,
+    also name the first path that matched nothing in each event."""
+    from pydantic import ValidationError
+
     from ._adapter import AdapterContext
+    from ._errors import ConfigurationError
     from ._plugins import build_plugin_manager
 
-    values = _settings_pairs(setting)
     _, registry = build_plugin_manager()
+    values: dict[str, Any] = {}
+    if config is not None:
+        if not config.is_file():
+            raise CliError(f"no such file: {config}")
+        channel, adapter, values = _channel_table(config, channel, adapter)
+    if adapter is None:
+        raise CliError("name an adapter with --adapter, or a channel with --config")
     cls = registry.get(adapter)
-    settings = _settings_for_normalize(cls, values, adapter)
+    values.update(_settings_pairs(setting))
+    if config is not None:
+        try:
+            settings = cls.Settings.model_validate(values)
+        except ValidationError as exc:  # a mapping that cannot compile: say where
+            first = exc.errors()[0]
+            raise ConfigurationError(first["msg"], channel_key=channel,
+                                     field=".".join(str(x) for x in first["loc"]) or None) from None
+    else:
+        settings = _settings_for_normalize(cls, values, adapter)
     context = AdapterContext(key="normalize", public_url="https://example.invalid",
                              http=None, kv=None)  # type: ignore[arg-type]
     instance = cls(settings, context)
@@ -292,6 +318,46 @@ def normalize(
     out = [item.model_dump(mode="json", exclude_none=True) for item in result.items]
     failures = [{"error": f.error, "fragment": f.fragment} for f in result.failures]
     console.print_json(json.dumps({"items": out, "failures": failures}, default=str))
+    explain = getattr(instance, "explain", None)
+    if callable(explain):
+        for note in explain(request):
+            err.print(f"[yellow]note:[/yellow] {note}")
+
+
+def _channel_table(
+    path: Path, key: str | None, adapter: str | None
+) -> tuple[str, str | None, dict[str, Any]]:
+    """The adapter and settings of one ``[channels.<key>]`` table; unset ``${VARS}`` become
+    placeholders (nothing is verified or sent)."""
+    import re
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise OmnichannelError(f"cannot read {path}: {exc}") from exc
+    channels = data.get("channels") or {}
+    if key is None:
+        if len(channels) != 1:
+            raise OmnichannelError(f"{path} has {len(channels)} channels: choose one with --channel")
+        key = next(iter(channels))
+    if key not in channels:
+        raise OmnichannelError(f"{path} has no [channels.{key}]")
+    table = dict(channels[key])
+
+    def placeholders(value: Any) -> Any:
+        if isinstance(value, str):
+            return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}",
+                          lambda m: m.group(2) or f"unset-{m.group(1)}", value)
+        if isinstance(value, dict):
+            return {k: placeholders(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [placeholders(v) for v in value]
+        return value
+
+    table = placeholders(table)
+    found = table.pop("adapter", None)
+    return key, adapter or found, table
 
 
 def _settings_for_normalize(cls: Any, values: dict[str, Any], adapter: str) -> Any:

@@ -119,6 +119,7 @@ class Hub:
         self._hook_tasks: set[asyncio.Future[Any]] = set()
         self._unobserved: set[str] = set()
         self._secrets: set[str] = set()
+        self._media_unfetched: set[str] = set()
         self._open = False
 
     # -- construction -------------------------------------------------------------------------
@@ -433,8 +434,23 @@ class Hub:
             message_id=new_id("msg"), channel=adapter.channel, channel_key=adapter.context.key,
             adapter=adapter.name, draft=draft, thread_key=thread_key,
             contact_addresses=addresses, received_at=received_at, window=caps.session_window,
-            raw_id=raw_id, fetch_media=bool(caps.media_hosts or adapter.settings.api_base),
+            raw_id=raw_id, fetch_media=self._fetches_media(adapter, draft),
             thread_channel=thread_channel)
+
+    def _fetches_media(self, adapter: ChannelAdapter, draft: InboundMessage) -> bool:
+        """Whether media of ``draft`` are downloaded: the adapter declares hosts (in its
+        capabilities, its ``media_hosts`` setting or its ``api_base``). Says once per channel
+        when media arrive that will not be fetched, so a mapping without hosts is visible."""
+        declared = bool(adapter.capabilities.media_hosts
+                        or getattr(adapter.settings, "media_hosts", None)
+                        or adapter.settings.api_base)
+        key = adapter.context.key
+        if not declared and key not in self._media_unfetched and any(
+                p.type == "media" for p in draft.parts):
+            self._media_unfetched.add(key)
+            log.warning("media of channel %s are not downloaded: it declares no media host "
+                        "(set media_hosts)", key)
+        return declared
 
     async def _apply_status(self, channel_key: str, update: StatusUpdate) -> None:
         outcomes = await self.store.apply_status(channel_key, update)

@@ -124,6 +124,12 @@ async def test_imap_idle_uid_tracking_and_restart(omni_config: dict[str, Any], d
 
         await wait_for(three, timeout=5)  # IDLE: far sooner than the 30 s poll interval
         assert adapter.poller.polls > polls
+
+        async def recorded() -> bool:
+            # the poller records its UID after the hub stored the mail: wait for that write
+            return (await adapter.poller.state()).get("last_uid") == 3
+
+        await wait_for(recorded, timeout=5)
         state = await adapter.poller.state()
         assert state["last_uid"] == 3 and state["uidvalidity"] > 0
 
