@@ -76,6 +76,12 @@ from ._models import (
     TranscriptSegment,
 )
 from ._render import Rendered, render_parts, split_text
+from ._service_levels import (
+    AgentLoad,
+    ChannelServiceLevel,
+    ConversationServiceLevel,
+    ServiceLevelReport,
+)
 from ._services import AdapterServices, DetachedServices, StoreReader
 from ._store import Store
 from ._webhook import WebhookRequest, WebhookResponse, alternate_port_url
@@ -90,6 +96,7 @@ __all__ = [
     "AdapterServices",
     "AdapterSettings",
     "Address",
+    "AgentLoad",
     "AuthenticationError",
     "Author",
     "BlobInfo",
@@ -98,12 +105,14 @@ __all__ = [
     "ChannelAdapter",
     "ChannelConfig",
     "ChannelError",
+    "ChannelServiceLevel",
     "ChannelSignal",
     "ConfigurationError",
     "Contact",
     "ContactUpdated",
     "Conversation",
     "ConversationOpened",
+    "ConversationServiceLevel",
     "DeadLetter",
     "DeliverySettings",
     "DetachedServices",
@@ -143,6 +152,7 @@ __all__ = [
     "ReplayReport",
     "RetryLaterError",
     "SendResult",
+    "ServiceLevelReport",
     "SignatureError",
     "StatusChanged",
     "StatusUpdate",

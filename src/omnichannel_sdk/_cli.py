@@ -438,5 +438,94 @@ def replay(
     raise typer.Exit(asyncio.run(run()))
 
 
+@app.command()
+def report(
+    config: Annotated[Path, typer.Option("--config", "-c", help="omnichannel.toml")],
+    since: Annotated[str | None, typer.Option(
+        help="Conversations whose first customer message is at or after this ISO time.")] = None,
+    until: Annotated[str | None, typer.Option(help="… and before this ISO time.")] = None,
+    channel_key: Annotated[str | None, typer.Option(help="Only this channel key.")] = None,
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", help="KIND=SECONDS response-time target (repeatable), e.g. webchat=30.")] = None,
+    goal: Annotated[float, typer.Option(help="Share that should meet the target.")] = 0.8,
+    svg: Annotated[Path | None, typer.Option(help="Also write an SVG chart to this file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Service levels: first response and response times per channel, the share answered
+    within target (bot replies counted apart), and open conversations per agent."""
+    from datetime import UTC, datetime
+
+    from ._config import load_config
+    from ._plugins import build_plugin_manager
+    from ._service_levels import compute_service_levels, duration_label, target_label
+    from ._store import store_from_url
+
+    def when(value: str | None, name: str) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise OmnichannelError(f"--{name}: not an ISO date or time: {value!r}") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    targets: dict[str, float] = {}
+    for item in target or []:
+        kind, sep, value = item.partition("=")
+        try:
+            targets[kind.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not kind.strip():
+            raise OmnichannelError(f"--target wants KIND=SECONDS, got {item!r}")
+    if not config.is_file():
+        raise OmnichannelError(f"no such config file: {config}")
+    _, registry = build_plugin_manager()
+    settings, _channels = load_config(config, registry)
+
+    async def run() -> None:
+        store = store_from_url(settings.store)
+        await store.open()
+        try:
+            result = await compute_service_levels(
+                store, since=when(since, "since"), until=when(until, "until"), targets=targets,
+                goal=goal, channel_key=channel_key)
+        finally:
+            await store.close()
+        if as_json:
+            console.print_json(result.model_dump_json())
+        else:
+            table = Table(title=f"Service levels (goal {goal:.0%} within target)")
+            for column in ("channel", "target", "conversations", "within target", "first reply median",
+                           "first reply p90", "reply median", "waiting", "bot first"):
+                table.add_column(column)
+            for row in result.channels:
+                share = "-" if row.within_target is None else f"{row.within_target:.0%}"
+                style = "" if row.within_target is None else (
+                    "green" if row.within_target >= goal else "red")
+                table.add_row(row.channel, target_label(row.target), str(row.conversations),
+                              f"[{style}]{share}[/{style}]" if style else share,
+                              duration_label(row.first_response_median),
+                              duration_label(row.first_response_p90),
+                              duration_label(row.response_median), str(row.waiting_turns),
+                              str(row.bot_first_responses))
+            console.print(table)
+            if result.agents:
+                agents = Table(title="Agents")
+                agents.add_column("agent")
+                agents.add_column("open conversations")
+                agents.add_column("replies")
+                for agent in result.agents:
+                    agents.add_row(agent.agent, str(agent.open_conversations), str(agent.replies))
+                console.print(agents)
+        if svg is not None:
+            from ._report_chart import report_svg
+
+            svg.write_text(report_svg(result), "utf-8")
+            err.print(f"chart written to {svg}")
+
+    asyncio.run(run())
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -57,6 +57,7 @@ from ._models import (
 from ._plugins import AdapterRegistry, build_plugin_manager
 from ._render import Rendered, render_parts
 from ._replay import ReplayReport, replay_dead_letters
+from ._service_levels import ServiceLevelReport, compute_service_levels
 from ._services import HubServices
 from ._store import IngestItem, IngestOutcome, Job, RawPayload, SqlStore, store_from_url
 from ._store._sql import early_receipt_key, status_moves
@@ -699,6 +700,18 @@ class Hub:
         return await self.store.set_conversation_status(conversation_id, "closed")
 
     # -- dead letters -------------------------------------------------------------------------
+
+    async def service_levels(
+        self, *, since: datetime | None = None, until: datetime | None = None,
+        targets: Mapping[str, float] | None = None, goal: float = 0.8,
+        channel_key: str | None = None,
+    ) -> ServiceLevelReport:
+        """First-response and response times per conversation and channel, the share answered
+        within target (default 80% within 40 s on chat channels, 4 h on email; bot replies
+        counted apart) and open conversations per agent, computed from the store. ``targets``
+        maps a channel kind to seconds."""
+        return await compute_service_levels(self.store, since=since, until=until, targets=targets,
+                                            goal=goal, channel_key=channel_key)
 
     async def replay(
         self, letter_ids: Sequence[str] | None = None,
