@@ -265,6 +265,15 @@ class ChannelAdapter:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement parse()")
 
+    async def complete(self, request: WebhookRequest, result: ParseResult) -> ParseResult:
+        """Finish a parse with the I/O a sans-IO :meth:`parse` cannot do, before anything is
+        stored: store reads and kv lookups through ``self.context``, changes to stored messages
+        through ``self.context.services`` (a vendor's "message edited" that updates the stored
+        message instead of adding one). Runs inside a hub only (webhooks and replay), never in
+        ``omnichannel normalize``; an exception dead-letters the request like a parse error.
+        Default: ``result`` unchanged."""
+        return result
+
     def acknowledge(self, request: WebhookRequest, result: ParseResult | None) -> WebhookResponse:
         """The answer the vendor expects once the request is stored (default: empty 200)."""
         return WebhookResponse(200, b"")

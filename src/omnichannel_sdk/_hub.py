@@ -340,7 +340,7 @@ class Hub:
                          url=request.url, headers=_storable_headers(request.headers),
                          body=request.body)
         try:
-            result = adapter.parse(request)
+            result = await adapter.complete(request, adapter.parse(request))
         except Exception as exc:  # noqa: BLE001 - nothing verified is ever lost: keep it
             error = exc.detail if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
             letter = DeadLetter(id=new_id("dl"), channel_key=channel_key, adapter=adapter.name,
@@ -740,7 +740,8 @@ def _log_locations(settings: HubSettings, blobs: BlobStore) -> None:
     log.info("store: %s; media: %s", where, media)
 
 
-_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization",
+                             "x-telegram-bot-api-secret-token"})  # Telegram's is a shared secret
 
 
 def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:

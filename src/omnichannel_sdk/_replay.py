@@ -61,7 +61,7 @@ async def _replay_one(hub: Hub, letter: DeadLetter) -> None:
         if raw is None:
             raise NotFoundError(f"raw payload {letter.raw_id} is gone")
         request = WebhookRequest(raw.method, raw.url, raw.headers, raw.body)
-        result = adapter.parse(request)
+        result = await adapter.complete(request, adapter.parse(request))
         if result.failures:
             raise PayloadError("; ".join(f.error for f in result.failures), adapter=adapter.name)
         # items stored the first time are de-duplicated; only what failed is new

@@ -123,7 +123,12 @@ async def test_imap_idle_uid_tracking_and_restart(omni_config: dict[str, Any], d
             return len(await messages(hub)) == 3
 
         await wait_for(three, timeout=5)  # IDLE: far sooner than the 30 s poll interval
-        assert adapter.poller.polls > polls
+
+        async def polled() -> bool:
+            # the poll is counted when it finishes, after the hub stored what it fetched
+            return adapter.poller.polls > polls
+
+        await wait_for(polled, timeout=5)
 
         async def recorded() -> bool:
             # the poller records its UID after the hub stored the mail: wait for that write

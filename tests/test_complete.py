@@ -1,0 +1,71 @@
+"""``ChannelAdapter.complete``: the async step after ``parse`` (webhooks and replay)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import orjson
+import pytest
+
+from omnichannel_sdk import Hub, InboundMessage, ParseResult, TextPart, WebhookRequest, hookimpl
+from omnichannel_sdk.testing import FakeAdapter, fake_signature
+
+pytestmark = pytest.mark.anyio
+SECRET = "complete-secret"
+
+
+class CompletingAdapter(FakeAdapter):
+    """Upper-cases texts in ``complete`` (with a kv read, which ``parse`` cannot do); fails on
+    ``boom`` while the kv flag ``broken`` is set."""
+
+    name: ClassVar[str] = "completing"
+
+    async def complete(self, request: WebhookRequest, result: ParseResult) -> ParseResult:
+        broken = await self.context.kv.kv_get("broken")
+        items: list[Any] = []
+        for item in result.items:
+            if isinstance(item, InboundMessage):
+                text = item.parts[0].text if isinstance(item.parts[0], TextPart) else ""
+                if text == "boom" and broken:
+                    raise RuntimeError("lookup failed")
+                item = item.model_copy(update={"parts": [TextPart(text=text.upper())]})
+            items.append(item)
+        result.items = items
+        return result
+
+
+class _Plugin:
+    @hookimpl
+    def omni_register_adapters(self, register: Any) -> None:
+        register(CompletingAdapter)
+
+
+def _request(hub: Hub, event_id: str, text: str) -> WebhookRequest:
+    body = orjson.dumps({"events": [{"id": event_id, "from": "u1", "to": "fake-us", "text": text}]})
+    return WebhookRequest("POST", hub.request_url("c"), {
+        "content-type": "application/json", "x-fake-signature": fake_signature(SECRET, body)}, body)
+
+
+async def test_complete_runs_before_storing_and_on_replay(tmp_path: Path) -> None:
+    hub = Hub.from_config({"omnichannel": {"store": f"sqlite:///{tmp_path / 'c.db'}", "blobs": "memory://"},
+                           "channels": {"c": {"adapter": "completing", "secret": SECRET}}},
+                          plugins=[_Plugin()])
+    async with hub:
+        await hub.handle_webhook("c", _request(hub, "e1", "hello"))
+        [conversation] = await hub.store.list_conversations()
+        [message] = await hub.store.list_messages(conversation.id)
+        assert message.parts == [TextPart(text="HELLO")]
+        # a failing complete dead-letters the verified request: nothing lost, nothing stored
+        await hub.store.kv_set("broken", "1")
+        response = await hub.handle_webhook("c", _request(hub, "e2", "boom"))
+        assert response.status == 200
+        [letter] = await hub.store.list_dead_letters()
+        assert "lookup failed" in letter.error
+        assert len(await hub.store.list_messages(conversation.id)) == 1
+        # replay parses and completes again
+        await hub.store.kv_delete("broken")
+        report = await hub.replay()
+        assert report.replayed == [letter.id] and not report.failed
+        texts = [m.parts[0] for m in await hub.store.list_messages(conversation.id)]
+        assert texts == [TextPart(text="HELLO"), TextPart(text="BOOM")]
