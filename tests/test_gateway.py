@@ -110,7 +110,7 @@ async def test_signatures_use_public_url_wherever_mounted(hub: Hub) -> None:
         body, headers = signed([{"id": "mnt", "from": "a", "text": "x"}])
         response = await client.post("/integrations/webhooks/fake", content=body, headers=headers)
         assert response.status_code == 200
-        assert (await client.get("/integrations/healthz")).json() == {"ok": True}
+        assert (await client.get("/integrations/healthz")).json() == {"ok": True, "store": "ok", "bus": "ok"}
     assert hub.request_url("fake", "a=1") == f"{PUBLIC_URL}/webhooks/fake?a=1"
 
 

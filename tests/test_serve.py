@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -39,13 +40,14 @@ secret = "{SECRET}"
     return config
 
 
-def start(config: Path, port: int) -> subprocess.Popen[bytes]:
+def start(config: Path, port: int, *extra: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    stderr: Any = open(log, "wb") if log is not None else subprocess.PIPE  # the server writes to it
     process = subprocess.Popen([sys.executable, "-m", "omnichannel_sdk._cli", "serve", "--config", str(config),
-                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                "--port", str(port), *extra], stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json() == {"ok": True}:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()["ok"] is True:
                 return process
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -80,6 +82,31 @@ def test_serve_answers_vendors_over_http(tmp_path: Path, servers: list) -> None:
     assert httpx.post(f"http://127.0.0.1:{port}/webhooks/partner", content=body, headers=headers).status_code == 200
     assert httpx.post(f"http://127.0.0.1:{port}/webhooks/partner", content=body).status_code == 403
     assert httpx.post(f"http://127.0.0.1:{port}/webhooks/other", content=body).status_code == 404
+
+
+def test_access_log_is_off_by_default_and_redacted_when_on(tmp_path: Path, servers: list) -> None:
+    config = write_config(tmp_path, f"sqlite:///{tmp_path}/s.db")
+    quiet, loud = tmp_path / "quiet.log", tmp_path / "loud.log"
+    ports = [free_port(), free_port()]
+    servers.append(start(config, ports[0], log=quiet))
+    servers.append(start(config, ports[1], "--access-log", "--log-format", "json", log=loud))
+    body, headers = signed("e-log")
+    for port in ports:
+        url = f"http://127.0.0.1:{port}/webhooks/partner?signature=s3cr3t-query-value&x=1"
+        assert httpx.post(url, content=body, headers=headers).status_code in (200, 403)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert 'omnichannel_webhooks_total{channel_key="partner"' in metrics
+    for process in servers:
+        process.terminate()
+        process.wait(10)
+    servers.clear()
+    assert "/webhooks/partner" not in quiet.read_text()  # no access line by default
+    lines = [orjson.loads(line) for line in loud.read_text().splitlines() if line.startswith("{")]
+    access = [e for e in lines if e["logger"] == "uvicorn.access" and "/webhooks/partner" in e["message"]]
+    assert access, loud.read_text()
+    assert "signature=<redacted>" in access[0]["message"]
+    assert "s3cr3t-query-value" not in loud.read_text()
+    assert any(e["logger"] == "omnichannel_sdk.hub" and "media:" in e["message"] for e in lines)
 
 
 @pytest.mark.postgres

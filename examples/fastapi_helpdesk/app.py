@@ -1,19 +1,27 @@
 """A helpdesk in FastAPI with omnichannel_sdk: webhooks mounted, an API to list and reply.
 
-Run: pip install fastapi && uvicorn examples.fastapi_helpdesk.app:app
-(reads omnichannel.toml from the working directory, or OMNICHANNEL_CONFIG)
+Run from the repository root (see README.md beside this file)::
+
+    pip install omnichannel-sdk fastapi uvicorn
+    uvicorn examples.fastapi_helpdesk.app:app
+
+It reads ``omnichannel.toml`` beside this file (or the file ``OMNICHANNEL_CONFIG`` names) and
+keeps its SQLite database and media in this folder (or ``HELPDESK_DATA``).
 """
 
 from __future__ import annotations
 
 import os
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from omnichannel_sdk import Author, Hub
 
-hub = Hub.from_config(os.environ.get("OMNICHANNEL_CONFIG", "omnichannel.toml"))
+HERE = Path(__file__).resolve().parent
+os.environ.setdefault("HELPDESK_DATA", str(HERE))
+hub = Hub.from_config(os.environ.get("OMNICHANNEL_CONFIG", str(HERE / "omnichannel.toml")))
 
 
 @asynccontextmanager

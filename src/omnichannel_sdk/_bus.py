@@ -27,6 +27,10 @@ class EventBus(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional for buses without a connection
         """Disconnect; subscribers' iterators end."""
 
+    async def check(self) -> str | None:
+        """``None`` when the bus works, else what is wrong (for ``/healthz``)."""
+        return None
+
     @abc.abstractmethod
     async def publish(self, event: Event) -> None:
         """Deliver ``event`` to every current subscriber."""
@@ -55,6 +59,10 @@ class MemoryBus(EventBus):
         for queue in list(self._queues):
             with contextlib.suppress(asyncio.QueueFull):  # a full queue ends when drained
                 queue.put_nowait(_CLOSED)
+
+    async def check(self) -> str | None:
+        """``None`` while open, ``"closed"`` after :meth:`close`."""
+        return "closed" if self._closed else None
 
     async def publish(self, event: Event) -> None:
         """Deliver ``event`` to every current subscriber."""
@@ -104,8 +112,9 @@ class NatsBus(MemoryBus):
         """Connect, ensure the stream, start consuming new events."""
         try:
             import nats
-        except ImportError as exc:  # pragma: no cover - nats-py is a dependency
-            raise ConfigurationError("the NATS bus needs nats-py", field="bus") from exc
+        except ImportError as exc:  # pragma: no cover - bus_from_url checked the extra
+            raise ConfigurationError("the NATS bus needs the [nats] extra: "
+                                     "pip install 'omnichannel-sdk[nats]'", field="bus") from exc
         try:
             self._nc = await nats.connect(self.url, connect_timeout=3, max_reconnect_attempts=3)
         except Exception as exc:  # nats raises several unrelated types
@@ -123,6 +132,16 @@ class NatsBus(MemoryBus):
         self._sub = await self._js.subscribe(
             f"{self.subject}.>", ordered_consumer=True, deliver_policy=DeliverPolicy.NEW,
             cb=self._on_message)
+
+    async def check(self) -> str | None:
+        """``None`` when the server answers a ping (a flush) within two seconds."""
+        if self._nc is None or not self._nc.is_connected:
+            return "not connected"
+        try:
+            await self._nc.flush(timeout=2)
+        except Exception as exc:  # noqa: BLE001 - nats raises several unrelated types
+            return f"failed: {type(exc).__name__}"
+        return None
 
     async def _on_message(self, msg: Any) -> None:
         try:
@@ -154,6 +173,9 @@ def bus_from_url(url: str) -> EventBus:
     if url in ("memory", "memory://"):
         return MemoryBus()
     if url.startswith(("nats://", "tls://")):
+        from ._extras import require_extra
+
+        require_extra("nats", "a NATS bus", field="bus")
         # ``?stream=NAME&subject=prefix`` keeps several deployments apart on one NATS
         from urllib.parse import parse_qs, urlsplit, urlunsplit
 

@@ -26,21 +26,73 @@ _CONTENT_TYPES = {".json": "application/json", ".xml": "text/xml", ".eml": "mess
                   ".txt": "application/x-www-form-urlencoded"}
 
 
+class CliError(Exception):
+    """A problem the user can fix, printed as one line (exit status 2)."""
+
+
 def main() -> None:
-    """Entry point: typed errors become one red line and exit status 2."""
+    """Entry point: typed errors and the user's mistakes become one red line and exit status 2."""
+    if sys.argv[1:2] == ["simulate"] and ("--help" in sys.argv or "-h" in sys.argv):
+        _describe_simulate_targets()
     try:
         app()
-    except OmnichannelError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+    except (OmnichannelError, CliError) as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
+    except FileNotFoundError as exc:
+        err.print(f"[red]error:[/red] no such file: {exc.filename}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+def _describe_simulate_targets() -> None:
+    """Name the targets in ``simulate --help`` (they depend on the installed plugins)."""
+    try:
+        from ._demo import demo_config
+        from ._hub import Hub
+
+        hub = Hub.from_config(demo_config("http://127.0.0.1:8000", Path(".omnichannel")))
+        targets = sorted({*hub.adapters, *(a.name for a in hub.adapters.values())})
+    except OmnichannelError:
+        return
+    for info in app.registered_commands:
+        if info.callback is simulate:
+            info.help = f"{simulate.__doc__}\n\nTargets: {', '.join(targets)}."
+
+
+def _port_free(host: str, port: int) -> None:
+    """Raise :class:`CliError` when ``host:port`` cannot be listened on (before any banner)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CliError(f"cannot listen on {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise CliError(f"port {port} on {host} is in use or not allowed ({exc.strerror}); "
+                           "choose another with --port") from None
+
+
+def _settings_pairs(items: list[str] | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise CliError(f"--set {item}: expected NAME=VALUE")
+        values[name.strip()] = value
+    return values
 
 
 @app.command()
 def demo(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite file.")] =
-        Path(".omnichannel"),
+    host: Annotated[str, typer.Option(help="Interface to listen on.", metavar="HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", metavar="PORT")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite file.",
+                                           metavar="DIR")] = Path(".omnichannel"),
     check: Annotated[bool, typer.Option(
         "--check", help="Run the demo's traffic once in process, print a summary, exit.")] = False,
 ) -> None:
@@ -56,8 +108,11 @@ def demo(
         return
     import uvicorn
 
+    _port_free(host, port)
     console.print("[bold]omnichannel demo[/bold] (SQLite + in-memory bus)")
     console.print(f"  agent inbox:  {public_url}/demo/")
+    if any(callable(getattr(a, "embed_snippet", None)) for a in hub.adapters.values()):
+        console.print(f"  visitor page: {public_url}/demo/chat  (chat as a customer)")
     for key, adapter in hub.adapters.items():
         console.print(f"  webhook:      {public_url}/webhooks/{key}  ({adapter.name})")
         if adapter.asgi_app() is not None:
@@ -99,9 +154,12 @@ async def _demo_check(hub: Any) -> None:
 
 @app.command()
 def simulate(
-    target: Annotated[str, typer.Argument(help="An adapter name or a demo channel key.")],
-    url: Annotated[str, typer.Option(help="The running demo gateway.")] = "http://127.0.0.1:8000",
-    data_dir: Annotated[Path, typer.Option(help="The demo's data folder.")] = Path(".omnichannel"),
+    target: Annotated[str, typer.Argument(
+        help="An adapter name or a demo channel key (listed below).", metavar="TARGET")],
+    url: Annotated[str, typer.Option(help="The running demo gateway.", metavar="URL")] =
+        "http://127.0.0.1:8000",
+    data_dir: Annotated[Path, typer.Option(help="The demo's data folder.", metavar="DIR")] =
+        Path(".omnichannel"),
 ) -> None:
     """Post correctly signed sample vendor traffic to a running demo gateway."""
     import httpx
@@ -120,8 +178,13 @@ def simulate(
             for key in keys:
                 for request in simulate_requests(hub, key):
                     path = request.url[len(hub.public_url):]
-                    response = await client.request(request.method, path,
-                                                    headers=request.headers, content=request.body)
+                    try:
+                        response = await client.request(request.method, path,
+                                                        headers=request.headers,
+                                                        content=request.body)
+                    except httpx.TransportError:
+                        raise CliError(f"no demo gateway answers at {url}: start one with "
+                                       "`omnichannel demo` (or pass --url)") from None
                     console.print(f"{key}: {request.method} {path} -> {response.status_code}")
 
     asyncio.run(run())
@@ -129,10 +192,15 @@ def simulate(
 
 @app.command()
 def serve(
-    config: Annotated[Path, typer.Option("--config", "-c", help="omnichannel.toml")],
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    config: Annotated[Path, typer.Option("--config", "-c", help="The configuration file.",
+                                         metavar="FILE")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    access_log: Annotated[bool, typer.Option(
+        "--access-log", help="Log every request (query strings redacted); off by default.")] = False,
+    log_format: Annotated[str | None, typer.Option(
+        help="text or json (default: [omnichannel] log_format).", metavar="FORMAT")] = None,
 ) -> None:
     """Run the webhook gateway for real (uvicorn)."""
     import os
@@ -140,19 +208,45 @@ def serve(
     import uvicorn
 
     from ._hub import Hub
+    from ._logging import logging_config
 
-    Hub.from_config(config)  # fail fast, with the config error, before forking
+    if not config.is_file():
+        raise CliError(f"no such file: {config}")
+    hub = Hub.from_config(config)  # fail fast, with the config error, before forking
+    chosen = log_format or hub.settings.log_format
+    if chosen not in ("text", "json"):
+        raise CliError(f"--log-format {chosen}: choose text or json")
+    _port_free(host, port)
     os.environ["OMNICHANNEL_CONFIG"] = str(config.resolve())
     uvicorn.run("omnichannel_sdk._serve:app", host=host, port=port, workers=workers,
-                log_level="info", lifespan="on")
+                log_level="info", lifespan="on", access_log=access_log,
+                log_config=logging_config(chosen))
 
 
 @app.command()
-def plugins() -> None:
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """List installed adapters with their capabilities."""
+    from rich.measure import Measurement
+
     from ._plugins import build_plugin_manager
 
     _, registry = build_plugin_manager()
+    if as_json:
+        rows = []
+        for adapter in registry:
+            caps = adapter.capabilities
+            window = caps.session_window
+            rows.append({
+                "name": adapter.name, "channel": adapter.channel,
+                "module": adapter.__module__.split(".")[0],
+                "capabilities": caps.model_dump(mode="json"),
+                "session_window_seconds": window.total_seconds() if window else None,
+                "settings": sorted(adapter.Settings.model_fields),
+            })
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
     table = Table("adapter", "channel", "module", "text", "media", "buttons", "window")
     for adapter in registry:
         caps = adapter.capabilities
@@ -162,21 +256,27 @@ def plugins() -> None:
             str(caps.max_text_length or "∞"), ",".join(sorted(caps.media_kinds)) or "-",
             str(caps.max_buttons) if caps.buttons else "list",
             f"{window.total_seconds() / 3600:g} h" if window else "-")
-    console.print(table)
+    # never cut a name at 80 columns (rich's width when output is not a terminal)
+    wide = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+    Console(width=max(wide, console.width)).print(table)
 
 
 @app.command()
 def normalize(
-    file: Annotated[Path, typer.Argument(help="A vendor payload (JSON, form, XML, MIME).")],
+    file: Annotated[Path, typer.Argument(help="A vendor payload (JSON, form, XML, MIME).",
+                                         metavar="FILE")],
     adapter: Annotated[str | None, typer.Option(
-        "--adapter", "-a", help="Adapter name (or take it from --config).")] = None,
+        "--adapter", "-a", help="Adapter name (or take it from --config).", metavar="NAME")] = None,
     setting: Annotated[list[str] | None, typer.Option(
-        "--set", help="Adapter setting NAME=VALUE (repeatable).")] = None,
+        "--set", help="Adapter setting NAME=VALUE (repeatable).", metavar="NAME=VALUE")] = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="A TOML file with [channels.<key>] tables (a mapping, say).")] = None,
+        "--config", "-c", help="A TOML file with [channels.<key>] tables (a mapping, say).",
+        metavar="FILE")] = None,
     channel: Annotated[str | None, typer.Option(
-        "--channel", help="Which [channels.<key>] of --config (default: the only one).")] = None,
-    content_type: Annotated[str | None, typer.Option(help="Override the guessed type.")] = None,
+        "--channel", help="Which [channels.<key>] of --config (default: the only one).",
+        metavar="KEY")] = None,
+    content_type: Annotated[str | None, typer.Option(help="Override the guessed type.",
+                                                     metavar="TYPE")] = None,
 ) -> None:
     """Print the normalized messages in a payload as JSON (no signature check); for a mapping,
     also name the first path that matched nothing in each event."""
@@ -189,25 +289,27 @@ def normalize(
     _, registry = build_plugin_manager()
     values: dict[str, Any] = {}
     if config is not None:
+        if not config.is_file():
+            raise CliError(f"no such file: {config}")
         channel, adapter, values = _channel_table(config, channel, adapter)
     if adapter is None:
-        raise OmnichannelError("name an adapter with --adapter, or a channel with --config")
+        raise CliError("name an adapter with --adapter, or a channel with --config")
     cls = registry.get(adapter)
-    for item in setting or []:
-        name, _, value = item.partition("=")
-        values[name.strip()] = value
-    try:
-        settings = cls.Settings.model_validate(values)
-    except ValidationError as exc:
-        if config is not None:  # a mapping that cannot compile: say where
+    values.update(_settings_pairs(setting))
+    if config is not None:
+        try:
+            settings = cls.Settings.model_validate(values)
+        except ValidationError as exc:  # a mapping that cannot compile: say where
             first = exc.errors()[0]
             raise ConfigurationError(first["msg"], channel_key=channel,
                                      field=".".join(str(x) for x in first["loc"]) or None) from None
-        # secrets are not needed to parse: build without them
-        settings = cls.Settings.model_construct(**values)
+    else:
+        settings = _settings_for_normalize(cls, values, adapter)
     context = AdapterContext(key="normalize", public_url="https://example.invalid",
                              http=None, kv=None)  # type: ignore[arg-type]
     instance = cls(settings, context)
+    if not file.is_file():
+        raise CliError(f"no such file: {file}")
     body = file.read_bytes()
     ctype = content_type or _CONTENT_TYPES.get(file.suffix.lower(), "application/octet-stream")
     request = WebhookRequest("POST", "https://example.invalid/webhooks/normalize",
@@ -258,9 +360,44 @@ def _channel_table(
     return key, adapter or found, table
 
 
+def _settings_for_normalize(cls: Any, values: dict[str, Any], adapter: str) -> Any:
+    """Validated settings for ``normalize``, or a :class:`CliError` naming the ``--set``.
+
+    Nothing is verified or sent there, so a secret the user left out gets a stand-in: the
+    required ones, and the optional ones too when a rule asks for "one of these".
+    """
+    from pydantic import ValidationError
+
+    stand_in = "not-needed-to-normalize"
+    secrets = [n for n, i in cls.Settings.model_fields.items()
+               if n not in values and "Secret" in str(i.annotation)]
+    required = {n: stand_in for n in secrets if cls.Settings.model_fields[n].is_required()}
+    errors: list[ValidationError] = []
+    for attempt in ({**values, **required}, {**values, **dict.fromkeys(secrets, stand_in)}):
+        try:
+            return cls.Settings.model_validate(attempt)
+        except ValidationError as exc:
+            errors.append(exc)
+    stood_in = set(secrets)
+    if all(e["loc"] and e["loc"][0] in stood_in for exc in errors for e in exc.errors()):
+        # only the stand-ins were refused (a token format check): skip checking them
+        from pydantic import SecretStr
+
+        return cls.Settings.model_construct(**values, **{n: SecretStr(stand_in) for n in secrets})
+    found = errors[0].errors()
+    missing = [".".join(str(x) for x in e["loc"]) for e in found if e["type"] == "missing"]
+    if missing:
+        raise CliError(f"{adapter} needs " + " ".join(f"--set {m}=VALUE" for m in missing))
+    name = ".".join(str(x) for x in found[0]["loc"])
+    if not name:  # a rule across several settings
+        raise CliError(f"{adapter} settings: {found[0]['msg']}")
+    raise CliError(f"--set {name}: {found[0]['msg']}")
+
+
 @app.command()
 def schema(
-    model: Annotated[str | None, typer.Option(help="One model: Message, Conversation, …")] = None,
+    model: Annotated[str | None, typer.Option(help="One model: Message, Conversation, …",
+                                              metavar="MODEL")] = None,
 ) -> None:
     """Print the JSON Schema of the normalized model."""
     from . import _models
@@ -276,12 +413,16 @@ def schema(
 
 @app.command()
 def replay(
-    config: Annotated[Path, typer.Option("--config", "-c", help="omnichannel.toml")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="The configuration file.",
+                                         metavar="FILE")],
     letter: Annotated[list[str] | None, typer.Option(
-        "--id", help="Only these dead letters (repeatable).")] = None,
+        "--id", help="Only these dead letters (repeatable).", metavar="ID")] = None,
 ) -> None:
     """Reprocess dead-lettered payloads and sends."""
     from ._hub import Hub
+
+    if not config.is_file():
+        raise CliError(f"no such file: {config}")
 
     async def run() -> int:
         hub = Hub.from_config(config)

@@ -52,8 +52,10 @@ class HubSettings(BaseModel):
     """``memory`` (default) or ``nats://127.0.0.1:4222``."""
     public_url: str | None = None
     """Base URL vendors see the gateway at; signatures are checked against it."""
-    blobs: str = "file://omnichannel-blobs"
-    """Where media bytes go: ``file://dir`` or ``memory://``."""
+    blobs: str | None = None
+    """Where media bytes go: ``file://dir`` or ``memory://``. Default: a folder beside the
+    SQLite database (``omnichannel.db`` → ``omnichannel-blobs/`` in the same folder); with
+    PostgreSQL, ``omnichannel-blobs/`` in the working directory (set it explicitly there)."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     """Largest webhook body accepted (413 beyond)."""
     media_allow_http_loopback: bool = False
@@ -62,8 +64,11 @@ class HubSettings(BaseModel):
     max_channel_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     """Largest body of a request to an adapter's own routes (``/channels/{key}/…``) when the
     adapter sets no limit of its own for the route (413 beyond, enforced while streaming)."""
-    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
-    """Carrier of vendor HTTP calls: aiohttp's pool (fast under concurrency) or httpx's own."""
+    http_transport: Literal["httpx", "aiohttp"] = "httpx"
+    """Carrier of vendor HTTP calls: httpx's own (default; what a plain ``respx.mock()``
+    intercepts) or aiohttp's pool (the ``[aiohttp]`` extra; for high outbound concurrency)."""
+    http_max_per_host: int = Field(default=32, ge=1, le=1024)
+    """Requests in flight to one vendor origin with the httpx transport (the rest wait)."""
     http_timeout: float = Field(default=20.0, gt=0)
     """Seconds before a vendor call times out."""
     delivery: DeliverySettings = DeliverySettings()
@@ -72,6 +77,20 @@ class HubSettings(BaseModel):
     """The durable event feed (``[omnichannel.feed]``)."""
     api: ApiSettings | None = None
     """The service API, from the top-level ``[api]`` table (``omnichannel serve``)."""
+    log_format: Literal["text", "json"] = "text"
+    """``json``: ``omnichannel serve`` writes one JSON object per log line."""
+
+    def blob_url(self) -> str:
+        """The blob store URL in effect (``blobs``, or the default beside the database)."""
+        if self.blobs is not None:
+            return self.blobs
+        if self.store.startswith("sqlite:///"):
+            path = self.store[len("sqlite:///"):]
+            if path in ("", ":memory:"):
+                return "memory://"
+            db = Path(path)
+            return f"file://{db.parent / (db.stem + '-blobs')}"
+        return "file://omnichannel-blobs"
 
 
 @dataclass(frozen=True)

@@ -315,8 +315,14 @@ class Delivery:
         limiter = self._limiter(job.channel_key)
         if limiter is not None:
             await limiter.acquire()
+        started = time.monotonic()
         try:
-            result = await adapter.send(message, parts)
+            try:
+                result = await adapter.send(message, parts)
+            except Exception as exc:
+                self._measure(job, started, exc)
+                raise
+            self._measure(job, started, None)
         except OptedOutError as exc:
             contact_id = job.payload.get("contact_id")
             if contact_id:
@@ -353,6 +359,17 @@ class Delivery:
         self.hub._publish(StatusChanged(message=final, previous=message.status))
         self._resolve(final)
 
+    def _measure(self, job: Job, started: float, exc: BaseException | None) -> None:
+        """Record a vendor call of a send in the hub's metrics."""
+        if exc is None:
+            self.hub.metrics.record_send(job.channel_key, time.monotonic() - started, "accepted")
+            return
+        retry = (isinstance(exc, ChannelError) and exc.retryable
+                 and job.attempts + 1 < self.settings.max_attempts)
+        self.hub.metrics.record_send(job.channel_key, time.monotonic() - started,
+                                     "retry" if retry else "failed", code=error_code(exc),
+                                     vendor_code=getattr(exc, "vendor_code", None))
+
     async def _give_up(self, job: Job, message: Message, exc: BaseException) -> None:
         error = MessageError(code=error_code(exc), message=str(exc),
                              vendor_code=getattr(exc, "vendor_code", None))
@@ -361,6 +378,7 @@ class Delivery:
                             adapter=message.adapter, error=f"{error.code}: {exc}",
                             created_at=utcnow(), message_id=message.id)
         await self.hub.store.fail_job(job, letter, failed)
+        self.hub.metrics.record_dead_letter(job.channel_key, "outbound")
         log.warning("send %s failed for good: %s", message.id, error.code)
         self.hub._publish(StatusChanged(message=failed, previous=message.status))
         self._resolve(failed)
@@ -390,6 +408,7 @@ class Delivery:
                                 adapter=adapter.name, error=f"media: {exc}", created_at=utcnow(),
                                 message_id=message.id)
             await store.fail_job(job, letter, None)
+            self.hub.metrics.record_dead_letter(job.channel_key, "inbound")
             return
         def attach(current: Message) -> Message | None:
             if index >= len(current.parts) or current.parts[index].type != "media":

@@ -1,7 +1,8 @@
 """The webhook gateway: a plain ASGI app that answers vendors (SPEC §5).
 
 Routes: ``POST /webhooks/{key}`` receives, ``GET /webhooks/{key}`` answers handshakes,
-``/channels/{key}/…`` is handed to the adapter's own ASGI app (web chat), ``GET /healthz``.
+``/channels/{key}/…`` is handed to the adapter's own ASGI app (web chat), ``GET /healthz``
+(the store and the bus answer: 200, else 503) and ``GET /metrics`` (Prometheus).
 Unknown key 404, failed signature 403, body over the limit 413, store trouble 503 (the vendor
 retries; nothing was acknowledged). A body that ends early (shorter than its
 ``Content-Length``, or cut by ``http.disconnect``) is never parsed: 400, nothing stored.
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ._errors import NotFoundError, OmnichannelError, RetryLaterError, SignatureError
+from ._metrics import CONTENT_TYPE_LATEST
 from ._webhook import WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
@@ -65,23 +67,42 @@ class Gateway:
         if path.startswith("/webhooks/"):
             response = await self._webhook(path[len("/webhooks/"):], scope, receive)
         elif path == "/healthz":
-            response = WebhookResponse.json({"ok": self.hub.is_open})
+            response = await self._health()
+        elif path == "/metrics":
+            body = await self.hub.metrics.exposition(self.hub.store)
+            response = WebhookResponse(200, body, CONTENT_TYPE_LATEST)
         else:
             response = _error(404, "not found")
         await _respond(send, response)
 
+    async def _health(self) -> WebhookResponse:
+        checks: dict[str, str] = {}
+        if not self.hub.is_open:
+            checks["hub"] = "not open"
+        try:
+            await self.hub.store.schema_version()
+            checks["store"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy; type only (no DSN)
+            checks["store"] = f"failed: {type(exc).__name__}"
+        checks["bus"] = await self.hub.bus.check() or "ok"
+        healthy = all(v == "ok" for k, v in checks.items() if k != "hub") and self.hub.is_open
+        return WebhookResponse(200 if healthy else 503, orjson.dumps({"ok": healthy, **checks}),
+                               "application/json")
+
     async def _webhook(self, key: str, scope: Scope, receive: Any) -> WebhookResponse:
-        if not key or "/" in key:
-            return _error(404, "not found")
-        if key not in self.hub.adapters:
-            return _error(404, f"unknown channel {key!r}")
+        metrics = self.hub.metrics
+        if not key or "/" in key or key not in self.hub.adapters:
+            metrics.record_webhook(None, "unknown_channel")
+            return _error(404, f"unknown channel {key!r}" if key and "/" not in key else "not found")
         method = scope["method"]
         if method not in ("POST", "GET", "HEAD"):
+            metrics.record_webhook(key, "method_not_allowed")
             return _error(405, "method not allowed")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         try:
             body = await _read_body(receive, headers, self.max_body)
         except _TooLarge:
+            metrics.record_webhook(key, "too_large")
             return _error(413, f"body larger than {self.max_body} bytes")
         except _Truncated as exc:
             # the vendor's connection dropped mid-body: parsing the cut copy would store it and
@@ -91,24 +112,33 @@ class Gateway:
         query = scope.get("query_string", b"").decode("latin-1")
         request = WebhookRequest(method, self.hub.request_url(key, query), headers, body)
         try:
-            return await self.hub.handle_webhook(key, request)
+            response = await self.hub.handle_webhook(key, request)
         except SignatureError as exc:
             log.warning("refused a request on %s: %s", key, exc.detail)
+            metrics.record_webhook(key, "refused")
             return _error(403, "signature verification failed")
         except NotFoundError:
+            metrics.record_webhook(None, "unknown_channel")
             return _error(404, f"unknown channel {key!r}")
         except RetryLaterError as exc:
             log.warning("asked the vendor to retry a request on %s: %s", key, exc)
+            metrics.record_webhook(key, "retry_later")
             response = _error(503, "not ready: deliver again later")
             if exc.retry_after is not None:
                 response.headers["retry-after"] = str(max(1, round(exc.retry_after)))
             return response
         except OmnichannelError as exc:
             log.error("could not store a request on %s: %s", key, exc)
+            metrics.record_webhook(key, "error")
             return _error(503, "temporarily unable to store the request")
         except Exception:  # a bug before verification finished: the vendor retries, never a 500
             log.exception("could not handle a request on %s", key)
+            metrics.record_webhook(key, "error")
             return _error(503, "temporarily unable to handle the request")
+        outcome = ("method_not_allowed" if response.status == 405
+                   else "handshake" if method != "POST" else "accepted")
+        metrics.record_webhook(key, outcome)
+        return response
 
     async def _channel_app(self, path: str, scope: Scope, receive: Any, send: Any) -> None:
         key, _, rest = path[len("/channels/"):].partition("/")

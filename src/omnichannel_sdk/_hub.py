@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,6 +46,9 @@ from ._feed import Feed
 from ._http import make_http_client
 from ._ids import new_id
 from ._jobs import defer_job
+from ._logging import forget_secrets, install_redaction, remember_secrets, secret_values
+from ._logging import redact_url as redact_log_url
+from ._metrics import HubMetrics
 from ._models import (
     Address,
     Author,
@@ -97,7 +101,9 @@ class Hub:
         self.registry = registry
         self.store: SqlStore = store or store_from_url(self.settings.store)
         self.bus: EventBus = bus or bus_from_url(self.settings.bus)
-        self.blobs: BlobStore = blobs or blobs_from_url(self.settings.blobs)
+        self.blobs: BlobStore = blobs or blobs_from_url(self.settings.blob_url())
+        self.metrics = HubMetrics()
+        """Prometheus metrics of this hub (its own registry; served at ``/metrics``)."""
         self._own_http = http is None
         self.http: httpx.AsyncClient = http  # type: ignore[assignment]  # set in __aenter__
         self.public_url = (self.settings.public_url or "http://127.0.0.1:8000").rstrip("/")
@@ -119,6 +125,7 @@ class Hub:
         self._workers: list[asyncio.Task[Any]] = []
         self._hook_tasks: set[asyncio.Future[Any]] = set()
         self._unobserved: set[str] = set()
+        self._secrets: set[str] = set()
         self._media_unfetched: set[str] = set()
         self._open = False
         self._starting = False
@@ -157,10 +164,15 @@ class Hub:
         """Open store, HTTP pool, bus, adapters and workers (``async with hub`` calls this)."""
         if self._open:
             return
+        install_redaction()  # vendor URLs carry tokens: no log line the hub causes shows one
+        self._secrets = set().union(*(secret_values(c.settings) for c in self.channels.values()))
+        remember_secrets(self._secrets)
         await self.store.open()
+        _log_locations(self.settings, self.blobs)
         if self.http is None:
             self.http = make_http_client(self.settings.http_transport,
-                                         timeout=self.settings.http_timeout)
+                                         timeout=self.settings.http_timeout,
+                                         per_host=self.settings.http_max_per_host)
         for adapter in self.adapters.values():
             adapter.context.http = self.http
         await self.bus.open()
@@ -202,6 +214,7 @@ class Hub:
             await self.http.aclose()
             self.http = None  # type: ignore[assignment]
         await self.store.close()
+        forget_secrets(self._secrets)
 
     @property
     def is_open(self) -> bool:
@@ -365,6 +378,7 @@ class Hub:
         except Exception as exc:  # noqa: BLE001 - kept as a dead letter, never a 500
             error = exc.detail if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
             await self._keep_dead_letter(adapter, raw, error)
+            self.metrics.record_dead_letter(channel_key, "inbound")
             return adapter.acknowledge(request, None)
         if adapter.capabilities.passive_reply and stored:
             try:
@@ -456,6 +470,8 @@ class Hub:
                                 error=failure.error, created_at=received_at,
                                 raw_id=raw.id if raw else None)
             await self.store.add_dead_letter(letter, None, failure.fragment)
+            self.metrics.record_dead_letter(key, "inbound")
+        self.metrics.record_duplicates(key, sum(o.duplicate for o in outcomes))
         for follow_up in result.jobs:  # stored before the vendor is answered: durable
             await defer_job(self, key, follow_up.task, follow_up.data, delay=follow_up.delay,
                             raw_id=raw.id if raw else None)
@@ -575,6 +591,7 @@ class Hub:
         letter = DeadLetter(id=new_id("dl"), channel_key=channel_key, adapter=adapter.name,
                             error=storable_text(error), created_at=now, raw_id=raw.id)
         await self.store.add_dead_letter(letter, raw)
+        self.metrics.record_dead_letter(channel_key, "inbound")
         log.warning("dead-lettered a %s request on %s: %s", adapter.name, channel_key, error)
         return letter
 
@@ -640,7 +657,9 @@ class Hub:
         adapter = self.adapter(channel_key)
         now = datetime.now(UTC)
         items = [self._ingest_item(adapter, m, now, None) for m in messages]
-        return self._announce(await self.store.ingest(items, None))
+        outcomes = await self.store.ingest(items, None)
+        self.metrics.record_duplicates(channel_key, sum(o.duplicate for o in outcomes))
+        return self._announce(outcomes)
 
     def _announce(self, outcomes: Sequence[IngestOutcome]) -> list[Message]:
         """Publish what storing inbound messages did; return the new messages."""
@@ -813,3 +832,24 @@ class Hub:
         return await replay_dead_letters(self, letter_ids, progress)
 
 
+def _log_locations(settings: HubSettings, blobs: BlobStore) -> None:
+    """Say at start-up where customer data lands (the database and the media)."""
+    from ._blobs import FileBlobStore
+
+    store = settings.store
+    if store.startswith("sqlite:///"):
+        path = store[len("sqlite:///"):] or ":memory:"
+        where = path if path == ":memory:" else str(Path(path).resolve())
+    else:
+        where = redact_log_url(store)  # the DSN may carry a password
+    media = str(blobs.root.resolve()) if isinstance(blobs, FileBlobStore) else type(blobs).__name__
+    log.info("store: %s; media: %s", where, media)
+
+
+_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization",
+                             "x-telegram-bot-api-secret-token"})  # Telegram's is a shared secret
+
+
+def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    # signatures stay (replay needs none, audits want them); credentials never hit the disk
+    return {k: ("<redacted>" if k in _SECRET_HEADERS else v) for k, v in headers.items()}

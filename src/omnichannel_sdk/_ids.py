@@ -30,3 +30,12 @@ def new_id(prefix: str) -> str:
             _last_rand = int.from_bytes(os.urandom(10), "big") >> 1
         rand = _last_rand
     return f"{prefix}_{now:012x}{rand:020x}"
+
+
+def id_time(identifier: str) -> float:
+    """When an identifier made by :func:`new_id` was made (seconds since the epoch)."""
+    _, _, digits = identifier.rpartition("_")
+    try:
+        return int(digits[:12], 16) / 1000
+    except ValueError:
+        raise ValueError(f"not an omnichannel id: {identifier!r}") from None

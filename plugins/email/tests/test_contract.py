@@ -291,6 +291,7 @@ class _Sink:
 
 class TestEmailSmtpContract(ChannelContract):
     adapter_class = EmailSmtpAdapter
+    sends_over_http = False
     channel_settings = {**COMMON, "smtp_host": "127.0.0.1", "smtp_port": 1,
                         "smtp_security": "none", "smtp_password": "smtp-secret-pw",
                         "smtp_username": "agent"}

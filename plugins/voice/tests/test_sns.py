@@ -137,6 +137,7 @@ def adapter(**settings: Any) -> AmazonTranscribeAdapter:
 
 class TestAmazonSnsContract(ChannelContract):
     """The contract kit on an SNS-only channel (certificate already cached)."""
+    sends_over_http = False
 
     adapter_class = AmazonTranscribeAdapter
     channel_settings = {"sns_topic_arns": [TOPIC]}

@@ -295,6 +295,7 @@ def aws(body: bytes, target: str) -> WebhookRequest:
 
 class TestAmazonTranscribeContract(ChannelContract):
     adapter_class = AmazonTranscribeAdapter
+    sends_over_http = False
     channel_settings = {"shared_secret": AWS_SECRET}
     signature_headers = ("x-transcribe-signature",)
     secret_values = (AWS_SECRET,)

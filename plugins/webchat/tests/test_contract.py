@@ -30,6 +30,7 @@ def token(**changes: Any) -> str:
 
 class TestWebchatContract(ChannelContract):
     adapter_class = WebchatAdapter
+    sends_over_http = False
     channel_settings = {"secret": SECRET, "allowed_origins": ["https://shop.example.com"]}
     signature_headers = (SESSION_HEADER,)
     secret_values = (SECRET,)

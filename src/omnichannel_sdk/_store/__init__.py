@@ -25,6 +25,9 @@ def store_from_url(url: str) -> SqlStore:
 
         return SQLiteStore.from_url(url)
     if url.startswith(("postgresql://", "postgres://")):
+        from .._extras import require_extra
+
+        require_extra("postgres", "a PostgreSQL store", field="store")
         from ._postgres import PostgresStore
 
         return PostgresStore(url)

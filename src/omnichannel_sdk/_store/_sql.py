@@ -214,6 +214,13 @@ class SqlStore(Store, abc.ABC):
         row = await self._read(lambda tx: tx.fetchone("SELECT count(*) FROM jobs"))
         return int(row[0]) if row else 0
 
+    async def outbox_stats(self) -> list[tuple[str, str, int, str]]:
+        """Per channel key and job kind: the jobs waiting or running, and the oldest one's id
+        (ids sort by creation time, so the age needs no column of its own)."""
+        rows = await self._read(lambda tx: tx.fetchall(
+            "SELECT channel_key, kind, count(*), min(id) FROM jobs GROUP BY channel_key, kind"))
+        return [(str(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in rows]
+
     async def schema_version(self) -> int:
         """The schema version of the open database (the last upgrade step applied)."""
         row = await self._read(lambda tx: tx.fetchone("SELECT version FROM schema_version"))

@@ -7,20 +7,22 @@ Required: class attributes ``adapter_class`` and ``channel_settings``, and the m
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import pytest
-import respx
 from pydantic import SecretStr
 
 from .._adapter import AdapterContext, ChannelAdapter
 from .._errors import (
     AuthenticationError,
+    OmnichannelError,
     RateLimitedError,
     SignatureError,
     TransportError,
@@ -33,6 +35,20 @@ from .._render import render_parts
 from .._webhook import WebhookRequest
 from ..hookspecs import hookimpl
 from ._fixtures import PUBLIC_URL
+
+if TYPE_CHECKING:
+    import respx
+
+
+def _respx() -> ModuleType:
+    """respx, which the send and gateway checks mock vendors with (the ``[testing]`` extra):
+    imported when a check needs it, so installing the SDK never breaks a test run."""
+    try:
+        import respx as module
+    except ImportError:
+        pytest.fail("the contract kit's send and gateway checks need respx: "
+                    "pip install 'omnichannel-sdk[testing]'", pytrace=False)
+    return module
 
 
 class MemoryKV:
@@ -124,6 +140,11 @@ class ChannelContract:
     """``False`` for an adapter that only receives (transcript vendors whose jobs start
     elsewhere): the four send tests are skipped as opted out, and ``test_send_refused`` proves
     every send raises :class:`~omnichannel_sdk.UnsupportedFeatureError` instead."""
+
+    sends_over_http: ClassVar[bool] = True
+    """Whether a send calls the vendor over HTTP (``send_case``). ``False`` for adapters that
+    deliver otherwise (web chat, SMTP) or cannot send (transcript receivers): the log check then
+    sends once without a vendor mock, if ``send_case`` gives a recipient."""
 
     # -- what a subclass provides -----------------------------------------------------------
 
@@ -217,7 +238,7 @@ class ChannelContract:
             adapter = self.make_adapter(http)
             message = self.outbound_message(adapter, case)
             parts = render_parts(message.parts, adapter.capabilities, adapter=adapter.name).parts
-            with respx.mock(assert_all_called=False) as router:
+            with _respx().mock(assert_all_called=False) as router:
                 self._mock(router, case, answer)
                 return await adapter.send(message, parts)
 
@@ -239,7 +260,7 @@ class ChannelContract:
     @pytest.fixture
     def vendor(self) -> Iterator[respx.MockRouter]:
         """respx around gateway tests: media downloads get a small body, nothing leaves."""
-        with respx.mock(assert_all_called=False) as router:
+        with _respx().mock(assert_all_called=False) as router:
             router.route(method="GET").mock(return_value=httpx.Response(
                 200, content=b"\x89PNG\r\n\x1a\nfake", headers={"content-type": "image/png"}))
             yield router
@@ -386,6 +407,81 @@ class ChannelContract:
     def _require_send(self) -> None:
         if not self.supports_send:
             pytest.skip(f"{self.adapter_class.name} opts out: supports_send = False")
+
+    async def test_logs_carry_no_secret(self, hub: Hub, webhook_client: httpx.AsyncClient,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+        """A full receive/send cycle through the hub logs no configured secret value.
+
+        Every sample, a tampered and a malformed request go through the gateway; sends go out
+        through the hub's own HTTP client (the vendor accepts, refuses the credentials,
+        throttles, in turn), with every logger at DEBUG (httpx's request lines included).
+        """
+        import logging
+
+        caplog.set_level(logging.DEBUG)
+        if not self.sends_over_http:
+            await self._receive_and_send_without_http(hub, webhook_client)
+            self._assert_no_secret_logged(caplog)
+            return
+        case = self.send_case()
+        answers = [case.success, self.unauthorized_response, self.rate_limited_response]
+        calls: list[int] = []
+
+        def answer() -> httpx.Response:
+            calls.append(1)
+            return answers[(len(calls) - 1) % len(answers)]()
+
+        with _respx().mock(assert_all_called=False) as router:
+            self._mock(router, case, answer)
+            router.route(method="GET").mock(return_value=httpx.Response(
+                200, content=b"\x89PNG\r\n\x1a\nfake", headers={"content-type": "image/png"}))
+            samples = list(self.sample_requests().values())
+            for request in [*samples, self.tamper(samples[0]), self.malformed_request()]:
+                await _post(webhook_client, request)
+            adapter = hub.adapter(self.channel_key)
+            for _ in answers:
+                message = self.outbound_message(adapter, case)
+                parts = render_parts(message.parts, adapter.capabilities, adapter=adapter.name).parts
+                try:
+                    await adapter.send(message, parts)
+                except OmnichannelError:
+                    pass
+            for conversation in (await hub.store.list_conversations())[:1]:
+                try:  # through the outbox too, where the window and opt-outs allow
+                    await asyncio.wait_for(hub.send(conversation.id, text="Hi", wait=True), 10)
+                except (OmnichannelError, TimeoutError):
+                    pass
+        assert calls, "no send reached the vendor (set sends_over_http = False if none should)"
+        self._assert_no_secret_logged(caplog)
+
+    async def _receive_and_send_without_http(self, hub: Hub, webhook_client: httpx.AsyncClient) -> None:
+        with _respx().mock(assert_all_called=False) as router:
+            router.route(method="GET").mock(return_value=httpx.Response(
+                200, content=b"\x89PNG\r\n\x1a\nfake", headers={"content-type": "image/png"}))
+            samples = list(self.sample_requests().values())
+            for request in [*samples, self.tamper(samples[0]), self.malformed_request()]:
+                await _post(webhook_client, request)
+            try:
+                case = self.send_case()
+            except Exception:  # noqa: BLE001 - the contract says it has no send case
+                return
+            adapter = hub.adapter(self.channel_key)
+            message = self.outbound_message(adapter, case)
+            try:
+                parts = render_parts(message.parts, adapter.capabilities, adapter=adapter.name).parts
+                await adapter.send(message, parts)
+            except OmnichannelError:
+                pass
+
+    def _assert_no_secret_logged(self, caplog: pytest.LogCaptureFixture) -> None:
+        from .._logging import MIN_SECRET_LENGTH, secret_values
+
+        settings = self.adapter_class.Settings.model_validate(self.channel_settings)
+        secrets = {v for v in (*self.secret_values, *secret_values(settings))
+                   if len(v) >= MIN_SECRET_LENGTH}
+        logged = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
+        leaked = sorted(v for v in secrets if v in logged)
+        assert not leaked, f"secret values in the logs: {[v[:3] + '…' for v in leaked]}"
 
     def test_unsupported_part_refused(self) -> None:
         """Parts the channel cannot carry raise UnsupportedFeatureError when rendered."""

@@ -23,15 +23,15 @@ def register_plugin() -> list[object]:
 
 @pytest.fixture
 def omni_config(tmp_path: Path) -> dict[str, Any]:
-    """A hub configuration on a temporary SQLite file, in-memory blobs and httpx's transport
-    (which respx intercepts). Add channels under ``["channels"]``."""
+    """A hub configuration on a temporary SQLite file and in-memory blobs. Vendor calls go
+    through the default transport, httpx's own, so a plain ``respx.mock()`` intercepts them.
+    Add channels under ``["channels"]``."""
     return {
         "omnichannel": {
             "store": f"sqlite:///{tmp_path / 'omnichannel.db'}",
             "bus": "memory",
             "blobs": "memory://",
             "public_url": PUBLIC_URL,
-            "http_transport": "httpx",
             "delivery": {"base_delay": 0.05, "max_delay": 0.2, "poll_interval": 0.05,
                          "max_attempts": 3},
         },
