@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 
-import asyncpg
 import orjson
-from asyncpg.exceptions._base import DataError as _ClientDataError
 
 from .._errors import OmnichannelError, StoreDataError, StoreError, StoreUnavailableError
 
@@ -56,12 +55,19 @@ def _classify(exc: BaseException) -> str | None:
         if isinstance(exc, sqlite3.OperationalError):
             return "transient"  # locked, busy, disk full, I/O error
         return "data"
-    if isinstance(exc, asyncpg.PostgresError):
-        state = str(getattr(exc, "sqlstate", "") or "")
-        return "data" if state[:2] in _PG_DATA_CLASSES else "transient"
-    if isinstance(exc, _ClientDataError):  # client side: a parameter it cannot encode
-        return "data"
-    if isinstance(exc, (asyncpg.InterfaceError, OSError, TimeoutError)):
+    # asyncpg is the [postgres] extra: only an error of a loaded asyncpg can be one of its own
+    asyncpg = sys.modules.get("asyncpg")
+    if asyncpg is not None:
+        from asyncpg.exceptions._base import DataError as client_data_error
+
+        if isinstance(exc, asyncpg.PostgresError):
+            state = str(getattr(exc, "sqlstate", "") or "")
+            return "data" if state[:2] in _PG_DATA_CLASSES else "transient"
+        if isinstance(exc, client_data_error):  # client side: a parameter it cannot encode
+            return "data"
+        if isinstance(exc, asyncpg.InterfaceError):
+            return "transient"
+    if isinstance(exc, (OSError, TimeoutError)):
         return "transient"  # connection lost, timed out, the pool closed
     return None
 
