@@ -136,4 +136,4 @@ def test_the_demo_banner_prints_the_visitor_page(tmp_path: Path) -> None:
         assert f"agent inbox:  http://127.0.0.1:{port}/demo/" in banner
     finally:
         process.terminate()
-        process.wait(20)
+        process.communicate(timeout=20)  # reads and closes both pipes

@@ -408,6 +408,7 @@ class ChannelContract:
         if not self.supports_send:
             pytest.skip(f"{self.adapter_class.name} opts out: supports_send = False")
 
+    @pytest.mark.anyio
     async def test_logs_carry_no_secret(self, hub: Hub, webhook_client: httpx.AsyncClient,
                                         caplog: pytest.LogCaptureFixture) -> None:
         """A full receive/send cycle through the hub logs no configured secret value.
