@@ -79,6 +79,8 @@ def demo_config(public_url: str, data_dir: Path, *, plugins: Sequence[object] = 
             "bus": "memory",
             "blobs": f"file://{data_dir / 'blobs'}",
             "public_url": public_url,
+            # the demo's vendors are loopback stubs on plain http
+            "media_allow_http_loopback": True,
             "http_transport": "httpx",
         },
         "channels": channels,

@@ -531,8 +531,8 @@ def graph_error(status: int, code: int, title: str, headers: dict[str, str] | No
 @pytest.mark.parametrize(("answer", "code", "calls"), [
     (graph_error(400, 131047, "Re-engagement message"), "window_closed", 1),
     (graph_error(401, 190, "Error validating access token"), "auth", 1),
-    (graph_error(400, 131026, "Message undeliverable"), "rejected", 1),
-    (graph_error(400, 131051, "Unsupported message type"), "rejected", 1),
+    (graph_error(400, 131026, "Message undeliverable"), "provider", 1),
+    (graph_error(400, 131051, "Unsupported message type"), "provider", 1),
 ])
 async def test_errors_that_are_not_retried(hub: Hub, webhook_client: httpx.AsyncClient, cloud: CloudAPI,
                                            answer: httpx.Response, code: str, calls: int) -> None:
