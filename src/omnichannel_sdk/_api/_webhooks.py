@@ -22,15 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .._delivery import backoff_delay
 from .._events import Event, event_adapter
 from .._ids import new_id
 from .._models import DeadLetter, utcnow
+from .._retry import backoff_delay
 from .._service_settings import WebhookEndpoint
 from .._store import Job
 
 if TYPE_CHECKING:
+    from .._delivery import Delivery
     from .._hub import Hub
+    from .._store import SqlStore
     from .._store._sql import Tx
 
 __all__ = ["CONSUMER", "WebhookSender", "replay_webhook", "sign"]
@@ -160,16 +162,16 @@ class WebhookSender:
         await store._write(unit)
 
 
-async def replay_webhook(hub: Hub, letter: DeadLetter) -> None:
+async def replay_webhook(store: SqlStore, delivery: Delivery, letter: DeadLetter) -> None:
     """Queue a dead-lettered webhook again (same ``webhook-id``, a fresh count of tries)."""
-    payload: Any = await hub.store.dead_letter_fragment(letter.id)
+    payload: Any = await store.dead_letter_fragment(letter.id)
     if not isinstance(payload, dict) or "webhook_id" not in payload:
         from .._errors import NotFoundError
 
         raise NotFoundError("the webhook of this dead letter is gone")
-    await hub.store.enqueue_job(Job(id=new_id("job"), kind="webhook", channel_key="", message_id=None,
-                                    payload=payload))
-    hub.delivery.poke()
+    await store.enqueue_job(Job(id=new_id("job"), kind="webhook", channel_key="", message_id=None,
+                                payload=payload))
+    delivery.poke()
 
 
 def _host(url: str) -> str:
