@@ -26,6 +26,7 @@ from ._outbound import render
 from ._publisher import Publisher
 from ._redact import redact_headers, redact_url, storable_text
 from ._store import IngestItem, IngestOutcome, RawPayload, SqlStore
+from ._store._feed import contact_events
 from ._store._sql import early_receipt_key, status_moves
 from ._webhook import WebhookRequest, WebhookResponse
 
@@ -297,6 +298,8 @@ class Inbound:
             if outcome.merged and outcome.contact is not None:
                 publish(ContactUpdated(contact=outcome.contact, change="merged",
                                        merged=outcome.merged))
+            for event in contact_events(outcome):
+                publish(event)
         if any(p.type == "media" for m in stored for p in m.parts):
             self.delivery.poke()
         return stored

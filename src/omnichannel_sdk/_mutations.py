@@ -1,4 +1,5 @@
-"""Changes to stored messages and contacts, each published as the event that says so."""
+"""Changes to stored messages and contacts, each published as the event that says so (merges
+of contacts: :mod:`._contacts`)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,6 @@ class Mutations:
     def __init__(self, store: SqlStore, publisher: Publisher) -> None:
         self.store = store
         self.publisher = publisher
-
-    async def confirm_merge(self, proposal_id: str) -> Contact:
-        """Merge the two contacts of a proposal; publishes ``contact.updated`` (``merged``)."""
-        contact, merged = await self.store.confirm_merge(proposal_id)
-        self.publisher.publish(ContactUpdated(contact=contact, change="merged", merged=merged))
-        return contact
 
     async def update_message(self, message: Message) -> None:
         """Store a changed message (same id) and publish ``message.updated``."""
