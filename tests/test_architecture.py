@@ -29,7 +29,7 @@ OVERSIZED: dict[str, str] = {
     "plugins/webchat/src/omnichannel_webchat/_adapter.py":
         "contract is editing the plugin adapters (generic Settings); signals and history to split out after",
     "plugins/wechat/src/omnichannel_wechat/_adapter.py":
-        "house: to split along envelope/crypto, inbound, outbound, token (not done yet)",
+        "split is splitting it along envelope/crypto, inbound, outbound, token",
 }
 
 ALLOWED_EDGES: dict[tuple[str, str], str] = {
