@@ -45,8 +45,6 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
     frozenset({"omnichannel_sdk._store._contacts", "omnichannel_sdk._store._feed",
                "omnichannel_sdk._store._merges", "omnichannel_sdk._store._sql"}):
         "perf is splitting _store/_sql.py (Tx and now_us leave it)",
-    frozenset({"omnichannel_sdk._api._app", "omnichannel_sdk._api._openapi", "omnichannel_sdk._api._sse"}):
-        "the route table (OPERATIONS) and ServiceApi share _app.py; they need a module of their own",
 }
 
 
