@@ -47,7 +47,6 @@ from ._http import make_http_client
 from ._ids import new_id
 from ._jobs import defer_job
 from ._logging import forget_secrets, install_redaction, remember_secrets, secret_values
-from ._logging import redact_url as redact_log_url
 from ._metrics import HubMetrics
 from ._models import (
     Address,
@@ -516,7 +515,7 @@ class Hub:
             if extra:
                 addresses.extend(extra)
         thread_key = (self.pm.hook.omni_inbound_thread_key(adapter=adapter, message=draft)
-                      or adapter.thread_key(draft))
+                      or draft.thread_key or adapter.thread_key_for(customer, draft))
         caps = adapter.capabilities
         joined = adapter.settings.thread_with
         thread_channel = (self.adapters[joined].channel, joined) if joined in self.adapters else None
@@ -841,15 +840,6 @@ def _log_locations(settings: HubSettings, blobs: BlobStore) -> None:
         path = store[len("sqlite:///"):] or ":memory:"
         where = path if path == ":memory:" else str(Path(path).resolve())
     else:
-        where = redact_log_url(store)  # the DSN may carry a password
+        where = redact_url(store)  # the DSN may carry a password
     media = str(blobs.root.resolve()) if isinstance(blobs, FileBlobStore) else type(blobs).__name__
     log.info("store: %s; media: %s", where, media)
-
-
-_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization",
-                             "x-telegram-bot-api-secret-token"})  # Telegram's is a shared secret
-
-
-def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    # signatures stay (replay needs none, audits want them); credentials never hit the disk
-    return {k: ("<redacted>" if k in _SECRET_HEADERS else v) for k, v in headers.items()}

@@ -35,7 +35,6 @@ __all__ = [
     "SmsSettings",
     "address",
     "keyword_event",
-    "media_kind",
     "normalize_number",
     "prepare_outbound",
 ]
@@ -147,14 +146,6 @@ def keyword_event(text: str, settings: SmsSettings, vendor_hint: str | None = No
         return None
     event = table.get(form)
     return EventPart(name=event, data={"keyword": text.strip()}) if event is not None else None
-
-
-def media_kind(content_type: str | None) -> Literal["image", "audio", "video", "file"]:
-    """The media part kind for a MIME type."""
-    major = (content_type or "").split("/", 1)[0].strip().lower()
-    if major in ("image", "audio", "video"):
-        return major  # type: ignore[return-value]
-    return "file"
 
 
 @dataclass

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import unquote_plus, urlencode
@@ -16,6 +17,7 @@ import phonenumbers
 from pydantic import SecretStr, model_validator
 
 from omnichannel_sdk import (
+    Address,
     AuthenticationError,
     Capabilities,
     ChannelAdapter,
@@ -40,12 +42,13 @@ from omnichannel_sdk import (
     WebhookResponse,
     alternate_port_url,
     constant_time_equals,
+    media_kind,
     media_origin_allowed,
     parse_retry_after,
     twilio_signature,
 )
 
-from ._common import SendProgress, SmsSettings, address, keyword_event, media_kind, prepare_outbound
+from ._common import SendProgress, SmsSettings, address, keyword_event, prepare_outbound
 
 __all__ = [
     "TWILIO_UNDELIVERED_REASONS",
@@ -176,21 +179,26 @@ class TwilioSmsAdapter(ChannelAdapter):
 
     # -- identity ----------------------------------------------------------------------------
 
-    def own_address(self) -> Any:
+    def own_address(self) -> Address | None:
         """Our number (``from_number``), or ``None`` when sending through a Messaging Service."""
         return self._own
 
-    def customer_address(self, handle: str) -> Any:
-        """The customer address ``hub.start_conversation`` uses: ``default_region`` applies."""
-        return self.address(handle)
+    def customer_address(self, handle: str) -> Address:
+        """A customer address from a number in any format, using ``default_region`` for local
+        ones (``hub.start_conversation``)."""
+        return address(self.channel, handle, self.settings.default_region)
 
-    def address(self, number: str) -> Any:
-        """A customer :class:`~omnichannel_sdk.Address` from a number in any format, using
-        ``default_region`` for local ones (for ``hub.start_conversation``)."""
-        return address(self.channel, number, self.settings.default_region)
+    def address(self, number: str) -> Address:
+        """Deprecated since 0.2 (removed in 0.3): :meth:`customer_address`."""
+        warnings.warn("TwilioSmsAdapter.address() is deprecated: use customer_address()",
+                      DeprecationWarning, stacklevel=2)
+        return self.customer_address(number)
 
-    def thread_key_for(self, customer: Any) -> str:
-        """``customer|our number`` (or ``customer|messaging service`` without a number)."""
+    def thread_key_for(self, customer: Address, message: InboundMessage | None = None) -> str:
+        """``customer|the number written to`` for inbound messages; for conversations we start
+        ``customer|our number`` (or ``customer|messaging service`` without a number)."""
+        if message is not None:
+            return super().thread_key_for(customer, message)
         own = self._own.handle if self._own else (self.settings.messaging_service_sid or "")
         return f"{customer.handle}|{own}"
 

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -18,6 +18,7 @@ import orjson
 from pydantic import Field, SecretStr
 
 from omnichannel_sdk import (
+    Address,
     AuthenticationError,
     Capabilities,
     ChannelAdapter,
@@ -40,6 +41,7 @@ from omnichannel_sdk import (
     UnsupportedFeatureError,
     WebhookRequest,
     WebhookResponse,
+    check_timestamp,
     constant_time_equals,
     replay_fingerprint,
 )
@@ -166,17 +168,20 @@ class VonageSmsAdapter(ChannelAdapter):
 
     # -- identity ----------------------------------------------------------------------------
 
-    def own_address(self) -> Any:
+    def own_address(self) -> Address | None:
         """Our virtual number."""
         return self._own
 
-    def customer_address(self, handle: str) -> Any:
-        """The customer address ``hub.start_conversation`` uses: ``default_region`` applies."""
-        return self.address(handle)
+    def customer_address(self, handle: str) -> Address:
+        """A customer address from a number in any format, using ``default_region`` for local
+        ones (``hub.start_conversation``)."""
+        return address(self.channel, handle, self.settings.default_region)
 
-    def address(self, number: str) -> Any:
-        """A customer address from a number in any format (``default_region`` for local ones)."""
-        return address(self.channel, number, self.settings.default_region)
+    def address(self, number: str) -> Address:
+        """Deprecated since 0.2 (removed in 0.3): :meth:`customer_address`."""
+        warnings.warn("VonageSmsAdapter.address() is deprecated: use customer_address()",
+                      DeprecationWarning, stacklevel=2)
+        return self.customer_address(number)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -222,12 +227,8 @@ class VonageSmsAdapter(ChannelAdapter):
         given = params.pop("sig", "")
         if not given or not self._secret:
             raise SignatureError("missing sig", adapter=self.name)
-        try:
-            stamp = float(params.get("timestamp", ""))
-        except ValueError:
-            raise SignatureError("missing or bad timestamp", adapter=self.name) from None
-        if not math.isfinite(stamp) or abs(time.time() - stamp) > self.settings.signature_tolerance:
-            raise SignatureError("timestamp outside the tolerance (replay?)", adapter=self.name)
+        check_timestamp(params.get("timestamp", ""), self.settings.signature_tolerance,
+                        adapter=self.name)
         expected = vonage_signature(self._secret, params, self.settings.signature_method)
         if not constant_time_equals(given.strip().lower(), expected):
             raise SignatureError("bad sig", adapter=self.name)

@@ -56,12 +56,13 @@ from omnichannel_sdk import (
     SignatureError,
     StatusUpdate,
     TextPart,
+    TokenBucket,
     UnparseablePayloadError,
     WebhookRequest,
     WebhookResponse,
 )
 
-from ._registry import Connection, Registry, SignalBuffer, TokenBucket, frame
+from ._registry import Connection, Registry, SignalBuffer, frame
 from ._session import Session, peek_session, sign_session, verify_session
 
 __all__ = ["SESSION_HEADER", "SIGNAL_TTL", "WebchatAdapter", "wire_message"]
