@@ -32,6 +32,7 @@ from ._errors import (
     ChannelError,
     ConfigurationError,
     MediaError,
+    MergeConflictError,
     NotFoundError,
     OmnichannelError,
     OptedOutError,
@@ -52,9 +53,12 @@ from ._errors import (
 )
 from ._events import (
     ChannelSignal,
+    ContactMerged,
+    ContactUnmerged,
     ContactUpdated,
     ConversationOpened,
     Event,
+    MergeProposed,
     MessageQueued,
     MessageReceived,
     MessageSent,
@@ -70,6 +74,7 @@ from ._models import (
     Address,
     Author,
     Contact,
+    ContactMerge,
     Conversation,
     DeadLetter,
     EventPart,
@@ -98,6 +103,7 @@ from ._service_levels import (
 from ._services import AdapterServices, DetachedServices, StoreReader
 from ._signing import hmac_digest, hmac_matches, twilio_signature
 from ._store import Store
+from ._timeline import ContactTimeline, TimelineItem
 from ._token_bucket import TokenBucket
 from ._webhook import WebhookRequest, WebhookResponse, alternate_port_url
 from .hookspecs import hookimpl, hookspec
@@ -124,6 +130,10 @@ __all__ = [
     "ChannelSignal",
     "ConfigurationError",
     "Contact",
+    "ContactMerge",
+    "ContactMerged",
+    "ContactTimeline",
+    "ContactUnmerged",
     "ContactUpdated",
     "Conversation",
     "ConversationOpened",
@@ -149,7 +159,9 @@ __all__ = [
     "MediaPart",
     "MemoryBlobStore",
     "MemoryBus",
+    "MergeConflictError",
     "MergeProposal",
+    "MergeProposed",
     "Message",
     "MessageError",
     "MessageQueued",
@@ -186,6 +198,7 @@ __all__ = [
     "StoreUnavailableError",
     "TemplatePart",
     "TextPart",
+    "TimelineItem",
     "TokenBucket",
     "TranscriptPart",
     "TranscriptSegment",
