@@ -167,7 +167,9 @@ def _context() -> Any:
     from omnichannel_sdk import AdapterContext
     from omnichannel_sdk.testing import MemoryKV
 
-    return AdapterContext(key="k", public_url="https://x.test", http=httpx.AsyncClient(), kv=MemoryKV())
+    # a mock transport holds no connection pool: nothing is left unclosed
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+    return AdapterContext(key="k", public_url="https://x.test", http=http, kv=MemoryKV())
 
 
 def _message(direction: str = "inbound") -> Any:

@@ -197,6 +197,8 @@ def test_local_numbers_with_default_region(samples: Any) -> None:
                                           To="07700 900000")).items
     assert msg.sender.handle == "+447700900123" and msg.recipients[0].handle == "+447700900000"
     assert adapter.customer_address("020 7946 0018").handle == "+442079460018"
+    with pytest.warns(DeprecationWarning, match="customer_address"):  # the 0.1 name still works
+        assert adapter.address("020 7946 0018").handle == "+442079460018"
 
 
 def test_unparseable(samples: Any) -> None:

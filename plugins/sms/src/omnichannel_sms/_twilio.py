@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 import re
-import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import unquote_plus, urlencode
@@ -20,7 +19,6 @@ from omnichannel_sdk import (
     Address,
     AuthenticationError,
     Capabilities,
-    ChannelAdapter,
     ChannelError,
     InboundMessage,
     MediaPart,
@@ -48,7 +46,7 @@ from omnichannel_sdk import (
     twilio_signature,
 )
 
-from ._common import SendProgress, SmsSettings, address, keyword_event, prepare_outbound
+from ._common import PhoneNumberAdapter, SendProgress, SmsSettings, address, keyword_event, prepare_outbound
 
 __all__ = [
     "TWILIO_UNDELIVERED_REASONS",
@@ -115,7 +113,7 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
-class TwilioSmsAdapter(ChannelAdapter):
+class TwilioSmsAdapter(PhoneNumberAdapter):
     """Twilio SMS and MMS: signed form webhooks in, the Messages API out.
 
     Inbound messages and status callbacks arrive at ``public_url/webhooks/{key}`` (set it as the
@@ -178,21 +176,6 @@ class TwilioSmsAdapter(ChannelAdapter):
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- identity ----------------------------------------------------------------------------
-
-    def own_address(self) -> Address | None:
-        """Our number (``from_number``), or ``None`` when sending through a Messaging Service."""
-        return self._own
-
-    def customer_address(self, handle: str) -> Address:
-        """A customer address from a number in any format, using ``default_region`` for local
-        ones (``hub.start_conversation``)."""
-        return address(self.channel, handle, self.settings.default_region)
-
-    def address(self, number: str) -> Address:
-        """Deprecated since 0.2 (removed in 0.3): :meth:`customer_address`."""
-        warnings.warn("TwilioSmsAdapter.address() is deprecated: use customer_address()",
-                      DeprecationWarning, stacklevel=2)
-        return self.customer_address(number)
 
     def thread_key_for(self, customer: Address, message: InboundMessage | None = None) -> str:
         """``customer|the number written to`` for inbound messages; for conversations we start

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import hmac
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -18,10 +17,8 @@ import orjson
 from pydantic import Field, SecretStr
 
 from omnichannel_sdk import (
-    Address,
     AuthenticationError,
     Capabilities,
-    ChannelAdapter,
     EventPart,
     InboundMessage,
     Message,
@@ -47,6 +44,7 @@ from omnichannel_sdk import (
 )
 
 from ._common import (
+    PhoneNumberAdapter,
     SendProgress,
     SmsSettings,
     address,
@@ -120,7 +118,7 @@ def signed_params(secret: str, params: Mapping[str, Any], method: SignatureMetho
     return out
 
 
-class VonageSmsAdapter(ChannelAdapter):
+class VonageSmsAdapter(PhoneNumberAdapter):
     """Vonage SMS API: signed inbound webhooks (GET query, POST form or JSON), delivery
     receipts, reassembly of concatenated inbound SMS, and sends through ``/sms/json``."""
 
@@ -167,21 +165,6 @@ class VonageSmsAdapter(ChannelAdapter):
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- identity ----------------------------------------------------------------------------
-
-    def own_address(self) -> Address | None:
-        """Our virtual number."""
-        return self._own
-
-    def customer_address(self, handle: str) -> Address:
-        """A customer address from a number in any format, using ``default_region`` for local
-        ones (``hub.start_conversation``)."""
-        return address(self.channel, handle, self.settings.default_region)
-
-    def address(self, number: str) -> Address:
-        """Deprecated since 0.2 (removed in 0.3): :meth:`customer_address`."""
-        warnings.warn("VonageSmsAdapter.address() is deprecated: use customer_address()",
-                      DeprecationWarning, stacklevel=2)
-        return self.customer_address(number)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
