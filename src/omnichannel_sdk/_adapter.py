@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import abc
 import hmac
-import inspect
 import typing
-import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +31,7 @@ from ._errors import (
 from ._models import Address, Author, Conversation, MediaPart, Message, Part, StatusUpdate
 from ._retry_after import parse_retry_after
 from ._services import AdapterServices, DetachedServices
+from ._thread_keys import adopt_legacy_thread_keys, message_customer
 from ._webhook import WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
@@ -246,39 +245,6 @@ def _parse_slots() -> anyio.Semaphore:
     return slots
 
 
-def message_customer(message: InboundMessage) -> Address:
-    """The customer of a parsed message: its sender, or for an outbound echo its recipient."""
-    if message.direction == "inbound" or not message.recipients:
-        return message.sender
-    return message.recipients[0]
-
-
-def _overrides(cls: type, name: str) -> bool:
-    return getattr(cls, name) is not getattr(ChannelAdapter, name)
-
-
-def _adopt_legacy_thread_keys(cls: type[ChannelAdapter[Any]]) -> None:
-    # Before 0.2 an adapter overrode ``thread_key(message)`` (inbound) and
-    # ``thread_key_for(customer)`` (conversations we start); both still work, with a warning.
-    if "thread_key" in cls.__dict__:
-        warnings.warn(f"{cls.__qualname__}.thread_key(message) is deprecated: override "
-                      "thread_key_for(customer, message=None)", DeprecationWarning, stacklevel=3)
-    legacy = cls.__dict__.get("thread_key_for")
-    if legacy is None or "message" in inspect.signature(legacy).parameters:
-        return
-    warnings.warn(f"{cls.__qualname__}.thread_key_for(customer) without message is deprecated: "
-                  "accept message=None", DeprecationWarning, stacklevel=3)
-
-    def thread_key_for(self: ChannelAdapter[Any], customer: Address,
-                       message: InboundMessage | None = None) -> str:
-        if message is not None:
-            return ChannelAdapter.thread_key_for(self, customer, message)
-        return str(legacy(self, customer))
-
-    thread_key_for.__doc__ = legacy.__doc__
-    cls.thread_key_for = thread_key_for  # type: ignore[method-assign]
-
-
 class ChannelAdapter(abc.ABC, Generic[SettingsT]):
     """Base class of channel adapters. Subclass, set the class attributes, override methods.
 
@@ -331,7 +297,7 @@ class ChannelAdapter(abc.ABC, Generic[SettingsT]):
                     (arg,) = typing.get_args(base)
                     if isinstance(arg, type) and issubclass(arg, AdapterSettings):
                         cls.Settings = arg
-        _adopt_legacy_thread_keys(cls)
+        adopt_legacy_thread_keys(cls, ChannelAdapter)
 
     def __init__(self, settings: SettingsT, context: AdapterContext) -> None:
         self.settings: SettingsT = settings
@@ -422,7 +388,7 @@ class ChannelAdapter(abc.ABC, Generic[SettingsT]):
         joins the conversation we started. Default: customer handle ``|`` our handle (the
         message's other party, else :meth:`own_address`).
         """
-        if message is not None and _overrides(type(self), "thread_key"):
+        if message is not None and type(self).thread_key is not ChannelAdapter.thread_key:
             return self.thread_key(message)  # an adapter written before 0.2
         ours = ""
         if message is not None:
