@@ -38,9 +38,9 @@ def message_customer(message: _Parsed) -> Address:
 def adopt_legacy_thread_keys(cls: type, base: Any) -> None:
     """Warn about 0.1 thread-key overrides in ``cls`` and adapt a ``thread_key_for(customer)``
     without ``message``: inbound messages then get ``base``'s default (as in 0.1)."""
+    # stacklevel 4: past this function, __init_subclass__ and ABCMeta.__new__, to the class
     if "thread_key" in cls.__dict__:
-        # stacklevel 4: past this function, __init_subclass__ and ABCMeta.__new__, to the class
-    warnings.warn(f"{cls.__qualname__}.thread_key(message) is deprecated: override "
+        warnings.warn(f"{cls.__qualname__}.thread_key(message) is deprecated: override "
                       "thread_key_for(customer, message=None)", DeprecationWarning, stacklevel=4)
     legacy = cls.__dict__.get("thread_key_for")
     if legacy is None or "message" in inspect.signature(legacy).parameters:
