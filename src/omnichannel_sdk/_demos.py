@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from ._hub import Hub
     from ._webhook import WebhookRequest
 
 __all__ = ["Demo", "demo_channels", "demo_requests", "demo_vendor", "registered_demos"]
@@ -30,8 +29,9 @@ class Demo:
     simulate: Callable[[str, str, str], Sequence[WebhookRequest] | None] | None = None
     """``simulate(channel_key, adapter_name, public_url)``: signed sample requests for
     ``{public_url}/webhooks/{channel_key}`` (``omnichannel simulate``, the inbox's buttons)."""
-    vendor: Callable[[str, Hub], Any] | None = None
-    """``vendor(adapter_name, hub)``: an ASGI app playing that vendor's API, mounted at
+    vendor: Callable[[str, Any], Any] | None = None
+    """``vendor(adapter_name, hub)`` (the demo's :class:`~omnichannel_sdk.Hub`; typed ``Any`` so
+    this module needs no import of the hub): an ASGI app playing that vendor's API, mounted at
     ``/demo/vendor/{adapter_name}``; it answers sends as the vendor does and may report delivery
     back through ``hub.apply_status`` or signed status callbacks. ``None``: no stub."""
 
@@ -66,7 +66,7 @@ def demo_requests(pm: pluggy.PluginManager, channel_key: str, adapter_name: str,
     return found
 
 
-def demo_vendor(pm: pluggy.PluginManager, adapter_name: str, hub: Hub) -> Any:
+def demo_vendor(pm: pluggy.PluginManager, adapter_name: str, hub: Any) -> Any:
     """The ASGI app playing ``adapter_name``'s vendor, or ``None``."""
     for demo in registered_demos(pm):
         if demo.vendor is not None and adapter_name in demo.adapters:
