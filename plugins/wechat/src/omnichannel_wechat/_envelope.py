@@ -22,6 +22,7 @@ from omnichannel_sdk import (
     UnsupportedFeatureError,
     WebhookRequest,
     WebhookResponse,
+    check_timestamp,
     constant_time_equals,
     replay_fingerprint,
 )
@@ -54,12 +55,7 @@ class WeChatEnvelope(ChannelAdapter):
             raise SignatureError(f"bad {name}", adapter=self.name)
         skew = self.settings.max_clock_skew
         if skew is not None:
-            try:
-                sent = int(timestamp)
-            except ValueError:
-                raise SignatureError("timestamp is not an integer", adapter=self.name) from None
-            if abs(time.time() - sent) > skew:
-                raise SignatureError("timestamp outside the allowed clock skew", adapter=self.name)
+            check_timestamp(timestamp, skew, adapter=self.name)
 
     async def check_replay(self, request: WebhookRequest) -> None:
         """Plaintext mode signs only token, timestamp and nonce, not the body: each nonce is
