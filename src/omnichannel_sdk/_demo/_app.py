@@ -31,6 +31,7 @@ from ._pages import (
     reply_form,
     static_file,
 )
+from ._report import report_page
 from ._state import DemoState
 
 __all__ = ["build_demo"]
@@ -38,6 +39,7 @@ __all__ = ["build_demo"]
 _ROUTES: list[BaseRoute] = [
     Route("/demo/", inbox),
     Route("/demo/chat", chat_page),
+    Route("/demo/report", report_page),
     Route("/demo/static/{name}", static_file),
     Route("/favicon.ico", favicon),
     Route("/demo/c/{cid}", conversation_page),

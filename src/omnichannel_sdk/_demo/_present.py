@@ -52,6 +52,9 @@ _EVENT_LABELS = {
 
 # vendors' opaque ids: page-scoped Messenger ids, WeChat OpenIDs, web chat visitor ids
 _OPAQUE = re.compile(r"^(v_[\w-]+|\d{9,}|o[\w-]{20,}|[\w-]{24,})$")
+_SCOPED = frozenset({"webchat", "messenger", "instagram", "wechat"})  # ids mean nothing to people
+_MARKS = re.compile(r"\*\*|`|\[([^\]]+)\]\([^)]*\)")
+_KIND_WORDS = {"audio": "Voice message", "image": "Photo", "video": "Video", "sticker": "Sticker"}
 _PHONE = re.compile(r"^\+?[\d\s().-]{6,}$")
 
 
@@ -71,7 +74,8 @@ def readable_name(address: Address) -> str:
     if address.display_name:
         return address.display_name
     handle = address.handle
-    if "@" in handle or _PHONE.match(handle) or not _OPAQUE.match(handle):
+    if "@" in handle or (address.channel not in _SCOPED and (
+            _PHONE.match(handle) or not _OPAQUE.match(handle))):
         return handle
     number = int(hashlib.sha256(f"{address.channel}:{handle}".encode()).hexdigest()[:8], 16) % 10_000
     word = "Visitor" if address.channel == "webchat" else f"{channel_name(address.channel)} user"
@@ -160,9 +164,9 @@ def _preview(last: Message | None) -> str:
     if last is None:
         return ""
     events = [_event_label(p) for p in last.parts if isinstance(p, EventPart)]
-    text = last.text or ", ".join(
-        (p.filename or p.kind) if isinstance(p, MediaPart) else p.type
-        for p in last.parts if not isinstance(p, EventPart))
+    text = _MARKS.sub(lambda m: m.group(1) or "", last.text) or ", ".join(
+        (_KIND_WORDS.get(p.kind) or p.filename or p.kind) if isinstance(p, MediaPart) else p.type
+        for p in last.parts if not isinstance(p, (EventPart, TranscriptPart)))
     return (text or ("· " + ", ".join(events) if events else ""))[:120]
 
 

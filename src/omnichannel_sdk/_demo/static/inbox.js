@@ -79,7 +79,7 @@ function slaChip(c) {
 }
 function tickChip(chip) {
   var waited = (Date.now() - new Date(chip.dataset.since).getTime()) / 1000, target = +chip.dataset.target;
-  chip.textContent = "⏱ " + clock(waited) + (waited > target ? " overdue" : "");
+  chip.textContent = "SLA " + clock(waited) + (waited > target ? " overdue" : "");
   chip.className = "sla" + (waited > target ? " over" : waited > target / 2 ? " warn" : "");
   chip.title = "Waiting for a reply; target " + clock(target);
 }
@@ -93,7 +93,8 @@ function loadList() {
       if (c.id === current) c.unread = 0;
       unread += c.unread;
       var li = el("li"), b = el("button", "conv" + (c.unread ? " unread" : "")); b.type = "button";
-      b.dataset.id = c.id; b.setAttribute("aria-current", String(c.id === current));
+      b.dataset.id = c.id; b.dataset.key = c.channel_key; b.dataset.channel = c.channel;
+      b.setAttribute("aria-current", String(c.id === current));
       b.appendChild(avatar(c));
       b.appendChild(el("span", "name", c.title));
       var when = el("span", "when", ago(c.last_at)); when.dataset.at = c.last_at; when.title = time(c.last_at);
@@ -128,7 +129,7 @@ function loadMerges() {
 
 // -- one thread -----------------------------------------------------------------------------
 function ticks(m) {
-  var label = {queued: "🕓 queued", sent: "✓ sent", delivered: "✓✓ delivered", read: "✓✓ read", failed: "⚠ not delivered"}[m.status] || m.status;
+  var label = {queued: "… queued", sent: "✓ sent", delivered: "✓✓ delivered", read: "✓✓ read", failed: "✕ not delivered"}[m.status] || m.status;
   var st = el("span", "st " + m.status, label);
   var why = m.error ? m.error + (m.error_code ? " (" + m.error_code + ")" : "") : "";
   if (m.retry) why += (why ? "; " : "") + "retrying" + (m.retry.attempts ? ", attempt " + m.retry.attempts : "") +
@@ -167,7 +168,7 @@ function render(m) {
   (m.media || []).forEach(function (f) {
     if (f.kind === "image" && f.href) { var i = el("img"); i.src = f.href; i.alt = f.name || "image"; li.appendChild(i); }
     else if (f.kind === "audio" && f.href) { var au = el("audio"); au.controls = true; au.preload = "none"; au.src = f.href; au.setAttribute("aria-label", f.name || "recording"); li.appendChild(au); }
-    else { var a = el("a", "file", "📎 " + (f.name || f.kind)); if (f.href) a.href = f.href; a.target = "_blank"; a.rel = "noopener"; li.appendChild(a); }
+    else { var a = el("a", "file", "Attachment: " + (f.name || f.kind)); if (f.href) a.href = f.href; a.target = "_blank"; a.rel = "noopener"; li.appendChild(a); }
   });
   if (m.transcript && m.transcript.length) li.appendChild(transcript(m.transcript));
   if (m.events && m.events.length) li.appendChild(el("div", "chn", m.events.map(function (e) { return e.label; }).join(", ")));
@@ -344,7 +345,7 @@ $("preview-button").addEventListener("click", function () {
 });
 $("file").addEventListener("change", function () {
   pending = Array.prototype.slice.call(this.files); var box = $("files"); box.textContent = "";
-  pending.forEach(function (f) { box.appendChild(el("span", null, "📎 " + f.name)); });
+  pending.forEach(function (f) { box.appendChild(el("span", null, f.name)); });
 });
 $("reply-form").addEventListener("submit", function (e) {
   e.preventDefault(); var text = $("reply").value.trim(), files = pending;
