@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import shutil
 import socket
 import threading
@@ -37,6 +38,8 @@ PORTS = range(18500, 18600)  # this suite's own port range
 TIMEOUT = 10_000
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
+PNG = base64.b64decode(  # a 1x1 picture
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 
 
 @dataclass
@@ -130,9 +133,16 @@ def page_at(chromium: Any) -> Iterator[Any]:
         context.close()
 
 
+DOCS = {"desktop-thread": "inbox.png", "phone-thread": "inbox-phone.png",
+        "contact-merged": "inbox-contact.png", "report": "report.png"}
+"""Screenshots docs/quickstart.md shows (refreshed with OMNICHANNEL_DOCS_SCREENSHOTS=1)."""
+
+
 def shot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    if os.environ.get("OMNICHANNEL_DOCS_SCREENSHOTS") == "1" and name in DOCS:
+        page.screenshot(path=str(ROOT / "docs" / "images" / DOCS[name]))
 
 
 def open_inbox(page: Any, demo: Demo) -> None:
@@ -213,6 +223,17 @@ def test_email_voicemail_and_events_are_shown_as_such(demo: Demo, page_at: Any) 
     assert sent.locator("strong").inner_text() == "today"
     assert sent.locator("a").get_attribute("href") == "https://example.com/t"
     shot(page, "email")
+    if "webchat" in kinds:  # the agent attaches a picture
+        simulate(page, kinds["webchat"])
+        page.locator(f'.conv[data-key="{kinds["webchat"]}"]').first.click()
+        page.locator("#msgs .m.inbound").first.wait_for(timeout=TIMEOUT)
+        page.locator("#file").set_input_files(files=[
+            {"name": "label.png", "mimeType": "image/png", "buffer": PNG}])
+        page.locator("#files", has_text="label.png").wait_for(timeout=TIMEOUT)
+        page.locator("#send").click()
+        page.locator(".m.outbound img[alt='label.png']").wait_for(timeout=TIMEOUT)
+        page.wait_for_function("() => [...document.querySelectorAll('.m.outbound img')]"
+                               ".some(i => i.naturalWidth === 1)", timeout=TIMEOUT)
     if "voice" in kinds:
         simulate(page, kinds["voice"])
         page.locator(f'.conv[data-key="{kinds["voice"]}"]').first.click()
@@ -259,9 +280,11 @@ def test_phone_layout_search_filter_and_shortcuts(demo: Demo, page_at: Any) -> N
     page.locator("#filter").select_option("closed")
     page.locator(f'.conv[data-id="{cid}"]').wait_for(timeout=TIMEOUT)
     page.locator("#filter").select_option("")
+    before = len(httpx.get(f"{demo.url}/demo/api/conversations").json())
+    page.wait_for_function(f"() => document.querySelectorAll('.conv').length === {before}",
+                           timeout=TIMEOUT)
 
     # search narrows the list to what matches
-    before = page.locator(".conv").count()
     page.locator("#search").fill("zzz-nothing-matches")
     page.locator(".empty", has_text="No conversation matches").wait_for(timeout=TIMEOUT)
     page.locator("#search").fill("")

@@ -176,7 +176,8 @@ def contact_json(contact: Contact | None) -> dict[str, Any]:
         return {"id": None, "name": None, "addresses": [], "profile": {}}
     return {"id": contact.id, "name": contact.display_name,
             "addresses": [{"channel": a.channel, "channel_name": channel_name(a.channel),
-                           "handle": a.handle, "label": readable_name(a)}
+                           "handle": a.handle,
+                           "label": readable_name(a.model_copy(update={"display_name": None}))}
                           for a in contact.addresses],
             "profile": {k: v for k, v in contact.profile.items()
                         if isinstance(v, (str, int, float, bool))},

@@ -3,7 +3,7 @@
 (function () {
 "use strict";
 var current = null, currentConv = null, convs = [], ws = null, typingTimer = null, typingOn = false;
-var reloadTimer = null, pending = [], channels = [], contactOpen = false;
+var reloadTimer = null, pending = [], channels = [], contactOpen = false, listTicket = 0;
 var $ = function (id) { return document.getElementById(id); };
 function el(tag, cls, text) {
   var n = document.createElement(tag); if (cls) n.className = cls;
@@ -84,8 +84,9 @@ function tickChip(chip) {
   chip.title = "Waiting for a reply; target " + clock(target);
 }
 function loadList() {
-  var q = encodeURIComponent($("search").value.trim()), status = $("filter").value;
+  var q = encodeURIComponent($("search").value.trim()), status = $("filter").value, ticket = ++listTicket;
   return api("/demo/api/conversations?status=" + status + "&q=" + q).then(function (list) {
+    if (ticket !== listTicket) return;  // a newer search or filter answered (or will)
     convs = list; var ul = $("list"); ul.textContent = "";
     if (!list.length) ul.appendChild(el("li", "empty", q ? "No conversation matches." : "No conversations yet."));
     var unread = 0;
@@ -192,11 +193,12 @@ function header(c) {
   back.addEventListener("click", function () { document.body.classList.remove("has-thread"); });
   h.appendChild(back); h.appendChild(avatar(c));
   var t = el("div", "t"); t.appendChild(el("strong", null, c.title));
-  var sub = [c.channel_name + " · " + c.channel_key];
+  var sub = [c.channel_name];
   if (c.address) sub.push(c.address);
   if (c.emails.length) sub.push(c.emails.join(", "));
   if (c.subject) sub.push(c.subject);
-  t.appendChild(el("small", null, sub.join(" · "))); h.appendChild(t);
+  var small = el("small", null, sub.join(" · ")); small.title = "channel " + c.channel_key;
+  t.appendChild(small); h.appendChild(t);
   var chip = slaChip(c); if (chip) h.appendChild(chip);
   var who = el("button", null, "Contact"); who.type = "button"; who.id = "contact-button";
   who.addEventListener("click", function () { if (contactOpen) hideContact(); else showContact(c.contact_id); });
@@ -247,7 +249,8 @@ function showContact(id) {
     box.appendChild(el("h2", null, c.name || "Contact"));
     box.appendChild(el("h3", null, "Addresses"));
     var ul = el("ul", "addresses");
-    c.addresses.forEach(function (a) { var li = el("li"); li.appendChild(icon(a.channel)); li.appendChild(el("span", null, a.channel_name + ": " + a.handle)); ul.appendChild(li); });
+    c.addresses.forEach(function (a) { var li = el("li"); li.appendChild(icon(a.channel)); li.appendChild(el("span", null, a.channel_name + ": " + a.label));
+      if (a.label !== a.handle) li.title = a.handle; ul.appendChild(li); });
     box.appendChild(ul);
     var keys = Object.keys(c.profile);
     if (keys.length) {
