@@ -5,7 +5,7 @@ loopback vendor stub that accepts sends and reports delivery, a page with the we
 (``/demo/chat``, when a channel adapter offers an ``embed_snippet()``) and a live agent inbox
 (``/demo/``) that lists conversations of every channel, shows each thread with delivery
 statuses, replies through ``hub.send`` and follows ``hub.events()`` over a WebSocket. Plugins add
-their channels to the demo through the ``omni_demo_channels`` hook.
+their channels to the demo by registering a :class:`~omnichannel_sdk.Demo` (``omni_register_demos``).
 
 The pages are static files of this package (``static/``); the endpoints are module-level
 functions that find the hub in ``app.state.demo``.

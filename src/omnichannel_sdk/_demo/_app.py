@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
+from .._demos import demo_vendor
 from .._hub import Hub
 from ._api import (
     api_channels,
@@ -67,7 +68,7 @@ def build_demo(hub: Hub) -> Starlette:
     web chat widget at ``/demo/chat``, vendor stubs at ``/demo/vendor``."""
     routes = list(_ROUTES)
     for name in sorted({a.name for a in hub.adapters.values()}):
-        stub = hub.pm.hook.omni_demo_vendor(adapter_name=name, hub=hub)
+        stub = demo_vendor(hub.pm, name, hub)
         if stub is not None:
             routes.append(Mount(f"/demo/vendor/{name}", app=stub))
     routes.append(Mount("/", app=hub.asgi(lifespan=False)))

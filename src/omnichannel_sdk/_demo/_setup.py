@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from .._demos import demo_channels, demo_requests
 from .._hub import Hub
 from .._plugins import build_plugin_manager
 from .._webhook import WebhookRequest
@@ -46,8 +47,7 @@ def demo_config(public_url: str, data_dir: Path, *, plugins: Sequence[object] = 
         }
     }
     pm, _ = build_plugin_manager(plugins, entry_points=entry_points)
-    for extra in pm.hook.omni_demo_channels(public_url=public_url):
-        channels.update(extra or {})
+    channels.update(demo_channels(pm, public_url))
     return {
         "omnichannel": {
             "store": f"sqlite:///{data_dir / 'demo.db'}",
@@ -74,8 +74,4 @@ def simulate_requests(hub: Hub, channel_key: str) -> list[WebhookRequest]:
         return [WebhookRequest("POST", hub.request_url(channel_key),
                                {"content-type": "application/json",
                                 "x-demo-signature": signature}, body)]
-    found: list[WebhookRequest] = []
-    for batch in hub.pm.hook.omni_demo_simulate(
-            channel_key=channel_key, adapter_name=adapter.name, public_url=hub.public_url):
-        found.extend(batch or [])
-    return found
+    return demo_requests(hub.pm, channel_key, adapter.name, hub.public_url)
