@@ -172,12 +172,16 @@ def floor_postgres(bodies: list[tuple[bytes, str]], schema: str) -> Sample:
     return box[0]
 
 
-def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None) -> Sample:
-    """The real pipeline: the gateway's ASGI app called in process, ``CONCURRENCY`` in flight."""
+def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None,
+            feed: bool = False) -> Sample:
+    """The real pipeline: the gateway's ASGI app called in process, ``CONCURRENCY`` in flight
+    (with the durable feed's log when ``feed``)."""
     box: list[Sample] = []
 
     async def main() -> None:
-        hub = Hub.from_config(config(tmp, store))
+        conf = config(tmp, store)
+        conf["omnichannel"]["feed"] = {"enabled": feed}
+        hub = Hub.from_config(conf)
         async with hub:
             app = hub.asgi(lifespan=False)
 

@@ -358,3 +358,31 @@ async def test_one_person_on_two_channels_is_merged(store: SqlStore) -> None:
     conversations = await store.list_conversations(contact_id=survivor.id)
     assert len(conversations) == 2 and all(c.contact_id == survivor.id for c in conversations)
     assert (await store.find_contact(Address(channel="sms", handle="+14155550123"))) == survivor
+
+
+async def test_reply_window_moves_in_its_columns_and_every_reader_sees_it(store: SqlStore) -> None:
+    now = datetime.now(UTC)
+    [first] = await store.ingest([_written(item("C1"), now - timedelta(hours=3))], None)
+    assert first.conversation is not None
+    conv_id = first.conversation.id
+    [second] = await store.ingest([_written(item("C2"), now - timedelta(minutes=1))], None)
+    assert second.conversation is not None
+    expected = now - timedelta(minutes=1)
+    assert second.conversation.last_inbound_at == expected
+    assert second.conversation.window_expires_at == expected + timedelta(hours=24)
+    # the small update moved the columns: every read gives the same conversation as the outcome
+    assert await store.get_conversation(conv_id) == second.conversation
+    assert await store.list_conversations() == [second.conversation]
+    # a full save (a status change) keeps the window the columns hold
+    closed = await store.set_conversation_status(conv_id, "closed")
+    assert (closed.last_inbound_at, closed.window_expires_at) == (
+        expected, expected + timedelta(hours=24))
+    assert await store.get_conversation(conv_id) == closed
+    # a new participant rewrites the JSON, window and all
+    reopened = await store.set_conversation_status(conv_id, "open")
+    [third] = await store.ingest([item("C3", ours="+14155550198", thread=reopened.thread_key,
+                                       when=now)], None)
+    assert third.conversation is not None and third.conversation.id == conv_id
+    assert len(third.conversation.participants) == 3
+    assert third.conversation.last_inbound_at == now
+    assert await store.get_conversation(conv_id) == third.conversation

@@ -33,6 +33,7 @@ from .._models import (
     TextPart,
 )
 from ._base import IngestItem, IngestOutcome, Job, RawPayload, StatusOutcome, Store
+from ._conversations import CONVERSATION_COLUMNS, conversation_from_row, utc, window_columns
 from ._feed import StoreFeedLog, ingest_events
 
 T = TypeVar("T")
@@ -78,7 +79,8 @@ class Tx(Protocol):
 
 
 def _dump(model: Any) -> str:
-    return str(model.model_dump_json(exclude_none=False))
+    # the model's own serializer: model_dump_json's JSON without its per-call argument handling
+    return str(model.__pydantic_serializer__.to_json(model).decode())
 
 
 class SqlStore(Store, abc.ABC):
@@ -148,7 +150,7 @@ class SqlStore(Store, abc.ABC):
             if value is not None:
                 args.append(value)
                 where.append(f"{column} = ${len(args)}")
-        sql = "SELECT data FROM conversations"
+        sql = f"SELECT {CONVERSATION_COLUMNS} FROM conversations"  # noqa: S608 - constants
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY updated_us DESC, id DESC"
@@ -156,13 +158,14 @@ class SqlStore(Store, abc.ABC):
             args.append(limit)
             sql += f" LIMIT ${len(args)}"
         rows = await self._read(lambda tx: tx.fetchall(sql, *args))
-        return [Conversation.model_validate_json(r[0]) for r in rows]
+        return [conversation_from_row(r) for r in rows]
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         """The conversation, or ``None``."""
         row = await self._read(lambda tx: tx.fetchone(
-            "SELECT data FROM conversations WHERE id = $1", conversation_id))
-        return Conversation.model_validate_json(row[0]) if row else None
+            f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1",  # noqa: S608
+            conversation_id))
+        return conversation_from_row(row) if row else None
 
     async def get_contact(self, contact_id: str) -> Contact | None:
         """The contact, or ``None``."""
@@ -291,32 +294,38 @@ class SqlStore(Store, abc.ABC):
                 merged=merged, spoke_at=spoke_at)
         else:
             contact = await self._contact_if_needed(tx, item.contact_addresses, conversation, merged)
-        if merged and contact is not None and conversation.contact_id != contact.id:
-            conversation = conversation.model_copy(update={"contact_id": contact.id})
+        contact_moved = bool(merged and contact is not None and conversation.contact_id != contact.id)
+        if contact_moved:
+            conversation = conversation.model_copy(update={"contact_id": contact.id})  # type: ignore[union-attr]
 
         parts = list(draft.parts)
         if draft.direction == "inbound":
             parts = await self._map_numbered_reply(tx, conversation.id, parts)
         received_at = item.received_at
-        message = Message(
-            id=item.message_id,
-            channel=item.channel,
-            channel_key=item.channel_key,
-            adapter=item.adapter,
-            external_id=draft.external_id,
-            direction="outbound" if draft.direction == "outbound" else "inbound",
-            conversation_id=conversation.id,
-            sender=draft.sender,
-            recipients=draft.recipients,
-            parts=parts,
-            subject=draft.subject,
-            reply_to=reply_to,
-            created_at=draft.created_at or received_at,
-            received_at=received_at,
-            status=draft.status or ("received" if draft.direction == "inbound" else "sent"),
-            author=draft.author,
-            metadata=draft.metadata,
-        )
+        fields: dict[str, Any] = {
+            "id": item.message_id,
+            "channel": item.channel,
+            "channel_key": item.channel_key,
+            "adapter": item.adapter,
+            "external_id": draft.external_id,
+            "direction": "outbound" if draft.direction == "outbound" else "inbound",
+            "conversation_id": conversation.id,
+            "sender": draft.sender,
+            "recipients": list(draft.recipients),
+            "parts": parts,
+            "subject": draft.subject,
+            "reply_to": reply_to,
+            "created_at": utc(draft.created_at) or received_at,
+            "received_at": utc(received_at),
+            "status": draft.status or ("received" if draft.direction == "inbound" else "sent"),
+            "error": None,
+            "author": draft.author,
+            "metadata": dict(draft.metadata),
+        }
+        # every field but the status is a validated model, or one of our own values: validating
+        # the message again is a tenth of the insert's cost
+        message = (Message.model_construct(**fields) if fields["status"] in STATUS_RANK
+                   else Message(**fields))
         await self._insert_message(tx, message)
         if item.fetch_media:
             for index, part in enumerate(parts):
@@ -339,7 +348,10 @@ class SqlStore(Store, abc.ABC):
             updates["participants"] = [*conversation.participants, *new_participants]
         if not created:
             conversation = conversation.model_copy(update=updates)
-            await self._save_conversation(tx, conversation, to_us(received_at) or 0)
+            if new_participants or contact_moved:
+                await self._save_conversation(tx, conversation, to_us(received_at) or 0)
+            else:  # the common case: the window moved, nothing the JSON holds did
+                await self._save_window(tx, conversation, to_us(received_at) or 0)
 
         opt_change = None
         for part in parts:
@@ -420,19 +432,22 @@ class SqlStore(Store, abc.ABC):
         return [*parts, EventPart(name="action", data=action.model_dump())]
 
     async def _conversation(self, tx: Tx, conversation_id: str) -> Conversation | None:
-        row = await tx.fetchone("SELECT data FROM conversations WHERE id = $1", conversation_id)
-        return Conversation.model_validate_json(row[0]) if row else None
+        row = await tx.fetchone(
+            f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1",  # noqa: S608
+            conversation_id)
+        return conversation_from_row(row) if row else None
 
     async def _conversation_by_refs(
         self, tx: Tx, channel_key: str, refs: list[str]
     ) -> Conversation | None:
         for ref in reversed(refs):  # the nearest ancestor first
             row = await tx.fetchone(
-                "SELECT c.data FROM message_refs r JOIN messages m ON m.id = r.message_id "
+                "SELECT c.data, c.last_inbound_us, c.window_expires_us FROM message_refs r "
+                "JOIN messages m ON m.id = r.message_id "
                 "JOIN conversations c ON c.id = m.conversation_id "
                 "WHERE r.channel_key = $1 AND r.external_id = $2", channel_key, ref)
             if row:
-                return Conversation.model_validate_json(row[0])
+                return conversation_from_row(row)
         return None
 
     async def _resolve_contact(
@@ -500,10 +515,11 @@ class SqlStore(Store, abc.ABC):
         await tx.execute("UPDATE contact_addresses SET contact_id = $1 WHERE contact_id = $2",
                          keep.id, gone.id)
         for conv_row in await tx.fetchall(
-                "SELECT data, updated_us FROM conversations WHERE contact_id = $1", gone.id):
-            conversation = Conversation.model_validate_json(conv_row[0])
+                f"SELECT {CONVERSATION_COLUMNS}, updated_us FROM conversations "  # noqa: S608
+                "WHERE contact_id = $1", gone.id):
+            conversation = conversation_from_row(conv_row)
             await self._save_conversation(
-                tx, conversation.model_copy(update={"contact_id": keep.id}), int(conv_row[1]))
+                tx, conversation.model_copy(update={"contact_id": keep.id}), int(conv_row[3]))
         known = {(a.channel, a.handle) for a in keep.addresses}
         result = keep.model_copy(update={
             "addresses": [*keep.addresses,
@@ -556,10 +572,10 @@ class SqlStore(Store, abc.ABC):
         merged: list[str] | None = None, spoke_at: datetime | None = None,
     ) -> tuple[Conversation, bool, Contact | None]:
         row = await tx.fetchone(
-            "SELECT data FROM conversations WHERE channel_key = $1 AND thread_key = $2 "
-            "AND status = 'open'", channel_key, thread_key)
+            f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
+            "WHERE channel_key = $1 AND thread_key = $2 AND status = 'open'", channel_key, thread_key)
         if row:
-            conversation = Conversation.model_validate_json(row[0])
+            conversation = conversation_from_row(row)
             return conversation, False, await self._contact_if_needed(
                 tx, contact_addresses, conversation, merged)
         contact = await self._resolve_contact(tx, contact_addresses, None, merged)
@@ -577,16 +593,19 @@ class SqlStore(Store, abc.ABC):
             else None)
         inserted = await tx.fetchone(
             "INSERT INTO conversations (id, channel_key, thread_key, contact_id, status, "
-            "updated_us, data) VALUES ($1, $2, $3, $4, 'open', $5, $6) "
+            "updated_us, data, last_inbound_us, window_expires_us) "
+            "VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8) "
             "ON CONFLICT (channel_key, thread_key) WHERE status = 'open' DO NOTHING RETURNING id",
-            conversation.id, channel_key, thread_key, contact.id, to_us(now), _dump(conversation))
+            conversation.id, channel_key, thread_key, contact.id, to_us(now), _dump(conversation),
+            *window_columns(conversation))
         if inserted is None:  # another process opened it meanwhile
             row = await tx.fetchone(
-                "SELECT data FROM conversations WHERE channel_key = $1 AND thread_key = $2 "
-                "AND status = 'open'", channel_key, thread_key)
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
+                "WHERE channel_key = $1 AND thread_key = $2 AND status = 'open'",
+                channel_key, thread_key)
             if row is None:
                 raise NotFoundError(f"conversation for thread {thread_key!r} vanished")
-            return Conversation.model_validate_json(row[0]), False, contact
+            return conversation_from_row(row), False, contact
         return conversation, True, contact
 
     async def open_conversation(
@@ -617,9 +636,16 @@ class SqlStore(Store, abc.ABC):
 
     async def _save_conversation(self, tx: Tx, conversation: Conversation, updated_us: int) -> None:
         await tx.execute(
-            "UPDATE conversations SET status = $2, updated_us = $3, data = $4, contact_id = $5 "
-            "WHERE id = $1", conversation.id, conversation.status, updated_us,
-            _dump(conversation), conversation.contact_id)
+            "UPDATE conversations SET status = $2, updated_us = $3, data = $4, contact_id = $5, "
+            "last_inbound_us = $6, window_expires_us = $7 WHERE id = $1",
+            conversation.id, conversation.status, updated_us, _dump(conversation),
+            conversation.contact_id, *window_columns(conversation))
+
+    async def _save_window(self, tx: Tx, conversation: Conversation, updated_us: int) -> None:
+        """Store only the reply window and the activity time (the JSON keeps the rest)."""
+        await tx.execute(
+            "UPDATE conversations SET updated_us = $2, last_inbound_us = $3, window_expires_us = $4 "
+            "WHERE id = $1", conversation.id, updated_us, *window_columns(conversation))
 
     async def _save_contact(self, tx: Tx, contact: Contact) -> None:
         await tx.execute("UPDATE contacts SET data = $2 WHERE id = $1", contact.id, _dump(contact))
