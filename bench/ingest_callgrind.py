@@ -36,7 +36,9 @@ def run_side(side: str, n: int) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     import ingest  # the bench's own module: the same floor and gateway
 
-    bodies = [ingest.twilio_form(i) for i in range(n)]
+    # a customer per four messages, as in bench/ingest.py (2,000 messages from 500 customers):
+    # the extra messages of the longer run are a quarter first messages, like the whole run
+    bodies = [ingest.twilio_form(i, customers=max(1, n // 4)) for i in range(n)]
     with tempfile.TemporaryDirectory() as tmp:
         if side == "floor":
             ingest.floor_sqlite(bodies, tmp)

@@ -74,6 +74,13 @@ __all__ = ["Hub", "ReplayReport"]
 
 log = logging.getLogger("omnichannel_sdk.hub")
 
+# the observer hook each event type runs (see Hub._dispatch_hooks)
+_OBSERVER_HOOKS = {
+    "message.received": "omni_inbound_received", "conversation.opened": "omni_conversation_opened",
+    "message.sent": "omni_outbound_sent", "message.status": "omni_status_changed",
+    "message.updated": "omni_message_updated",
+}
+
 
 class Hub:
     """Speaks every configured channel: receives webhooks, stores, publishes, sends.
@@ -281,6 +288,21 @@ class Hub:
                 log.exception("publishing %s failed", event.type)
             finally:
                 self._outgoing.task_done()
+
+    def _heard(self, event_type: str) -> bool:
+        """Whether an event of ``event_type`` would reach anyone now (a hook, a subscriber, the
+        durable feed): storing inbound messages builds only the events someone gets."""
+        if self._outgoing is None:
+            return False
+        if self._feed.engine is not None or self.bus.listened:
+            return True
+        if event_type in self._unobserved:
+            return False
+        caller = _OBSERVER_HOOKS.get(event_type)
+        if caller is None or getattr(self.pm.hook, caller).get_hookimpls():
+            return True
+        self._unobserved.add(event_type)
+        return False
 
     def _dispatch_hooks(self, event: Event) -> None:
         hook = self.pm.hook
@@ -668,12 +690,13 @@ class Hub:
             if outcome.duplicate or outcome.message is None or outcome.conversation is None:
                 continue
             stored.append(outcome.message)
-            if outcome.conversation_created:
+            if outcome.conversation_created and self._heard("conversation.opened"):
                 self._publish(ConversationOpened(conversation=outcome.conversation))
             if outcome.message.direction == "inbound":
-                self._publish(MessageReceived(message=outcome.message,
-                                              conversation=outcome.conversation))
-            else:
+                if self._heard("message.received"):
+                    self._publish(MessageReceived(message=outcome.message,
+                                                  conversation=outcome.conversation))
+            elif self._heard("message.sent"):
                 self._publish(MessageSent(message=outcome.message))
             if outcome.opt_change and outcome.contact is not None:
                 self._publish(ContactUpdated(contact=outcome.contact, change=outcome.opt_change))
