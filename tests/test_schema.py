@@ -121,7 +121,11 @@ async def test_sqlite_upgrades_a_version_1_database_to_the_feed_tables(tmp_path:
     conn.close()
 
 
-def _version_2_conversation() -> tuple[str, str, str, str, str, int, str]:
+# the step that adds the reply window's columns (whatever number it gets)
+WINDOW_STEP = next(i for i, step in enumerate(MIGRATIONS) if any("last_inbound_us" in s for s in step))
+
+
+def _unwindowed_conversation() -> tuple[str, str, str, str, str, int, str]:
     from omnichannel_sdk import Address, Conversation
 
     then = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
@@ -141,7 +145,7 @@ async def _window_survives_the_upgrade(store: SqlStore) -> None:
     from omnichannel_sdk._store import IngestItem
 
     then = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
-    assert await store.schema_version() == SCHEMA_VERSION >= 3
+    assert await store.schema_version() == SCHEMA_VERSION > WINDOW_STEP
     before = await store.get_conversation("c2")
     assert before is not None
     assert (before.last_inbound_at, before.window_expires_at) == (then, then + timedelta(hours=24))
@@ -159,14 +163,14 @@ async def _window_survives_the_upgrade(store: SqlStore) -> None:
     assert (after.last_inbound_at, after.window_expires_at) == (now, now + timedelta(hours=24))
 
 
-async def test_sqlite_upgrades_a_version_2_database_to_the_window_columns(tmp_path: Path) -> None:
+async def test_sqlite_upgrades_a_database_before_the_window_columns(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     conn = sqlite3.connect(path)
-    for statement in [*MIGRATIONS[0], *MIGRATIONS[1]]:
+    for statement in [s for step in MIGRATIONS[:WINDOW_STEP] for s in step]:
         conn.execute(statement.replace("{blob}", "BLOB"))
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    conn.execute("INSERT INTO schema_version VALUES (2)")
-    conn.execute("INSERT INTO conversations VALUES (?, ?, ?, ?, ?, ?, ?)", _version_2_conversation())
+    conn.execute("INSERT INTO schema_version VALUES (?)", (WINDOW_STEP,))
+    conn.execute("INSERT INTO conversations VALUES (?, ?, ?, ?, ?, ?, ?)", _unwindowed_conversation())
     conn.commit()
     conn.close()
     store = SQLiteStore(str(path))
@@ -186,7 +190,7 @@ async def test_sqlite_upgrades_a_version_2_database_to_the_window_columns(tmp_pa
 
 
 @pytest.mark.postgres
-async def test_postgres_upgrades_a_version_2_database_to_the_window_columns() -> None:
+async def test_postgres_upgrades_a_database_before_the_window_columns() -> None:
     need_service("PostgreSQL", 5432)
     import asyncpg
 
@@ -195,12 +199,12 @@ async def test_postgres_upgrades_a_version_2_database_to_the_window_columns() ->
     try:
         await conn.execute(f'CREATE SCHEMA "{schema}"')
         await conn.execute(f'SET search_path TO "{schema}"')
-        for statement in [*MIGRATIONS[0], *MIGRATIONS[1]]:
+        for statement in [s for step in MIGRATIONS[:WINDOW_STEP] for s in step]:
             await conn.execute(statement.replace("{blob}", "BYTEA"))
         await conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        await conn.execute("INSERT INTO schema_version VALUES (2)")
+        await conn.execute("INSERT INTO schema_version VALUES ($1)", WINDOW_STEP)
         await conn.execute("INSERT INTO conversations VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                           *_version_2_conversation())
+                           *_unwindowed_conversation())
         store = PostgresStore(f"{PG_DSN}?schema={schema}")
         await store.open()
         try:

@@ -386,3 +386,25 @@ async def test_reply_window_moves_in_its_columns_and_every_reader_sees_it(store:
     assert len(third.conversation.participants) == 3
     assert third.conversation.last_inbound_at == now
     assert await store.get_conversation(conv_id) == third.conversation
+
+
+async def test_merge_and_unmerge_keep_the_window_the_columns_hold(store: SqlStore) -> None:
+    now = datetime.now(UTC)
+    [other] = await store.ingest([item("MW2", sender="+14155550102")], None)  # the older contact
+    [first] = await store.ingest([_written(item("MW1", sender="+14155550101"),
+                                           now - timedelta(hours=5))], None)
+    # the second message of the first customer moves its window by the small update
+    [moved] = await store.ingest([_written(item("MW3", sender="+14155550101"),
+                                           now - timedelta(minutes=2))], None)
+    assert first.conversation and other.conversation and moved.conversation
+    window = moved.conversation.window_expires_at
+    assert window == now - timedelta(minutes=2) + timedelta(hours=24)
+    # merging into the older contact rewrites the moved conversation's JSON: the window stays
+    first_contact, other_contact = first.conversation.contact_id, other.conversation.contact_id
+    _, _, record = await store.merge_contacts(other_contact, first_contact)
+    merged = await store.get_conversation(first.conversation.id)
+    assert merged is not None and merged.window_expires_at == window
+    assert merged.contact_id == other_contact
+    await store.unmerge(record.id)
+    restored = await store.get_conversation(first.conversation.id)
+    assert restored is not None and restored.window_expires_at == window
