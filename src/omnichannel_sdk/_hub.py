@@ -740,6 +740,10 @@ class Hub:
             if outcome.duplicate or outcome.message is None or outcome.conversation is None:
                 continue
             stored.append(outcome.message)
+            if outcome.events is not None:  # built and logged with the message in the feed
+                for event in outcome.events:
+                    self._publish(event)
+                continue
             if outcome.conversation_created and self._heard("conversation.opened"):
                 self._publish(ConversationOpened(conversation=outcome.conversation))
             if outcome.message.direction == "inbound":

@@ -158,6 +158,23 @@ class StoreFeedLog:
         if rows:  # one statement for all of them: most of an append's cost is per statement
             await tx.execute(_insert_sql(len(rows) // 5), *rows)
 
+    async def append_ingest(self, tx: Tx, outcomes: Sequence[IngestOutcome]) -> None:
+        """Append what storing inbound messages publishes, each outcome's events kept on it
+        (``outcome.events``) for the hub to publish; a received message's event reuses the
+        JSON the message was stored with."""
+        rows: list[Any] = []
+        for outcome in outcomes:
+            outcome.events = events = ingest_events([outcome])
+            for event in events:
+                if isinstance(event, MessageReceived) and outcome.message_json is not None:
+                    data = _received_json(event, outcome.message_json)
+                else:
+                    data = _json(event)
+                rows.extend((new_id("evt"), conversation_of(event), event.type, _us(event), data))
+                self.logged.add(event_key(event))
+        if rows:
+            await tx.execute(_insert_sql(len(rows) // 5), *rows)
+
     async def append_status(self, tx: Tx, outcomes: Sequence[StatusOutcome]) -> None:
         """Append the ``message.status`` events of applied receipts."""
         await self.append(tx, [StatusChanged(message=o.message, previous=o.previous) for o in outcomes])
@@ -372,6 +389,16 @@ def _insert_sql(count: int) -> str:
 def _json(event: Any) -> str:
     # the event's own serializer: the same JSON as the union's adapter, at half the cost
     return str(event.__pydantic_serializer__.to_json(event).decode())
+
+
+_WITHOUT_MESSAGE = {"message", "conversation"}
+
+
+def _received_json(event: MessageReceived, message_json: str) -> str:
+    """``_json(event)``, with the message's JSON spliced in rather than serialised again."""
+    head = event.__pydantic_serializer__.to_json(event, exclude=_WITHOUT_MESSAGE).decode()
+    conversation = event.conversation.__pydantic_serializer__.to_json(event.conversation).decode()
+    return f'{head[:-1]},"message":{message_json},"conversation":{conversation}}}'
 
 
 def _us(event: Any) -> int:

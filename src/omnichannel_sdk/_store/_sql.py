@@ -32,7 +32,7 @@ from .._numbered import answered_action, numbered_reply
 from ._base import IngestItem, IngestOutcome, Job, RawPayload, StatusOutcome, Store
 from ._contacts import ContactChanges, ContactSql
 from ._conversations import CONVERSATION_COLUMNS, conversation_from_row, utc, window_columns
-from ._feed import StoreFeedLog, ingest_events
+from ._feed import StoreFeedLog
 
 T = TypeVar("T")
 
@@ -220,7 +220,7 @@ class SqlStore(ContactSql, Store, abc.ABC):
                 await self._insert_raw(tx, raw)
             outcomes = [await self._ingest_one(tx, item) for item in items]
             if self.feed_log is not None:
-                await self.feed_log.append(tx, ingest_events(outcomes))
+                await self.feed_log.append_ingest(tx, outcomes)
             return outcomes
 
         return await self._write(unit)
@@ -308,7 +308,7 @@ class SqlStore(ContactSql, Store, abc.ABC):
         # the message again is a tenth of the insert's cost
         message = (Message.model_construct(**fields) if fields["status"] in STATUS_RANK
                    else Message(**fields))
-        await self._insert_message(tx, message)
+        message_json = await self._insert_message(tx, message)
         if item.fetch_media:
             for index, part in enumerate(parts):
                 if isinstance(part, MediaPart) and part.url and not part.blob_key:
@@ -350,7 +350,7 @@ class SqlStore(ContactSql, Store, abc.ABC):
         return IngestOutcome(duplicate=False, message=message, conversation=conversation,
                              conversation_created=created, contact=contact, opt_change=opt_change,
                              merged=changes.merged, merges=changes.merges,
-                             proposals=changes.proposals)
+                             proposals=changes.proposals, message_json=message_json)
 
     async def _map_numbered_reply(self, tx: Tx, conversation_id: str, parts: list[Any]) -> list[Any]:
         """An inbound "2" answering a numbered list maps back to the second action."""
@@ -441,12 +441,15 @@ class SqlStore(ContactSql, Store, abc.ABC):
 
         return await self._write(unit)
 
-    async def _insert_message(self, tx: Tx, message: Message) -> None:
+    async def _insert_message(self, tx: Tx, message: Message) -> str:
+        """Insert ``message``; its JSON as stored."""
+        data = _dump(message)
         await tx.execute(
             "INSERT INTO messages (id, conversation_id, channel_key, external_id, direction, "
             "status, created_us, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             message.id, message.conversation_id, message.channel_key, message.external_id,
-            message.direction, message.status, to_us(message.created_at), _dump(message))
+            message.direction, message.status, to_us(message.created_at), data)
+        return data
 
     async def _save_message(self, tx: Tx, message: Message) -> None:
         await tx.execute(
