@@ -192,7 +192,7 @@ def test_a_received_message_is_logged_with_the_json_it_was_stored_with() -> None
     from omnichannel_sdk import Address, Conversation, Message, TextPart
     from omnichannel_sdk._events import MessageReceived, event_adapter
     from omnichannel_sdk._store._feed import _json, _received_json
-    from omnichannel_sdk._store._sql import _dump
+    from omnichannel_sdk._store._tx import dump
 
     now = datetime.now(UTC)
     sender = Address(channel="sms", handle="+14155550100", display_name="Ann \"A\" \u00e9")
@@ -204,6 +204,6 @@ def test_a_received_message_is_logged_with_the_json_it_was_stored_with() -> None
                                 thread_key="t", participants=[sender], created_at=now,
                                 last_inbound_at=now, window_expires_at=now)
     event = MessageReceived(message=message, conversation=conversation)
-    spliced = _received_json(event, _dump(message))
+    spliced = _received_json(event, dump(message))
     assert spliced == _json(event) == event_adapter.dump_json(event).decode()
     assert event_adapter.validate_json(spliced) == event

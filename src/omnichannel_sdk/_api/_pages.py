@@ -9,7 +9,7 @@ import orjson
 
 from .._models import Conversation, DeadLetter
 from .._store import SqlStore
-from .._store._conversations import CONVERSATION_COLUMNS, conversation_from_row
+from .._store._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 from ._problems import ApiProblem
 from ._schemas import FieldProblem
 

@@ -17,7 +17,7 @@ from .._errors import NotFoundError
 from .._ids import new_id
 from .._models import Address, Contact, Conversation, MergeProposal, Message
 from .._timeline import ContactTimeline, TimelineItem
-from ._conversations import CONVERSATION_COLUMNS, conversation_from_row
+from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 from ._merges import ContactChanges, MergeSql, dump
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from .._contact_rules import kept_and_absorbed, merged_contact, pair_id, returns
 from .._errors import MergeConflictError, NotFoundError
 from .._ids import new_id
 from .._models import Address, Contact, ContactMerge, Conversation, MergeProposal
-from ._conversations import CONVERSATION_COLUMNS, conversation_from_row
+from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 
 if TYPE_CHECKING:
     from ._sql import Tx
