@@ -312,3 +312,31 @@ async def test_timeline_orders_email_sms_and_web_chat_by_time(hub: Hub) -> None:
     assert last.next_before is None
     with pytest.raises(NotFoundError):
         await hub.contact_timeline("ct_nobody")
+
+
+async def test_proposals_merges_and_unmerges_reach_the_durable_feed(
+        omni_config: dict[str, Any], register_plugin: list[object]) -> None:
+    omni_config["omnichannel"]["feed"] = {"enabled": True, "poll_interval": 0.05}
+    async with Hub.from_config(omni_config, plugins=register_plugin) as hub:
+        await say(hub.store, "sms", "+14155550100", "sms", at=T0)
+        # logged in the ingest's own transaction, like the message it came with
+        await say(hub.store, "whatsapp", "+14155550100", "wa", at=T0 + timedelta(1))
+        [proposal] = await hub.merge_proposals()
+        kept = await hub.confirm_merge(proposal.id, by="ann")
+        [record] = await hub.merges(kept.id)
+        await hub.unmerge(record.id)
+        wanted = ["contact.merge_proposed", "contact.updated", "contact.merged", "contact.unmerged"]
+        got: list[Any] = []
+
+        async def read() -> None:
+            async for event in hub.feed("helpdesk"):
+                if event.type.startswith("contact."):
+                    got.append(event)
+                if len(got) == len(wanted):
+                    return
+
+        await asyncio.wait_for(read(), 10)
+        assert [e.type for e in got] == wanted
+        assert got[0].proposal.id == proposal.id and got[2].merge.id == record.id
+        assert got[3].restored.id == record.absorbed_id
+        assert [e.seq for e in got] == sorted(e.seq for e in got)

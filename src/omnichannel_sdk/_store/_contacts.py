@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .._contact_rules import pair_id, same_person_reason
+from .._contact_rules import identity, pair_id, same_person_reason
 from .._errors import NotFoundError
 from .._ids import new_id
 from .._models import Address, Contact, Conversation, MergeProposal, Message
@@ -222,6 +222,8 @@ class ContactSql(MergeSql):
         """Propose merging ``contact_id`` with each contact owning a verified address on another
         channel that names the same person (the same E.164 number on SMS and WhatsApp)."""
         for address in addresses:
+            if identity(address) is None:
+                continue  # a visitor id or a PSID names no one elsewhere: no query
             rows = await tx.fetchall(
                 "SELECT channel, handle, contact_id FROM contact_addresses "
                 "WHERE handle = $1 AND channel <> $2 AND contact_id <> $3",
