@@ -21,7 +21,7 @@ from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 from ._merges import ContactChanges, MergeSql, dump
 
 if TYPE_CHECKING:
-    from ._sql import Tx
+    from ._tx import Tx
 
 __all__ = ["ContactChanges", "ContactSql"]
 

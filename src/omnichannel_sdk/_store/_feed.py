@@ -37,9 +37,10 @@ from .._events import (
 from .._ids import new_id
 from .._models import Message
 from ._base import IngestOutcome, StatusOutcome
+from ._tx import now_us
 
 if TYPE_CHECKING:
-    from ._sql import SqlStore, Tx
+    from ._tx import SqlBase, Tx
 
 __all__ = ["FeedRecord", "StoreFeedLog", "event_key", "ingest_events"]
 
@@ -138,7 +139,7 @@ class _LoggedKeys:
 class StoreFeedLog:
     """The event log, consumers and leases of the durable feed, in a :class:`SqlStore`."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlBase) -> None:
         self.store = store
         self.logged = _LoggedKeys()
         self._lock = store.lock_clause
@@ -256,7 +257,6 @@ class StoreFeedLog:
 
     async def claim(self, name: str, owner: str, limit: int, lease: float) -> list[FeedRecord]:
         """Lease up to ``limit`` events of consumer ``name`` to ``owner`` (one process)."""
-        from ._sql import now_us
 
         async def unit(tx: Tx) -> list[FeedRecord]:
             now = now_us()
@@ -360,7 +360,6 @@ class StoreFeedLog:
     async def trim(self, max_age: float) -> int:
         """Delete events every consumer acknowledged (none without consumers) and events older
         than ``max_age`` seconds; return how many went."""
-        from ._sql import now_us
 
         async def unit(tx: Tx) -> int:
             row = await tx.fetchone("SELECT min(acked) FROM feed_consumers")

@@ -21,7 +21,7 @@ from .._models import Address, Contact, ContactMerge, Conversation, MergeProposa
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 
 if TYPE_CHECKING:
-    from ._sql import Tx
+    from ._tx import Tx
 
 __all__ = ["ContactChanges", "MergeSql"]
 

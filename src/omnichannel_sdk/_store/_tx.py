@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from ._feed import StoreFeedLog
+    from .._models import Message
+    from ._base import IngestOutcome, StatusOutcome
 
-__all__ = ["SqlBase", "Tx", "dump", "from_us", "now_us", "to_us"]
+__all__ = ["FeedLog", "SqlBase", "Tx", "dump", "from_us", "now_us", "to_us"]
 
 T = TypeVar("T")
 
@@ -62,13 +63,33 @@ class Tx(Protocol):
         """Every row."""
 
 
+class FeedLog(Protocol):
+    """What the store's writes append to the durable feed's log inside their transactions
+    (:class:`~omnichannel_sdk._store._feed.StoreFeedLog`)."""
+
+    async def append_ingest(self, tx: Tx, outcomes: Sequence[IngestOutcome]) -> None:
+        """The events of stored inbound messages."""
+
+    async def append_status(self, tx: Tx, outcomes: Sequence[StatusOutcome]) -> None:
+        """The events of applied receipts."""
+
+    async def append_queued(self, tx: Tx, message: Message) -> None:
+        """The event of a queued outbound message."""
+
+    async def append_sent(self, tx: Tx, message: Message, previous: str) -> None:
+        """The events of a vendor's acceptance."""
+
+    async def append_failed(self, tx: Tx, message: Message) -> None:
+        """The event of a send given up."""
+
+
 class SqlBase(abc.ABC):
     """What every part of the SQL store relies on: ``_write`` and ``_read`` transactions."""
 
     lock_clause = ""
     """Appended to reads that precede a write of the same row (``FOR UPDATE`` where needed)."""
 
-    feed_log: StoreFeedLog | None = None
+    feed_log: FeedLog | None = None
     """The durable feed's log, when the hub keeps it in this store: writes append their events
     to it inside their own transactions."""
 
