@@ -26,8 +26,6 @@ OVERSIZED: dict[str, str] = {
     "src/omnichannel_sdk/testing/_contract.py": "contract is reworking the kit (capability opt-outs)",
     "plugins/webchat/src/omnichannel_webchat/_adapter.py":
         "contract is editing the plugin adapters (generic Settings); signals and history to split out after",
-    "plugins/wechat/src/omnichannel_wechat/_adapter.py":
-        "split is splitting it along envelope/crypto, inbound, outbound, token",
 }
 
 ALLOWED_EDGES: dict[tuple[str, str], str] = {

@@ -129,7 +129,7 @@ class NatsBus(MemoryBus):
         try:
             self._nc = await nats.connect(self.url, connect_timeout=3, max_reconnect_attempts=3)
         except Exception as exc:  # nats raises several unrelated types
-            where = redact_url(self.url)
+            where = redact_url(self.url, ())  # the user name stays, for the operator
             detail = str(exc).replace(self.url, where)
             raise OmnichannelError(f"cannot connect to NATS at {where}: {detail}") from exc
         self._js = self._nc.jetstream()
@@ -196,5 +196,5 @@ def bus_from_url(url: str) -> EventBus:
                        stream=options.get("stream", "OMNICHANNEL"),
                        subject=options.get("subject", "omnichannel.events"))
     # a mistyped URL may still carry a password: never echo it
-    raise ConfigurationError(f"unsupported bus {redact_url(url)!r} (use 'memory' or 'nats://…')",
+    raise ConfigurationError(f"unsupported bus {redact_url(url, ())!r} (use 'memory' or 'nats://…')",
                              field="bus")

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._config import DeliverySettings
+from ._error_mapping import transport_errors
 from ._errors import (
     AuthenticationError,
     ChannelError,
@@ -38,6 +39,7 @@ from ._models import DeadLetter, MediaPart, Message, MessageError, utcnow
 from ._redact import redact_url
 from ._retry import backoff_delay
 from ._store import Job
+from ._token_bucket import TokenBucket
 
 if TYPE_CHECKING:
     from ._blobs import BlobStore
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
     from ._publisher import Publisher
     from ._store import SqlStore
 
-__all__ = ["Delivery", "RateLimiter", "backoff_delay", "host_allowed", "media_origin_allowed"]
+__all__ = ["Delivery", "backoff_delay", "host_allowed", "media_origin_allowed"]
 
 log = logging.getLogger("omnichannel_sdk.delivery")
 
@@ -101,29 +103,6 @@ def _has_control(text: str) -> bool:
     return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
-class RateLimiter:
-    """A token bucket: ``rate`` operations per second, bursts of up to ``burst``."""
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate)
-        self.tokens = self.capacity
-        self.updated = time.monotonic()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        """Wait for a token."""
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
-
-
 _ERROR_CODES: list[tuple[type[BaseException], str]] = [
     (RateLimitedError, "rate_limited"),
     (AuthenticationError, "auth"),
@@ -164,7 +143,7 @@ class Delivery:
         """The hub's current HTTP client (the hub may be given another one while open)."""
         self.http_loopback = http_loopback
         self._sem = asyncio.Semaphore(settings.concurrency)
-        self._limiters: dict[str, RateLimiter] = {}
+        self._limiters: dict[str, TokenBucket] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running: set[str] = set()
         self._leased: set[str] = set()
@@ -242,7 +221,7 @@ class Delivery:
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
             self._wake.clear()
 
-    def _limiter(self, key: str) -> RateLimiter | None:
+    def _limiter(self, key: str) -> TokenBucket | None:
         limiter = self._limiters.get(key)
         if limiter is None:
             adapter = self.channels.adapters.get(key)
@@ -251,7 +230,7 @@ class Delivery:
             rate = adapter.settings.rate_limit or adapter.capabilities.rate_limit
             if rate is None:
                 return None
-            limiter = self._limiters[key] = RateLimiter(rate)
+            limiter = self._limiters[key] = TokenBucket(rate)
         return limiter
 
     async def _run(self, job: Job, message: Message | None) -> None:
@@ -450,11 +429,8 @@ class Delivery:
                 # credentials go to the exact declared origins only: https, the right port
                 raise MediaError(f"{adapter.name}: media origin of {redact_url(url)!r} "
                                  "is not declared by the adapter")
-            try:
+            with transport_errors(adapter.name, "downloading media"):
                 response = await self.http().send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise TransportError(f"{adapter.name}: media download failed: "
-                                     f"{type(exc).__name__}") from exc
             try:
                 if response.is_redirect and "location" in response.headers:
                     url = str(response.url.join(response.headers["location"]))

@@ -5,7 +5,7 @@ loopback vendor stub that accepts sends and reports delivery, a page with the we
 (``/demo/chat``, when a channel adapter offers an ``embed_snippet()``) and a live agent inbox
 (``/demo/``) that lists conversations of every channel, shows each thread with delivery
 statuses, replies through ``hub.send`` and follows ``hub.events()`` over a WebSocket. Plugins add
-their channels to the demo through the ``omni_demo_channels`` hook.
+their channels to the demo by registering a :class:`~omnichannel_sdk.Demo` (``omni_register_demos``).
 
 Typing and "seen" go both ways as ``channel.signal`` events, with no adapter method involved:
 the inbox shows the ``ChannelSignal`` events ``hub.events()`` yields (``typing`` with
@@ -39,6 +39,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from ._demos import demo_channels, demo_requests, demo_vendor
 from ._errors import OmnichannelError
 from ._events import ChannelSignal
 from ._hub import Hub
@@ -71,8 +72,7 @@ def demo_config(public_url: str, data_dir: Path, *, plugins: Sequence[object] = 
         }
     }
     pm, _ = build_plugin_manager(plugins, entry_points=entry_points)
-    for extra in pm.hook.omni_demo_channels(public_url=public_url):
-        channels.update(extra or {})
+    channels.update(demo_channels(pm, public_url))
     return {
         "omnichannel": {
             "store": f"sqlite:///{data_dir / 'demo.db'}",
@@ -99,11 +99,7 @@ def simulate_requests(hub: Hub, channel_key: str) -> list[WebhookRequest]:
         return [WebhookRequest("POST", hub.request_url(channel_key),
                                {"content-type": "application/json",
                                 "x-demo-signature": signature}, body)]
-    found: list[WebhookRequest] = []
-    for batch in hub.pm.hook.omni_demo_simulate(
-            channel_key=channel_key, adapter_name=adapter.name, public_url=hub.public_url):
-        found.extend(batch or [])
-    return found
+    return demo_requests(hub.pm, channel_key, adapter.name, hub.public_url)
 
 
 _CSS = """
@@ -507,7 +503,7 @@ def build_demo(hub: Hub) -> Starlette:
         Route("/", home),
     ]
     for name in sorted({a.name for a in hub.adapters.values()}):
-        stub = hub.pm.hook.omni_demo_vendor(adapter_name=name, hub=hub)
+        stub = demo_vendor(hub.pm, name, hub)
         if stub is not None:
             routes.append(Mount(f"/demo/vendor/{name}", app=stub))
     routes.append(Mount("/", app=hub.asgi(lifespan=False)))

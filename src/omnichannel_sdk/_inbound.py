@@ -215,7 +215,7 @@ class Inbound:
             if extra:
                 addresses.extend(extra)
         thread_key = (self.pm.hook.omni_inbound_thread_key(adapter=adapter, message=draft)
-                      or adapter.thread_key(draft))
+                      or draft.thread_key or adapter.thread_key_for(customer, draft))
         return IngestItem(
             message_id=new_id("msg"), channel=adapter.channel, channel_key=adapter.context.key,
             adapter=adapter.name, draft=draft, thread_key=thread_key,

@@ -16,9 +16,9 @@ import phonenumbers
 from pydantic import SecretStr, model_validator
 
 from omnichannel_sdk import (
+    Address,
     AuthenticationError,
     Capabilities,
-    ChannelAdapter,
     ChannelError,
     InboundMessage,
     MediaPart,
@@ -40,12 +40,13 @@ from omnichannel_sdk import (
     WebhookResponse,
     alternate_port_url,
     constant_time_equals,
+    media_kind,
     media_origin_allowed,
     parse_retry_after,
     twilio_signature,
 )
 
-from ._common import SendProgress, SmsSettings, address, keyword_event, media_kind, prepare_outbound
+from ._common import PhoneNumberAdapter, SendProgress, SmsSettings, address, keyword_event, prepare_outbound
 
 __all__ = [
     "TWILIO_UNDELIVERED_REASONS",
@@ -112,7 +113,7 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
-class TwilioSmsAdapter(ChannelAdapter):
+class TwilioSmsAdapter(PhoneNumberAdapter):
     """Twilio SMS and MMS: signed form webhooks in, the Messages API out.
 
     Inbound messages and status callbacks arrive at ``public_url/webhooks/{key}`` (set it as the
@@ -176,21 +177,11 @@ class TwilioSmsAdapter(ChannelAdapter):
 
     # -- identity ----------------------------------------------------------------------------
 
-    def own_address(self) -> Any:
-        """Our number (``from_number``), or ``None`` when sending through a Messaging Service."""
-        return self._own
-
-    def customer_address(self, handle: str) -> Any:
-        """The customer address ``hub.start_conversation`` uses: ``default_region`` applies."""
-        return self.address(handle)
-
-    def address(self, number: str) -> Any:
-        """A customer :class:`~omnichannel_sdk.Address` from a number in any format, using
-        ``default_region`` for local ones (for ``hub.start_conversation``)."""
-        return address(self.channel, number, self.settings.default_region)
-
-    def thread_key_for(self, customer: Any) -> str:
-        """``customer|our number`` (or ``customer|messaging service`` without a number)."""
+    def thread_key_for(self, customer: Address, message: InboundMessage | None = None) -> str:
+        """``customer|the number written to`` for inbound messages; for conversations we start
+        ``customer|our number`` (or ``customer|messaging service`` without a number)."""
+        if message is not None:
+            return super().thread_key_for(customer, message)
         own = self._own.handle if self._own else (self.settings.messaging_service_sid or "")
         return f"{customer.handle}|{own}"
 
