@@ -6,6 +6,7 @@ Every error the SDK raises on purpose derives from :class:`OmnichannelError`::
     ├── ConfigurationError          bad config: names the channel key and the field
     ├── PluginError                 a plugin misbehaves (duplicate adapter name, bad registration)
     ├── NotFoundError               unknown conversation, message, channel key
+    ├── MergeConflictError          a merge proposal already decided, a merge already undone
     ├── PayloadError                a vendor payload we cannot accept (carries ``adapter``)
     │   ├── SignatureError          signature / handshake token missing or wrong (HTTP 403)
     │   └── UnparseablePayloadError verified, but not understood (dead-lettered, HTTP 200)
@@ -34,8 +35,10 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "ChannelError",
+    "CliError",
     "ConfigurationError",
     "MediaError",
+    "MergeConflictError",
     "NotFoundError",
     "OmnichannelError",
     "OptedOutError",
@@ -79,6 +82,11 @@ class PluginError(OmnichannelError):
 
 class NotFoundError(OmnichannelError):
     """A conversation, message, contact or channel key does not exist."""
+
+
+class MergeConflictError(OmnichannelError):
+    """A contact merge cannot be done as asked: the proposal was already confirmed or rejected,
+    the merge was already undone, or a later merge must be undone first (HTTP 409)."""
 
 
 class PayloadError(OmnichannelError):
@@ -196,3 +204,8 @@ class RateLimitedError(ProviderError):
 
 class RejectedError(ProviderError):
     """The vendor refused this particular message (bad number, policy); do not retry."""
+
+
+class CliError(Exception):
+    """A problem the ``omnichannel`` command's user can fix, printed as one line (exit status
+    2). Not an :class:`OmnichannelError`: nothing in the library raises it."""
