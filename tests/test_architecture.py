@@ -24,7 +24,6 @@ OVERSIZED: dict[str, str] = {
     "src/omnichannel_sdk/_store/_sql.py": "perf is splitting the store (schema, messages, jobs, kv)",
     "src/omnichannel_sdk/_demo.py": "inbox moves the demo's page and widget assets out",
     "src/omnichannel_sdk/_adapter.py": "contract is reworking ChannelAdapter (generic Settings); split after",
-    "src/omnichannel_sdk/testing/_contract.py": "contract is reworking the kit (capability opt-outs)",
     "plugins/webchat/src/omnichannel_webchat/_adapter.py":
         "contract is editing the plugin adapters (generic Settings); signals and history to split out after",
     "plugins/wechat/src/omnichannel_wechat/_adapter.py":
