@@ -438,6 +438,16 @@ class ChannelAdapter(abc.ABC, Generic[SettingsT]):
             return {"window": "template"}
         return None
 
+    def outbound_metadata(self, parts: Sequence[Part], recipients: Sequence[Address]) -> dict[str, Any]:
+        """What the channel knows about rendered ``parts`` before they are sent, recorded in
+        the metadata of the queued message ``hub.send`` returns (SMS adapters: the encoding
+        and segment count, ``{"encoding": "GSM-7" | "UCS-2", "segments": N}``).
+
+        Synchronous, no I/O. Raise :class:`~omnichannel_sdk.RejectedError` to refuse the
+        send at once (nothing is stored). Default: nothing.
+        """
+        return {}
+
     async def send(self, message: Message, parts: Sequence[Part]) -> SendResult:
         """Deliver ``message`` (already rendered to ``parts``) to the vendor.
 

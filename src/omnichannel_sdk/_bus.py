@@ -39,6 +39,12 @@ class EventBus(abc.ABC):
     def subscribe(self, maxsize: int = 10_000) -> AsyncIterator[Event]:
         """An async iterator over events published from now on."""
 
+    @property
+    def listened(self) -> bool:
+        """Whether a published event can reach anyone (``False`` lets the hub skip building
+        events no one would get)."""
+        return True
+
 
 _CLOSED: Any = object()
 
@@ -63,6 +69,11 @@ class MemoryBus(EventBus):
     async def check(self) -> str | None:
         """``None`` while open, ``"closed"`` after :meth:`close`."""
         return "closed" if self._closed else None
+
+    @property
+    def listened(self) -> bool:
+        """Whether this process has a subscriber (a NATS bus always publishes)."""
+        return bool(self._queues) or type(self) is not MemoryBus
 
     async def publish(self, event: Event) -> None:
         """Deliver ``event`` to every current subscriber."""

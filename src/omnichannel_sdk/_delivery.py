@@ -38,6 +38,7 @@ from ._jobs import ADAPTER_JOB, run_adapter_job
 from ._models import DeadLetter, MediaPart, Message, MessageError, utcnow
 from ._redact import redact_url
 from ._retry import backoff_delay
+from ._retry_state import finished, retrying
 from ._store import Job
 from ._token_bucket import TokenBucket
 
@@ -263,9 +264,11 @@ class Delivery:
         try:
             if job.attempts + 1 < self.settings.max_attempts:
                 log.exception("job %s crashed; it will be retried", job.id)
-                await store.retry_job(job.id, backoff_delay(
-                    job.attempts, self.settings.base_delay, self.settings.max_delay),
-                    f"internal: {type(exc).__name__}")
+                delay = backoff_delay(job.attempts, self.settings.base_delay, self.settings.max_delay)
+                await store.retry_job(job.id, delay, f"internal: {type(exc).__name__}")
+                if job.kind == "send" and job.message_id:
+                    await self.mutations.modify_message(job.message_id, retrying(
+                        job.attempts + 1, f"internal: {type(exc).__name__}", delay))
                 return
             log.exception("job %s crashed on its last try", job.id)
             if message is None and job.message_id:
@@ -326,6 +329,9 @@ class Delivery:
             log.info("send %s failed (%s); retry %d in %.1fs", message.id, error_code(exc),
                      attempts, delay)
             await store.retry_job(job.id, delay, f"{error_code(exc)}: {exc}")
+            # the retry state on the message, published as message.updated (SPEC §7)
+            await self.mutations.modify_message(message.id, retrying(attempts, f"{error_code(exc)}: {exc}",
+                                                               delay))
             return
         except (UnsupportedFeatureError, MediaError, WindowClosedError) as exc:
             await self._give_up(job, message, exc)  # trying again cannot help
@@ -336,9 +342,9 @@ class Delivery:
         updated = message.model_copy(update={
             "external_id": result.external_ids[0] if result.external_ids else None,
             "status": status,
-            "metadata": {**message.metadata, **result.metadata,
-                         **({"external_ids": result.external_ids}
-                            if len(result.external_ids) > 1 else {})},
+            "metadata": finished({**message.metadata, **result.metadata,
+                                  **({"external_ids": result.external_ids}
+                                     if len(result.external_ids) > 1 else {})}, job.attempts + 1),
         })
         final = await store.record_sent(updated, result.external_ids, job.id)
         self.publisher.publish(MessageSent(message=final))
@@ -359,7 +365,8 @@ class Delivery:
     async def _give_up(self, job: Job, message: Message, exc: BaseException) -> None:
         error = MessageError(code=error_code(exc), message=str(exc),
                              vendor_code=getattr(exc, "vendor_code", None))
-        failed = message.model_copy(update={"status": "failed", "error": error})
+        failed = message.model_copy(update={"status": "failed", "error": error, "metadata": finished(
+            message.metadata, job.attempts + 1, f"{error.code}: {exc}")})
         letter = DeadLetter(id=new_id("dl"), kind="outbound", channel_key=job.channel_key,
                             adapter=message.adapter, error=f"{error.code}: {exc}",
                             created_at=utcnow(), message_id=message.id)

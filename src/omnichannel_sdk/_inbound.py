@@ -287,11 +287,18 @@ class Inbound:
             if outcome.duplicate or outcome.message is None or outcome.conversation is None:
                 continue
             stored.append(outcome.message)
-            if outcome.conversation_created:
+            if outcome.events is not None:  # built and logged with the message in the feed
+                for event in outcome.events:
+                    publish(event)
+                continue
+            heard = self.publisher.heard
+            if outcome.conversation_created and heard("conversation.opened"):
                 publish(ConversationOpened(conversation=outcome.conversation))
             if outcome.message.direction == "inbound":
-                publish(MessageReceived(message=outcome.message, conversation=outcome.conversation))
-            else:
+                if heard("message.received"):
+                    publish(MessageReceived(message=outcome.message,
+                                            conversation=outcome.conversation))
+            elif heard("message.sent"):
                 publish(MessageSent(message=outcome.message))
             if outcome.opt_change and outcome.contact is not None:
                 publish(ContactUpdated(contact=outcome.contact, change=outcome.opt_change))

@@ -46,7 +46,15 @@ from omnichannel_sdk import (
     twilio_signature,
 )
 
-from ._common import PhoneNumberAdapter, SendProgress, SmsSettings, address, keyword_event, prepare_outbound
+from ._common import (
+    OutboundSms,
+    PhoneNumberAdapter,
+    SendProgress,
+    SmsSettings,
+    address,
+    keyword_event,
+    prepare_outbound,
+)
 
 __all__ = [
     "TWILIO_UNDELIVERED_REASONS",
@@ -350,18 +358,8 @@ class TwilioSmsAdapter(PhoneNumberAdapter):
         if not message.recipients:
             raise RejectedError(f"{self.name}: the message has no recipient")
         to = message.recipients[0].handle
-        parts = list(parts)
-        media = [p for p in parts if isinstance(p, MediaPart)]
-        if media and not self._mms_to(to):
-            links = [f"{p.caption or p.filename or p.kind}: {p.url}" for p in media
-                     if p.url and p.url.startswith(("http://", "https://"))]
-            if len(links) < len(media):
-                raise UnsupportedFeatureError(f"{self.name}: media without a public URL")
-            parts = [p for p in parts if not isinstance(p, MediaPart)] + [TextPart(text=x) for x in links]
-            media = []
-        if any(not (p.url or "").startswith(("http://", "https://")) for p in media):
-            raise UnsupportedFeatureError(f"{self.name}: MMS media needs a public URL")
-        prepared = prepare_outbound(parts, self.settings, self.name, max_chars=1600)
+        prepared = self._prepare(parts, to)
+        media = prepared.media
         bodies: list[str | None] = list(prepared.bodies) or [None]
         sids: list[str] = []
         status = "sent"  # Twilio answered 201: it has the message, whatever its own status says
@@ -394,10 +392,42 @@ class TwilioSmsAdapter(PhoneNumberAdapter):
                                     status_code=response.status_code) from None
             if progress is not None:
                 await progress.record(index, sids[-1:])
+        return SendResult(external_ids=sids, status=status, metadata=self._metadata(prepared))
+
+    def _prepare(self, parts: Sequence[Part], to: str) -> OutboundSms:
+        """The SMS bodies and MMS media ``parts`` become for ``to``: media ride as MMS to
+        US/Canada numbers (when ``mms`` is on), as links in the text elsewhere."""
+        parts = list(parts)
+        media = [p for p in parts if isinstance(p, MediaPart)]
+        if media and not self._mms_to(to):
+            links = [f"{p.caption or p.filename or p.kind}: {p.url}" for p in media
+                     if p.url and p.url.startswith(("http://", "https://"))]
+            if len(links) < len(media):
+                raise UnsupportedFeatureError(f"{self.name}: media without a public URL")
+            parts = [p for p in parts if not isinstance(p, MediaPart)] + [TextPart(text=x) for x in links]
+            media = []
+        if any(not (p.url or "").startswith(("http://", "https://")) for p in media):
+            raise UnsupportedFeatureError(f"{self.name}: MMS media needs a public URL")
+        return prepare_outbound(parts, self.settings, self.name, max_chars=1600)
+
+    @staticmethod
+    def _metadata(prepared: OutboundSms) -> dict[str, Any]:
         metadata = prepared.metadata()
-        if media:
+        if prepared.media:
             metadata["mms"] = True
-        return SendResult(external_ids=sids, status=status, metadata=metadata)
+        return metadata
+
+    def outbound_metadata(self, parts: Sequence[Part], recipients: Sequence[Address]) -> dict[str, Any]:
+        """The encoding and segment count of the SMS ``parts`` become (SPEC §10), known before
+        the send; a text past ``max_segments`` with ``max_segments_action = "refuse"`` is
+        refused here, before anything is queued."""
+        if not recipients:
+            return {}
+        try:
+            prepared = self._prepare(parts, recipients[0].handle)
+        except UnsupportedFeatureError:
+            return {}  # the send itself gives up with this error, as it always did
+        return self._metadata(prepared)
 
     def _error(self, response: httpx.Response) -> Exception:
         """The one place Twilio's API errors become typed errors."""

@@ -17,6 +17,7 @@ import orjson
 from pydantic import Field, SecretStr
 
 from omnichannel_sdk import (
+    Address,
     AuthenticationError,
     Capabilities,
     EventPart,
@@ -378,6 +379,12 @@ class VonageSmsAdapter(PhoneNumberAdapter):
             if progress is not None:
                 await progress.record(index, accepted)
         return SendResult(external_ids=ids, status="sent", metadata=prepared.metadata())
+
+    def outbound_metadata(self, parts: Sequence[Part], recipients: Sequence[Address]) -> dict[str, Any]:
+        """The encoding and segment count of the SMS ``parts`` become (SPEC §10), known before
+        the send; a text past ``max_segments`` with ``max_segments_action = "refuse"`` is
+        refused here, before anything is queued."""
+        return prepare_outbound(parts, self.settings, self.name).metadata()
 
     def _accepted(self, response: httpx.Response) -> list[str]:
         try:
