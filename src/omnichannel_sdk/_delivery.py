@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ._adapter import ChannelAdapter, SendResult
 from ._config import DeliverySettings
 from ._errors import (
     AuthenticationError,
@@ -35,7 +37,7 @@ from ._errors import (
 from ._events import MessageSent, StatusChanged
 from ._ids import new_id
 from ._jobs import ADAPTER_JOB, run_adapter_job
-from ._models import DeadLetter, MediaPart, Message, MessageError, utcnow
+from ._models import DeadLetter, MediaPart, Message, MessageError, Part, utcnow
 from ._redact import redact_url
 from ._store import Job
 
@@ -102,6 +104,19 @@ def media_origin_allowed(url: str, hosts: frozenset[str], exact: frozenset[str] 
     return any(host == h or host.endswith("." + h) for h in hosts if "://" not in h)
 
 
+def default_worker_id() -> str:
+    """The default base of a process identity: the host name."""
+    return socket.gethostname() or "omnichannel"
+
+
+def may_have_arrived(exc: BaseException) -> bool:
+    """Whether a failed vendor call may still have reached the vendor: a transport error
+    other than failing to connect (a timeout or a connection lost after sending)."""
+    if not isinstance(exc, TransportError):
+        return False
+    return not isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout))
+
+
 def _has_control(text: str) -> bool:
     return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
 
@@ -157,6 +172,8 @@ class Delivery:
         self.hub = hub
         self.settings = settings
         self._sem = asyncio.Semaphore(settings.concurrency)
+        self._channel_slots: dict[str, asyncio.Semaphore] = {}
+        self._settled: set[str] = set()
         self._limiters: dict[str, RateLimiter] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running: set[str] = set()
@@ -173,7 +190,14 @@ class Delivery:
         self._wake.set()
 
     async def start(self) -> None:
-        """Start polling for due and orphaned jobs."""
+        """Take this process's identity, take back at once what its previous incarnation
+        left leased, and start polling for due and orphaned jobs."""
+        identity = await self.hub.store.hold_identity(self.settings.worker_id or default_worker_id())
+        taken = await self.hub.store.take_over_leases()
+        self.hub.metrics.record_leases_taken_over(taken)
+        if taken:
+            log.warning("outbox identity %s: took back %d jobs its previous process left leased",
+                        identity, taken)
         self._poller = asyncio.create_task(self._poll(), name="omnichannel-outbox-poller")
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -270,6 +294,7 @@ class Delivery:
             self._leased.discard(job.id)  # finished, retried or failed: no longer ours
         finally:
             self._running.discard(job.id)
+            self._settled.discard(job.id)
 
     async def _crashed(self, job: Job, message: Message | None, exc: Exception) -> None:
         """A bug (ours or an adapter's) broke a job: retry with backoff, then dead-letter."""
@@ -277,9 +302,10 @@ class Delivery:
         try:
             if job.attempts + 1 < self.settings.max_attempts:
                 log.exception("job %s crashed; it will be retried", job.id)
+                # a vendor call may have been made before the crash: keep its record
                 await store.retry_job(job.id, backoff_delay(
                     job.attempts, self.settings.base_delay, self.settings.max_delay),
-                    f"internal: {type(exc).__name__}")
+                    f"internal: {type(exc).__name__}", uncertain=True)
                 return
             log.exception("job %s crashed on its last try", job.id)
             if message is None and job.message_id:
@@ -312,13 +338,10 @@ class Delivery:
                 f"channel {job.channel_key!r} is no longer configured"))
             return
         parts = _parts_adapter().validate_python(job.payload.get("parts", []))
-        limiter = self._limiter(job.channel_key)
-        if limiter is not None:
-            await limiter.acquire()
         started = time.monotonic()
         try:
             try:
-                result = await adapter.send(message, parts)
+                result = await self._call_vendor(job, message, adapter, parts)
             except Exception as exc:
                 self._measure(job, started, exc)
                 raise
@@ -339,7 +362,9 @@ class Delivery:
                                   retry_after)
             log.info("send %s failed (%s); retry %d in %.1fs", message.id, error_code(exc),
                      attempts, delay)
-            await store.retry_job(job.id, delay, f"{error_code(exc)}: {exc}")
+            # keep the "attempt started" record unless the vendor answered this call
+            await store.retry_job(job.id, delay, f"{error_code(exc)}: {exc}",
+                                  uncertain=job.id not in self._settled)
             return
         except (UnsupportedFeatureError, MediaError, WindowClosedError) as exc:
             await self._give_up(job, message, exc)  # trying again cannot help
@@ -358,6 +383,46 @@ class Delivery:
         self.hub._publish(MessageSent(message=final))
         self.hub._publish(StatusChanged(message=final, previous=message.status))
         self._resolve(final)
+
+    async def _call_vendor(self, job: Job, message: Message, adapter: ChannelAdapter,
+                           parts: list[Part]) -> SendResult:
+        """One vendor call of a send, at most ``max_in_flight_per_channel`` at once per
+        channel, recorded as started before it is made (and before the rate limiter's wait,
+        so a crash then counts as a possible duplicate rather than hiding one). When an
+        earlier call's outcome is unknown, the adapter is asked first
+        (:meth:`ChannelAdapter.reconcile`); sending again without its answer is a possible
+        duplicate, counted and marked on the message."""
+        slot = self._channel_slots.get(job.channel_key)
+        if slot is None:
+            slot = self._channel_slots[job.channel_key] = asyncio.Semaphore(
+                self.settings.max_in_flight_per_channel)
+        async with slot:
+            attempted = job.attempt_started_at
+            uncertain = attempted is not None
+            if attempted is not None:
+                found = await adapter.reconcile(message, parts, attempted)
+                if found is not None:
+                    self.hub.metrics.record_uncertain_send(job.channel_key, "reconciled")
+                    log.info("send %s: the vendor already had it (%s); not sent again",
+                             message.id, ", ".join(found.external_ids))
+                    return SendResult(external_ids=found.external_ids, status=found.status,
+                                      metadata={**found.metadata, "reconciled": True})
+            await self.hub.store.begin_attempt(job.id)
+            limiter = self._limiter(job.channel_key)
+            if limiter is not None:  # last, so the vendor sees the rate the limiter gives
+                await limiter.acquire()
+            try:
+                result = await adapter.send(message, parts)
+            except Exception as exc:
+                if not may_have_arrived(exc):
+                    self._settled.add(job.id)  # the vendor answered: the retry starts clean
+                raise
+            if uncertain:
+                self.hub.metrics.record_uncertain_send(job.channel_key, "resent")
+                log.warning("send %s sent again after a call of unknown outcome: a possible "
+                            "duplicate at the vendor", message.id)
+                result.metadata = {**result.metadata, "possible_duplicate": True}
+            return result
 
     def _measure(self, job: Job, started: float, exc: BaseException | None) -> None:
         """Record a vendor call of a send in the hub's metrics."""

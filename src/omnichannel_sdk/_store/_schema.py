@@ -73,6 +73,14 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE IF NOT EXISTS feed_sequence (last BIGINT NOT NULL)",
         "INSERT INTO feed_sequence (last) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM feed_sequence)",
     ],
+    # 3 — crash recovery of sends (issue 11): the process identity holding a job's lease, and
+    # when a vendor call of the job started without its outcome being recorded yet
+    [
+        "ALTER TABLE jobs ADD COLUMN owner TEXT",
+        "ALTER TABLE jobs ADD COLUMN attempt_us BIGINT",
+        "ALTER TABLE jobs ADD COLUMN vendor_attempts INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner) WHERE state = 'running'",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
