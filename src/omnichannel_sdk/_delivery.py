@@ -405,9 +405,16 @@ class Delivery:
                     self.hub.metrics.record_uncertain_send(job.channel_key, "reconciled")
                     log.info("send %s: the vendor already had it (%s); not sent again",
                              message.id, ", ".join(found.external_ids))
+                    extra = ({"possible_duplicates": job.possible_duplicates}
+                             if job.possible_duplicates else {})
                     return SendResult(external_ids=found.external_ids, status=found.status,
-                                      metadata={**found.metadata, "reconciled": True})
-            await self.hub.store.begin_attempt(job.id)
+                                      metadata={**found.metadata, "reconciled": True, **extra})
+            await self.hub.store.begin_attempt(job.id, possible_duplicate=uncertain)
+            if uncertain:
+                job.possible_duplicates += 1
+                self.hub.metrics.record_uncertain_send(job.channel_key, "resent")
+                log.warning("send %s goes again after a call of unknown outcome: a possible "
+                            "duplicate at the vendor", message.id)
             limiter = self._limiter(job.channel_key)
             if limiter is not None:  # last, so the vendor sees the rate the limiter gives
                 await limiter.acquire()
@@ -417,11 +424,9 @@ class Delivery:
                 if not may_have_arrived(exc):
                     self._settled.add(job.id)  # the vendor answered: the retry starts clean
                 raise
-            if uncertain:
-                self.hub.metrics.record_uncertain_send(job.channel_key, "resent")
-                log.warning("send %s sent again after a call of unknown outcome: a possible "
-                            "duplicate at the vendor", message.id)
-                result.metadata = {**result.metadata, "possible_duplicate": True}
+            if job.possible_duplicates:  # said on the message, counted across crashes
+                result.metadata = {**result.metadata,
+                                   "possible_duplicates": job.possible_duplicates}
             return result
 
     def _measure(self, job: Job, started: float, exc: BaseException | None) -> None:

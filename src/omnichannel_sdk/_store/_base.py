@@ -83,6 +83,9 @@ class Job:
     making it died, or the call timed out): it may have reached the vendor."""
     vendor_attempts: int = 0
     """How many vendor calls of this job were started (each one recorded before the call)."""
+    possible_duplicates: int = 0
+    """How many of them were made after a call of unknown outcome the vendor could not
+    confirm (each a possible duplicate at the vendor)."""
 
 
 class Store(abc.ABC):
@@ -231,9 +234,10 @@ class Store(abc.ABC):
         its "attempt started" record for the next try to reconcile."""
 
     @abc.abstractmethod
-    async def begin_attempt(self, job_id: str) -> None:
+    async def begin_attempt(self, job_id: str, *, possible_duplicate: bool = False) -> None:
         """Record, durably and before the vendor is called, that a vendor call of the job
-        starts now (a process recovering the job then knows it may have reached the vendor)."""
+        starts now (a process recovering the job then knows it may have reached the vendor);
+        ``possible_duplicate``: an earlier call of unknown outcome may have reached it too."""
 
     @abc.abstractmethod
     async def hold_identity(self, base: str) -> str:

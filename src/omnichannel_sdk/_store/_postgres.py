@@ -49,7 +49,7 @@ class PostgresStore(SqlStore):
                      OR (state = 'running' AND lease_us < $2) ORDER BY next_us LIMIT $3
                      FOR UPDATE SKIP LOCKED)
         RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
-                  vendor_attempts"""
+                  vendor_attempts, possible_duplicates"""
 
     def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10,
                  schema: str | None = None) -> None:

@@ -79,6 +79,7 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN owner TEXT",
         "ALTER TABLE jobs ADD COLUMN attempt_us BIGINT",
         "ALTER TABLE jobs ADD COLUMN vendor_attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN possible_duplicates INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner) WHERE state = 'running'",
     ],
 ]

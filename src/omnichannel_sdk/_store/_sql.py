@@ -97,7 +97,7 @@ class SqlStore(Store, abc.ABC):
         WHERE id IN (SELECT id FROM jobs WHERE (state = 'pending' AND next_us <= $2)
                      OR (state = 'running' AND lease_us < $2) ORDER BY next_us LIMIT $3)
         RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
-                  vendor_attempts"""
+                  vendor_attempts, possible_duplicates"""
 
     identity: str | None = None
     """The process identity this store's leases carry (see :meth:`hold_identity`)."""
@@ -887,7 +887,8 @@ class SqlStore(Store, abc.ABC):
             self.claim_sql, now + int(lease * 1e6), now, limit, self.identity))
         return [Job(id=r[0], kind=r[1], channel_key=r[2], message_id=r[3], attempts=r[4],
                     payload=orjson.loads(r[5]), attempt_started_at=from_us(r[6]),
-                    vendor_attempts=int(r[7] or 0)) for r in rows]
+                    vendor_attempts=int(r[7] or 0), possible_duplicates=int(r[8] or 0))
+                for r in rows]
 
     async def retry_job(self, job_id: str, delay: float, error: str, *,
                         uncertain: bool = False) -> None:
@@ -901,14 +902,16 @@ class SqlStore(Store, abc.ABC):
             "attempt_us = CASE WHEN $4 THEN attempt_us ELSE NULL END WHERE id = $1",
             job_id, now_us() + int(delay * 1e6), error, uncertain))
 
-    async def begin_attempt(self, job_id: str) -> None:
+    async def begin_attempt(self, job_id: str, *, possible_duplicate: bool = False) -> None:
         """Record, durably and before the vendor is called, that a vendor call of the job
-        starts now (a process recovering the job then knows it may have reached the vendor)."""
+        starts now (a process recovering the job then knows it may have reached the vendor);
+        ``possible_duplicate``: an earlier call of unknown outcome may have reached it too."""
         await self._write(lambda tx: tx.execute(
             # the earliest call of unknown outcome is kept: a reconcile looks from there
             "UPDATE jobs SET attempt_us = COALESCE(attempt_us, $2), "
-            "vendor_attempts = vendor_attempts + 1 "
-            "WHERE id = $1", job_id, now_us()))
+            "vendor_attempts = vendor_attempts + 1, "
+            "possible_duplicates = possible_duplicates + $3 WHERE id = $1",
+            job_id, now_us(), 1 if possible_duplicate else 0))
 
     async def hold_identity(self, base: str) -> str:
         """Take a process identity derived from ``base`` that no live process holds: ``base``
