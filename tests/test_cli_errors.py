@@ -118,9 +118,12 @@ def test_simulate_help_lists_its_targets() -> None:
         assert target in result.stdout
 
 
-def test_the_demo_banner_prints_the_visitor_page(tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_the_demo_banner_prints_the_visitor_page(tmp_path: Path, host: str) -> None:
+    """A wildcard interface is shown (and used for the demo vendors' media) as loopback."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "omnichannel_sdk._cli", "demo", "--port", str(port),
+                                "--host", host,
                                 "--data-dir", str(tmp_path / "d")], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                                env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})

@@ -100,7 +100,10 @@ def demo(
     from ._demo import build_demo, demo_config
     from ._hub import Hub
 
-    public_url = f"http://{host}:{port}"
+    # a wildcard interface is not an address: the demo's URLs (and its in-process vendors, whose
+    # plain-http media the exact-origin rule admits on loopback only) use the loopback address
+    shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104 (a comparison, not a bind)
+    public_url = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
     hub = Hub.from_config(demo_config(public_url, data_dir))
     if check:
