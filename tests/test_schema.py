@@ -117,3 +117,70 @@ async def test_sqlite_upgrades_a_version_1_database_to_the_feed_tables(tmp_path:
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT id FROM conversations").fetchall() == [("c1",)]
     conn.close()
+
+
+def _version_2_sqlite(path: Path, proposal: str) -> None:
+    """A database as the release before reversible merges wrote it: steps 1 and 2, with an open
+    merge proposal kept in kv."""
+    conn = sqlite3.connect(path)
+    for step in MIGRATIONS[:2]:
+        for statement in step:
+            conn.execute(statement.replace("{blob}", "BLOB"))
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (2)")
+    conn.execute("INSERT INTO kv (key, value, expires_us) VALUES (?, ?, NULL)",
+                 ("merge-proposal:ct_b~ct_a", proposal))
+    conn.commit()
+    conn.close()
+
+
+OLD_PROPOSAL = ('{"id": "ct_b~ct_a", "contact_id": "ct_b", "existing_contact_id": "ct_a", '
+                '"address": {"channel": "email", "handle": "ann@example.com", "display_name": null}, '
+                '"message_id": "msg_1", "created_at": "2026-11-30T10:00:00Z"}')
+
+
+async def test_sqlite_upgrade_moves_merge_proposals_into_their_table(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    _version_2_sqlite(path, OLD_PROPOSAL)
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION >= 3
+        [proposal] = await store.list_merge_proposals(None)
+        assert (proposal.id, proposal.status, proposal.reason, proposal.verified) == (
+            "ct_b~ct_a", "open", "claimed", False)
+        assert await store.kv_scan("merge-proposal:") == []
+        assert await store.list_merges("ct_a") == []
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_upgrade_moves_merge_proposals_into_their_table() -> None:
+    need_service("PostgreSQL", 5432)
+    import asyncpg
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.execute(f'SET search_path TO "{schema}"')
+        for step in MIGRATIONS[:2]:
+            for statement in step:
+                await conn.execute(statement.replace("{blob}", "BYTEA"))
+        await conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        await conn.execute("INSERT INTO schema_version VALUES (2)")
+        await conn.execute("INSERT INTO kv (key, value, expires_us) VALUES ($1, $2, NULL)",
+                           "merge-proposal:ct_b~ct_a", OLD_PROPOSAL)
+        store = PostgresStore(f"{PG_DSN}?schema={schema}")
+        await store.open()
+        try:
+            assert await store.schema_version() == SCHEMA_VERSION
+            [proposal] = await store.list_merge_proposals(None)
+            assert proposal.id == "ct_b~ct_a" and proposal.status == "open"
+            assert await store.kv_scan("merge-proposal:") == []
+        finally:
+            await store.close()
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()

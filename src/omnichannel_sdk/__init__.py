@@ -29,6 +29,7 @@ from ._errors import (
     ChannelError,
     ConfigurationError,
     MediaError,
+    MergeConflictError,
     NotFoundError,
     OmnichannelError,
     OptedOutError,
@@ -49,9 +50,12 @@ from ._errors import (
 )
 from ._events import (
     ChannelSignal,
+    ContactMerged,
+    ContactUnmerged,
     ContactUpdated,
     ConversationOpened,
     Event,
+    MergeProposed,
     MessageQueued,
     MessageReceived,
     MessageSent,
@@ -67,6 +71,7 @@ from ._models import (
     Address,
     Author,
     Contact,
+    ContactMerge,
     Conversation,
     DeadLetter,
     EventPart,
@@ -94,6 +99,7 @@ from ._service_levels import (
 from ._services import AdapterServices, DetachedServices, StoreReader
 from ._signing import hmac_digest, hmac_matches, twilio_signature
 from ._store import Store
+from ._timeline import ContactTimeline, TimelineItem
 from ._webhook import WebhookRequest, WebhookResponse, alternate_port_url
 from .hookspecs import hookimpl, hookspec
 
@@ -119,6 +125,10 @@ __all__ = [
     "ChannelSignal",
     "ConfigurationError",
     "Contact",
+    "ContactMerge",
+    "ContactMerged",
+    "ContactTimeline",
+    "ContactUnmerged",
     "ContactUpdated",
     "Conversation",
     "ConversationOpened",
@@ -143,7 +153,9 @@ __all__ = [
     "MediaPart",
     "MemoryBlobStore",
     "MemoryBus",
+    "MergeConflictError",
     "MergeProposal",
+    "MergeProposed",
     "Message",
     "MessageError",
     "MessageQueued",
@@ -179,6 +191,7 @@ __all__ = [
     "StoreUnavailableError",
     "TemplatePart",
     "TextPart",
+    "TimelineItem",
     "TranscriptPart",
     "TranscriptSegment",
     "TransportError",

@@ -6,6 +6,7 @@ Every error the SDK raises on purpose derives from :class:`OmnichannelError`::
     ├── ConfigurationError          bad config: names the channel key and the field
     ├── PluginError                 a plugin misbehaves (duplicate adapter name, bad registration)
     ├── NotFoundError               unknown conversation, message, channel key
+    ├── MergeConflictError          a merge proposal already decided, a merge already undone
     ├── PayloadError                a vendor payload we cannot accept (carries ``adapter``)
     │   ├── SignatureError          signature / handshake token missing or wrong (HTTP 403)
     │   └── UnparseablePayloadError verified, but not understood (dead-lettered, HTTP 200)
@@ -36,6 +37,7 @@ __all__ = [
     "ChannelError",
     "ConfigurationError",
     "MediaError",
+    "MergeConflictError",
     "NotFoundError",
     "OmnichannelError",
     "OptedOutError",
@@ -79,6 +81,11 @@ class PluginError(OmnichannelError):
 
 class NotFoundError(OmnichannelError):
     """A conversation, message, contact or channel key does not exist."""
+
+
+class MergeConflictError(OmnichannelError):
+    """A contact merge cannot be done as asked: the proposal was already confirmed or rejected,
+    the merge was already undone, or a later merge must be undone first (HTTP 409)."""
 
 
 class PayloadError(OmnichannelError):

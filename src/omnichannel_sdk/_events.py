@@ -7,13 +7,16 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from ._models import Contact, Conversation, Message, utcnow
+from ._models import Contact, ContactMerge, Conversation, MergeProposal, Message, utcnow
 
 __all__ = [
     "ChannelSignal",
+    "ContactMerged",
+    "ContactUnmerged",
     "ContactUpdated",
     "ConversationOpened",
     "Event",
+    "MergeProposed",
     "MessageQueued",
     "MessageReceived",
     "MessageSent",
@@ -87,6 +90,36 @@ class ContactUpdated(_Event):
     """For ``merged``: the ids of the contacts merged into this one (they no longer exist)."""
 
 
+class MergeProposed(_Event):
+    """Two contacts may be one person: a proposal the helpdesk confirms or rejects
+    (``hub.confirm_merge`` / ``hub.reject_merge``). Nothing was merged."""
+
+    type: Literal["contact.merge_proposed"] = "contact.merge_proposed"
+    proposal: MergeProposal
+
+
+class ContactMerged(_Event):
+    """Two contacts became one (a confirmed proposal, a merge by id, or addresses a vendor
+    proved); ``merge`` records what moved, so ``hub.unmerge(merge.id)`` can undo it."""
+
+    type: Literal["contact.merged"] = "contact.merged"
+    merge: ContactMerge
+    contact: Contact
+    """The contact that remained, as the merge left it."""
+
+
+class ContactUnmerged(_Event):
+    """A merge was undone: both contacts exist again as before it."""
+
+    type: Literal["contact.unmerged"] = "contact.unmerged"
+    merge: ContactMerge
+    """The record, with ``unmerged_at`` set."""
+    contact: Contact
+    """The contact that had been kept, without what the merge brought."""
+    restored: Contact
+    """The contact that had been absorbed, back with its id."""
+
+
 class ChannelSignal(_Event):
     """A passing signal that is not stored: typing, seen, presence. Published with
     ``hub.signal(...)`` so that every process (on a NATS bus) can pass it on."""
@@ -104,7 +137,7 @@ class ChannelSignal(_Event):
 
 Event = Annotated[
     Union[MessageReceived, MessageQueued, MessageSent, MessageUpdated, StatusChanged, ConversationOpened,
-          ContactUpdated, ChannelSignal],
+          ContactUpdated, MergeProposed, ContactMerged, ContactUnmerged, ChannelSignal],
     Field(discriminator="type"),
 ]
 """Any hub event, discriminated by ``type``."""

@@ -11,11 +11,12 @@ import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pluggy
 
+from . import _contacts
 from ._adapter import AdapterContext, ChannelAdapter, InboundMessage, ParseResult
 from ._blobs import BlobStore, blobs_from_url
 from ._bus import EventBus, bus_from_url
@@ -53,8 +54,10 @@ from ._models import (
     Address,
     Author,
     Contact,
+    ContactMerge,
     Conversation,
     DeadLetter,
+    MergeProposal,
     Message,
     Part,
     StatusUpdate,
@@ -67,7 +70,9 @@ from ._replay import ReplayReport, replay_dead_letters
 from ._service_levels import ServiceLevelReport, compute_service_levels
 from ._services import HubServices
 from ._store import IngestItem, IngestOutcome, Job, RawPayload, SqlStore, store_from_url
+from ._store._feed import contact_events
 from ._store._sql import early_receipt_key, status_moves
+from ._timeline import ContactTimeline
 from ._webhook import WebhookRequest, WebhookResponse
 
 __all__ = ["Hub", "ReplayReport"]
@@ -595,13 +600,58 @@ class Hub:
         log.warning("dead-lettered a %s request on %s: %s", adapter.name, channel_key, error)
         return letter
 
-    async def confirm_merge(self, proposal_id: str) -> Contact:
-        """Confirm a :class:`~omnichannel_sdk.MergeProposal` (``hub.store.list_merge_proposals()``):
-        its two contacts become one, ``contact.updated`` is published with ``change="merged"``.
-        Unproven addresses (a web chat pre-chat email) are never merged without this."""
-        contact, merged = await self.store.confirm_merge(proposal_id)
-        self._publish(ContactUpdated(contact=contact, change="merged", merged=merged))
-        return contact
+    # -- contacts: merges and the whole story (logic in _contacts.py) -------------------------
+
+    async def merge_proposals(
+        self, status: Literal["open", "confirmed", "rejected"] | None = "open",
+    ) -> list[MergeProposal]:
+        """Merge proposals with ``status`` (``None``: all), oldest first: contacts that may be
+        one person, by an address one of them only claimed (a web chat pre-chat email) or by
+        verified addresses naming the same person on two channels (one phone number on SMS and
+        WhatsApp). Open ones whose contacts merged otherwise are left out."""
+        return await _contacts.merge_proposals(self, status)
+
+    async def confirm_merge(self, proposal_id: str, *, by: str | None = None) -> Contact:
+        """Confirm an open :class:`~omnichannel_sdk.MergeProposal`: its two contacts become
+        one (the older id stays), recorded so :meth:`unmerge` can undo it; publishes
+        ``contact.merged`` and ``contact.updated`` (``change="merged"``). ``by`` names who
+        decided. Unproven addresses are never merged without this. :class:`NotFoundError`
+        for an unknown proposal, :class:`MergeConflictError` for a decided one."""
+        return await _contacts.confirm_merge(self, proposal_id, by=by)
+
+    async def reject_merge(self, proposal_id: str, *, by: str | None = None) -> None:
+        """Reject an open merge proposal: nothing merges, and the pair is not proposed again.
+        :class:`NotFoundError` / :class:`MergeConflictError` as for :meth:`confirm_merge`."""
+        await _contacts.reject_merge(self, proposal_id, by=by)
+
+    async def merge_contacts(self, contact_id: str, other_id: str, *,
+                             by: str | None = None) -> Contact:
+        """Merge two contacts the helpdesk knows are one person (no proposal needed); the
+        older id stays. Recorded and reversible like a confirmed proposal."""
+        return await _contacts.merge_contacts(self, contact_id, other_id, by=by)
+
+    async def merges(self, contact_id: str) -> list[ContactMerge]:
+        """The merge records naming ``contact_id`` (kept or absorbed), oldest first, undone
+        ones included: who merged whom, when, by whom, which addresses and conversations moved."""
+        return await _contacts.merges(self, contact_id)
+
+    async def unmerge(self, merge_id: str, *, by: str | None = None) -> tuple[Contact, Contact]:
+        """Undo a merge: returns ``(kept, restored)``. The absorbed contact comes back with its
+        id, addresses, profile and conversations as before the merge; conversations begun since
+        from one of its addresses go with it; the kept contact keeps only what was its own and
+        what changed after the merge. Publishes ``contact.unmerged``. :class:`NotFoundError`
+        for an unknown merge, :class:`MergeConflictError` when already undone or when the kept
+        contact was merged into another since (undo that merge first)."""
+        return await _contacts.unmerge(self, merge_id, by=by)
+
+    async def contact_timeline(self, contact_id: str, *, limit: int = 50,
+                               before: str | None = None) -> ContactTimeline:
+        """The customer's whole story: the contact, every address, the profile, its
+        conversations, and the messages of all of them on every channel merged by
+        ``created_at`` (oldest first), each naming its conversation and channel. A page holds
+        the newest ``limit`` (at most 500) messages; pass ``next_before`` as ``before`` for
+        older ones. :class:`NotFoundError` for an unknown contact."""
+        return await _contacts.contact_timeline(self, contact_id, limit=limit, before=before)
 
     async def update_message(self, message: Message) -> None:
         """Store a changed message (same id) and publish ``message.updated`` — for plugins
@@ -680,6 +730,8 @@ class Hub:
             if outcome.merged and outcome.contact is not None:
                 self._publish(ContactUpdated(contact=outcome.contact, change="merged",
                                              merged=outcome.merged))
+            for event in contact_events(outcome):
+                self._publish(event)
         if any(p.type == "media" for m in stored for p in m.parts):
             self.delivery.poke()
         return stored

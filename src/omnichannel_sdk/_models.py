@@ -20,6 +20,7 @@ __all__ = [
     "Address",
     "Author",
     "Contact",
+    "ContactMerge",
     "Conversation",
     "DeadLetter",
     "EventPart",
@@ -369,22 +370,77 @@ class StatusUpdate(OmniModel):
 
 
 class MergeProposal(OmniModel):
-    """Two contacts that may be one person, by an address one of them only claimed (a web
-    chat visitor typing a customer's email). Nothing is merged until the helpdesk confirms
-    (``hub.confirm_merge``); ``hub.store.list_merge_proposals()`` lists the open ones."""
+    """Two contacts that may be one person. Nothing is merged until the helpdesk confirms
+    (``hub.confirm_merge``) or rejects (``hub.reject_merge``); ``hub.merge_proposals()`` lists
+    the open ones.
+
+    Made from an address one contact only claimed (``reason="claimed"``: a web chat visitor
+    typing a customer's email, ``verified`` false) or from verified addresses that name the
+    same person on two channels (``"same_phone"``: one E.164 number on SMS, WhatsApp and
+    voice; ``"same_email"``: one email address; ``verified`` true)."""
 
     id: str
-    """Stable id: the two contact ids."""
+    """Stable id: the two contact ids (one proposal per pair: a rejected pair stays rejected)."""
     contact_id: str
-    """The contact that claimed the address (the visitor)."""
+    """The contact that claimed or newly showed the address (the visitor, the new number)."""
     existing_contact_id: str
-    """The contact that owns the address."""
+    """The contact that already owned the address (or its match on another channel)."""
     address: Address
-    """The claimed address."""
-    message_id: str
-    """The message that carried the claim."""
+    """The claimed address, or the new contact's verified address that matched."""
+    message_id: str | None = None
+    """The message that carried the claim or the address, when one did."""
     created_at: datetime
     """When it was first proposed."""
+    reason: Literal["claimed", "same_phone", "same_email"] = "claimed"
+    """Why the two may be one person."""
+    verified: bool = False
+    """Whether both addresses were proven by a vendor (never true for a claim)."""
+    matched: Address | None = None
+    """The existing contact's address that matched (``None``: ``address`` itself)."""
+    status: Literal["open", "confirmed", "rejected"] = "open"
+    """Open until the helpdesk decides; a proposal whose contacts merged otherwise is confirmed."""
+    decided_at: datetime | None = None
+    """When it was confirmed or rejected."""
+    decided_by: str | None = None
+    """Who decided (the ``by`` given to ``confirm_merge`` / ``reject_merge``)."""
+
+
+class ContactMerge(OmniModel):
+    """The record of one merge of two contacts into one, kept so it can be undone
+    (``hub.unmerge(merge.id)``). ``hub.merges(contact_id)`` lists a contact's merges."""
+
+    id: str
+    """SDK-assigned id."""
+    kept_id: str
+    """The contact that remained (the older one)."""
+    absorbed_id: str
+    """The contact merged into it (it no longer exists until the merge is undone)."""
+    merged_at: datetime
+    """When the merge happened."""
+    by: str | None = None
+    """Who merged: the ``by`` of ``confirm_merge`` / ``merge_contacts``; ``None`` when the hub
+    merged by itself because a vendor proved two addresses are one person."""
+    reason: Literal["proposal", "manual", "verified"] = "verified"
+    """A confirmed proposal, a merge asked for by id, or addresses a vendor proved (a caller's
+    number on voice and SMS)."""
+    proposal_id: str | None = None
+    """The confirmed proposal, for ``reason="proposal"``."""
+    addresses: list[Address] = Field(default_factory=list)
+    """The addresses that moved from the absorbed contact to the kept one."""
+    conversation_ids: list[str] = Field(default_factory=list)
+    """The conversations that moved from the absorbed contact to the kept one."""
+    kept_conversation_ids: list[str] = Field(default_factory=list)
+    """The kept contact's own conversations at the merge (undoing it leaves them there)."""
+    kept_before: Contact
+    """The kept contact as it was just before the merge."""
+    absorbed_before: Contact
+    """The absorbed contact as it was just before the merge."""
+    result: Contact
+    """The kept contact as the merge left it."""
+    unmerged_at: datetime | None = None
+    """When the merge was undone (``None``: it stands)."""
+    unmerged_by: str | None = None
+    """Who undid it."""
 
 
 class DeadLetter(OmniModel):

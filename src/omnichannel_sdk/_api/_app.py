@@ -20,17 +20,23 @@ from starlette.routing import Route
 
 from .._models import Contact, Conversation, Message
 from .._service_settings import ApiSettings
+from .._timeline import ContactTimeline
 from ._pages import conversations_page, dead_letters_page
 from ._problems import ApiProblem, from_exception, from_validation, problem_response
 from ._schemas import (
+    ContactMergePage,
     ConversationPage,
     DeadLetterPage,
+    DecisionRequest,
     FeedEvent,
     FieldProblem,
+    MergeProposalPage,
+    MergeRequest,
     MessagePage,
     ReplayRequest,
     ReplayResult,
     SendRequest,
+    UnmergeResult,
 )
 
 if TYPE_CHECKING:
@@ -185,6 +191,51 @@ async def _get_contact(api: ServiceApi, request: Request) -> Response:
     return json_response(found)
 
 
+async def _contact_timeline(api: ServiceApi, request: Request) -> Response:
+    timeline = await api.hub.contact_timeline(
+        request.path_params["id"], limit=_limit(api, request),
+        before=_text_param(request, "before"))
+    return json_response(timeline)
+
+
+async def _contact_merges(api: ServiceApi, request: Request) -> Response:
+    found = await api.hub.merges(request.path_params["id"])
+    if not found and await api.hub.store.get_contact(request.path_params["id"]) is None:
+        raise ApiProblem(404, "not_found", "no such contact")  # an absorbed one has its merges
+    return json_response(ContactMergePage(items=found))
+
+
+async def _merge_contact(api: ServiceApi, request: Request) -> Response:
+    body: MergeRequest = await _json_body(request, MergeRequest)
+    return json_response(await api.hub.merge_contacts(request.path_params["id"], body.other_id,
+                                                      by=body.by))
+
+
+async def _list_merge_proposals(api: ServiceApi, request: Request) -> Response:
+    status = _text_param(request, "status") or "open"
+    if status not in ("open", "confirmed", "rejected", "all"):
+        raise _invalid("status", "open, confirmed, rejected or all")
+    found = await api.hub.merge_proposals(None if status == "all" else status)  # type: ignore[arg-type]
+    return json_response(MergeProposalPage(items=found))
+
+
+async def _confirm_merge(api: ServiceApi, request: Request) -> Response:
+    body: DecisionRequest = await _json_body(request, DecisionRequest, required=False)
+    return json_response(await api.hub.confirm_merge(request.path_params["id"], by=body.by))
+
+
+async def _reject_merge(api: ServiceApi, request: Request) -> Response:
+    body: DecisionRequest = await _json_body(request, DecisionRequest, required=False)
+    await api.hub.reject_merge(request.path_params["id"], by=body.by)
+    return Response(status_code=204)
+
+
+async def _unmerge(api: ServiceApi, request: Request) -> Response:
+    body: DecisionRequest = await _json_body(request, DecisionRequest, required=False)
+    kept, restored = await api.hub.unmerge(request.path_params["id"], by=body.by)
+    return json_response(UnmergeResult(contact=kept, restored=restored))
+
+
 async def _list_dead_letters(api: ServiceApi, request: Request) -> Response:
     items, cursor = await dead_letters_page(api.hub.store, limit=_limit(api, request),
                                             after=_text_param(request, "after"))
@@ -231,6 +282,36 @@ OPERATIONS: tuple[Operation, ...] = (
               body=SendRequest, status=202, answer=Message, problems=(401, 404, 409, 413, 422)),
     Operation("GET", f"{PREFIX}/contacts/{{id}}", "getContact", "One contact.", _get_contact,
               params=(_ID,), answer=Contact, problems=(401, 404)),
+    Operation("GET", f"{PREFIX}/contacts/{{id}}/timeline", "getContactTimeline",
+              "The customer's whole story: the contact, its addresses, profile and conversations, "
+              "and their messages on every channel by time (oldest first).", _contact_timeline,
+              params=(_ID, _LIMIT, Param("before", "query", {"type": "string"},
+                                         "`next_before` of the page before (older messages).")),
+              answer=ContactTimeline, problems=(401, 404, 422)),
+    Operation("GET", f"{PREFIX}/contacts/{{id}}/merges", "listContactMerges",
+              "The contact's merge records, oldest first, undone ones included.", _contact_merges,
+              params=(_ID,), answer=ContactMergePage, problems=(401, 404)),
+    Operation("POST", f"{PREFIX}/contacts/{{id}}/merge", "mergeContacts",
+              "Merge the contact with `other_id` (the older id stays); reversible.", _merge_contact,
+              params=(_ID,), body=MergeRequest, answer=Contact, problems=(401, 404, 409, 413, 422)),
+    Operation("GET", f"{PREFIX}/merge-proposals", "listMergeProposals",
+              "Contacts that may be one person, oldest first.", _list_merge_proposals,
+              params=(Param("status", "query",
+                            {"type": "string", "enum": ["open", "confirmed", "rejected", "all"]},
+                            "Only these (`open` by default)."),),
+              answer=MergeProposalPage),
+    Operation("POST", f"{PREFIX}/merge-proposals/{{id}}/confirm", "confirmMergeProposal",
+              "Merge the proposal's two contacts (the older id stays); reversible.", _confirm_merge,
+              params=(_ID,), body=DecisionRequest, body_required=False, answer=Contact,
+              problems=(401, 404, 409, 413, 422)),
+    Operation("POST", f"{PREFIX}/merge-proposals/{{id}}/reject", "rejectMergeProposal",
+              "Reject the proposal: nothing merges, the pair is not proposed again.", _reject_merge,
+              params=(_ID,), body=DecisionRequest, body_required=False, status=204,
+              problems=(401, 404, 409, 413, 422), extra={"no_content": True}),
+    Operation("POST", f"{PREFIX}/merges/{{id}}/unmerge", "unmerge",
+              "Undo a merge: both contacts as before it.", _unmerge, params=(_ID,),
+              body=DecisionRequest, body_required=False, answer=UnmergeResult,
+              problems=(401, 404, 409, 413, 422)),
     Operation("GET", f"{PREFIX}/dead-letters", "listDeadLetters", "Dead letters not yet replayed.",
               _list_dead_letters,
               params=(Param("after", "query", {"type": "string"}, "`next` of the page before."), _LIMIT),

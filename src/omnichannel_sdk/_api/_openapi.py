@@ -45,7 +45,10 @@ def openapi_document() -> dict[str, Any]:
             content = {op.media_type: {"schema": ref(op.answer, "serialization")}}
         else:
             content = {op.media_type: {"schema": op.extra.get("content", {})}}
-        responses: dict[str, Any] = {str(op.status): {"description": "OK", "content": content}}
+        answer: dict[str, Any] = {"description": "OK", "content": content}
+        if op.extra.get("no_content"):
+            answer = {"description": "Done (no body)."}
+        responses: dict[str, Any] = {str(op.status): answer}
         for status in op.problems:
             responses[str(status)] = {"description": _PROBLEMS[status], "content": problem}
         operation["responses"] = responses
@@ -65,7 +68,8 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
-_PROBLEMS = {401: "No key, or a wrong one.", 404: "Unknown conversation or contact.",
-             409: "The reply window is closed, or the contact opted out (see `code`).",
+_PROBLEMS = {401: "No key, or a wrong one.", 404: "Unknown conversation, contact, proposal or merge.",
+             409: "The reply window is closed, the contact opted out, or a merge proposal was "
+                  "already decided or a merge already undone (see `code`).",
              413: "The body is too large.", 422: "Invalid input (see `errors`).",
              429: "Too many event streams open."}

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from .._errors import (
     ChannelError,
     ConfigurationError,
+    MergeConflictError,
     NotFoundError,
     OmnichannelError,
     OptedOutError,
@@ -34,6 +35,7 @@ _MAPPING: list[tuple[type[BaseException], int, str]] = [
     (NotFoundError, 404, "not_found"),
     (WindowClosedError, 409, "window_closed"),
     (OptedOutError, 409, "opted_out"),
+    (MergeConflictError, 409, "merge_conflict"),
     (UnsupportedFeatureError, 422, "unsupported"),
     (PayloadError, 422, "invalid"),
     (ConfigurationError, 422, "invalid"),

@@ -8,18 +8,32 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from .._events import Event
-from .._models import Author, Conversation, DeadLetter, Message, Part
+from .._models import (
+    Author,
+    Contact,
+    ContactMerge,
+    Conversation,
+    DeadLetter,
+    MergeProposal,
+    Message,
+    Part,
+)
 
 __all__ = [
+    "ContactMergePage",
     "ConversationPage",
     "DeadLetterPage",
+    "DecisionRequest",
     "FeedEvent",
     "FieldProblem",
+    "MergeProposalPage",
+    "MergeRequest",
     "MessagePage",
     "Problem",
     "ReplayRequest",
     "ReplayResult",
     "SendRequest",
+    "UnmergeResult",
 ]
 
 
@@ -64,6 +78,47 @@ class DeadLetterPage(BaseModel):
     items: list[DeadLetter]
     next: str | None = None
     """Pass as ``after`` for the next page; ``null`` on the last."""
+
+
+class MergeProposalPage(BaseModel):
+    """Merge proposals, oldest first (all of them: there are few)."""
+
+    items: list[MergeProposal]
+    next: str | None = None
+    """Always ``null``: one page holds them all."""
+
+
+class ContactMergePage(BaseModel):
+    """A contact's merge records, oldest first, undone ones included."""
+
+    items: list[ContactMerge]
+    next: str | None = None
+    """Always ``null``: one page holds them all."""
+
+
+class DecisionRequest(BaseModel):
+    """Who decides (recorded on the proposal or the merge)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str | None = Field(default=None, min_length=1, max_length=200)
+    """An agent id or name."""
+
+
+class MergeRequest(DecisionRequest):
+    """Merge the contact of the path with ``other_id``."""
+
+    other_id: str = Field(min_length=1, max_length=200)
+    """The other contact."""
+
+
+class UnmergeResult(BaseModel):
+    """Both contacts after a merge was undone."""
+
+    contact: Contact
+    """The contact that had been kept."""
+    restored: Contact
+    """The contact that had been absorbed, back as before the merge."""
 
 
 class ReplayRequest(BaseModel):

@@ -9,7 +9,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .._adapter import InboundMessage
-from .._models import Address, Contact, Conversation, DeadLetter, Message, StatusUpdate
+from .._models import (
+    Address,
+    Contact,
+    ContactMerge,
+    Conversation,
+    DeadLetter,
+    MergeProposal,
+    Message,
+    StatusUpdate,
+)
 
 __all__ = ["IngestItem", "IngestOutcome", "Job", "RawPayload", "StatusOutcome", "Store"]
 
@@ -58,6 +67,10 @@ class IngestOutcome:
     opt_change: str | None = None
     merged: list[str] = field(default_factory=list)
     """Ids of contacts merged into ``contact`` because they turned out to be the same person."""
+    merges: list[ContactMerge] = field(default_factory=list)
+    """The records of those merges (each can be undone with ``hub.unmerge``)."""
+    proposals: list[MergeProposal] = field(default_factory=list)
+    """Merge proposals storing the message made (a claimed address, a number seen elsewhere)."""
 
 
 @dataclass

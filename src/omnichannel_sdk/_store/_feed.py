@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from .._events import (
     ChannelSignal,
+    ContactMerged,
     ContactUpdated,
     ConversationOpened,
     Event,
+    MergeProposed,
     MessageQueued,
     MessageReceived,
     MessageSent,
@@ -76,7 +78,19 @@ def event_key(event: Event) -> Hashable:
         return (event.type, event.conversation.id)
     if isinstance(event, ContactUpdated):
         return (event.type, event.contact.id, event.change)
+    if isinstance(event, ContactMerged):
+        return (event.type, event.merge.id)
+    if isinstance(event, MergeProposed):
+        return (event.type, event.proposal.id)
     return (event.type, id(event))
+
+
+def contact_events(outcome: IngestOutcome) -> list[Event]:
+    """The merge proposals and merges storing one inbound message made, as events."""
+    events: list[Event] = [MergeProposed(proposal=p) for p in outcome.proposals]
+    if outcome.contact is not None:
+        events.extend(ContactMerged(merge=m, contact=outcome.contact) for m in outcome.merges)
+    return events
 
 
 def ingest_events(outcomes: Sequence[IngestOutcome]) -> list[Event]:
@@ -96,6 +110,7 @@ def ingest_events(outcomes: Sequence[IngestOutcome]) -> list[Event]:
         if outcome.merged and outcome.contact is not None:
             events.append(ContactUpdated(contact=outcome.contact, change="merged",
                                          merged=outcome.merged))
+        events.extend(contact_events(outcome))
     return events
 
 

@@ -73,7 +73,26 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE IF NOT EXISTS feed_sequence (last BIGINT NOT NULL)",
         "INSERT INTO feed_sequence (last) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM feed_sequence)",
     ],
-    # 3 — crash recovery of sends (issue 11): the process identity holding a job's lease, and
+    # 3 — reversible contact merges (issues 11 and 18): merge proposals get a table of their
+    # own (those 0.1 kept in kv move over, still open), each merge is recorded with what it
+    # moved so it can be undone, and addresses are found by handle across channels (the same
+    # phone number on SMS and WhatsApp proposes a merge)
+    [
+        """CREATE TABLE IF NOT EXISTS merge_proposals (
+            id TEXT PRIMARY KEY, status TEXT NOT NULL, data TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS merge_proposals_status ON merge_proposals (status)",
+        """INSERT INTO merge_proposals (id, status, data)
+            SELECT substr(key, 16), 'open', value FROM kv
+            WHERE substr(key, 1, 15) = 'merge-proposal:' ON CONFLICT DO NOTHING""",
+        "DELETE FROM kv WHERE substr(key, 1, 15) = 'merge-proposal:'",
+        """CREATE TABLE IF NOT EXISTS contact_merges (
+            id TEXT PRIMARY KEY, kept_id TEXT NOT NULL, absorbed_id TEXT NOT NULL,
+            merged_us BIGINT NOT NULL, unmerged_us BIGINT, data TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS contact_merges_kept ON contact_merges (kept_id)",
+        "CREATE INDEX IF NOT EXISTS contact_merges_absorbed ON contact_merges (absorbed_id)",
+        "CREATE INDEX IF NOT EXISTS contact_addresses_handle ON contact_addresses (handle)",
+    ],
+    # 4 — crash recovery of sends (issue 11): the process identity holding a job's lease, and
     # when a vendor call of the job started without its outcome being recorded yet
     [
         "ALTER TABLE jobs ADD COLUMN owner TEXT",

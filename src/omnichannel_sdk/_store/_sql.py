@@ -8,7 +8,6 @@ beside the columns that are queried.
 from __future__ import annotations
 
 import abc
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,33 +15,28 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from .._contact_rules import opt_change as contact_opt_change
 from .._errors import NotFoundError
 from .._ids import new_id
 from .._models import (
     STATUS_RANK,
-    Action,
     Address,
     Contact,
     Conversation,
     DeadLetter,
-    EventPart,
     MediaPart,
-    MergeProposal,
     Message,
     StatusUpdate,
-    TextPart,
 )
+from .._numbered import answered_action, numbered_reply
 from ._base import IngestItem, IngestOutcome, Job, RawPayload, StatusOutcome, Store
+from ._contacts import ContactChanges, ContactSql
 from ._feed import StoreFeedLog, ingest_events
 
 T = TypeVar("T")
 
 IDENTITY_SLOTS = 64
 """How many identities ``base``, ``base#2``… a store tries before taking a one-off one."""
-_PROPOSAL = "merge-proposal:"
-OPT_OUT_EVENTS = frozenset({"opt_out", "unsubscribe"})
-OPT_IN_EVENTS = frozenset({"opt_in", "subscribe"})
-_DIGITS = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
 
 
 def to_us(value: datetime | None) -> int | None:
@@ -83,7 +77,7 @@ def _dump(model: Any) -> str:
     return str(model.model_dump_json(exclude_none=False))
 
 
-class SqlStore(Store, abc.ABC):
+class SqlStore(ContactSql, Store, abc.ABC):
     """Everything a SQL backend does, given ``_write`` and ``_read`` transactions."""
 
     lock_clause = ""
@@ -169,19 +163,6 @@ class SqlStore(Store, abc.ABC):
         row = await self._read(lambda tx: tx.fetchone(
             "SELECT data FROM conversations WHERE id = $1", conversation_id))
         return Conversation.model_validate_json(row[0]) if row else None
-
-    async def get_contact(self, contact_id: str) -> Contact | None:
-        """The contact, or ``None``."""
-        row = await self._read(lambda tx: tx.fetchone(
-            "SELECT data FROM contacts WHERE id = $1", contact_id))
-        return Contact.model_validate_json(row[0]) if row else None
-
-    async def find_contact(self, address: Address) -> Contact | None:
-        """The contact owning ``address``, or ``None``."""
-        row = await self._read(lambda tx: tx.fetchone(
-            "SELECT c.data FROM contact_addresses a JOIN contacts c ON c.id = a.contact_id "
-            "WHERE a.channel = $1 AND a.handle = $2", address.channel, address.handle))
-        return Contact.model_validate_json(row[0]) if row else None
 
     async def list_dead_letters(self, *, include_replayed: bool = False) -> list[DeadLetter]:
         """Dead letters, oldest first (by default only those not yet replayed)."""
@@ -283,7 +264,7 @@ class SqlStore(Store, abc.ABC):
             reply_to = row[0] if row else None
 
         contact: Contact | None
-        merged: list[str] = []
+        changes = ContactChanges()
         created = False
         # reply windows run from when the customer wrote (vendor time), never from a future one
         spoke_at = min(draft.created_at or item.received_at, item.received_at)
@@ -294,10 +275,10 @@ class SqlStore(Store, abc.ABC):
                 tx, conv_channel, conv_key, item.thread_key, item.contact_addresses,
                 participants, draft.subject, now=item.received_at,
                 inbound_window=item.window if draft.direction == "inbound" else False,
-                merged=merged, spoke_at=spoke_at)
+                changes=changes, spoke_at=spoke_at)
         else:
-            contact = await self._contact_if_needed(tx, item.contact_addresses, conversation, merged)
-        if merged and contact is not None and conversation.contact_id != contact.id:
+            contact = await self._contact_if_needed(tx, item.contact_addresses, conversation, changes)
+        if changes.merged and contact is not None and conversation.contact_id != contact.id:
             conversation = conversation.model_copy(update={"contact_id": contact.id})
 
         parts = list(draft.parts)
@@ -347,10 +328,7 @@ class SqlStore(Store, abc.ABC):
             conversation = conversation.model_copy(update=updates)
             await self._save_conversation(tx, conversation, to_us(received_at) or 0)
 
-        opt_change = None
-        for part in parts:
-            if isinstance(part, EventPart) and part.name in OPT_OUT_EVENTS | OPT_IN_EVENTS:
-                opt_change = "opt_out" if part.name in OPT_OUT_EVENTS else "opt_in"
+        opt_change = contact_opt_change(parts)
         if contact is None and (opt_change or draft.profile):
             contact = await self._resolve_contact(tx, item.contact_addresses, conversation.contact_id)
         if opt_change and contact is not None:
@@ -361,57 +339,16 @@ class SqlStore(Store, abc.ABC):
                 contact = contact.model_copy(update={"profile": profile})
                 await self._save_contact(tx, contact)
         for address in draft.claimed_addresses:
-            await self._propose_merge(tx, conversation.contact_id, address, message)
+            await self._propose_merge(tx, conversation.contact_id, address, message, changes)
         return IngestOutcome(duplicate=False, message=message, conversation=conversation,
                              conversation_created=created, contact=contact, opt_change=opt_change,
-                             merged=merged)
-
-    async def _propose_merge(self, tx: Tx, contact_id: str, address: Address,
-                             message: Message) -> None:
-        """An unproven address never joins a contact: record a proposal when another owns it."""
-        row = await tx.fetchone(
-            "SELECT contact_id FROM contact_addresses WHERE channel = $1 AND handle = $2",
-            address.channel, address.handle)
-        if row is None or row[0] == contact_id:
-            return
-        proposal = MergeProposal(
-            id=f"{contact_id}~{row[0]}", contact_id=contact_id, existing_contact_id=str(row[0]),
-            address=address, message_id=message.id, created_at=message.received_at)
-        await tx.execute("INSERT INTO kv (key, value, expires_us) VALUES ($1, $2, NULL) "
-                         "ON CONFLICT DO NOTHING", _PROPOSAL + proposal.id, _dump(proposal))
-
-    async def list_merge_proposals(self) -> list[MergeProposal]:
-        """Open merge proposals (contacts that may be one person), oldest first."""
-        rows = await self.kv_scan(_PROPOSAL)
-        found = [MergeProposal.model_validate_json(value) for _, value in rows]
-        return sorted(found, key=lambda p: p.created_at)
-
-    async def confirm_merge(self, proposal_id: str) -> tuple[Contact, list[str]]:
-        """Merge the two contacts of a proposal (into the older one) and close it; the merged
-        contact and the ids merged away. :class:`NotFoundError` when it is not open."""
-
-        async def unit(tx: Tx) -> tuple[Contact, list[str]]:
-            row = await tx.fetchone("SELECT value FROM kv WHERE key = $1", _PROPOSAL + proposal_id)
-            if row is None:
-                raise NotFoundError(f"no merge proposal {proposal_id!r}")
-            proposal = MergeProposal.model_validate_json(row[0])
-            await tx.execute("DELETE FROM kv WHERE key = $1", _PROPOSAL + proposal_id)
-            found = await tx.fetchone("SELECT data FROM contacts WHERE id = $1", proposal.contact_id)
-            if found is None:
-                raise NotFoundError(f"contact {proposal.contact_id} is gone")
-            merged: list[str] = []
-            contact = await self._merge_contacts(
-                tx, Contact.model_validate_json(found[0]), proposal.existing_contact_id, merged)
-            return contact, merged
-
-        return await self._write(unit)
+                             merged=changes.merged, merges=changes.merges,
+                             proposals=changes.proposals)
 
     async def _map_numbered_reply(self, tx: Tx, conversation_id: str, parts: list[Any]) -> list[Any]:
         """An inbound "2" answering a numbered list maps back to the second action."""
-        if len(parts) != 1 or not isinstance(parts[0], TextPart):
-            return parts
-        match = _DIGITS.match(parts[0].text)
-        if not match:
+        choice = numbered_reply(parts)
+        if choice is None:
             return parts
         row = await tx.fetchone(
             "SELECT data FROM messages WHERE conversation_id = $1 AND direction = 'outbound' "
@@ -419,11 +356,7 @@ class SqlStore(Store, abc.ABC):
         if not row:
             return parts
         numbered = orjson.loads(row[0]).get("metadata", {}).get("numbered_actions")
-        index = int(match.group(1)) - 1
-        if not numbered or not 0 <= index < len(numbered):
-            return parts
-        action = Action.model_validate(numbered[index])
-        return [*parts, EventPart(name="action", data=action.model_dump())]
+        return answered_action(parts, numbered, choice)
 
     async def _conversation(self, tx: Tx, conversation_id: str) -> Conversation | None:
         row = await tx.fetchone("SELECT data FROM conversations WHERE id = $1", conversation_id)
@@ -441,125 +374,11 @@ class SqlStore(Store, abc.ABC):
                 return Conversation.model_validate_json(row[0])
         return None
 
-    async def _resolve_contact(
-        self, tx: Tx, addresses: list[Address], known_id: str | None = None,
-        merged: list[str] | None = None,
-    ) -> Contact:
-        """Find the contact of the first known address (or ``known_id``); attach the others.
-
-        An address that already belongs to another contact means both are one person: the two
-        contacts are merged into the older one (ids of merged-away contacts go to ``merged``).
-        """
-        contact: Contact | None = None
-        if known_id:
-            row = await tx.fetchone("SELECT data FROM contacts WHERE id = $1", known_id)
-            contact = Contact.model_validate_json(row[0]) if row else None
-        if contact is None:
-            for address in addresses:
-                row = await tx.fetchone(
-                    "SELECT c.data FROM contact_addresses a JOIN contacts c ON c.id = a.contact_id "
-                    "WHERE a.channel = $1 AND a.handle = $2", address.channel, address.handle)
-                if row:
-                    contact = Contact.model_validate_json(row[0])
-                    break
-        if contact is None:
-            return await self._create_contact(tx, addresses)
-        have = {(a.channel, a.handle) for a in contact.addresses}
-        added = []
-        for address in addresses:
-            if (address.channel, address.handle) in have:
-                continue
-            owner = await tx.fetchone(
-                "INSERT INTO contact_addresses (channel, handle, contact_id) VALUES ($1, $2, $3) "
-                "ON CONFLICT DO NOTHING RETURNING contact_id",
-                address.channel, address.handle, contact.id)
-            if owner is not None:
-                added.append(address)
-                have.add((address.channel, address.handle))
-                continue
-            row = await tx.fetchone(
-                "SELECT contact_id FROM contact_addresses WHERE channel = $1 AND handle = $2",
-                address.channel, address.handle)
-            if row and row[0] != contact.id:
-                if added:  # save what was attached so far before merging
-                    contact = contact.model_copy(update={"addresses": [*contact.addresses, *added]})
-                    added = []
-                contact = await self._merge_contacts(tx, contact, str(row[0]), merged)
-                have = {(a.channel, a.handle) for a in contact.addresses}
-        if added:
-            update: dict[str, Any] = {"addresses": [*contact.addresses, *added]}
-            if contact.display_name is None:
-                update["display_name"] = next((a.display_name for a in added if a.display_name), None)
-            contact = contact.model_copy(update=update)
-            await self._save_contact(tx, contact)
-        return contact
-
-    async def _merge_contacts(
-        self, tx: Tx, contact: Contact, other_id: str, merged: list[str] | None
-    ) -> Contact:
-        """Merge two contacts into the older one: addresses, conversations, opt-outs, profile."""
-        row = await tx.fetchone("SELECT data FROM contacts WHERE id = $1", other_id)
-        if row is None:
-            return contact
-        other = Contact.model_validate_json(row[0])
-        keep, gone = (contact, other) if contact.id < other.id else (other, contact)
-        await tx.execute("UPDATE contact_addresses SET contact_id = $1 WHERE contact_id = $2",
-                         keep.id, gone.id)
-        for conv_row in await tx.fetchall(
-                "SELECT data, updated_us FROM conversations WHERE contact_id = $1", gone.id):
-            conversation = Conversation.model_validate_json(conv_row[0])
-            await self._save_conversation(
-                tx, conversation.model_copy(update={"contact_id": keep.id}), int(conv_row[1]))
-        known = {(a.channel, a.handle) for a in keep.addresses}
-        result = keep.model_copy(update={
-            "addresses": [*keep.addresses,
-                          *[a for a in gone.addresses if (a.channel, a.handle) not in known]],
-            "display_name": keep.display_name or gone.display_name,
-            "opted_out": sorted(set(keep.opted_out) | set(gone.opted_out)),
-            "profile": {**gone.profile, **keep.profile},
-        })
-        await self._save_contact(tx, result)
-        await tx.execute("DELETE FROM contacts WHERE id = $1", gone.id)
-        if merged is not None:
-            merged.append(gone.id)
-        return result
-
-    async def _contact_if_needed(
-        self, tx: Tx, addresses: list[Address], conversation: Conversation,
-        merged: list[str] | None = None,
-    ) -> Contact | None:
-        """The conversation's contact, loaded only when ``addresses`` bring something new."""
-        known = {(a.channel, a.handle) for a in conversation.participants}
-        if all((a.channel, a.handle) in known for a in addresses):
-            return None  # the common case of a returning customer: no read needed
-        return await self._resolve_contact(tx, addresses, conversation.contact_id, merged)
-
-    async def _create_contact(self, tx: Tx, addresses: list[Address]) -> Contact:
-        """A new contact owning ``addresses`` (those no one else claimed meanwhile)."""
-        contact_id = new_id("ct")
-        unique: list[Address] = []
-        for address in addresses:
-            if any((a.channel, a.handle) == (address.channel, address.handle) for a in unique):
-                continue
-            owner = await tx.fetchone(
-                "INSERT INTO contact_addresses (channel, handle, contact_id) VALUES ($1, $2, $3) "
-                "ON CONFLICT DO NOTHING RETURNING contact_id",
-                address.channel, address.handle, contact_id)
-            if owner is not None:
-                unique.append(address)
-            elif not unique:
-                # another transaction created this person a moment ago: use theirs
-                return await self._resolve_contact(tx, addresses, None)
-        name = next((a.display_name for a in addresses if a.display_name), None)
-        contact = Contact(id=contact_id, display_name=name, addresses=unique)
-        await tx.execute("INSERT INTO contacts (id, data) VALUES ($1, $2)", contact.id, _dump(contact))
-        return contact
-
     async def _open_conversation(
         self, tx: Tx, channel: str, channel_key: str, thread_key: str,
         contact_addresses: list[Address], participants: list[Address], subject: str | None,
         now: datetime, inbound_window: timedelta | bool | None = False,
-        merged: list[str] | None = None, spoke_at: datetime | None = None,
+        changes: ContactChanges | None = None, spoke_at: datetime | None = None,
     ) -> tuple[Conversation, bool, Contact | None]:
         row = await tx.fetchone(
             "SELECT data FROM conversations WHERE channel_key = $1 AND thread_key = $2 "
@@ -567,8 +386,8 @@ class SqlStore(Store, abc.ABC):
         if row:
             conversation = Conversation.model_validate_json(row[0])
             return conversation, False, await self._contact_if_needed(
-                tx, contact_addresses, conversation, merged)
-        contact = await self._resolve_contact(tx, contact_addresses, None, merged)
+                tx, contact_addresses, conversation, changes)
+        contact = await self._resolve_contact(tx, contact_addresses, None, changes)
         seen: set[tuple[str, str]] = set()
         unique = []
         for a in participants:
@@ -626,62 +445,6 @@ class SqlStore(Store, abc.ABC):
             "UPDATE conversations SET status = $2, updated_us = $3, data = $4, contact_id = $5 "
             "WHERE id = $1", conversation.id, conversation.status, updated_us,
             _dump(conversation), conversation.contact_id)
-
-    async def _save_contact(self, tx: Tx, contact: Contact) -> None:
-        await tx.execute("UPDATE contacts SET data = $2 WHERE id = $1", contact.id, _dump(contact))
-
-    async def _set_opt(self, tx: Tx, contact: Contact, channel: str, opted_out: bool) -> Contact:
-        current = set(contact.opted_out)
-        wanted = current | {channel} if opted_out else current - {channel}
-        if wanted != current:
-            contact = contact.model_copy(update={"opted_out": sorted(wanted)})
-            await self._save_contact(tx, contact)
-        return contact
-
-    async def modify_contact(
-        self, contact: str | Address, change: Callable[[Contact], Contact | None]
-    ) -> Contact | None:
-        """Read, change and write a contact (by id or address) in one transaction.
-
-        ``change`` returns the new contact or ``None`` to leave it; returns the stored result,
-        or ``None`` when no such contact exists. Addresses are not changed here.
-        """
-
-        async def unit(tx: Tx) -> Contact | None:
-            if isinstance(contact, Address):
-                row = await tx.fetchone(
-                    "SELECT contact_id FROM contact_addresses WHERE channel = $1 AND handle = $2",
-                    contact.channel, contact.handle)
-                if row is None:
-                    return None
-                contact_id = str(row[0])
-            else:
-                contact_id = contact
-            row = await tx.fetchone(  # lock_clause is a class constant, not input
-                f"SELECT data FROM contacts WHERE id = $1{self.lock_clause}", contact_id)  # noqa: S608
-            if row is None:
-                return None
-            current = Contact.model_validate_json(row[0])
-            updated = change(current)
-            if updated is None or updated == current:
-                return current
-            if updated.id != current.id or updated.addresses != current.addresses:
-                raise ValueError("a change may not alter the contact id or addresses")
-            await self._save_contact(tx, updated)
-            return updated
-
-        return await self._write(unit)
-
-    async def set_opted_out(self, contact_id: str, channel: str, opted_out: bool) -> Contact:
-        """Add or remove ``channel`` from the contact's opt-outs."""
-
-        async def unit(tx: Tx) -> Contact:
-            row = await tx.fetchone("SELECT data FROM contacts WHERE id = $1", contact_id)
-            if row is None:
-                raise NotFoundError(f"no contact {contact_id!r}")
-            return await self._set_opt(tx, Contact.model_validate_json(row[0]), channel, opted_out)
-
-        return await self._write(unit)
 
     async def update_conversation(self, conversation: Conversation) -> None:
         """Replace a stored conversation (same id): subject, status, window, participants."""
