@@ -62,8 +62,8 @@ async def ingest(hub: Hub, n: int, concurrency: int = 64) -> None:
             await post(body, sig)
 
     await asyncio.gather(*[worker(bodies[i::concurrency]) for i in range(concurrency)])
-    assert hub._outgoing is not None
-    await hub._outgoing.join()  # every event published (and, with the feed, logged)
+    assert hub.publisher.outgoing is not None
+    await hub.publisher.outgoing.join()  # every event published (and, with the feed, logged)
     await hub._feed._flush()
 
 

@@ -13,8 +13,10 @@ from typing import Protocol
 import anyio
 
 from ._errors import ConfigurationError, MediaError, NotFoundError
+from ._logging import redact_url
 
-__all__ = ["BlobInfo", "BlobStore", "FileBlobStore", "MemoryBlobStore", "blobs_from_url"]
+__all__ = ["BlobInfo", "BlobStore", "FileBlobStore", "MemoryBlobStore", "blobs_from_url",
+           "data_locations"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +128,15 @@ def blobs_from_url(url: str) -> BlobStore:
     if url.startswith("file://"):
         return FileBlobStore(url[len("file://"):])
     raise ConfigurationError(f"unsupported blob store URL {url!r}", field="blobs")
+
+
+def data_locations(store_url: str, blobs: BlobStore) -> tuple[str, str]:
+    """Where customer data lands, for the start-up log: the database (a resolved path, or the
+    DSN without its password) and the media (a directory, or the blob store's kind)."""
+    if store_url.startswith("sqlite:///"):
+        path = store_url[len("sqlite:///"):] or ":memory:"
+        where = path if path == ":memory:" else str(Path(path).resolve())
+    else:
+        where = redact_url(store_url)  # the DSN may carry a password
+    media = str(blobs.root.resolve()) if isinstance(blobs, FileBlobStore) else type(blobs).__name__
+    return where, media

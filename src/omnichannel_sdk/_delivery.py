@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -20,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._adapter import ChannelAdapter, SendResult
+from ._attempts import call_vendor, take_back_leases
 from ._config import DeliverySettings
 from ._errors import (
     AuthenticationError,
@@ -37,26 +35,22 @@ from ._errors import (
 from ._events import MessageSent, StatusChanged
 from ._ids import new_id
 from ._jobs import ADAPTER_JOB, run_adapter_job
-from ._models import DeadLetter, MediaPart, Message, MessageError, Part, utcnow
+from ._models import DeadLetter, MediaPart, Message, MessageError, utcnow
 from ._redact import redact_url
+from ._retry import backoff_delay
 from ._store import Job
 
 if TYPE_CHECKING:
-    from ._hub import Hub
+    from ._blobs import BlobStore
+    from ._channels import ChannelRegistry
+    from ._metrics import HubMetrics
+    from ._mutations import Mutations
+    from ._publisher import Publisher
+    from ._store import SqlStore
 
 __all__ = ["Delivery", "RateLimiter", "backoff_delay", "host_allowed", "media_origin_allowed"]
 
 log = logging.getLogger("omnichannel_sdk.delivery")
-
-
-def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Seconds before try ``attempt + 1``: full jitter over ``base * 2**attempt`` (capped),
-    never less than the vendor's ``Retry-After``."""
-    ceiling = min(cap, base * (2 ** min(attempt, 30)))
-    delay = random.uniform(ceiling / 2, ceiling)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return min(delay, max(cap, retry_after or 0.0))
 
 
 def host_allowed(url: str, hosts: frozenset[str]) -> bool:
@@ -102,19 +96,6 @@ def media_origin_allowed(url: str, hosts: frozenset[str], exact: frozenset[str] 
     if scheme != "https" or port != 443:
         return False
     return any(host == h or host.endswith("." + h) for h in hosts if "://" not in h)
-
-
-def default_worker_id() -> str:
-    """The default base of a process identity: the host name."""
-    return socket.gethostname() or "omnichannel"
-
-
-def may_have_arrived(exc: BaseException) -> bool:
-    """Whether a failed vendor call may still have reached the vendor: a transport error
-    other than failing to connect (a timeout or a connection lost after sending)."""
-    if not isinstance(exc, TransportError):
-        return False
-    return not isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout))
 
 
 def _has_control(text: str) -> bool:
@@ -168,9 +149,21 @@ def error_code(exc: BaseException) -> str:
 class Delivery:
     """Runs jobs: in-process hand-off for fresh sends, polling for retries and orphans."""
 
-    def __init__(self, hub: Hub, settings: DeliverySettings) -> None:
-        self.hub = hub
+    def __init__(
+        self, settings: DeliverySettings, *, store: SqlStore, channels: ChannelRegistry,
+        publisher: Publisher, mutations: Mutations, metrics: HubMetrics, blobs: BlobStore,
+        http: Callable[[], httpx.AsyncClient], http_loopback: bool = False,
+    ) -> None:
         self.settings = settings
+        self.store = store
+        self.channels = channels
+        self.publisher = publisher
+        self.mutations = mutations
+        self.metrics = metrics
+        self.blobs = blobs
+        self.http = http
+        """The hub's current HTTP client (the hub may be given another one while open)."""
+        self.http_loopback = http_loopback
         self._sem = asyncio.Semaphore(settings.concurrency)
         self._channel_slots: dict[str, asyncio.Semaphore] = {}
         self._settled: set[str] = set()
@@ -190,14 +183,8 @@ class Delivery:
         self._wake.set()
 
     async def start(self) -> None:
-        """Take this process's identity, take back at once what its previous incarnation
-        left leased, and start polling for due and orphaned jobs."""
-        identity = await self.hub.store.hold_identity(self.settings.worker_id or default_worker_id())
-        taken = await self.hub.store.take_over_leases()
-        self.hub.metrics.record_leases_taken_over(taken)
-        if taken:
-            log.warning("outbox identity %s: took back %d jobs its previous process left leased",
-                        identity, taken)
+        """Take back our identity's leases (:func:`take_back_leases`); poll for due jobs."""
+        await take_back_leases(self.store, self.metrics, self.settings.worker_id)
         self._poller = asyncio.create_task(self._poll(), name="omnichannel-outbox-poller")
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -219,7 +206,7 @@ class Delivery:
         self._leased.clear()
         if leftover:
             try:
-                await self.hub.store.release_jobs(leftover)
+                await self.store.release_jobs(leftover)
             except Exception:
                 log.exception("could not release %d leased jobs", len(leftover))
 
@@ -249,7 +236,7 @@ class Delivery:
             try:
                 free = max(0, self.settings.concurrency - len(self._running))
                 if free:
-                    for job in await self.hub.store.claim_jobs(min(free, 500), self.settings.lease):
+                    for job in await self.store.claim_jobs(min(free, 500), self.settings.lease):
                         self.submit(job)
             except asyncio.CancelledError:
                 raise
@@ -262,7 +249,7 @@ class Delivery:
     def _limiter(self, key: str) -> RateLimiter | None:
         limiter = self._limiters.get(key)
         if limiter is None:
-            adapter = self.hub.adapters.get(key)
+            adapter = self.channels.adapters.get(key)
             if adapter is None:
                 return None
             rate = adapter.settings.rate_limit or adapter.capabilities.rate_limit
@@ -279,12 +266,12 @@ class Delivery:
                 elif job.kind == "media":
                     await self._media(job)
                 elif job.kind == ADAPTER_JOB:
-                    await run_adapter_job(self, job)
+                    await run_adapter_job(job, self.store, self.channels.adapters, self.settings)
                 elif job.kind in self.handlers:
                     await self.handlers[job.kind](job)
                 else:
                     log.error("unknown job kind %r; dropping job %s", job.kind, job.id)
-                    await self.hub.store.finish_job(job.id)
+                    await self.store.finish_job(job.id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker
@@ -298,7 +285,7 @@ class Delivery:
 
     async def _crashed(self, job: Job, message: Message | None, exc: Exception) -> None:
         """A bug (ours or an adapter's) broke a job: retry with backoff, then dead-letter."""
-        store = self.hub.store
+        store = self.store
         try:
             if job.attempts + 1 < self.settings.max_attempts:
                 log.exception("job %s crashed; it will be retried", job.id)
@@ -322,7 +309,7 @@ class Delivery:
             log.exception("could not record the failure of job %s", job.id)
 
     async def _send(self, job: Job, message: Message | None) -> None:
-        store = self.hub.store
+        store = self.store
         if message is None:
             message = await store.get_message(job.message_id or "")
         if message is None:
@@ -332,7 +319,7 @@ class Delivery:
             await store.finish_job(job.id)
             self._resolve(message)
             return
-        adapter = self.hub.adapters.get(job.channel_key)
+        adapter = self.channels.adapters.get(job.channel_key)
         if adapter is None:
             await self._give_up(job, message, OmnichannelError(
                 f"channel {job.channel_key!r} is no longer configured"))
@@ -341,7 +328,11 @@ class Delivery:
         started = time.monotonic()
         try:
             try:
-                result = await self._call_vendor(job, message, adapter, parts)
+                result = await call_vendor(  # bounded, recorded first, reconciled
+                    job, message, adapter, parts, store=self.store, metrics=self.metrics,
+                    slot=self._channel_slots.setdefault(job.channel_key, asyncio.Semaphore(
+                        self.settings.max_in_flight_per_channel)),
+                    limiter=self._limiter(job.channel_key), settled=self._settled)
             except Exception as exc:
                 self._measure(job, started, exc)
                 raise
@@ -362,9 +353,8 @@ class Delivery:
                                   retry_after)
             log.info("send %s failed (%s); retry %d in %.1fs", message.id, error_code(exc),
                      attempts, delay)
-            # keep the "attempt started" record unless the vendor answered this call
             await store.retry_job(job.id, delay, f"{error_code(exc)}: {exc}",
-                                  uncertain=job.id not in self._settled)
+                                  uncertain=job.id not in self._settled)  # not answered: keep
             return
         except (UnsupportedFeatureError, MediaError, WindowClosedError) as exc:
             await self._give_up(job, message, exc)  # trying again cannot help
@@ -380,63 +370,18 @@ class Delivery:
                             if len(result.external_ids) > 1 else {})},
         })
         final = await store.record_sent(updated, result.external_ids, job.id)
-        self.hub._publish(MessageSent(message=final))
-        self.hub._publish(StatusChanged(message=final, previous=message.status))
+        self.publisher.publish(MessageSent(message=final))
+        self.publisher.publish(StatusChanged(message=final, previous=message.status))
         self._resolve(final)
-
-    async def _call_vendor(self, job: Job, message: Message, adapter: ChannelAdapter,
-                           parts: list[Part]) -> SendResult:
-        """One vendor call of a send, at most ``max_in_flight_per_channel`` at once per
-        channel, recorded as started before it is made (and before the rate limiter's wait,
-        so a crash then counts as a possible duplicate rather than hiding one). When an
-        earlier call's outcome is unknown, the adapter is asked first
-        (:meth:`ChannelAdapter.reconcile`); sending again without its answer is a possible
-        duplicate, counted and marked on the message."""
-        slot = self._channel_slots.get(job.channel_key)
-        if slot is None:
-            slot = self._channel_slots[job.channel_key] = asyncio.Semaphore(
-                self.settings.max_in_flight_per_channel)
-        async with slot:
-            attempted = job.attempt_started_at
-            uncertain = attempted is not None
-            if attempted is not None:
-                found = await adapter.reconcile(message, parts, attempted)
-                if found is not None:
-                    self.hub.metrics.record_uncertain_send(job.channel_key, "reconciled")
-                    log.info("send %s: the vendor already had it (%s); not sent again",
-                             message.id, ", ".join(found.external_ids))
-                    extra = ({"possible_duplicates": job.possible_duplicates}
-                             if job.possible_duplicates else {})
-                    return SendResult(external_ids=found.external_ids, status=found.status,
-                                      metadata={**found.metadata, "reconciled": True, **extra})
-            await self.hub.store.begin_attempt(job.id, possible_duplicate=uncertain)
-            if uncertain:
-                job.possible_duplicates += 1
-                self.hub.metrics.record_uncertain_send(job.channel_key, "resent")
-                log.warning("send %s goes again after a call of unknown outcome: a possible "
-                            "duplicate at the vendor", message.id)
-            limiter = self._limiter(job.channel_key)
-            if limiter is not None:  # last, so the vendor sees the rate the limiter gives
-                await limiter.acquire()
-            try:
-                result = await adapter.send(message, parts)
-            except Exception as exc:
-                if not may_have_arrived(exc):
-                    self._settled.add(job.id)  # the vendor answered: the retry starts clean
-                raise
-            if job.possible_duplicates:  # said on the message, counted across crashes
-                result.metadata = {**result.metadata,
-                                   "possible_duplicates": job.possible_duplicates}
-            return result
 
     def _measure(self, job: Job, started: float, exc: BaseException | None) -> None:
         """Record a vendor call of a send in the hub's metrics."""
         if exc is None:
-            self.hub.metrics.record_send(job.channel_key, time.monotonic() - started, "accepted")
+            self.metrics.record_send(job.channel_key, time.monotonic() - started, "accepted")
             return
         retry = (isinstance(exc, ChannelError) and exc.retryable
                  and job.attempts + 1 < self.settings.max_attempts)
-        self.hub.metrics.record_send(job.channel_key, time.monotonic() - started,
+        self.metrics.record_send(job.channel_key, time.monotonic() - started,
                                      "retry" if retry else "failed", code=error_code(exc),
                                      vendor_code=getattr(exc, "vendor_code", None))
 
@@ -447,16 +392,16 @@ class Delivery:
         letter = DeadLetter(id=new_id("dl"), kind="outbound", channel_key=job.channel_key,
                             adapter=message.adapter, error=f"{error.code}: {exc}",
                             created_at=utcnow(), message_id=message.id)
-        await self.hub.store.fail_job(job, letter, failed)
-        self.hub.metrics.record_dead_letter(job.channel_key, "outbound")
+        await self.store.fail_job(job, letter, failed)
+        self.metrics.record_dead_letter(job.channel_key, "outbound")
         log.warning("send %s failed for good: %s", message.id, error.code)
-        self.hub._publish(StatusChanged(message=failed, previous=message.status))
+        self.publisher.publish(StatusChanged(message=failed, previous=message.status))
         self._resolve(failed)
 
     async def _media(self, job: Job) -> None:
-        store = self.hub.store
+        store = self.store
         message = await store.get_message(job.message_id or "")
-        adapter = self.hub.adapters.get(job.channel_key)
+        adapter = self.channels.adapters.get(job.channel_key)
         index = int(job.payload.get("part", -1))
         if message is None or adapter is None or not 0 <= index < len(message.parts):
             await store.finish_job(job.id)
@@ -478,7 +423,7 @@ class Delivery:
                                 adapter=adapter.name, error=f"media: {exc}", created_at=utcnow(),
                                 message_id=message.id)
             await store.fail_job(job, letter, None)
-            self.hub.metrics.record_dead_letter(job.channel_key, "inbound")
+            self.metrics.record_dead_letter(job.channel_key, "inbound")
             return
         def attach(current: Message) -> Message | None:
             if index >= len(current.parts) or current.parts[index].type != "media":
@@ -487,7 +432,7 @@ class Delivery:
             parts[index] = stored
             return current.model_copy(update={"parts": parts})
 
-        await self.hub.modify_message(message.id, attach)
+        await self.mutations.modify_message(message.id, attach)
         await store.finish_job(job.id)
 
     async def download(self, adapter: Any, part: MediaPart) -> MediaPart:
@@ -505,7 +450,7 @@ class Delivery:
         exact = frozenset(h for h in configured if "://" in h)
         if adapter.settings.api_base:
             exact = exact | {adapter.settings.api_base}
-        loopback = self.hub.settings.media_allow_http_loopback
+        loopback = self.http_loopback
         url = str(request.url)
         limit = adapter.settings.media_max_bytes
         for _ in range(5):  # follow redirects ourselves so every hop is checked
@@ -514,7 +459,7 @@ class Delivery:
                 raise MediaError(f"{adapter.name}: media origin of {redact_url(url)!r} "
                                  "is not declared by the adapter")
             try:
-                response = await self.hub.http.send(request, stream=True)
+                response = await self.http().send(request, stream=True)
             except httpx.HTTPError as exc:
                 raise TransportError(f"{adapter.name}: media download failed: "
                                      f"{type(exc).__name__}") from exc
@@ -522,7 +467,7 @@ class Delivery:
                 if response.is_redirect and "location" in response.headers:
                     url = str(response.url.join(response.headers["location"]))
                     # credentials never follow a redirect to another host
-                    request = self.hub.http.build_request("GET", url)
+                    request = self.http().build_request("GET", url)
                     continue
                 if response.status_code >= 400:
                     raise adapter.error_for_status(response.status_code, response, None,
@@ -531,7 +476,7 @@ class Delivery:
                 declared = response.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > limit:
                     raise MediaError(f"{adapter.name}: media of {declared} bytes exceeds {limit}")
-                info = await self.hub.blobs.put_stream(response.aiter_bytes(), max_bytes=limit)
+                info = await self.blobs.put_stream(response.aiter_bytes(), max_bytes=limit)
                 content_type = part.content_type or response.headers.get("content-type")
                 return part.model_copy(update={
                     "blob_key": info.key, "sha256": info.sha256, "size": info.size,

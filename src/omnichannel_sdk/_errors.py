@@ -35,6 +35,7 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "ChannelError",
+    "CliError",
     "ConfigurationError",
     "MediaError",
     "MergeConflictError",
@@ -203,3 +204,8 @@ class RateLimitedError(ProviderError):
 
 class RejectedError(ProviderError):
     """The vendor refused this particular message (bad number, policy); do not retry."""
+
+
+class CliError(Exception):
+    """A problem the ``omnichannel`` command's user can fix, printed as one line (exit status
+    2). Not an :class:`OmnichannelError`: nothing in the library raises it."""

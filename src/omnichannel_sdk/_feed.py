@@ -18,8 +18,9 @@ import logging
 import re
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ._api._webhooks import WebhookHost, WebhookSender
 from ._bus import NatsBus
 from ._errors import ConfigurationError, OmnichannelError
 from ._events import ChannelSignal, Event, event_adapter
@@ -27,9 +28,10 @@ from ._ids import new_id
 from ._store._feed import FeedRecord, StoreFeedLog, event_key
 
 if TYPE_CHECKING:
-    from ._hub import Hub
+    from ._bus import EventBus
+    from ._config import HubSettings
 
-__all__ = ["Feed", "valid_consumer_name"]
+__all__ = ["Feed", "FeedHost", "valid_consumer_name"]
 
 log = logging.getLogger("omnichannel_sdk.feed")
 
@@ -49,10 +51,23 @@ def _event(record: FeedRecord) -> Event:
     return event.model_copy(update={"seq": record.seq})
 
 
+class FeedHost(WebhookHost, Protocol):
+    """What the feed needs of the hub (the Hub is one): its settings, bus and store, and what
+    the webhook sender it starts needs."""
+
+    @property
+    def settings(self) -> HubSettings:
+        """The hub's settings."""
+
+    @property
+    def bus(self) -> EventBus:
+        """The event bus."""
+
+
 class Feed:
     """A hub's durable feed. The hub owns one; use ``hub.feed()`` and ``hub.ack()``."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: FeedHost) -> None:
         self.hub = hub
         settings = self.settings = hub.settings.feed
         nats = isinstance(hub.bus, NatsBus)
@@ -87,8 +102,6 @@ class Feed:
         self._closed = False
         api = self.hub.settings.api
         if api is not None and api.webhooks and self.engine is not None:
-            from ._api._webhooks import WebhookSender
-
             self._sender = WebhookSender(self.hub, list(api.webhooks))
             await self._sender.start()
         if self.log is not None:

@@ -15,7 +15,8 @@ Every route kind has one body limit, enforced while the body streams in: ``max_b
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -24,9 +25,13 @@ from ._metrics import CONTENT_TYPE_LATEST
 from ._webhook import WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
-    from ._hub import Hub
+    from ._adapter import ChannelAdapter
+    from ._bus import EventBus
+    from ._config import HubSettings
+    from ._metrics import HubMetrics
+    from ._store import SqlStore
 
-__all__ = ["Gateway"]
+__all__ = ["Gateway", "GatewayHost"]
 
 log = logging.getLogger("omnichannel_sdk.gateway")
 
@@ -41,10 +46,52 @@ class _Truncated(Exception):
     pass
 
 
+class GatewayHost(Protocol):
+    """What the gateway needs of the hub (the Hub is one; a Protocol, so that the gateway
+    ``hub.asgi()`` builds never imports the hub)."""
+
+    @property
+    def settings(self) -> HubSettings:
+        """Body limits."""
+
+    @property
+    def metrics(self) -> HubMetrics:
+        """What ``/metrics`` serves."""
+
+    @property
+    def store(self) -> SqlStore:
+        """Checked by ``/healthz``."""
+
+    @property
+    def bus(self) -> EventBus:
+        """Checked by ``/healthz``."""
+
+    @property
+    def adapters(self) -> Mapping[str, ChannelAdapter]:
+        """Channel key → adapter."""
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the hub is open."""
+
+    def request_url(self, channel_key: str, query_string: str = "") -> str:
+        """The URL a vendor signs."""
+
+    async def handle_webhook(self, channel_key: str, request: WebhookRequest, *,
+                             trusted: bool = False) -> WebhookResponse:
+        """The inbound pipeline."""
+
+    async def open(self) -> None:
+        """Open the hub (ASGI lifespan)."""
+
+    async def close(self) -> None:
+        """Close the hub (ASGI lifespan)."""
+
+
 class Gateway:
     """ASGI application serving a hub's webhooks. Build it with ``hub.asgi()``."""
 
-    def __init__(self, hub: Hub, *, lifespan: bool = True) -> None:
+    def __init__(self, hub: GatewayHost, *, lifespan: bool = True) -> None:
         self.hub = hub
         self.lifespan = lifespan
         self.max_body = hub.settings.max_body_bytes

@@ -15,7 +15,7 @@ again.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
@@ -27,11 +27,13 @@ from ._errors import (
 )
 from ._ids import new_id
 from ._models import DeadLetter, utcnow
+from ._retry import backoff_delay
 from ._store import Job
 
 if TYPE_CHECKING:
-    from ._delivery import Delivery
-    from ._hub import Hub
+    from ._adapter import ChannelAdapter
+    from ._config import DeliverySettings
+    from ._store import SqlStore
 
 __all__ = ["ADAPTER_JOB", "defer_job", "run_adapter_job"]
 
@@ -39,11 +41,12 @@ ADAPTER_JOB = "adapter"
 """The ``kind`` of adapters' jobs in the jobs table."""
 
 
-async def defer_job(hub: Hub, channel_key: str, task: str, data: Mapping[str, Any], *,
-                    delay: float = 0.0, raw_id: str | None = None) -> str:
+async def defer_job(store: SqlStore, poke: Callable[[], None], channel_key: str, task: str,
+                    data: Mapping[str, Any], *, delay: float = 0.0, raw_id: str | None = None) -> str:
     """Store a job that calls ``run_job(task, data)`` on the channel's adapter; its id.
 
-    ``raw_id`` names the stored webhook payload the job completes (kept with its dead letter)."""
+    ``poke`` wakes the job runner (the outbox's ``poke``); ``raw_id`` names the stored webhook
+    payload the job completes (kept with its dead letter)."""
     if not task:
         raise ConfigurationError("a deferred job needs a task name", channel_key=channel_key)
     try:
@@ -53,8 +56,8 @@ async def defer_job(hub: Hub, channel_key: str, task: str, data: Mapping[str, An
                                  channel_key=channel_key) from None
     job = Job(id=new_id("job"), kind=ADAPTER_JOB, channel_key=channel_key, message_id=None,
               payload=payload)
-    await hub.store.enqueue_job(job, delay=max(0.0, delay))
-    hub.delivery.poke()
+    await store.enqueue_job(job, delay=max(0.0, delay))
+    poke()
     return job.id
 
 
@@ -69,7 +72,8 @@ def _retryable(exc: Exception) -> bool:
     return not isinstance(exc, OmnichannelError)
 
 
-async def run_adapter_job(delivery: Delivery, job: Job) -> None:
+async def run_adapter_job(job: Job, store: SqlStore, adapters: Mapping[str, ChannelAdapter],
+                          settings: DeliverySettings) -> None:
     """Run one adapter job: finish it, retry it, or dead-letter it.
 
     A retryable :class:`~omnichannel_sdk.ChannelError`, a
@@ -77,12 +81,9 @@ async def run_adapter_job(delivery: Delivery, job: Job) -> None:
     passing outage) are retried with backoff until the outbox's ``max_attempts``; a non-retryable
     error, or the last try, dead-letters the job, linked to the raw payload it came from.
     """
-    from ._delivery import backoff_delay
-
-    hub, store, settings = delivery.hub, delivery.hub.store, delivery.settings
     task = str(job.payload.get("task") or "")
     data = dict(job.payload.get("data") or {})
-    adapter = hub.adapters.get(job.channel_key)
+    adapter = adapters.get(job.channel_key)
     try:
         if adapter is None:
             raise UnsupportedFeatureError(f"channel {job.channel_key!r} is no longer configured")

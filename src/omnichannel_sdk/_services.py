@@ -12,7 +12,7 @@ background work. Outside a running hub (``omnichannel normalize``, sans-IO tests
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._errors import ConfigurationError
@@ -20,11 +20,10 @@ from ._errors import ConfigurationError
 if TYPE_CHECKING:
     from ._adapter import InboundMessage
     from ._events import Event
-    from ._hub import Hub
     from ._models import Address, Contact, Conversation, DeadLetter, Message, StatusUpdate
     from ._webhook import WebhookRequest, WebhookResponse
 
-__all__ = ["AdapterServices", "DetachedServices", "HubServices", "StoreReader"]
+__all__ = ["AdapterServices", "DetachedServices", "HubServices", "ServiceHost", "StoreReader"]
 
 
 @runtime_checkable
@@ -207,17 +206,74 @@ class DetachedServices:
         raise self._refuse("events")
 
 
-class HubServices:
-    """:class:`AdapterServices` of one channel key, carried out by a hub (built by the hub)."""
+class ServiceHost(Protocol):
+    """What :class:`HubServices` needs of the hub: its public methods (the Hub is one). A
+    Protocol, so that this module, which adapters import, never imports the hub."""
 
-    def __init__(self, hub: Hub, channel_key: str) -> None:
+    @property
+    def store(self) -> StoreReader:
+        """The store."""
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Tracked background work."""
+
+    async def handle_webhook(self, channel_key: str, request: WebhookRequest, *,
+                             trusted: bool = False) -> WebhookResponse:
+        """The inbound pipeline."""
+
+    async def ingest(self, channel_key: str, messages: Sequence[InboundMessage]) -> list[Message]:
+        """Messages received by other means than a webhook."""
+
+    async def apply_status(self, channel_key: str, update: StatusUpdate) -> None:
+        """A receipt received by other means than a webhook."""
+
+    async def dead_letter(self, channel_key: str, request: WebhookRequest, error: str) -> DeadLetter:
+        """Keep a verified request whose completion failed."""
+
+    async def modify_message(
+        self, message_id: str, change: Callable[[Message], Message | None]
+    ) -> Message | None:
+        """Atomic change of a message."""
+
+    async def modify_contact(
+        self, contact: str | Address, change: Callable[[Contact], Contact | None], *,
+        reason: str = "profile",
+    ) -> Contact | None:
+        """Atomic change of a contact."""
+
+    async def start_conversation(
+        self, channel_key: str, to: Address | str, *, subject: str | None = None
+    ) -> Conversation:
+        """The open conversation with ``to``."""
+
+    def signal(self, channel_key: str, conversation_id: str, name: str,
+               data: Mapping[str, Any] | None = None) -> None:
+        """A passing signal."""
+
+    def events(self) -> AsyncIterator[Event]:
+        """The live fan-out."""
+
+
+class HubServices:
+    """:class:`AdapterServices` of one channel key, carried out by a hub (built by the hub).
+
+    ``running`` says whether the hub is starting or open; ``defer`` stores a durable job
+    ``(channel_key, task, data, delay)`` and returns its id.
+    """
+
+    def __init__(
+        self, hub: ServiceHost, channel_key: str, *, running: Callable[[], bool],
+        defer: Callable[[str, str, Mapping[str, Any], float], Awaitable[str]],
+    ) -> None:
         self._hub = hub
         self.channel_key = channel_key
+        self._running = running
+        self._defer = defer
 
     @property
     def running(self) -> bool:
         """``True`` while the hub starts its adapters, and while it is open."""
-        return self._hub.is_open or self._hub._starting
+        return self._running()
 
     @property
     def store(self) -> StoreReader:
@@ -230,9 +286,7 @@ class HubServices:
 
     async def defer(self, task: str, data: Mapping[str, Any], *, delay: float = 0.0) -> str:
         """A durable job of this channel key in the store's jobs table."""
-        from ._jobs import defer_job  # the store's modules import the adapter's, which import us
-
-        return await defer_job(self._hub, self.channel_key, task, data, delay=delay)
+        return await self._defer(self.channel_key, task, data, delay)
 
     async def receive(self, request: WebhookRequest, *, trusted: bool = False) -> WebhookResponse:
         """The hub's inbound pipeline for this channel key."""

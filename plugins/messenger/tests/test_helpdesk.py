@@ -117,10 +117,10 @@ async def settle(hub: Hub) -> None:
     """Let the event pump and the background work the observers spawned finish."""
     for _ in range(100):
         await asyncio.sleep(0.01)
-        pending = [t for t in hub._hook_tasks if not t.done()]
-        if not pending and hub._outgoing is not None and hub._outgoing.empty():
+        pending = [t for t in hub.publisher.tasks if not t.done()]
+        if not pending and hub.publisher.outgoing is not None and hub.publisher.outgoing.empty():
             await asyncio.sleep(0.02)
-            if not [t for t in hub._hook_tasks if not t.done()]:
+            if not [t for t in hub.publisher.tasks if not t.done()]:
                 return
         if pending:
             await asyncio.wait(pending, timeout=2)

@@ -18,22 +18,24 @@ import hashlib
 import hmac
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from .._delivery import backoff_delay
 from .._events import Event, event_adapter
 from .._ids import new_id
 from .._models import DeadLetter, utcnow
+from .._retry import backoff_delay
 from .._service_settings import WebhookEndpoint
 from .._store import Job
 
 if TYPE_CHECKING:
-    from .._hub import Hub
+    from .._delivery import Delivery
+    from .._store import SqlStore
     from .._store._sql import Tx
 
-__all__ = ["CONSUMER", "WebhookSender", "replay_webhook", "sign"]
+__all__ = ["CONSUMER", "WebhookHost", "WebhookSender", "replay_webhook", "sign"]
 
 log = logging.getLogger("omnichannel_sdk.webhooks")
 
@@ -58,10 +60,37 @@ def webhook_id(event: Event) -> str:
     return f"msg_{event.seq}_{int(event.at.timestamp() * 1_000_000):x}"
 
 
+class WebhookHost(Protocol):
+    """What the webhook sender needs of the hub (the Hub is one; a Protocol, so that this
+    module, which the hub's parts import, never imports the hub)."""
+
+    @property
+    def store(self) -> SqlStore:
+        """The store (jobs, dead letters)."""
+
+    @property
+    def delivery(self) -> Delivery:
+        """The outbox that runs the webhook jobs."""
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The HTTP client."""
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the hub is open."""
+
+    def feed(self, name: str) -> AsyncIterator[Event]:
+        """The durable feed of consumer ``name``."""
+
+    async def ack(self, name: str, seq: int) -> None:
+        """Acknowledge an event of the feed."""
+
+
 class WebhookSender:
     """Feeds the outbox with webhook jobs and delivers them."""
 
-    def __init__(self, hub: Hub, endpoints: list[WebhookEndpoint]) -> None:
+    def __init__(self, hub: WebhookHost, endpoints: list[WebhookEndpoint]) -> None:
         self.hub = hub
         self.endpoints = endpoints
         self._task: asyncio.Task[None] | None = None
@@ -160,16 +189,16 @@ class WebhookSender:
         await store._write(unit)
 
 
-async def replay_webhook(hub: Hub, letter: DeadLetter) -> None:
+async def replay_webhook(store: SqlStore, delivery: Delivery, letter: DeadLetter) -> None:
     """Queue a dead-lettered webhook again (same ``webhook-id``, a fresh count of tries)."""
-    payload: Any = await hub.store.dead_letter_fragment(letter.id)
+    payload: Any = await store.dead_letter_fragment(letter.id)
     if not isinstance(payload, dict) or "webhook_id" not in payload:
         from .._errors import NotFoundError
 
         raise NotFoundError("the webhook of this dead letter is gone")
-    await hub.store.enqueue_job(Job(id=new_id("job"), kind="webhook", channel_key="", message_id=None,
-                                    payload=payload))
-    hub.delivery.poke()
+    await store.enqueue_job(Job(id=new_id("job"), kind="webhook", channel_key="", message_id=None,
+                                payload=payload))
+    delivery.poke()
 
 
 def _host(url: str) -> str:

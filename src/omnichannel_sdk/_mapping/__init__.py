@@ -95,7 +95,7 @@ class JsonMappingAdapter(ChannelAdapter):
         conversation = None
         if self.context.services.running:
             conversation = await self.context.services.store.get_conversation(message.conversation_id)
-        return await send_mapped(self, outbound, message, parts, conversation)
+        return await send_mapped(self, self.settings, outbound, message, parts, conversation)
 
     async def media_request(self, part: MediaPart) -> httpx.Request | None:
         """A GET of the media URL, with the outbound credentials for rules that ask for them."""

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-from .._adapter import SendResult
+from .._adapter import ChannelAdapter, SendResult
 from .._errors import UnsupportedFeatureError
 from .._models import Conversation, MediaPart, Message, Part, TextPart
 from ._paths import Path
 from ._settings import MappingSettings, OutboundSettings
-
-if TYPE_CHECKING:
-    from . import JsonMappingAdapter
 
 __all__ = ["send_mapped", "template_context"]
 
@@ -71,10 +68,11 @@ def _missing(path: Path) -> None:
                                   "matched nothing")
 
 
-async def send_mapped(adapter: JsonMappingAdapter, out: OutboundSettings, message: Message,
-                      parts: Sequence[Part], conversation: Conversation | None) -> SendResult:
-    """Send ``parts`` with the mapped request(s); one request, or one per part."""
-    settings = adapter.settings
+async def send_mapped(adapter: ChannelAdapter, settings: MappingSettings, out: OutboundSettings,
+                      message: Message, parts: Sequence[Part],
+                      conversation: Conversation | None) -> SendResult:
+    """Send ``parts`` with the mapped request(s) of ``adapter`` (whose ``settings`` they are);
+    one request, or one per part."""
     base = template_context(settings, message, conversation)
     texts = [p.text for p in parts if isinstance(p, TextPart)]
     media = [p.url for p in parts if isinstance(p, MediaPart) and p.url]

@@ -14,7 +14,10 @@ from typing import Any
 
 from omnichannel_sdk import MessageError, StatusUpdate
 
-from ._mime import ParsedEmail, decode_bytes, normalize_message_id, payload_of
+from ._charsets import decode_bytes
+from ._headers import normalize_message_id
+from ._parsed import ParsedEmail
+from ._parts import payload_of
 
 __all__ = ["auto_reply_reason", "bounce_status", "read_report"]
 

@@ -30,7 +30,6 @@ from ._base import EmailAdapter, EmailSettings, storable_result
 from ._mime import (
     Attachment,
     ParsedEmail,
-    _date,
     decode_header_value,
     normalize_message_id,
     parse_addresses,
@@ -38,6 +37,7 @@ from ._mime import (
     safe_filename,
     storable_text,
 )
+from ._parts import _date
 from ._receipts import is_postmark_event, postmark_receipts
 from ._sendgrid import check_basic_auth
 

@@ -8,7 +8,10 @@ transcriber — by default the offline :class:`WhisperTranscriber` (extra ``[whi
 
 from __future__ import annotations
 
+from ._amazon import AmazonTranscribeAdapter
+from ._assemblyai import AssemblyAIAdapter
 from ._attach import attach_transcript, has_transcript
+from ._deepgram import DeepgramAdapter
 from ._sns import CertificatePendingError, is_sns_url, sns_string_to_sign, verify_sns_signature
 from ._transcriber import (
     AsyncTranscriber,
@@ -19,13 +22,7 @@ from ._transcriber import (
 )
 from ._transcripts import amazon_transcript, assemblyai_transcript, deepgram_transcript
 from ._twilio import TwilioVoiceAdapter, twilio_signature
-from ._vendors import (
-    AmazonTranscribeAdapter,
-    AssemblyAIAdapter,
-    DeepgramAdapter,
-    TranscriptVendorAdapter,
-    transcribe_signature,
-)
+from ._vendors import TranscriptVendorAdapter, transcribe_signature
 from ._whisper import WhisperTranscriber, bundled_model_path, whisper_available
 
 __all__ = [

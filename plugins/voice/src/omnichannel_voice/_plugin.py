@@ -28,10 +28,12 @@ from omnichannel_sdk import (
 )
 
 from . import hookspecs
+from ._amazon import AmazonTranscribeAdapter
+from ._assemblyai import AssemblyAIAdapter
 from ._background import drain
+from ._deepgram import DeepgramAdapter
 from ._transcriber import service_for
 from ._twilio import TwilioVoiceAdapter, twilio_signature
-from ._vendors import AmazonTranscribeAdapter, AssemblyAIAdapter, DeepgramAdapter
 from ._whisper import WhisperTranscriber, whisper_available
 
 log = logging.getLogger("omnichannel_voice")

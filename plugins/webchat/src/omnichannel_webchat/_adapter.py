@@ -28,21 +28,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import nh3
 from pydantic import Field, SecretStr, field_validator
 
 from omnichannel_sdk import (
-    ActionsPart,
     AdapterServices,
     AdapterSettings,
     Address,
     Capabilities,
     ChannelAdapter,
     ChannelSignal,
-    EventPart,
     InboundMessage,
-    LocationPart,
-    MediaPart,
     Message,
     MessageReceived,
     MessageSent,
@@ -62,7 +57,8 @@ from omnichannel_sdk import (
 )
 
 from ._registry import Connection, Registry, SignalBuffer, TokenBucket, frame
-from ._session import Session, peek_session, sign_session, verify_session
+from ._session import EMAIL, Session, peek_session, sign_session, verify_session
+from ._wire import wire_message
 
 __all__ = ["SESSION_HEADER", "SIGNAL_TTL", "WebchatAdapter", "wire_message"]
 
@@ -71,7 +67,6 @@ log = logging.getLogger("omnichannel_webchat")
 SESSION_HEADER = "x-webchat-session"
 """The header that carries the visitor's session token on HTTP requests."""
 
-_EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,253}\.[^@\s<>\"']{2,63}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 SIGNAL_TTL = 5.0
@@ -270,7 +265,7 @@ class WebchatAdapter(ChannelAdapter):
         if not all_parts:
             raise ValueError("empty message")
         hints = []
-        if session.email and _EMAIL.match(session.email):
+        if session.email and EMAIL.match(session.email):
             hints.append(Address(channel="email", handle=session.email,
                                  display_name=session.name))
         profile: dict[str, Any] = {}
@@ -630,47 +625,3 @@ class WebchatAdapter(ChannelAdapter):
         if path.rstrip("/") == "/upload":
             return self.settings.upload_max_bytes + 64 * 1024
         return max(64 * 1024, 8 * self.settings.max_visitor_text)
-
-
-def _plain(part: TextPart) -> tuple[str, str]:
-    if part.format == "html":
-        return html.unescape(nh3.clean(part.text, tags=set())), "plain"
-    return part.text, part.format
-
-
-def wire_message(message: Message, base_url: str) -> dict[str, Any]:
-    """A message as the widget sees it (JSON-ready). Text stays text: the widget renders the
-    markdown subset itself, into DOM nodes, never through ``innerHTML``."""
-    texts: list[dict[str, str]] = []
-    media: list[dict[str, Any]] = []
-    actions: list[dict[str, Any]] = []
-    for part in message.parts:
-        if isinstance(part, TextPart):
-            text, fmt = _plain(part)
-            texts.append({"text": text, "format": fmt})
-        elif isinstance(part, MediaPart):
-            url = f"{base_url}/media/{part.blob_key}" if part.blob_key else part.url
-            if url and not url.startswith(("http://", "https://", "/")):
-                url = None
-            media.append({"kind": part.kind, "url": url, "name": part.filename,
-                          "type": part.content_type, "size": part.size, "caption": part.caption})
-        elif isinstance(part, ActionsPart):
-            if part.prompt:
-                texts.append({"text": part.prompt, "format": "plain"})
-            actions.extend({"id": a.id, "title": a.title, "kind": a.kind,
-                            "value": a.value if a.kind == "url" else None} for a in part.actions)
-        elif isinstance(part, LocationPart):
-            texts.append({"text": f"{part.label or ''} "
-                                  f"https://www.openstreetmap.org/?mlat={part.latitude}"
-                                  f"&mlon={part.longitude}".strip(), "format": "plain"})
-        elif isinstance(part, EventPart):
-            continue
-    author = None
-    if message.direction == "outbound":
-        author = (message.author.name if message.author and message.author.name else None)
-    return {"id": message.id, "dir": "in" if message.direction == "inbound" else "out",
-            "texts": texts, "media": media, "actions": actions, "status": message.status,
-            "at": message.created_at.isoformat(), "author": author,
-            "client_id": message.metadata.get("client_id")}
-
-

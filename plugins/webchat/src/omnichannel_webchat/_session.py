@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass, replace
@@ -20,7 +21,11 @@ import orjson
 
 from omnichannel_sdk import SignatureError
 
-__all__ = ["PREFIX", "Session", "new_visitor_id", "peek_session", "sign_session", "verify_session"]
+__all__ = ["EMAIL", "PREFIX", "Session", "new_visitor_id", "peek_session", "sign_session",
+           "verify_session"]
+
+EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,253}\.[^@\s<>\"']{2,63}$")
+"""What a visitor's email address must look like (pre-chat form, contact hints)."""
 
 PREFIX = "wc1"
 """Version tag of the token format."""

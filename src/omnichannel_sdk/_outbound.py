@@ -1,0 +1,148 @@
+"""The send policy: what may be sent, rendered for the channel, handed to the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pluggy
+
+from ._adapter import ChannelAdapter
+from ._channels import ChannelRegistry
+from ._delivery import Delivery
+from ._errors import NotFoundError, OptedOutError, UnsupportedFeatureError, WindowClosedError
+from ._events import ConversationOpened, MessageQueued
+from ._ids import new_id
+from ._models import Address, Author, Conversation, Message, Part, TextPart
+from ._publisher import Publisher
+from ._render import Rendered, render_parts
+from ._store import Job, SqlStore
+
+__all__ = ["Outbound", "render"]
+
+
+def render(pm: pluggy.PluginManager, adapter: ChannelAdapter, parts: Sequence[Part]) -> Rendered:
+    """``parts`` as ``adapter``'s channel can carry them: a plugin's ``omni_outbound_render``
+    when one answers, the default renderer otherwise."""
+    custom = pm.hook.omni_outbound_render(
+        adapter=adapter, parts=list(parts), capabilities=adapter.capabilities)
+    if isinstance(custom, Rendered):
+        return custom
+    if custom is not None:
+        # keep what the default renderer records about the same input (the numbered
+        # actions), so a customer's "2" still maps back to the action
+        try:
+            metadata = render_parts(parts, adapter.capabilities, adapter=adapter.name).metadata
+        except UnsupportedFeatureError:  # the custom renderer carried what ours cannot
+            metadata = {}
+        return Rendered(list(custom), metadata)
+    return render_parts(parts, adapter.capabilities, adapter=adapter.name)
+
+
+class Outbound:
+    """Starts conversations and queues replies (``hub.send``)."""
+
+    def __init__(self, store: SqlStore, channels: ChannelRegistry, pm: pluggy.PluginManager,
+                 publisher: Publisher, delivery: Delivery) -> None:
+        self.store = store
+        self.channels = channels
+        self.pm = pm
+        self.publisher = publisher
+        self.delivery = delivery
+
+    def render(self, adapter: ChannelAdapter, parts: Sequence[Part]) -> Rendered:
+        """See :func:`render`."""
+        return render(self.pm, adapter, parts)
+
+    async def start_conversation(
+        self, channel_key: str, to: Address | str, *, subject: str | None = None
+    ) -> Conversation:
+        """The open conversation with ``to`` on ``channel_key``, created if needed."""
+        adapter = self.channels.adapter(channel_key)
+        customer = to if isinstance(to, Address) else adapter.customer_address(to)
+        own = adapter.own_address()
+        participants = [customer, *([own] if own else [])]
+        conversation, created = await self.store.open_conversation(
+            adapter.channel, channel_key, adapter.thread_key_for(customer), [customer],
+            participants, subject)
+        if created:
+            self.publisher.publish(ConversationOpened(conversation=conversation))
+        return conversation
+
+    async def send(
+        self,
+        conversation_id: str,
+        text: str | None = None,
+        *,
+        parts: Sequence[Part] | None = None,
+        author: Author | None = None,
+        reply_to: str | None = None,
+        subject: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        wait: bool = False,
+    ) -> Message:
+        """Queue a reply; see :meth:`omnichannel_sdk.Hub.send`."""
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise NotFoundError(f"no conversation {conversation_id!r}")
+        adapter = self.channels.adapter(conversation.channel_key)
+        all_parts: list[Part] = [TextPart(text=text)] if text else []
+        all_parts.extend(parts or [])
+        if not all_parts:
+            raise UnsupportedFeatureError("nothing to send: give text or parts")
+        if idempotency_key:
+            existing = await self.store.kv_get(f"idem:{idempotency_key}")
+            if existing:
+                found = await self.store.get_message(existing)
+                if found is not None:
+                    return found
+        contact = await self.store.get_contact(conversation.contact_id)
+        if contact is not None and adapter.channel in contact.opted_out:
+            raise OptedOutError(f"contact {contact.id} opted out of {adapter.channel}")
+        extra: dict[str, Any] = {}
+        window = adapter.capabilities.session_window
+        now = datetime.now(UTC)
+        if window is not None and (conversation.window_expires_at is None
+                                   or conversation.window_expires_at <= now):
+            allowed = adapter.outside_window(all_parts, author, conversation,
+                                             metadata=dict(metadata or {}))
+            if allowed is None:
+                raise WindowClosedError(
+                    f"the {adapter.channel} reply window of conversation {conversation.id} "
+                    f"closed at {conversation.window_expires_at} and no fallback is allowed",
+                    expired_at=conversation.window_expires_at)
+            extra.update(allowed)
+        rendered = self.render(adapter, all_parts)
+        handles = {(a.channel, a.handle) for a in (contact.addresses if contact else [])}
+        recipients = [a for a in conversation.participants if (a.channel, a.handle) in handles] \
+            or conversation.participants[:1]
+        own = adapter.own_address()
+        sender = own or next((a for a in conversation.participants
+                              if (a.channel, a.handle) not in handles),
+                             Address(channel=adapter.channel, handle=conversation.channel_key))
+        message = Message(
+            id=new_id("msg"), channel=adapter.channel, channel_key=conversation.channel_key,
+            adapter=adapter.name, direction="outbound", conversation_id=conversation.id,
+            sender=sender, recipients=recipients, parts=all_parts,
+            subject=subject if subject is not None else conversation.subject,
+            reply_to=reply_to, created_at=now, received_at=now, status="queued", author=author,
+            metadata={**dict(metadata or {}), **rendered.metadata, **extra})
+        if idempotency_key and not await self.store.kv_add(
+                f"idem:{idempotency_key}", message.id, ttl=7 * 86400):
+            existing = await self.store.kv_get(f"idem:{idempotency_key}")
+            found = await self.store.get_message(existing or "")
+            if found is not None:
+                return found
+        job = Job(id=new_id("job"), kind="send", channel_key=conversation.channel_key,
+                  message_id=message.id, payload={
+                      "parts": [p.model_dump(mode="json") for p in rendered.parts],
+                      "contact_id": conversation.contact_id})
+        await self.store.create_outbound(message, job, lease=self.delivery.settings.lease)
+        self.publisher.publish(MessageQueued(message=message))
+        waiter = self.delivery.wait_for(message.id) if wait else None
+        self.delivery.submit(job, message)
+        if waiter is not None:
+            return await waiter
+        return message

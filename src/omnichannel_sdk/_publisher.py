@@ -1,0 +1,165 @@
+"""The publisher: events to the bus and to plugins' observer hooks, and tracked background work.
+
+Everything the hub publishes goes through one queue, pumped by one task: hooks see the events
+in the order they were published, and a slow bus never blocks the code that published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+import pluggy
+
+from ._bus import EventBus
+from ._events import (
+    ChannelSignal,
+    ConversationOpened,
+    Event,
+    MessageReceived,
+    MessageSent,
+    MessageUpdated,
+    StatusChanged,
+)
+
+__all__ = ["Publisher"]
+
+log = logging.getLogger("omnichannel_sdk.hub")
+
+
+class Publisher:
+    """Publishes events (bus, observer hooks, the durable feed) and tracks background tasks.
+
+    ``hub`` is what observer hooks receive as their ``hub`` argument.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, bus: EventBus, hub: object) -> None:
+        self.pm = pm
+        self.bus = bus
+        self.hub = hub
+        self.observers: list[Callable[[Event], None]] = []
+        """Called with every event as it is published (the durable feed records it)."""
+        self.outgoing: asyncio.Queue[Event] | None = None
+        """Events waiting for the pump (``None`` until :meth:`start`)."""
+        self.tasks: set[asyncio.Future[Any]] = set()
+        """Background work in flight: async observers and spawned coroutines."""
+        self._workers: list[asyncio.Task[Any]] = []
+        self._unobserved: set[str] = set()
+
+    def publish(self, event: Event) -> None:
+        """Queue ``event`` for the bus and the hooks (dropped while the hub is not open)."""
+        if self.outgoing is not None:
+            self.outgoing.put_nowait(event)
+            for observe in self.observers:
+                observe(event)
+
+    def signal(self, channel_key: str, conversation_id: str, name: str,
+               data: Mapping[str, Any] | None = None) -> None:
+        """Publish a passing, unstored signal (typing, seen)."""
+        self.publish(ChannelSignal(channel_key=channel_key, conversation_id=conversation_id,
+                                   name=name, data=dict(data or {})))
+
+    def start(self) -> None:
+        """Start the pump."""
+        self.outgoing = asyncio.Queue()
+        self._workers = [asyncio.create_task(self._pump(), name="omnichannel-events")]
+
+    async def stop(self) -> None:
+        """Let queued events out (a few seconds at most), stop the pump, wait for background
+        work briefly."""
+        if self.outgoing is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.outgoing.join(), timeout=5)
+        for worker in self._workers:
+            worker.cancel()
+        pending: list[asyncio.Future[Any]] = [*self._workers, *self.tasks]
+        for future in pending:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(future, timeout=5)
+
+    async def _pump(self) -> None:
+        assert self.outgoing is not None
+        while True:
+            event = await self.outgoing.get()
+            try:
+                self._dispatch_hooks(event)
+                await self.bus.publish(event)
+            except Exception:
+                log.exception("publishing %s failed", event.type)
+            finally:
+                self.outgoing.task_done()
+
+    def _dispatch_hooks(self, event: Event) -> None:
+        hook = self.pm.hook
+        if event.type in self._unobserved:
+            return
+        hub = self.hub
+        if isinstance(event, MessageReceived):
+            caller, kwargs = hook.omni_inbound_received, {
+                "hub": hub, "message": event.message, "conversation": event.conversation}
+        elif isinstance(event, ConversationOpened):
+            caller, kwargs = hook.omni_conversation_opened, {
+                "hub": hub, "conversation": event.conversation}
+        elif isinstance(event, MessageSent):
+            caller, kwargs = hook.omni_outbound_sent, {"hub": hub, "message": event.message}
+        elif isinstance(event, StatusChanged):
+            caller, kwargs = hook.omni_status_changed, {
+                "hub": hub, "message": event.message, "previous": event.previous}
+        elif isinstance(event, MessageUpdated):
+            caller, kwargs = hook.omni_message_updated, {"hub": hub, "message": event.message}
+        else:
+            return
+        if not caller.get_hookimpls():
+            self._unobserved.add(event.type)  # no plugin watches this: skip it from now on
+            return
+        try:
+            results = caller(**kwargs)  # synchronous observers run here, in order
+        except Exception:
+            log.exception("hook %s failed", caller.name)
+            return
+        for result in results:
+            if inspect.isawaitable(result):  # async observers run beside the pump
+                self._track(asyncio.ensure_future(self._await_observer(caller.name, result)))
+
+    def _track(self, task: asyncio.Future[Any]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _await_observer(self, name: str, awaitable: Any) -> None:
+        try:
+            await awaitable
+        except Exception:
+            log.exception("hook %s failed", name)
+
+    async def call_observers(self, caller: Any, **kwargs: Any) -> None:
+        """Call a lifecycle hook and await its async implementations; failures are logged."""
+        try:
+            results = caller(**kwargs)
+        except Exception:
+            log.exception("hook %s failed", caller.name)
+            return
+        for result in results:
+            if inspect.isawaitable(result):
+                try:
+                    await result
+                except Exception:
+                    log.exception("hook %s failed", caller.name)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run background work that is tracked: errors are logged, :meth:`stop` waits for it."""
+        task = asyncio.create_task(self._guarded(coroutine), name=name)
+        self._track(task)
+        return task
+
+    async def _guarded(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        try:
+            return await coroutine
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background work failed")
+            return None
