@@ -49,8 +49,9 @@ PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONCURRENCY = 64
 
 
-def twilio_form(i: int) -> tuple[bytes, str]:
-    """A signed Twilio inbound SMS form (the fields Twilio documents) and its signature."""
+def twilio_form(i: int, customers: int = 500) -> tuple[bytes, str]:
+    """A signed Twilio inbound SMS form (the fields Twilio documents) and its signature: message
+    ``i`` of one of ``customers`` customers (the first message of each opens a conversation)."""
     fields = {
         "ToCountry": "US", "ToState": "CA", "SmsMessageSid": f"SM{i:032d}", "NumMedia": "0",
         "ToCity": "SAN FRANCISCO", "FromZip": "94105", "SmsSid": f"SM{i:032d}", "FromState": "CA",
@@ -58,7 +59,7 @@ def twilio_form(i: int) -> tuple[bytes, str]:
         "Body": "Hello, I would like to know where my order is. Thanks!",
         "FromCountry": "US", "To": "+15005550006", "MessagingServiceSid": "MG" + "0" * 32,
         "ToZip": "94105", "NumSegments": "1", "MessageSid": f"SM{i:032d}",
-        "AccountSid": "AC" + "0" * 32, "From": f"+1415555{i % 500:04d}", "ApiVersion": "2010-04-01",
+        "AccountSid": "AC" + "0" * 32, "From": f"+1415555{i % customers:04d}", "ApiVersion": "2010-04-01",
     }
     body = urlencode(fields).encode()
     return body, _signature(INBOUND_URL, fields.items())
@@ -172,12 +173,16 @@ def floor_postgres(bodies: list[tuple[bytes, str]], schema: str) -> Sample:
     return box[0]
 
 
-def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None) -> Sample:
-    """The real pipeline: the gateway's ASGI app called in process, ``CONCURRENCY`` in flight."""
+def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None,
+            feed: bool = False) -> Sample:
+    """The real pipeline: the gateway's ASGI app called in process, ``CONCURRENCY`` in flight
+    (with the durable feed's log when ``feed``)."""
     box: list[Sample] = []
 
     async def main() -> None:
-        hub = Hub.from_config(config(tmp, store))
+        conf = config(tmp, store)
+        conf["omnichannel"]["feed"] = {"enabled": feed}
+        hub = Hub.from_config(conf)
         async with hub:
             app = hub.asgi(lifespan=False)
 

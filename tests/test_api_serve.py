@@ -209,6 +209,7 @@ def test_node_client_lists_replies_and_verifies_webhooks(tmp_path: Path, servers
     finally:
         if process.poll() is None:
             process.kill()
+            process.communicate()  # reads and closes both pipes
     assert process.returncode == 0, err
     conversations = [x for x in lines if "conversation" in x]
     assert len(conversations) == 1 and conversations[0]["channel"] == "partner"

@@ -184,3 +184,26 @@ def test_logged_json_is_the_event_json() -> None:
         participants=[Address(channel="sms", handle="+14155550100")], created_at=datetime.now(UTC)))
     assert _json(event) == event_adapter.dump_json(event).decode()
     assert event_adapter.validate_json(_json(event)) == event
+
+
+def test_a_received_message_is_logged_with_the_json_it_was_stored_with() -> None:
+    from datetime import UTC, datetime
+
+    from omnichannel_sdk import Address, Conversation, Message, TextPart
+    from omnichannel_sdk._events import MessageReceived, event_adapter
+    from omnichannel_sdk._store._feed import _json, _received_json
+    from omnichannel_sdk._store._tx import dump
+
+    now = datetime.now(UTC)
+    sender = Address(channel="sms", handle="+14155550100", display_name="Ann \"A\" \u00e9")
+    message = Message(id="msg_1", channel="sms", channel_key="sms", adapter="t", external_id="SM1",
+                      direction="inbound", conversation_id="conv_1", sender=sender,
+                      parts=[TextPart(text="hi \u2603 </script>")], created_at=now, received_at=now,
+                      status="received", metadata={"twilio": {"a": [1, None]}})
+    conversation = Conversation(id="conv_1", channel="sms", channel_key="sms", contact_id="ct_1",
+                                thread_key="t", participants=[sender], created_at=now,
+                                last_inbound_at=now, window_expires_at=now)
+    event = MessageReceived(message=message, conversation=conversation)
+    spliced = _received_json(event, dump(message))
+    assert spliced == _json(event) == event_adapter.dump_json(event).decode()
+    assert event_adapter.validate_json(spliced) == event

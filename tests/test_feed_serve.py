@@ -51,6 +51,18 @@ def _consumer(config: Path, name: str, out: Path) -> subprocess.Popen[bytes]:
     return process
 
 
+def _stop(process: subprocess.Popen[bytes]) -> tuple[int, bytes]:
+    """Stop a consumer and close its pipes (``communicate`` drains and closes them): its exit
+    status and what it wrote to stderr."""
+    process.terminate()
+    try:
+        _, err = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+    return process.returncode, err
+
+
 def _lines(path: Path) -> list[list[str]]:
     if not path.exists():
         return []
@@ -81,8 +93,8 @@ def _run(tmp_path: Path, servers: list, store: str, bus: str) -> None:  # noqa: 
                 await asyncio.gather(*[one(i) for i in range(TOTAL // 2)])
                 # mid-stream: one helpdesk process stops (between events) and a new one starts
                 first = consumers[0]
-                first.terminate()
-                assert first.wait(20) == 0, first.stderr.read() if first.stderr else ""
+                status, err = _stop(first)
+                assert status == 0, err
                 consumers[0] = _consumer(config, "helpdesk", helpdesk)
                 await asyncio.gather(*[one(i) for i in range(TOTAL // 2, TOTAL)])
 
@@ -105,8 +117,8 @@ def _run(tmp_path: Path, servers: list, store: str, bus: str) -> None:  # noqa: 
         assert len(pids) >= 3, pids  # both processes and the restarted one shared the work
     finally:
         for process in consumers:
-            process.terminate()
-            process.wait(20)
+            if process.returncode is None:
+                _stop(process)
 
 
 def free_port_() -> int:

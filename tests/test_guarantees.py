@@ -277,7 +277,7 @@ def test_short_body_over_a_real_socket_is_never_parsed(tmp_path: Any, store_url:
         assert full.status_code == 200
     finally:
         process.terminate()
-        process.wait(10)
+        process.communicate(timeout=10)  # reads and closes the stderr pipe
         if process.stderr is not None:
             process.stderr.close()
 

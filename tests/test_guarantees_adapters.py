@@ -89,7 +89,7 @@ def vonage(message_id: str) -> WebhookRequest:
 
 
 def messenger(mid: str) -> WebhookRequest:
-    from omnichannel_messenger._signature import sign_body
+    from omnichannel_messenger import sign_body
 
     body = orjson.dumps({"object": "page", "entry": [{"id": "104417652291850", "time": 1732300000123,
                          "messaging": [{"sender": {"id": "6543210987654321"},

@@ -140,3 +140,19 @@ def test_the_per_host_bound_is_validated() -> None:
     with pytest.raises(ConfigurationError, match="http_max_per_host"):
         Hub.from_config({"omnichannel": {"store": "sqlite:///:memory:", "http_max_per_host": 0}})
 
+
+
+@pytest.mark.anyio
+async def test_an_origin_is_carried_by_several_small_pools(stub: tuple[_Stub, str]) -> None:
+    # httpcore's per-request work grows with the square of a pool's connections: many small
+    # pools carry as much at once as one big one, each request paying for a small one only
+    server, url = stub
+    transport = PerHostTransport(per_host=8, pool_size=2)
+    async with httpx.AsyncClient(transport=transport) as client:
+        answers = await asyncio.gather(*[client.post(f"{url}/send", json={"i": i}) for i in range(40)])
+        [origin] = transport._origins.values()
+        assert len(origin.shards) == 4 and all(s.busy == 0 for s in origin.shards)
+        for shard in origin.shards:
+            assert len(shard.transport._pool.connections) <= 2
+    assert [a.status_code for a in answers] == [200] * 40
+    assert 2 < server.peak <= 8  # more at once than one pool of 2, never past the bound

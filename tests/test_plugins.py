@@ -126,3 +126,105 @@ def test_every_installed_plugin_passes_the_check() -> None:
 
 def test_adapter_settings_default() -> None:
     assert issubclass(_Complete.Settings, AdapterSettings)
+
+
+class _LineSettings(AdapterSettings):
+    """Settings of a LINE-like test channel."""
+
+    channel_secret: str = "s"
+
+
+class _Generic(ChannelAdapter[_LineSettings]):
+    name: ClassVar[str] = "generic"
+    channel: ClassVar[str] = "line"
+
+    def verify(self, request: WebhookRequest) -> None:
+        return None
+
+    def parse(self, request: WebhookRequest) -> ParseResult:
+        return ParseResult()
+
+
+def test_the_type_argument_is_the_settings_model() -> None:
+    """``ChannelAdapter[S]`` sets ``Settings`` to ``S`` (and types ``self.settings`` as ``S``)."""
+    assert _Generic.Settings is _LineSettings
+    AdapterRegistry().register(_Generic)
+    adapter = _Generic(_LineSettings(), _context())
+    assert adapter.settings.channel_secret == "s"
+
+    class Nested(_Generic):
+        name: ClassVar[str] = "nested"
+
+        class Settings(_LineSettings):
+            """A nested model wins over the inherited one."""
+
+    assert Nested.Settings is not _LineSettings and issubclass(Nested.Settings, _LineSettings)
+
+
+def _context() -> Any:
+    import httpx
+
+    from omnichannel_sdk import AdapterContext
+    from omnichannel_sdk.testing import MemoryKV
+
+    # a mock transport holds no connection pool: nothing is left unclosed
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+    return AdapterContext(key="k", public_url="https://x.test", http=http, kv=MemoryKV())
+
+
+def _message(direction: str = "inbound") -> Any:
+    from omnichannel_sdk import Address, InboundMessage
+
+    customer, us = Address(channel="line", handle="U1"), Address(channel="line", handle="BOT")
+    sender, to = (customer, us) if direction == "inbound" else (us, customer)
+    return InboundMessage(external_id="1", sender=sender, recipients=[to], direction=direction)
+
+
+async def _close(adapter: ChannelAdapter) -> None:
+    await adapter.context.http.aclose()
+
+
+@pytest.mark.anyio
+async def test_one_thread_key_method_serves_inbound_echoes_and_started_conversations() -> None:
+    from omnichannel_sdk import Address
+    from omnichannel_sdk._adapter import message_customer
+
+    adapter = _Generic(_LineSettings(), _context())
+    try:
+        inbound, echo = _message(), _message("outbound")
+        assert adapter.thread_key_for(message_customer(inbound), inbound) == "U1|BOT"
+        # an echo of what we sent joins the customer's conversation, not a "BOT|U1" one
+        assert adapter.thread_key_for(message_customer(echo), echo) == "U1|BOT"
+        assert adapter.thread_key_for(Address(channel="line", handle="U1")) == "U1|"
+    finally:
+        await _close(adapter)
+
+
+@pytest.mark.anyio
+async def test_adapters_written_for_0_1_still_thread_with_a_warning() -> None:
+    from omnichannel_sdk import Address, InboundMessage
+
+    with pytest.warns(DeprecationWarning, match=r"thread_key\(message\) is deprecated"):
+        class OldInbound(_Generic):
+            name: ClassVar[str] = "old-inbound"
+
+            def thread_key(self, message: InboundMessage) -> str:
+                return "old:" + message.sender.handle
+
+    with pytest.warns(DeprecationWarning, match=r"thread_key_for\(customer\) without message"):
+        class OldStarted(_Generic):
+            name: ClassVar[str] = "old-started"
+
+            def thread_key_for(self, customer: Address) -> str:  # type: ignore[override]
+                return "started:" + customer.handle
+
+    old_in = OldInbound(_LineSettings(), _context())
+    old_started = OldStarted(_LineSettings(), _context())
+    try:
+        message = _message()
+        assert old_in.thread_key_for(message.sender, message) == "old:U1"
+        assert old_started.thread_key_for(message.sender) == "started:U1"
+        assert old_started.thread_key_for(message.sender, message) == "U1|BOT"
+    finally:
+        await _close(old_in)
+        await _close(old_started)

@@ -60,7 +60,7 @@ def test_text_splits_truncates_or_is_left_to_the_vendor() -> None:
 
 def test_formats_the_channel_cannot_show_become_plain() -> None:
     [part] = render_parts([TextPart(text="<p>Hello<br>world</p><ul><li>a</li></ul>", format="html")], SMS).parts
-    assert isinstance(part, TextPart) and part.format == "plain" and part.text == "Hello\nworld\na"
+    assert isinstance(part, TextPart) and part.format == "plain" and part.text == "Hello\nworld\n\n- a"
     [md] = render_parts([TextPart(text="**hi**", format="markdown")], CHAT).parts
     assert isinstance(md, TextPart) and md.format == "markdown"
     assert html_to_text("a &amp; b") == "a & b"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from omnichannel_sdk import ConfigurationError
+from omnichannel_sdk._store import SqlStore
 from omnichannel_sdk._store._postgres import PostgresStore
 from omnichannel_sdk._store._schema import MIGRATIONS, SCHEMA_VERSION
 from omnichannel_sdk._store._sqlite import SQLiteStore
@@ -179,6 +181,101 @@ async def test_postgres_upgrade_moves_merge_proposals_into_their_table() -> None
             [proposal] = await store.list_merge_proposals(None)
             assert proposal.id == "ct_b~ct_a" and proposal.status == "open"
             assert await store.kv_scan("merge-proposal:") == []
+        finally:
+            await store.close()
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+
+
+# the step that adds the reply window's columns (whatever number it gets)
+WINDOW_STEP = next(i for i, step in enumerate(MIGRATIONS) if any("last_inbound_us" in s for s in step))
+
+
+def _unwindowed_conversation() -> tuple[str, str, str, str, str, int, str]:
+    from omnichannel_sdk import Address, Conversation
+
+    then = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+    conversation = Conversation(
+        id="c2", channel="sms", channel_key="sms", contact_id="k2",
+        participants=[Address(channel="sms", handle="+14155550100"),
+                      Address(channel="sms", handle="+14155550199")],
+        thread_key="+14155550100|+14155550199", created_at=then, last_inbound_at=then,
+        window_expires_at=then + timedelta(hours=24))
+    return ("c2", "sms", conversation.thread_key, "k2", "open", 1, conversation.model_dump_json())
+
+
+async def _window_survives_the_upgrade(store: SqlStore) -> None:
+    """A conversation written before the window columns keeps its window (from its JSON), and
+    the next inbound message moves it."""
+    from omnichannel_sdk import Address, InboundMessage
+    from omnichannel_sdk._store import IngestItem
+
+    then = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+    assert await store.schema_version() == SCHEMA_VERSION > WINDOW_STEP
+    before = await store.get_conversation("c2")
+    assert before is not None
+    assert (before.last_inbound_at, before.window_expires_at) == (then, then + timedelta(hours=24))
+    sender, ours = Address(channel="sms", handle="+14155550100"), Address(channel="sms", handle="+14155550199")
+    now = datetime.now(UTC)
+    draft = InboundMessage(external_id="SMX", sender=sender, recipients=[ours], created_at=now)
+    [outcome] = await store.ingest([IngestItem(
+        message_id="msg_x", channel="sms", channel_key="sms", adapter="t", draft=draft,
+        thread_key=before.thread_key, contact_addresses=[sender], received_at=now,
+        window=timedelta(hours=24))], None)
+    assert outcome.conversation is not None and outcome.conversation.id == "c2"
+    after = await store.get_conversation("c2")
+    assert after == outcome.conversation
+    assert after is not None
+    assert (after.last_inbound_at, after.window_expires_at) == (now, now + timedelta(hours=24))
+
+
+async def test_sqlite_upgrades_a_database_before_the_window_columns(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    for statement in [s for step in MIGRATIONS[:WINDOW_STEP] for s in step]:
+        conn.execute(statement.replace("{blob}", "BLOB"))
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (?)", (WINDOW_STEP,))
+    conn.execute("INSERT INTO conversations VALUES (?, ?, ?, ?, ?, ?, ?)", _unwindowed_conversation())
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        await _window_survives_the_upgrade(store)
+    finally:
+        await store.close()
+    again = SQLiteStore(str(path))  # and the moved window is what the next process reads
+    await again.open()
+    try:
+        moved = await again.get_conversation("c2")
+        assert moved is not None and moved.last_inbound_at is not None
+        assert moved.last_inbound_at > datetime(2026, 11, 30, 12, 0, 1, tzinfo=UTC)
+    finally:
+        await again.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_upgrades_a_database_before_the_window_columns() -> None:
+    need_service("PostgreSQL", 5432)
+    import asyncpg
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.execute(f'SET search_path TO "{schema}"')
+        for statement in [s for step in MIGRATIONS[:WINDOW_STEP] for s in step]:
+            await conn.execute(statement.replace("{blob}", "BYTEA"))
+        await conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        await conn.execute("INSERT INTO schema_version VALUES ($1)", WINDOW_STEP)
+        await conn.execute("INSERT INTO conversations VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                           *_unwindowed_conversation())
+        store = PostgresStore(f"{PG_DSN}?schema={schema}")
+        await store.open()
+        try:
+            await _window_survives_the_upgrade(store)
         finally:
             await store.close()
     finally:

@@ -42,8 +42,13 @@ secret = "{SECRET}"
 
 def start(config: Path, port: int, *extra: str, log: Path | None = None) -> subprocess.Popen[bytes]:
     stderr: Any = open(log, "wb") if log is not None else subprocess.PIPE  # the server writes to it
-    process = subprocess.Popen([sys.executable, "-m", "omnichannel_sdk._cli", "serve", "--config", str(config),
-                                "--port", str(port), *extra], stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "omnichannel_sdk._cli", "serve", "--config",
+                                    str(config), "--port", str(port), *extra],
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+    finally:
+        if log is not None:
+            stderr.close()  # the child has its own copy of the descriptor
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

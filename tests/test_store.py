@@ -305,6 +305,30 @@ async def test_sqlite_group_commit_batches_concurrent_writes(tmp_path) -> None:
     await store.close()
 
 
+async def test_sqlite_checkpoints_in_a_thread_not_in_a_commit(tmp_path) -> None:
+    path = tmp_path / "wal.db"
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        # SQLite's own checkpoint (inside whichever commit crosses its threshold) is off
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        for i in range(250):  # one group commit each
+            await store.kv_set(f"k{i}", "x" * 2000)
+        if store._checkpoint is not None:
+            await store._checkpoint
+        assert store._checkpoint_conn is not None  # the thread's own connection did it
+        # everything the thread copied is in the database file: nothing was lost
+        assert len(await store.kv_scan("k")) == 250
+    finally:
+        await store.close()
+    again = SQLiteStore(str(path))
+    await again.open()
+    try:
+        assert len(await again.kv_scan("k")) == 250
+    finally:
+        await again.close()
+
+
 async def test_sqlite_failed_unit_does_not_undo_others(tmp_path) -> None:
     store = SQLiteStore(str(tmp_path / "f.db"))
     await store.open()
@@ -358,3 +382,53 @@ async def test_one_person_on_two_channels_is_merged(store: SqlStore) -> None:
     conversations = await store.list_conversations(contact_id=survivor.id)
     assert len(conversations) == 2 and all(c.contact_id == survivor.id for c in conversations)
     assert (await store.find_contact(Address(channel="sms", handle="+14155550123"))) == survivor
+
+
+async def test_reply_window_moves_in_its_columns_and_every_reader_sees_it(store: SqlStore) -> None:
+    now = datetime.now(UTC)
+    [first] = await store.ingest([_written(item("C1"), now - timedelta(hours=3))], None)
+    assert first.conversation is not None
+    conv_id = first.conversation.id
+    [second] = await store.ingest([_written(item("C2"), now - timedelta(minutes=1))], None)
+    assert second.conversation is not None
+    expected = now - timedelta(minutes=1)
+    assert second.conversation.last_inbound_at == expected
+    assert second.conversation.window_expires_at == expected + timedelta(hours=24)
+    # the small update moved the columns: every read gives the same conversation as the outcome
+    assert await store.get_conversation(conv_id) == second.conversation
+    assert await store.list_conversations() == [second.conversation]
+    # a full save (a status change) keeps the window the columns hold
+    closed = await store.set_conversation_status(conv_id, "closed")
+    assert (closed.last_inbound_at, closed.window_expires_at) == (
+        expected, expected + timedelta(hours=24))
+    assert await store.get_conversation(conv_id) == closed
+    # a new participant rewrites the JSON, window and all
+    reopened = await store.set_conversation_status(conv_id, "open")
+    [third] = await store.ingest([item("C3", ours="+14155550198", thread=reopened.thread_key,
+                                       when=now)], None)
+    assert third.conversation is not None and third.conversation.id == conv_id
+    assert len(third.conversation.participants) == 3
+    assert third.conversation.last_inbound_at == now
+    assert await store.get_conversation(conv_id) == third.conversation
+
+
+async def test_merge_and_unmerge_keep_the_window_the_columns_hold(store: SqlStore) -> None:
+    now = datetime.now(UTC)
+    [other] = await store.ingest([item("MW2", sender="+14155550102")], None)  # the older contact
+    [first] = await store.ingest([_written(item("MW1", sender="+14155550101"),
+                                           now - timedelta(hours=5))], None)
+    # the second message of the first customer moves its window by the small update
+    [moved] = await store.ingest([_written(item("MW3", sender="+14155550101"),
+                                           now - timedelta(minutes=2))], None)
+    assert first.conversation and other.conversation and moved.conversation
+    window = moved.conversation.window_expires_at
+    assert window == now - timedelta(minutes=2) + timedelta(hours=24)
+    # merging into the older contact rewrites the moved conversation's JSON: the window stays
+    first_contact, other_contact = first.conversation.contact_id, other.conversation.contact_id
+    _, _, record = await store.merge_contacts(other_contact, first_contact)
+    merged = await store.get_conversation(first.conversation.id)
+    assert merged is not None and merged.window_expires_at == window
+    assert merged.contact_id == other_contact
+    await store.unmerge(record.id)
+    restored = await store.get_conversation(first.conversation.id)
+    assert restored is not None and restored.window_expires_at == window

@@ -15,6 +15,7 @@ from ._adapter import (
     ParseFailure,
     ParseResult,
     SendResult,
+    SettingsT,
     constant_time_equals,
     parse_retry_after,
 )
@@ -24,6 +25,8 @@ from ._bus import EventBus, MemoryBus, NatsBus
 from ._capabilities import Capabilities
 from ._config import ChannelConfig, DeliverySettings, HubSettings
 from ._delivery import media_origin_allowed
+from ._demos import Demo
+from ._error_mapping import error_for_status, transport_error, transport_errors
 from ._errors import (
     AuthenticationError,
     ChannelError,
@@ -86,10 +89,11 @@ from ._models import (
     TextPart,
     TranscriptPart,
     TranscriptSegment,
+    media_kind,
 )
 from ._redact import REDACTED, redact_headers, redact_url
-from ._render import Rendered, render_parts, split_text
-from ._replay_guard import ReplayGuard, replay_fingerprint
+from ._render import Rendered, html_to_text, render_parts, split_text
+from ._replay_guard import ReplayGuard, check_timestamp, replay_fingerprint
 from ._service_levels import (
     AgentLoad,
     ChannelServiceLevel,
@@ -100,6 +104,7 @@ from ._services import AdapterServices, DetachedServices, StoreReader
 from ._signing import hmac_digest, hmac_matches, twilio_signature
 from ._store import Store
 from ._timeline import ContactTimeline, TimelineItem
+from ._token_bucket import TokenBucket
 from ._webhook import WebhookRequest, WebhookResponse, alternate_port_url
 from .hookspecs import hookimpl, hookspec
 
@@ -135,6 +140,7 @@ __all__ = [
     "ConversationServiceLevel",
     "DeadLetter",
     "DeliverySettings",
+    "Demo",
     "DetachedServices",
     "Event",
     "EventBus",
@@ -181,6 +187,7 @@ __all__ = [
     "RetryLaterError",
     "SendResult",
     "ServiceLevelReport",
+    "SettingsT",
     "SignatureError",
     "StatusChanged",
     "StatusUpdate",
@@ -192,6 +199,7 @@ __all__ = [
     "TemplatePart",
     "TextPart",
     "TimelineItem",
+    "TokenBucket",
     "TranscriptPart",
     "TranscriptSegment",
     "TransportError",
@@ -202,11 +210,15 @@ __all__ = [
     "WindowClosedError",
     "__version__",
     "alternate_port_url",
+    "check_timestamp",
     "constant_time_equals",
+    "error_for_status",
     "hmac_digest",
     "hmac_matches",
     "hookimpl",
     "hookspec",
+    "html_to_text",
+    "media_kind",
     "media_origin_allowed",
     "normalize_email",
     "normalize_phone",
@@ -218,5 +230,7 @@ __all__ = [
     "render_parts",
     "replay_fingerprint",
     "split_text",
+    "transport_error",
+    "transport_errors",
     "twilio_signature",
 ]

@@ -9,30 +9,29 @@ and goes through the one ``httpx.AsyncClient`` the hub injects in :class:`Adapte
 from __future__ import annotations
 
 import abc
-import email.utils
 import hmac
+import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol
 
 import anyio
 import anyio.to_thread
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeVar
 
 from ._capabilities import Capabilities
+from ._error_mapping import error_for_status, transport_errors
 from ._errors import (
-    AuthenticationError,
     ChannelError,
-    ProviderError,
-    RateLimitedError,
-    RejectedError,
-    TransportError,
     UnsupportedFeatureError,
 )
 from ._models import Address, Author, Conversation, MediaPart, Message, Part, StatusUpdate
+from ._retry_after import parse_retry_after
 from ._services import AdapterServices, DetachedServices
+from ._thread_keys import adopt_legacy_thread_keys, message_customer
 from ._webhook import WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
@@ -48,7 +47,9 @@ __all__ = [
     "ParseFailure",
     "ParseResult",
     "SendResult",
+    "SettingsT",
     "constant_time_equals",
+    "message_customer",
     "parse_retry_after",
 ]
 
@@ -58,24 +59,6 @@ def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
     ab = a.encode("utf-8") if isinstance(a, str) else a
     bb = b.encode("utf-8") if isinstance(b, str) else b
     return hmac.compare_digest(ab, bb)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class AdapterSettings(BaseModel):
@@ -95,6 +78,10 @@ class AdapterSettings(BaseModel):
     thread_with: str | None = None
     """Another channel key whose conversations this channel's messages join (same thread key):
     calls to a number thread with the SMS of that number, and replies go out on that channel."""
+
+
+SettingsT = TypeVar("SettingsT", bound=AdapterSettings, default=AdapterSettings, covariant=True)
+"""The ``Settings`` model of a :class:`ChannelAdapter` (``ChannelAdapter[TelegramSettings]``)."""
 
 
 class KeyValueStore(Protocol):
@@ -258,13 +245,16 @@ def _parse_slots() -> anyio.Semaphore:
     return slots
 
 
-class ChannelAdapter(abc.ABC):
+class ChannelAdapter(abc.ABC, Generic[SettingsT]):
     """Base class of channel adapters. Subclass, set the class attributes, override methods.
 
-    Required class attributes: ``name`` (unique, e.g. ``"twilio-sms"``), ``channel`` (kind),
-    ``capabilities`` and a nested ``Settings`` (subclass of :class:`AdapterSettings`).
-    :meth:`verify` and :meth:`parse` are abstract: registering an adapter that lacks either is
-    a :class:`~omnichannel_sdk.PluginError` naming it.
+    Generic over its settings model: ``class LineAdapter(ChannelAdapter[LineSettings])`` makes
+    ``self.settings`` a ``LineSettings`` for the type checker and sets ``Settings`` to it (an
+    adapter may instead nest ``class Settings(AdapterSettings)`` and annotate
+    ``settings: Settings``). Required class attributes: ``name`` (unique, e.g.
+    ``"twilio-sms"``), ``channel`` (kind) and ``capabilities``. :meth:`verify` and :meth:`parse`
+    are abstract: registering an adapter that lacks either is a
+    :class:`~omnichannel_sdk.PluginError` naming it.
     """
 
     name: ClassVar[str]
@@ -280,7 +270,7 @@ class ChannelAdapter(abc.ABC):
     that :meth:`handshake` does not answer then runs the full inbound pipeline, like a POST."""
     secret_headers: frozenset[str] = frozenset({
         "authorization", "proxy-authorization", "cookie", "x-api-key", "x-transcribe-token",
-        "x-omnichannel-webhook-secret", "x-telegram-bot-api-secret-token"})
+        "x-omnichannel-webhook-secret"})
     """Request headers (lower case) that carry bearer-like secrets: redacted in stored raw
     requests and log lines. Extend it (``ChannelAdapter.secret_headers | {...}``) for a
     vendor's callback secret, or set it on the instance when the name is configured; HMAC
@@ -295,11 +285,22 @@ class ChannelAdapter(abc.ABC):
     :data:`PARSE_THREADS` at once), so a CPU-heavy parse (a large MIME message) never blocks
     the event loop; ``None``: always parse on the loop (cheap payloads)."""
 
-    class Settings(AdapterSettings):
-        """Configuration of this adapter."""
+    Settings: ClassVar[type[AdapterSettings]] = AdapterSettings
+    """The pydantic model that validates ``[channels.<key>]``: the type argument of
+    ``ChannelAdapter[...]``, or a nested ``class Settings(AdapterSettings)``."""
 
-    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
-        self.settings = settings
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Settings" not in cls.__dict__:
+            for base in getattr(cls, "__orig_bases__", ()):
+                if typing.get_origin(base) is ChannelAdapter:
+                    (arg,) = typing.get_args(base)
+                    if isinstance(arg, type) and issubclass(arg, AdapterSettings):
+                        cls.Settings = arg
+        adopt_legacy_thread_keys(cls, ChannelAdapter)
+
+    def __init__(self, settings: SettingsT, context: AdapterContext) -> None:
+        self.settings: SettingsT = settings
         self.context = context
 
     def __repr__(self) -> str:
@@ -365,15 +366,38 @@ class ChannelAdapter(abc.ABC):
         """The answer the vendor expects once the request is stored (default: empty 200)."""
         return WebhookResponse(200, b"")
 
+    # -- identity: who is who, and what threads a conversation ------------------------------
+
     def own_address(self) -> Address | None:
-        """Our own address on this channel (our number, page, account), when configured."""
+        """Our own address on this channel (our number, page, account), when configured: the
+        sender of what we send, a participant of every conversation."""
         return None
 
-    def thread_key_for(self, customer: Address) -> str:
-        """The thread key of a conversation we start with ``customer`` (matches
-        :meth:`thread_key` of the customer's messages to us)."""
-        own = self.own_address()
-        return f"{customer.handle}|{own.handle if own else ''}"
+    def customer_address(self, handle: str) -> Address:
+        """A customer's :class:`Address` from a handle as a person typed it (used by
+        ``hub.start_conversation``; SMS adapters apply their ``default_region``)."""
+        return Address(channel=self.channel, handle=handle)
+
+    def thread_key_for(self, customer: Address, message: InboundMessage | None = None) -> str:
+        """What threads the conversation with ``customer`` on this channel key.
+
+        Called for an inbound message (``message`` given: one that names no ``thread_key``
+        itself, when no ``omni_inbound_thread_key`` hook answers; for an outbound echo
+        ``customer`` is its recipient) and for a conversation we start (``message`` is
+        ``None``): both must give the same key for the same customer, so the customer's answer
+        joins the conversation we started. Default: customer handle ``|`` our handle (the
+        message's other party, else :meth:`own_address`).
+        """
+        if message is not None and type(self).thread_key is not ChannelAdapter.thread_key:
+            return self.thread_key(message)  # an adapter written before 0.2
+        ours = ""
+        if message is not None:
+            other = message.recipients[:1] if message.direction == "inbound" else [message.sender]
+            ours = other[0].handle if other else ""
+        else:
+            own = self.own_address()
+            ours = own.handle if own else ""
+        return f"{customer.handle}|{ours}"
 
     def passive_response(
         self, request: WebhookRequest, inbound: Message, reply: Message, parts: Sequence[Part]
@@ -383,14 +407,11 @@ class ChannelAdapter(abc.ABC):
         return None
 
     def thread_key(self, message: InboundMessage) -> str:
-        """What threads ``message`` into a conversation when no hook says otherwise.
-
-        Default: the message's own ``thread_key``, else customer handle + our handle.
-        """
+        """Deprecated since 0.2 (removed in 0.3): the message's own ``thread_key``, else
+        :meth:`thread_key_for` of its customer. Override :meth:`thread_key_for` instead."""
         if message.thread_key:
             return message.thread_key
-        ours = message.recipients[0].handle if message.recipients else ""
-        return f"{message.sender.handle}|{ours}"
+        return self.thread_key_for(message_customer(message), message)
 
     # -- outbound --------------------------------------------------------------------------
 
@@ -416,6 +437,16 @@ class ChannelAdapter(abc.ABC):
         if self.capabilities.templates and parts and all(p.type == "template" for p in parts):
             return {"window": "template"}
         return None
+
+    def outbound_metadata(self, parts: Sequence[Part], recipients: Sequence[Address]) -> dict[str, Any]:
+        """What the channel knows about rendered ``parts`` before they are sent, recorded in
+        the metadata of the queued message ``hub.send`` returns (SMS adapters: the encoding
+        and segment count, ``{"encoding": "GSM-7" | "UCS-2", "segments": N}``).
+
+        Synchronous, no I/O. Raise :class:`~omnichannel_sdk.RejectedError` to refuse the
+        send at once (nothing is stored). Default: nothing.
+        """
+        return {}
 
     async def send(self, message: Message, parts: Sequence[Part]) -> SendResult:
         """Deliver ``message`` (already rendered to ``parts``) to the vendor.
@@ -458,11 +489,6 @@ class ChannelAdapter(abc.ABC):
         streamed; ``await response.aread()`` to look at a small body. Default: accept."""
         return None  # optional: most adapters have nothing to check, start or stop
 
-    def customer_address(self, handle: str) -> Address:
-        """A customer's :class:`Address` from a handle as a person typed it (used by
-        ``hub.start_conversation``; SMS adapters apply their ``default_region``)."""
-        return Address(channel=self.channel, handle=handle)
-
     def asgi_app(self) -> Callable[..., Awaitable[None]] | None:
         """An ASGI app the gateway mounts at ``/channels/{key}/`` (web chat), or ``None``."""
         return None
@@ -493,16 +519,13 @@ class ChannelAdapter(abc.ABC):
     # -- helpers for subclasses ------------------------------------------------------------
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """Call the vendor through the hub's client; network trouble → :class:`TransportError`.
+        """Call the vendor through the hub's client; network trouble → :class:`TransportError`
+        (:func:`transport_errors`, the one mapping of the SDK).
 
         The response is returned whatever its status; pass it to :meth:`raise_for_status`.
         """
-        try:
+        with transport_errors(self.name, "calling the vendor"):
             return await self.context.http.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise TransportError(f"{self.name}: timeout calling the vendor") from exc
-        except httpx.TransportError as exc:
-            raise TransportError(f"{self.name}: {type(exc).__name__} calling the vendor") from exc
 
     def raise_for_status(self, response: httpx.Response) -> None:
         """Map an HTTP error response to the typed errors (override for vendor codes)."""
@@ -517,15 +540,7 @@ class ChannelAdapter(abc.ABC):
         vendor_code: str | int | None,
         detail: str | None,
     ) -> ChannelError:
-        """The typed error for an HTTP status (and vendor code), used by adapters' mappers."""
-        what = f"{self.name}: HTTP {status}" + (f": {detail}" if detail else "")
-        if status == 429:
-            retry_after = parse_retry_after(response.headers.get("retry-after")) if response else None
-            return RateLimitedError(
-                what, retry_after=retry_after, vendor_code=vendor_code, status_code=status
-            )
-        if status in (401, 403):
-            return AuthenticationError(what, vendor_code=vendor_code, status_code=status)
-        if status >= 500 or status == 408:
-            return ProviderError(what, vendor_code=vendor_code, retryable=True, status_code=status)
-        return RejectedError(what, vendor_code=vendor_code, status_code=status)
+        """The typed error for an HTTP status (and vendor code), used by adapters' mappers
+        (:func:`~omnichannel_sdk.error_for_status`: 429 rate limited, 401/403 authentication,
+        408/5xx retryable, other 4xx rejected)."""
+        return error_for_status(self.name, status, response, vendor_code, detail)

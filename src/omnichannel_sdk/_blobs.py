@@ -13,7 +13,7 @@ from typing import Protocol
 import anyio
 
 from ._errors import ConfigurationError, MediaError, NotFoundError
-from ._logging import redact_url
+from ._redact import redact_url
 
 __all__ = ["BlobInfo", "BlobStore", "FileBlobStore", "MemoryBlobStore", "blobs_from_url",
            "data_locations"]

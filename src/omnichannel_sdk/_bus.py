@@ -39,6 +39,12 @@ class EventBus(abc.ABC):
     def subscribe(self, maxsize: int = 10_000) -> AsyncIterator[Event]:
         """An async iterator over events published from now on."""
 
+    @property
+    def listened(self) -> bool:
+        """Whether a published event can reach anyone (``False`` lets the hub skip building
+        events no one would get)."""
+        return True
+
 
 _CLOSED: Any = object()
 
@@ -63,6 +69,11 @@ class MemoryBus(EventBus):
     async def check(self) -> str | None:
         """``None`` while open, ``"closed"`` after :meth:`close`."""
         return "closed" if self._closed else None
+
+    @property
+    def listened(self) -> bool:
+        """Whether this process has a subscriber (a NATS bus always publishes)."""
+        return bool(self._queues) or type(self) is not MemoryBus
 
     async def publish(self, event: Event) -> None:
         """Deliver ``event`` to every current subscriber."""
@@ -118,7 +129,7 @@ class NatsBus(MemoryBus):
         try:
             self._nc = await nats.connect(self.url, connect_timeout=3, max_reconnect_attempts=3)
         except Exception as exc:  # nats raises several unrelated types
-            where = redact_url(self.url)
+            where = redact_url(self.url, ())  # the user name stays, for the operator
             detail = str(exc).replace(self.url, where)
             raise OmnichannelError(f"cannot connect to NATS at {where}: {detail}") from exc
         self._js = self._nc.jetstream()
@@ -185,5 +196,5 @@ def bus_from_url(url: str) -> EventBus:
                        stream=options.get("stream", "OMNICHANNEL"),
                        subject=options.get("subject", "omnichannel.events"))
     # a mistyped URL may still carry a password: never echo it
-    raise ConfigurationError(f"unsupported bus {redact_url(url)!r} (use 'memory' or 'nats://…')",
+    raise ConfigurationError(f"unsupported bus {redact_url(url, ())!r} (use 'memory' or 'nats://…')",
                              field="bus")

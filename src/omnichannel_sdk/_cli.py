@@ -246,6 +246,22 @@ def plugins(
     Console(width=max(wide, console.width)).print(table)
 
 
+@app.command("new-plugin")
+def new_plugin(
+    name: Annotated[str, typer.Argument(help="The adapter name, e.g. 'line' or 'acme-chat'.")],
+    directory: Annotated[Path | None, typer.Option(
+        "--directory", "-d", help="Where to write it (default: ./omnichannel-NAME).")] = None,
+) -> None:
+    """Write a plugin distribution (pyproject with its entry point, adapter, settings, contract
+    tests, README) that passes the contract kit."""
+    from ._scaffold import write_plugin
+
+    target = directory or Path(f"omnichannel-{name}")
+    for path in write_plugin(name, target):  # a bad name or a used folder: one red line
+        console.print(f"wrote {path}")
+    console.print(f"next: cd {target} && pip install -e '.[test]' && pytest && omnichannel plugins")
+
+
 @app.command()
 def normalize(
     file: Annotated[Path, typer.Argument(help="A vendor payload (JSON, form, XML, MIME).",

@@ -76,7 +76,7 @@ class HubSettings(BaseModel):
     http_transport: Literal["httpx", "aiohttp"] = "httpx"
     """Carrier of vendor HTTP calls: httpx's own (default; what a plain ``respx.mock()``
     intercepts) or aiohttp's pool (the ``[aiohttp]`` extra; for high outbound concurrency)."""
-    http_max_per_host: int = Field(default=32, ge=1, le=1024)
+    http_max_per_host: int = Field(default=100, ge=1, le=1024)
     """Requests in flight to one vendor origin with the httpx transport (the rest wait)."""
     http_timeout: float = Field(default=20.0, gt=0)
     """Seconds before a vendor call times out."""

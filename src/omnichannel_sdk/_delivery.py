@@ -20,6 +20,7 @@ import httpx
 
 from ._attempts import call_vendor, take_back_leases
 from ._config import DeliverySettings
+from ._error_mapping import transport_errors
 from ._errors import (
     AuthenticationError,
     ChannelError,
@@ -38,7 +39,9 @@ from ._jobs import ADAPTER_JOB, run_adapter_job
 from ._models import DeadLetter, MediaPart, Message, MessageError, utcnow
 from ._redact import redact_url
 from ._retry import backoff_delay
+from ._retry_state import finished, retrying
 from ._store import Job
+from ._token_bucket import TokenBucket
 
 if TYPE_CHECKING:
     from ._blobs import BlobStore
@@ -48,7 +51,7 @@ if TYPE_CHECKING:
     from ._publisher import Publisher
     from ._store import SqlStore
 
-__all__ = ["Delivery", "RateLimiter", "backoff_delay", "host_allowed", "media_origin_allowed"]
+__all__ = ["Delivery", "backoff_delay", "host_allowed", "media_origin_allowed"]
 
 log = logging.getLogger("omnichannel_sdk.delivery")
 
@@ -102,29 +105,6 @@ def _has_control(text: str) -> bool:
     return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
-class RateLimiter:
-    """A token bucket: ``rate`` operations per second, bursts of up to ``burst``."""
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate)
-        self.tokens = self.capacity
-        self.updated = time.monotonic()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        """Wait for a token."""
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
-
-
 _ERROR_CODES: list[tuple[type[BaseException], str]] = [
     (RateLimitedError, "rate_limited"),
     (AuthenticationError, "auth"),
@@ -167,7 +147,7 @@ class Delivery:
         self._sem = asyncio.Semaphore(settings.concurrency)
         self._channel_slots: dict[str, asyncio.Semaphore] = {}
         self._settled: set[str] = set()
-        self._limiters: dict[str, RateLimiter] = {}
+        self._limiters: dict[str, TokenBucket] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running: set[str] = set()
         self._leased: set[str] = set()
@@ -246,7 +226,7 @@ class Delivery:
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
             self._wake.clear()
 
-    def _limiter(self, key: str) -> RateLimiter | None:
+    def _limiter(self, key: str) -> TokenBucket | None:
         limiter = self._limiters.get(key)
         if limiter is None:
             adapter = self.channels.adapters.get(key)
@@ -255,7 +235,7 @@ class Delivery:
             rate = adapter.settings.rate_limit or adapter.capabilities.rate_limit
             if rate is None:
                 return None
-            limiter = self._limiters[key] = RateLimiter(rate)
+            limiter = self._limiters[key] = TokenBucket(rate)
         return limiter
 
     async def _run(self, job: Job, message: Message | None) -> None:
@@ -289,10 +269,13 @@ class Delivery:
         try:
             if job.attempts + 1 < self.settings.max_attempts:
                 log.exception("job %s crashed; it will be retried", job.id)
+                delay = backoff_delay(job.attempts, self.settings.base_delay, self.settings.max_delay)
                 # a vendor call may have been made before the crash: keep its record
-                await store.retry_job(job.id, backoff_delay(
-                    job.attempts, self.settings.base_delay, self.settings.max_delay),
-                    f"internal: {type(exc).__name__}", uncertain=True)
+                await store.retry_job(job.id, delay, f"internal: {type(exc).__name__}",
+                                      uncertain=True)
+                if job.kind == "send" and job.message_id:
+                    await self.mutations.modify_message(job.message_id, retrying(
+                        job.attempts + 1, f"internal: {type(exc).__name__}", delay))
                 return
             log.exception("job %s crashed on its last try", job.id)
             if message is None and job.message_id:
@@ -355,6 +338,9 @@ class Delivery:
                      attempts, delay)
             await store.retry_job(job.id, delay, f"{error_code(exc)}: {exc}",
                                   uncertain=job.id not in self._settled)  # not answered: keep
+            # the retry state on the message, published as message.updated (SPEC §7)
+            await self.mutations.modify_message(message.id, retrying(attempts, f"{error_code(exc)}: {exc}",
+                                                               delay))
             return
         except (UnsupportedFeatureError, MediaError, WindowClosedError) as exc:
             await self._give_up(job, message, exc)  # trying again cannot help
@@ -365,9 +351,9 @@ class Delivery:
         updated = message.model_copy(update={
             "external_id": result.external_ids[0] if result.external_ids else None,
             "status": status,
-            "metadata": {**message.metadata, **result.metadata,
-                         **({"external_ids": result.external_ids}
-                            if len(result.external_ids) > 1 else {})},
+            "metadata": finished({**message.metadata, **result.metadata,
+                                  **({"external_ids": result.external_ids}
+                                     if len(result.external_ids) > 1 else {})}, job.attempts + 1),
         })
         final = await store.record_sent(updated, result.external_ids, job.id)
         self.publisher.publish(MessageSent(message=final))
@@ -388,7 +374,8 @@ class Delivery:
     async def _give_up(self, job: Job, message: Message, exc: BaseException) -> None:
         error = MessageError(code=error_code(exc), message=str(exc),
                              vendor_code=getattr(exc, "vendor_code", None))
-        failed = message.model_copy(update={"status": "failed", "error": error})
+        failed = message.model_copy(update={"status": "failed", "error": error, "metadata": finished(
+            message.metadata, job.attempts + 1, f"{error.code}: {exc}")})
         letter = DeadLetter(id=new_id("dl"), kind="outbound", channel_key=job.channel_key,
                             adapter=message.adapter, error=f"{error.code}: {exc}",
                             created_at=utcnow(), message_id=message.id)
@@ -458,11 +445,8 @@ class Delivery:
                 # credentials go to the exact declared origins only: https, the right port
                 raise MediaError(f"{adapter.name}: media origin of {redact_url(url)!r} "
                                  "is not declared by the adapter")
-            try:
+            with transport_errors(adapter.name, "downloading media"):
                 response = await self.http().send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise TransportError(f"{adapter.name}: media download failed: "
-                                     f"{type(exc).__name__}") from exc
             try:
                 if response.is_redirect and "location" in response.headers:
                     url = str(response.url.join(response.headers["location"]))

@@ -81,6 +81,7 @@ class Hub(HubOperations):
         self.replayer = Replayer(*parts, self.inbound, self.delivery)
         self._feed = Feed(self)
         self.publisher.observers.append(self._feed.observe)
+        self.publisher.recorded = self._feed.engine is not None  # the feed records every event
         self._secrets: set[str] = set()
         self._open = self._starting = False
 

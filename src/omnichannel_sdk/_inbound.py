@@ -215,7 +215,7 @@ class Inbound:
             if extra:
                 addresses.extend(extra)
         thread_key = (self.pm.hook.omni_inbound_thread_key(adapter=adapter, message=draft)
-                      or adapter.thread_key(draft))
+                      or draft.thread_key or adapter.thread_key_for(customer, draft))
         return IngestItem(
             message_id=new_id("msg"), channel=adapter.channel, channel_key=adapter.context.key,
             adapter=adapter.name, draft=draft, thread_key=thread_key,
@@ -287,11 +287,18 @@ class Inbound:
             if outcome.duplicate or outcome.message is None or outcome.conversation is None:
                 continue
             stored.append(outcome.message)
-            if outcome.conversation_created:
+            if outcome.events is not None:  # built and logged with the message in the feed
+                for event in outcome.events:
+                    publish(event)
+                continue
+            heard = self.publisher.heard
+            if outcome.conversation_created and heard("conversation.opened"):
                 publish(ConversationOpened(conversation=outcome.conversation))
             if outcome.message.direction == "inbound":
-                publish(MessageReceived(message=outcome.message, conversation=outcome.conversation))
-            else:
+                if heard("message.received"):
+                    publish(MessageReceived(message=outcome.message,
+                                            conversation=outcome.conversation))
+            elif heard("message.sent"):
                 publish(MessageSent(message=outcome.message))
             if outcome.opt_change and outcome.contact is not None:
                 publish(ContactUpdated(contact=outcome.contact, change=outcome.opt_change))

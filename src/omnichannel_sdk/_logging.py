@@ -25,9 +25,10 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, SecretBytes, SecretStr
+
+from ._redact import BOT_TOKEN, REDACTED, redact_query, redact_url
 
 __all__ = [
     "JsonFormatter",
@@ -41,15 +42,12 @@ __all__ = [
     "secret_values",
 ]
 
-REDACTED = "<redacted>"
 MIN_SECRET_LENGTH = 6
 """Shorter values are not redacted by value (a one-letter test secret would mangle every line);
 URL redaction still applies to them."""
 
 _URL = re.compile(r"""\b(?:https?|wss?)://[^\s"'<>()\[\]{}]+""")
 _PATH_QUERY = re.compile(r"""(?<![\w/:])(/[^\s"'?<>]*)\?([^\s"'<>]+)""")
-_BOT_TOKEN = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
-_QUERY_VALUE = re.compile(r"(^|[&;])([^=&;]*)=([^&;]*)")
 
 _lock = threading.Lock()
 _secrets: Counter[str] = Counter()
@@ -61,33 +59,15 @@ _LOGGERS = ("httpx", "httpcore", "httpcore.connection", "httpcore.http11", "http
             "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "omnichannel_sdk")
 
 
-def _redact_query(query: str) -> str:
-    return _QUERY_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}={REDACTED}", query)
-
-
-def redact_url(url: str) -> str:
-    """``url`` without credentials: no user info, query values replaced, bot tokens hidden."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return REDACTED
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
-    path = _BOT_TOKEN.sub(f"/bot{REDACTED}", parts.path)
-    query = _redact_query(parts.query) if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, path, query, ""))
-
-
 def redact(text: str) -> str:
     """``text`` with every URL redacted and every registered secret value replaced."""
     if "://" in text:
         text = _URL.sub(lambda m: redact_url(m.group(0)), text)
     if "?" in text:
-        text = _PATH_QUERY.sub(lambda m: f"{_BOT_TOKEN.sub('/bot' + REDACTED, m.group(1))}?"
-                                         f"{_redact_query(m.group(2))}", text)
+        text = _PATH_QUERY.sub(lambda m: f"{BOT_TOKEN.sub('/bot' + REDACTED, m.group(1))}?"
+                                         f"{redact_query(m.group(2))}", text)
     if "/bot" in text:
-        text = _BOT_TOKEN.sub(f"/bot{REDACTED}", text)
+        text = BOT_TOKEN.sub(f"/bot{REDACTED}", text)
     pattern = _pattern
     if pattern is not None:
         text = pattern.sub(REDACTED, text)

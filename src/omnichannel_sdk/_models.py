@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ._addresses import normalize_handle
 
 __all__ = [
+    "media_kind",
     "Action",
     "ActionsPart",
     "Address",
@@ -110,6 +111,19 @@ class TextPart(OmniModel):
             if clean != self.text:
                 object.__setattr__(self, "text", clean)
         return self
+
+
+def media_kind(content_type: str | None) -> Literal["image", "audio", "video", "file"]:
+    """The :attr:`MediaPart.kind` of a MIME type: ``image/*``, ``audio/*`` and ``video/*``
+    are what they say (case and parameters ignored), everything else is a ``file``."""
+    major = (content_type or "").split("/", 1)[0].strip().lower()
+    if major == "image":
+        return "image"
+    if major == "audio":
+        return "audio"
+    if major == "video":
+        return "video"
+    return "file"
 
 
 class MediaPart(OmniModel):

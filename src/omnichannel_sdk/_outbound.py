@@ -128,7 +128,8 @@ class Outbound:
             sender=sender, recipients=recipients, parts=all_parts,
             subject=subject if subject is not None else conversation.subject,
             reply_to=reply_to, created_at=now, received_at=now, status="queued", author=author,
-            metadata={**dict(metadata or {}), **rendered.metadata, **extra})
+            metadata={**dict(metadata or {}), **rendered.metadata,
+                      **adapter.outbound_metadata(rendered.parts, recipients), **extra})
         if idempotency_key and not await self.store.kv_add(
                 f"idem:{idempotency_key}", message.id, ttl=7 * 86400):
             existing = await self.store.kv_get(f"idem:{idempotency_key}")

@@ -30,6 +30,13 @@ __all__ = ["Publisher"]
 
 log = logging.getLogger("omnichannel_sdk.hub")
 
+# the observer hook each event type runs (see Publisher._dispatch_hooks)
+_OBSERVER_HOOKS = {
+    "message.received": "omni_inbound_received", "conversation.opened": "omni_conversation_opened",
+    "message.sent": "omni_outbound_sent", "message.status": "omni_status_changed",
+    "message.updated": "omni_message_updated",
+}
+
 
 class Publisher:
     """Publishes events (bus, observer hooks, the durable feed) and tracks background tasks.
@@ -49,6 +56,23 @@ class Publisher:
         """Background work in flight: async observers and spawned coroutines."""
         self._workers: list[asyncio.Task[Any]] = []
         self._unobserved: set[str] = set()
+        self.recorded = False
+        """Whether every event is recorded (the durable feed is on), heard or not."""
+
+    def heard(self, event_type: str) -> bool:
+        """Whether an event of ``event_type`` would reach anyone now (a hook, a bus subscriber,
+        the durable feed): storing inbound messages builds only the events someone gets."""
+        if self.outgoing is None:
+            return False
+        if self.recorded or self.bus.listened:
+            return True
+        if event_type in self._unobserved:
+            return False
+        caller = _OBSERVER_HOOKS.get(event_type)
+        if caller is None or getattr(self.pm.hook, caller).get_hookimpls():
+            return True
+        self._unobserved.add(event_type)
+        return False
 
     def publish(self, event: Event) -> None:
         """Queue ``event`` for the bus and the hooks (dropped while the hub is not open)."""

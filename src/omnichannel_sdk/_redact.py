@@ -8,10 +8,11 @@ Signatures computed over the request (HMACs) are not secrets and stay, for audit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "redact_headers", "redact_url", "storable_text"]
+__all__ = ["BOT_TOKEN", "REDACTED", "redact_headers", "redact_query", "redact_url", "storable_text"]
 
 REDACTED = "<redacted>"
 """What a redacted value is replaced with."""
@@ -23,14 +24,36 @@ def redact_headers(headers: Mapping[str, str], secret: Iterable[str]) -> dict[st
     return {k: (REDACTED if k.lower() in names else v) for k, v in headers.items()}
 
 
-def redact_url(url: str, secret: Iterable[str] = ()) -> str:
-    """``url`` without a password in its user info and without the values of the query
-    parameters named in ``secret`` (case-insensitive)."""
+BOT_TOKEN = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
+"""A Telegram bot token in a URL path (``/bot123:AAE…``)."""
+_QUERY_VALUE = re.compile(r"(^|[&;])([^=&;]*)=([^&;]*)")
+
+
+def redact_query(query: str) -> str:
+    """A query string with every value replaced (``a=<redacted>&b=<redacted>``)."""
+    return _QUERY_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}={REDACTED}", query)
+
+
+def redact_url(url: str, secret: Iterable[str] | None = None) -> str:
+    """``url`` fit for a log line, an error message or a stored request.
+
+    Without ``secret`` (log lines, error messages): no user info, every query value replaced,
+    Telegram bot tokens in the path hidden, no fragment. With ``secret``, the names of the
+    query parameters that carry secrets (case-insensitive; a stored raw request that replay must
+    still be able to read): only the password in the user info and those parameters' values are
+    replaced. A URL that cannot be split is :data:`REDACTED` whole.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return REDACTED
     netloc = parts.netloc
+    if secret is None:
+        if "@" in netloc:
+            netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+        path = BOT_TOKEN.sub(f"/bot{REDACTED}", parts.path)
+        return urlunsplit((parts.scheme, netloc, path,
+                           redact_query(parts.query) if parts.query else "", ""))
     if "@" in netloc:
         userinfo, _, hostport = netloc.rpartition("@")
         user = userinfo.partition(":")[0]

@@ -7,15 +7,13 @@ truncated as the channel demands, formats it cannot render become plain text.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import nh3
-
 from ._capabilities import Capabilities
 from ._errors import UnsupportedFeatureError
+from ._html_text import html_to_text
 from ._models import (
     ActionsPart,
     EventPart,
@@ -29,9 +27,6 @@ from ._models import (
 
 __all__ = ["Rendered", "html_to_text", "render_parts", "split_text"]
 
-_BLOCK_TAGS = re.compile(r"(?i)<\s*(br|/p|/div|/li|/h[1-6]|/tr)\s*/?>")
-_SPACES = re.compile(r"[ \t]+")
-_BLANKS = re.compile(r"\n{3,}")
 
 
 @dataclass
@@ -40,17 +35,6 @@ class Rendered:
 
     parts: list[Part]
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def html_to_text(html: str) -> str:
-    """Readable plain text from HTML (tags dropped, blocks on lines of their own)."""
-    import html as html_lib
-
-    text = _BLOCK_TAGS.sub("\n", html)
-    text = nh3.clean(text, tags=set())
-    text = html_lib.unescape(text)
-    text = _SPACES.sub(" ", text)
-    return _BLANKS.sub("\n\n", "\n".join(line.strip() for line in text.splitlines())).strip()
 
 
 def split_text(text: str, limit: int) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from ._errors import SignatureError
 
-__all__ = ["ReplayGuard", "replay_fingerprint"]
+__all__ = ["ReplayGuard", "check_timestamp", "replay_fingerprint"]
 
 
 class _KV(Protocol):
@@ -35,6 +35,27 @@ def replay_fingerprint(*pieces: bytes | str) -> str:
         digest.update(len(data).to_bytes(8, "big"))
         digest.update(data)
     return digest.hexdigest()[:32]
+
+
+def check_timestamp(timestamp: float | int | str | datetime, tolerance: float, *,
+                    adapter: str | None = None, now: float | None = None) -> float:
+    """A signed timestamp in seconds since the epoch; :class:`SignatureError` when it is not a
+    number (nor an aware datetime), not finite, or further than ``tolerance`` seconds from now.
+    The one timestamp check of every adapter whose vendor signs a time (Mailgun, SendGrid,
+    Vonage, WeChat, Amazon SNS)."""
+    if isinstance(timestamp, datetime):
+        if timestamp.tzinfo is None:
+            raise SignatureError("timestamp without a time zone", adapter=adapter)
+        value = timestamp.timestamp()
+    else:
+        try:
+            value = float(timestamp)
+        except (TypeError, ValueError):
+            raise SignatureError("timestamp is not a number", adapter=adapter) from None
+    current = time.time() if now is None else now
+    if not math.isfinite(value) or not abs(current - value) <= tolerance:
+        raise SignatureError("timestamp outside the allowed tolerance (replay?)", adapter=adapter)
+    return value
 
 
 class ReplayGuard:
@@ -58,21 +79,9 @@ class ReplayGuard:
 
     def check_time(self, timestamp: float | int | str | datetime, *, now: float | None = None) -> float:
         """The timestamp in seconds since the epoch, or :class:`SignatureError` when it is not a
-        number or a datetime, or lies further than ``tolerance`` from now."""
-        if isinstance(timestamp, datetime):
-            if timestamp.tzinfo is None:
-                raise SignatureError("timestamp without a time zone", adapter=self.adapter)
-            value = timestamp.timestamp()
-        else:
-            try:
-                value = float(timestamp)
-            except (TypeError, ValueError):
-                raise SignatureError("timestamp is not a number", adapter=self.adapter) from None
-        current = time.time() if now is None else now
-        if not math.isfinite(value) or abs(current - value) > self.tolerance:
-            raise SignatureError("timestamp outside the allowed tolerance (replay?)",
-                                 adapter=self.adapter)
-        return value
+        number or a datetime, or lies further than ``tolerance`` from now
+        (:func:`check_timestamp`)."""
+        return check_timestamp(timestamp, self.tolerance, adapter=self.adapter, now=now)
 
     async def admit(self, nonce: str, fingerprint: str = "") -> None:
         """Remember ``nonce``; raise :class:`SignatureError` if it was seen inside the window

@@ -22,6 +22,7 @@ import pluggy
 if TYPE_CHECKING:
     from ._adapter import ChannelAdapter, InboundMessage
     from ._capabilities import Capabilities
+    from ._demos import Demo
     from ._hub import Hub
     from ._models import Address, Conversation, Message, Part
     from ._render import Rendered
@@ -57,6 +58,19 @@ def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> 
     :param register: call ``register(AdapterClass)`` for each adapter class. Two adapters with
         one ``name``, or an adapter that does not implement ``verify`` and ``parse``, raise
         :class:`~omnichannel_sdk.PluginError`.
+    """
+
+
+@hookspec
+def omni_register_demos(register: Callable[[Demo], None]) -> None:
+    """Register what this plugin adds to ``omnichannel demo``.
+
+    Called whenever the demo builds its configuration, simulates traffic or mounts its vendor
+    stubs. Returns nothing (results are ignored); not ``firstresult``: every plugin registers
+    its own.
+
+    :param register: call ``register(Demo(adapters=..., channels=..., simulate=...,
+        vendor=...))`` once (see :class:`~omnichannel_sdk.Demo`).
     """
 
 
@@ -230,13 +244,15 @@ def omni_status_changed(hub: Hub, message: Message, previous: str) -> Any:
 
 
 # -------------------------------------------------------------------------
-# demo
+# demo: deprecated since 0.2 (use omni_register_demos), removed in 0.3
 # -------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(warn_on_impl=DeprecationWarning(
+    "omni_demo_channels is deprecated: register a Demo in omni_register_demos"))
 def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]] | None:
-    """Channels this plugin adds to ``omnichannel demo``, as ``{key: settings table}``.
+    """Deprecated: :attr:`Demo.channels <omnichannel_sdk.Demo.channels>`. Channels this
+    plugin adds to ``omnichannel demo``, as ``{key: settings table}``.
 
     Called once when the demo builds its configuration. Tables must work offline: point
     ``api_base`` at ``{public_url}/demo/vendor/<name>`` (the demo's loopback vendor stub).
@@ -246,9 +262,11 @@ def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]] | None:
     """
 
 
-@hookspec
+@hookspec(warn_on_impl=DeprecationWarning(
+    "omni_demo_simulate is deprecated: register a Demo in omni_register_demos"))
 def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
-    """Signed sample requests to post to a demo channel (``omnichannel simulate``).
+    """Deprecated: :attr:`Demo.simulate <omnichannel_sdk.Demo.simulate>`. Signed sample
+    requests to post to a demo channel (``omnichannel simulate``).
 
     Returns :class:`~omnichannel_sdk.WebhookRequest` objects signed for
     ``{public_url}/webhooks/{channel_key}``, or ``None`` when the adapter is not yours; not
@@ -260,9 +278,11 @@ def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> 
     """
 
 
-@hookspec(firstresult=True)
+@hookspec(firstresult=True, warn_on_impl=DeprecationWarning(
+    "omni_demo_vendor is deprecated: register a Demo in omni_register_demos"))
 def omni_demo_vendor(adapter_name: str, hub: Hub) -> Any:
-    """An ASGI app that plays the vendor API of ``adapter_name`` in ``omnichannel demo``.
+    """Deprecated: :attr:`Demo.vendor <omnichannel_sdk.Demo.vendor>`. An ASGI app that plays
+    the vendor API of ``adapter_name`` in ``omnichannel demo``.
 
     The demo mounts it at ``/demo/vendor/{adapter_name}``; demo channels point their
     ``api_base`` there. It should answer sends as the vendor does and may report delivery

@@ -1,33 +1,41 @@
-"""The template's adapter proves itself with the contract kit."""
+"""The Example adapter proves itself with omnichannel_sdk's contract kit."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from typing import Any, ClassVar
 
 import httpx
 import orjson
+from omnichannel_sdk import Address, ChannelAdapter, WebhookRequest, hmac_digest
+from omnichannel_sdk.testing import ChannelContract, SendCase
+
 from omnichannel_example import ExampleAdapter
 
-from omnichannel_sdk import Address, WebhookRequest
-from omnichannel_sdk.testing import ChannelContract, SendCase
+SECRET, TOKEN = "whsec-example-1", "tok-example-123"
 
 
 class TestExampleContract(ChannelContract):
-    adapter_class = ExampleAdapter
-    channel_settings = {"webhook_secret": "whsec", "api_token": "tok-123"}
-    signature_headers = ("x-example-signature",)
-    secret_values = ("whsec", "tok-123")
+    adapter_class: ClassVar[type[ChannelAdapter]] = ExampleAdapter
+    channel_settings: ClassVar[dict[str, Any]] = {"webhook_secret": SECRET, "api_token": TOKEN}
+    signature_headers: ClassVar[tuple[str, ...]] = ("x-example-signature",)
+    secret_values: ClassVar[tuple[str, ...]] = (SECRET, TOKEN)
 
-    def _signed(self, body: bytes) -> WebhookRequest:
-        sig = hmac.new(b"whsec", body, hashlib.sha256).hexdigest()
-        return WebhookRequest("POST", self.webhook_url, {"x-example-signature": sig}, body)
+    def _signed(self, payload: object) -> WebhookRequest:
+        body = orjson.dumps(payload)
+        headers = {"content-type": "application/json", "x-example-signature": hmac_digest(SECRET, body)}
+        return WebhookRequest("POST", self.webhook_url, headers, body)
 
     def sample_requests(self) -> dict[str, WebhookRequest]:
-        return {"text": self._signed(orjson.dumps({"id": "e1", "from": "u1", "text": "hello"}))}
+        customer = {"id": "u1", "name": "Ada"}
+        return {
+            "text": self._signed({"id": "m1", "from": customer, "text": "hello"}),
+            "media": self._signed({"id": "m2", "from": customer, "media": [
+                {"url": "https://media.example.invalid/a.jpg", "type": "image/jpeg"}]}),
+            "button": self._signed({"id": "m3", "from": customer, "button": "yes"}),
+        }
 
     def malformed_request(self) -> WebhookRequest:
-        return self._signed(b"[]")
+        return self._signed([])
 
     def send_case(self) -> SendCase:
         return SendCase(method="POST", url="https://api.example.invalid/messages",

@@ -4,8 +4,10 @@ a channel without webhooks goes: it refuses them; its payloads enter trusted).""
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -421,6 +423,41 @@ class TestEmailSmtpContract(ChannelContract):
         with pytest.raises(TransportError) as info:
             await adapter.send(message, message.parts)
         assert info.value.retryable
+
+    # statuses: against a real aiosmtpd server; SMTP reports nothing back after 250
+    receipts = False
+
+    def status_recipient(self) -> Address:
+        return RECIPIENT
+
+    @contextlib.asynccontextmanager
+    async def accepting_vendor(self, hub: Hub) -> AsyncIterator[None]:
+        yield  # the sink started by the test accepts every message
+
+    @pytest.mark.anyio
+    async def test_status_moves_queued_sent_then_forward_only(  # type: ignore[override]
+            self, omni_config: dict, register_plugin: list) -> None:
+        """(email-smtp) The kit's status check, the hub sending to a real SMTP server."""
+        import asyncio
+
+        from omnichannel_sdk.testing import PUBLIC_URL
+
+        sink = _Sink()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: SMTPServer(sink, hostname="sink.test"), "127.0.0.1", 0)
+        table = omni_config["channels"][self.channel_key]
+        table["smtp_port"] = server.sockets[0].getsockname()[1]
+        for name in ("smtp_username", "smtp_password"):  # the sink offers no AUTH over plain SMTP
+            table.pop(name)
+        try:
+            async with Hub.from_config(omni_config, plugins=register_plugin) as hub:
+                transport = httpx.ASGITransport(app=hub.asgi(lifespan=False))
+                async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+                    await self.check_status_transitions(hub, client)
+        finally:
+            server.close()
+            await server.wait_closed()
+        assert len(sink.messages) == 1
 
 
 def test_sendgrid_default_parse_mode() -> None:

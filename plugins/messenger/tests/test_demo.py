@@ -19,23 +19,23 @@ PUBLIC = "http://demo.test"
 
 @pytest.mark.anyio
 async def test_demo_round_trip(tmp_path: Path) -> None:
-    channels = _plugin.omni_demo_channels(public_url=PUBLIC)
+    channels = _plugin.DEMO.channels(public_url=PUBLIC)
     assert set(channels) == {"demo-messenger", "demo-instagram"}
     config = {"omnichannel": {"store": f"sqlite:///{tmp_path / 'demo.db'}", "bus": "memory",
                               "blobs": "memory://", "public_url": PUBLIC, "http_transport": "httpx"},
               "channels": channels}
     hub = Hub.from_config(config, plugins=[_plugin])
     async with hub:
-        routes = [Mount(f"/demo/vendor/{name}", app=_plugin.omni_demo_vendor(adapter_name=name, hub=hub))
+        routes = [Mount(f"/demo/vendor/{name}", app=_plugin.DEMO.vendor(adapter_name=name, hub=hub))
                   for name in ("messenger", "instagram")]
-        assert _plugin.omni_demo_vendor(adapter_name="twilio-sms", hub=hub) is None
+        assert _plugin.DEMO.vendor(adapter_name="twilio-sms", hub=hub) is None
         app = Starlette(routes=[*routes, Mount("/", app=hub.asgi(lifespan=False))])
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as client:
             hub.http = client
             for adapter in hub.adapters.values():
                 adapter.context.http = client
             for key, adapter in hub.adapters.items():
-                requests = _plugin.omni_demo_simulate(channel_key=key, adapter_name=adapter.name,
+                requests = _plugin.DEMO.simulate(channel_key=key, adapter_name=adapter.name,
                                                       public_url=PUBLIC)
                 assert requests
                 for request in requests:
@@ -55,4 +55,4 @@ async def test_demo_round_trip(tmp_path: Path) -> None:
                 await asyncio.sleep(0.05)
             assert statuses == ["read", "read"]
             await hub.adapters["demo-messenger"].sender_action("7000000000000001", "typing_on")  # type: ignore[attr-defined]
-    assert _plugin.omni_demo_simulate(channel_key="x", adapter_name="webchat", public_url=PUBLIC) is None
+    assert _plugin.DEMO.simulate(channel_key="x", adapter_name="webchat", public_url=PUBLIC) is None

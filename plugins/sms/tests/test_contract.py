@@ -53,6 +53,13 @@ class TestTwilioSmsContract(ChannelContract):
             success=lambda: httpx.Response(201, json=_json("twilio_send_created")),
             recipient=Address(channel="sms", handle="+14155550100"))
 
+    def receipt_request(self, external_id: str, status: str) -> WebhookRequest | None:
+        """Twilio's status callback for the message (``MessageStatus`` as Twilio writes it)."""
+        changes = {"MessageSid": external_id, "SmsSid": external_id, "MessageStatus": status,
+                   "SmsStatus": status}
+        pairs = [(k, changes.get(k, v)) for k, v in _form("twilio_status_delivered")]
+        return signed_request(TOKEN, self.webhook_url, pairs)
+
 
 class TestVonageSmsContract(ChannelContract):
     adapter_class = VonageSmsAdapter
@@ -97,3 +104,12 @@ class TestVonageSmsContract(ChannelContract):
         return SendCase(method="POST", url="https://rest.nexmo.com/sms/json",
                         success=lambda: httpx.Response(200, json=_json("vonage_send_ok")),
                         recipient=Address(channel="sms", handle="+447700900001"))
+
+    def receipt_request(self, external_id: str, status: str) -> WebhookRequest | None:
+        """Vonage's delivery receipt for the message (no read receipts on SMS; "accepted" is
+        its word for handed to the network)."""
+        vendor = {"delivered": "delivered", "sent": "accepted"}.get(status)
+        if vendor is None:
+            return None
+        return self._json_request({**_json("vonage_dlr_delivered"), "messageId": external_id,
+                                   "status": vendor, "timestamp": str(int(time.time()))})

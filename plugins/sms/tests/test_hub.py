@@ -125,3 +125,41 @@ async def test_mms_media_downloaded_with_basic_auth(hub: Hub, samples: Any) -> N
     expected = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
     assert route.call_count == 2
     assert all(c.request.headers["authorization"] == expected for c in route.calls)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("key", "text", "encoding", "segments"), [
+    ("twilio", "Привет, ваш заказ отправлен", "UCS-2", 1),
+    ("twilio", "Your order shipped. " * 9, "GSM-7", 2),
+    ("vonage", "Your order shipped", "GSM-7", 1),
+    ("vonage", "谢谢您的耐心等待" * 9, "UCS-2", 2),
+], ids=["twilio-ucs2", "twilio-gsm7-2", "vonage-gsm7", "vonage-ucs2-2"])
+async def test_the_queued_message_hub_send_returns_carries_encoding_and_segments(
+        hub: Hub, samples: Any, key: str, text: str, encoding: str, segments: int) -> None:
+    """SPEC §10: known at render time, so on the message before the vendor sees it."""
+    if key == "twilio":
+        await hub.handle_webhook("twilio", samples.twilio("twilio_inbound_sms"))
+    else:
+        await hub.handle_webhook("vonage", samples.vonage(samples.json("vonage_inbound")))
+    conversation = await conversation_of(hub, key)
+    hub.delivery.submit = lambda job, message=None: None  # type: ignore[method-assign]  # stays ours
+    queued = await hub.send(conversation.id, text=text)
+    assert queued.status == "queued"
+    assert (queued.metadata["encoding"], queued.metadata["segments"]) == (encoding, segments)
+    stored = await hub.store.get_message(queued.id)
+    assert stored is not None and stored.status == "queued"
+    assert (stored.metadata["encoding"], stored.metadata["segments"]) == (encoding, segments)
+
+
+@pytest.mark.anyio
+async def test_a_text_past_max_segments_is_refused_before_it_is_queued(
+        omni_config: dict[str, Any], register_plugin: list[object], samples: Any) -> None:
+    from omnichannel_sdk import RejectedError
+
+    omni_config["channels"]["twilio"].update(max_segments=2, max_segments_action="refuse")
+    async with Hub.from_config(omni_config, plugins=register_plugin) as hub:
+        await hub.handle_webhook("twilio", samples.twilio("twilio_inbound_sms"))
+        conversation = await conversation_of(hub, "twilio")
+        with pytest.raises(RejectedError, match="max_segments"):
+            await hub.send(conversation.id, text="Lorem ipsum dolor sit amet. " * 20)
+        assert len(await hub.store.list_messages(conversation.id)) == 1  # the inbound one only

@@ -122,7 +122,7 @@ def test_parse_inbound_sms(samples: Any) -> None:
     assert msg.metadata["twilio"]["FromCity"] == "SAN FRANCISCO"
     assert msg.metadata["twilio"]["AccountSid"] == SID
     assert msg.profile == {"country": "US"}
-    assert make().thread_key(msg) == "+14155550100|+15005550006"
+    assert make().thread_key_for(msg.sender, msg) == "+14155550100|+15005550006"
 
 
 def test_parse_mms(samples: Any) -> None:
@@ -196,7 +196,9 @@ def test_local_numbers_with_default_region(samples: Any) -> None:
     (msg,) = adapter.parse(samples.twilio("twilio_inbound_sms", From="07700 900123",
                                           To="07700 900000")).items
     assert msg.sender.handle == "+447700900123" and msg.recipients[0].handle == "+447700900000"
-    assert adapter.address("020 7946 0018").handle == "+442079460018"
+    assert adapter.customer_address("020 7946 0018").handle == "+442079460018"
+    with pytest.warns(DeprecationWarning, match="customer_address"):  # the 0.1 name still works
+        assert adapter.address("020 7946 0018").handle == "+442079460018"
 
 
 def test_unparseable(samples: Any) -> None:

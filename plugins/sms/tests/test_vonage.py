@@ -135,7 +135,7 @@ def test_parse_inbound(samples: Any) -> None:
     assert msg.created_at.isoformat() == "2026-01-15T12:30:00+00:00"
     assert msg.metadata["vonage"]["keyword"] == "HELLO,"
     assert "sig" not in msg.metadata["vonage"] and "api-key" not in msg.metadata["vonage"]
-    assert make().thread_key(msg) == "+447700900001|+447700900000"
+    assert make().thread_key_for(msg.sender, msg) == "+447700900001|+447700900000"
 
 
 def test_parse_unicode_form_and_get(samples: Any) -> None:

@@ -19,7 +19,7 @@ PUBLIC = "http://127.0.0.1:8700"  # the demo serves on loopback
 
 @pytest.mark.anyio
 async def test_demo_round_trip(tmp_path: Path) -> None:
-    channels = _plugin.omni_demo_channels(public_url=PUBLIC)
+    channels = _plugin.DEMO.channels(public_url=PUBLIC)
     assert list(channels) == ["demo-telegram"]
     config = {"omnichannel": {"store": f"sqlite:///{tmp_path / 'demo.db'}", "bus": "memory",
                               "blobs": "memory://", "public_url": PUBLIC, "http_transport": "httpx",
@@ -27,15 +27,15 @@ async def test_demo_round_trip(tmp_path: Path) -> None:
               "channels": channels}
     hub = Hub.from_config(config, plugins=[_plugin])
     async with hub:
-        vendor = _plugin.omni_demo_vendor(adapter_name="telegram", hub=hub)
-        assert _plugin.omni_demo_vendor(adapter_name="messenger", hub=hub) is None
+        vendor = _plugin.DEMO.vendor(adapter_name="telegram", hub=hub)
+        assert _plugin.DEMO.vendor(adapter_name="messenger", hub=hub) is None
         app = Starlette(routes=[Mount("/demo/vendor/telegram", app=vendor),
                                 Mount("/", app=hub.asgi(lifespan=False))])
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as client:
             hub.http = client
             for adapter in hub.adapters.values():
                 adapter.context.http = client
-            requests = _plugin.omni_demo_simulate(channel_key="demo-telegram", adapter_name="telegram",
+            requests = _plugin.DEMO.simulate(channel_key="demo-telegram", adapter_name="telegram",
                                                   public_url=PUBLIC)
             assert requests and len(requests) == 2
             adapter = hub.adapter("demo-telegram")
@@ -55,4 +55,4 @@ async def test_demo_round_trip(tmp_path: Path) -> None:
             reply = await hub.send(conversation.id, text="Thanks, **an agent** is on it.", wait=True)
             assert reply.status == "sent" and reply.external_id
             await adapter.chat_action(conversation.participants[0])  # type: ignore[attr-defined]
-    assert _plugin.omni_demo_simulate(channel_key="x", adapter_name="webchat", public_url=PUBLIC) is None
+    assert _plugin.DEMO.simulate(channel_key="x", adapter_name="webchat", public_url=PUBLIC) is None

@@ -35,19 +35,19 @@ def test_default_transcriber_switch(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.anyio
 async def test_demo_channel_simulation_and_vendor(tmp_path) -> None:  # type: ignore[no-untyped-def]
     public = "http://127.0.0.1:8000"
-    channels = plugin.omni_demo_channels(public)
+    channels = plugin.DEMO.channels(public)
     config = {"omnichannel": {"store": f"sqlite:///{tmp_path / 'd.db'}", "bus": "memory",
                               "blobs": "memory://", "public_url": public, "http_transport": "httpx"},
               "channels": channels}
     hub = Hub.from_config(config, plugins=[plugin], entry_points=False)
     adapter = hub.adapter("demo-voice")
     assert isinstance(adapter, TwilioVoiceAdapter)
-    requests = plugin.omni_demo_simulate("demo-voice", "twilio-voice", public)
-    assert plugin.omni_demo_simulate("demo-voice", "deepgram", public) is None
+    requests = plugin.DEMO.simulate("demo-voice", "twilio-voice", public)
+    assert plugin.DEMO.simulate("demo-voice", "deepgram", public) is None
     for request in requests:
         adapter.verify(request)
         assert adapter.parse(request).items
-    app = plugin.omni_demo_vendor("twilio-voice", hub)
+    app = plugin.DEMO.vendor("twilio-voice", hub)
     async with hub:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://stub") as client:

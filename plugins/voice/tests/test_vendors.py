@@ -29,6 +29,7 @@ from omnichannel_sdk import (
     Hub,
     MediaPart,
     Message,
+    Part,
     SignatureError,
     TranscriptPart,
     WebhookRequest,
@@ -107,6 +108,11 @@ class TestDeepgramContract(ChannelContract):
     def outbound_message(self, adapter: Any, case: SendCase) -> Message:
         return audio_message(self, adapter, case)
 
+    receipts = False  # the vendor answers with a transcript, not with delivery receipts
+
+    def status_parts(self) -> list[Part]:
+        return list(audio_message(self, self.make_adapter(), self.send_case()).parts)
+
     def unsupported_parts(self) -> list:
         from omnichannel_sdk import TemplatePart
 
@@ -181,6 +187,11 @@ class TestAssemblyAIContract(ChannelContract):
 
     def outbound_message(self, adapter: Any, case: SendCase) -> Message:
         return audio_message(self, adapter, case)
+
+    receipts = False  # the vendor answers with a transcript, not with delivery receipts
+
+    def status_parts(self) -> list[Part]:
+        return list(audio_message(self, self.make_adapter(), self.send_case()).parts)
 
     def unsupported_parts(self) -> list:
         from omnichannel_sdk import TemplatePart

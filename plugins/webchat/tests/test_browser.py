@@ -297,7 +297,7 @@ def test_inbox_lists_every_channel_live(browser: Any, live: Any, http: httpx.Cli
     agent.goto(f"{live.url}/demo/")
     agent.locator("#live.on").wait_for(timeout=TIMEOUT)
     assert http.post("/demo/simulate/demo-json", follow_redirects=False).status_code == 303
-    conv = agent.locator(".conv", has_text="demo-json")
+    conv = agent.locator(".conv", has_text="Customer")
     conv.wait_for(timeout=TIMEOUT)
     conv.first.click()
     agent.locator(".m.inbound", has_text="Where is my order").wait_for(timeout=TIMEOUT)

@@ -51,8 +51,8 @@ async def test_demo_check_with_webchat(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_simulate_hook_ignores_other_adapters() -> None:
-    assert _plugin.omni_demo_simulate("x", "twilio-sms", "http://h") is None
-    requests = _plugin.omni_demo_simulate("chat", "webchat", "http://h/")
+    assert _plugin.DEMO.simulate("x", "twilio-sms", "http://h") is None
+    requests = _plugin.DEMO.simulate("chat", "webchat", "http://h/")
     assert requests and all(isinstance(r, WebhookRequest) for r in requests)
     assert requests[0].url == "http://h/webhooks/chat"
 

@@ -216,8 +216,8 @@ async def test_media_error_document_is_retried_not_stored(
 
 
 async def test_demo_hooks(hub: Hub) -> None:
-    channels = _plugin.omni_demo_channels("http://127.0.0.1:8000")
+    channels = _plugin.DEMO.channels("http://127.0.0.1:8000")
     assert channels["demo-wechat"]["api_base"] == "http://127.0.0.1:8000/demo/vendor/wechat-mp"
-    requests = _plugin.omni_demo_simulate("wx", "wechat-mp", PUBLIC_URL)
-    assert requests and _plugin.omni_demo_simulate("wx", "other", PUBLIC_URL) is None
-    assert _plugin.omni_demo_vendor("wechat-mp", hub) is not None
+    requests = _plugin.DEMO.simulate("wx", "wechat-mp", PUBLIC_URL)
+    assert requests and _plugin.DEMO.simulate("wx", "other", PUBLIC_URL) is None
+    assert _plugin.DEMO.vendor("wechat-mp", hub) is not None

@@ -19,7 +19,7 @@ PUBLIC = "http://127.0.0.1:8700"  # the demo serves on loopback
 
 @pytest.mark.anyio
 async def test_demo_round_trip(tmp_path: Path) -> None:
-    channels = _plugin.omni_demo_channels(public_url=PUBLIC)
+    channels = _plugin.DEMO.channels(public_url=PUBLIC)
     assert set(channels) == {"demo-whatsapp"}
     config = {"omnichannel": {"store": f"sqlite:///{tmp_path / 'demo.db'}", "bus": "memory",
                               "blobs": "memory://", "public_url": PUBLIC, "http_transport": "httpx",
@@ -27,14 +27,14 @@ async def test_demo_round_trip(tmp_path: Path) -> None:
               "channels": channels}
     hub = Hub.from_config(config, plugins=[_plugin])
     async with hub:
-        vendor = _plugin.omni_demo_vendor(adapter_name="whatsapp", hub=hub)
-        assert _plugin.omni_demo_vendor(adapter_name="messenger", hub=hub) is None
+        vendor = _plugin.DEMO.vendor(adapter_name="whatsapp", hub=hub)
+        assert _plugin.DEMO.vendor(adapter_name="messenger", hub=hub) is None
         app = Starlette(routes=[Mount("/demo/vendor/whatsapp", app=vendor), Mount("/", app=hub.asgi(lifespan=False))])
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as client:
             hub.http = client
             adapter = hub.adapters["demo-whatsapp"]
             adapter.context.http = client
-            requests = _plugin.omni_demo_simulate(channel_key="demo-whatsapp", adapter_name="whatsapp",
+            requests = _plugin.DEMO.simulate(channel_key="demo-whatsapp", adapter_name="whatsapp",
                                                   public_url=PUBLIC)
             assert requests
             for request in requests:
@@ -64,4 +64,4 @@ async def test_demo_round_trip(tmp_path: Path) -> None:
                 await asyncio.sleep(0.05)
             assert fresh.status == "read" and fresh.metadata["pricing"]["category"] == "service"
             await adapter.mark_read(inbound[0], typing=True)  # type: ignore[attr-defined]
-    assert _plugin.omni_demo_simulate(channel_key="x", adapter_name="webchat", public_url=PUBLIC) is None
+    assert _plugin.DEMO.simulate(channel_key="x", adapter_name="webchat", public_url=PUBLIC) is None

@@ -9,6 +9,7 @@ import orjson
 
 from .._models import Conversation, DeadLetter
 from .._store import SqlStore
+from .._store._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 from ._problems import ApiProblem
 from ._schemas import FieldProblem
 
@@ -50,14 +51,14 @@ async def conversations_page(
         a, b = len(args) - 1, len(args)
         where.append(f"(updated_us < ${a} OR (updated_us = ${a} AND id < ${b}))")
     args.append(limit + 1)
-    sql = "SELECT data, updated_us, id FROM conversations"  # columns and placeholders only
+    sql = f"SELECT {CONVERSATION_COLUMNS}, updated_us, id FROM conversations"  # noqa: S608 - columns and placeholders only
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY updated_us DESC, id DESC LIMIT ${len(args)}"
     rows = await store._read(lambda tx: tx.fetchall(sql, *args))
-    items = [Conversation.model_validate_json(r[0]) for r in rows[:limit]]
+    items = [conversation_from_row(r) for r in rows[:limit]]
     more = len(rows) > limit
-    return items, encode_cursor(int(rows[limit - 1][1]), str(rows[limit - 1][2])) if more else None
+    return items, encode_cursor(int(rows[limit - 1][3]), str(rows[limit - 1][4])) if more else None
 
 
 async def dead_letters_page(store: SqlStore, *, limit: int, after: str | None

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._adapter import ChannelAdapter, ParseResult, SendResult
+from .._adapter import AdapterContext, ChannelAdapter, ParseResult, SendResult
 from .._capabilities import Capabilities
 from .._errors import UnparseablePayloadError, UnsupportedFeatureError
 from .._models import MediaPart, Message, Part
@@ -39,7 +39,7 @@ def lookup(data: Any, path: str) -> Any:
     return compile_path(path).search(data)
 
 
-class JsonMappingAdapter(ChannelAdapter):
+class JsonMappingAdapter(ChannelAdapter[MappingSettings]):
     """Declarative adapter for JSON (or form) webhooks, both ways (for integrators)."""
 
     name: ClassVar[str] = "json-mapping"
@@ -47,13 +47,7 @@ class JsonMappingAdapter(ChannelAdapter):
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_text_length=4096, media_kinds=frozenset({"image", "file", "audio", "video"}))
 
-    class Settings(MappingSettings):
-        """Where each normalized field is found in the vendor's JSON, and how to answer it
-        (see :class:`MappingSettings` for every field)."""
-
-    settings: Settings
-
-    def __init__(self, settings: Any, context: Any) -> None:
+    def __init__(self, settings: MappingSettings, context: AdapterContext) -> None:
         super().__init__(settings, context)
         self.channel = self.settings.channel  # type: ignore[misc]
         outbound = self.settings.effective_outbound()

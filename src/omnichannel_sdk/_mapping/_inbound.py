@@ -13,14 +13,11 @@ from typing import Any
 
 from .._adapter import InboundMessage, ParseFailure, ParseResult
 from .._errors import UnparseablePayloadError
-from .._models import Address, EventPart, MediaPart, MessageError, Part, StatusUpdate, TextPart
+from .._models import Address, EventPart, MediaPart, MessageError, Part, StatusUpdate, TextPart, media_kind
 from ._paths import Path
 from ._settings import MappingSettings, MediaRule
 
 __all__ = ["MissingPath", "explain", "parse_events"]
-
-_MEDIA_KINDS = ("image", "audio", "video")
-
 
 class MissingPath(ValueError):
     """A required path matched nothing in an event."""
@@ -215,8 +212,7 @@ def _media(rule: MediaRule, ctx: Any) -> list[MediaPart]:
             ctype = _text(rule.content_type.search(scope)) if rule.content_type is not None else None
             kind: str = rule.kind
             if kind == "auto":
-                major = (ctype or "").split("/", 1)[0]
-                kind = major if major in _MEDIA_KINDS else "file"
+                kind = media_kind(ctype)
             parts.append(MediaPart(
                 kind=kind, url=text, content_type=ctype,
                 filename=_text(rule.filename.search(scope)) if rule.filename is not None else None,

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
-import time
 
 from .._adapter import constant_time_equals
 from .._errors import SignatureError
+from .._replay_guard import check_timestamp
+from .._signing import hmac_matches
 from .._webhook import WebhookRequest
 from ._settings import SignatureSettings
 
 __all__ = ["verify_signature"]
-
-_HASHES = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 
 
 def _refuse(adapter: str, settings: SignatureSettings, what: str) -> SignatureError:
@@ -47,15 +44,8 @@ def verify_signature(adapter: str, settings: SignatureSettings, request: Webhook
             raise _refuse(adapter, settings, "token does not match")
         return
     content = _signed_content(adapter, settings, request, now)
-    digest = hmac.new(secret.encode(), content, _HASHES[settings.algorithm]).digest()
-    if settings.encoding == "hex":
-        ok = constant_time_equals(given.lower(), digest.hex())
-    else:
-        try:
-            ok = hmac.compare_digest(base64.b64decode(given, validate=True), digest)
-        except (binascii.Error, ValueError):
-            ok = False
-    if not ok:
+    if not hmac_matches(given, secret, content, algorithm=settings.algorithm,
+                        encoding=settings.encoding):
         raise _refuse(adapter, settings, "signature does not match")
 
 
@@ -70,9 +60,12 @@ def _signed_content(adapter: str, settings: SignatureSettings, request: WebhookR
         number = float(stamp)
     except ValueError:
         raise _refuse(adapter, settings, f"missing or unreadable {header} header") from None
-    seconds = number / 1000 if number > 1e11 else number
-    if abs((now if now is not None else time.time()) - seconds) > settings.tolerance:
-        raise _refuse(adapter, settings, f"{header} is outside the {settings.tolerance:g} s tolerance")
+    seconds = number / 1000 if number > 1e11 else number  # milliseconds
+    try:
+        check_timestamp(seconds, settings.tolerance, now=now)
+    except SignatureError:
+        raise _refuse(adapter, settings,
+                      f"{header} is outside the {settings.tolerance:g} s tolerance") from None
     before, _, after = settings.signed.partition("{body}")
     return (before.replace("{timestamp}", stamp).encode() + request.body
             + after.replace("{timestamp}", stamp).encode())

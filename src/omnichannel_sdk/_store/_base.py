@@ -6,7 +6,7 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._adapter import InboundMessage
 from .._models import (
@@ -19,6 +19,9 @@ from .._models import (
     Message,
     StatusUpdate,
 )
+
+if TYPE_CHECKING:
+    from .._events import Event
 
 __all__ = ["IngestItem", "IngestOutcome", "Job", "RawPayload", "StatusOutcome", "Store"]
 
@@ -71,6 +74,11 @@ class IngestOutcome:
     """The records of those merges (each can be undone with ``hub.unmerge``)."""
     proposals: list[MergeProposal] = field(default_factory=list)
     """Merge proposals storing the message made (a claimed address, a number seen elsewhere)."""
+    message_json: str | None = None
+    """The message's JSON as stored (the durable feed reuses it instead of serialising again)."""
+    events: list[Event] | None = None
+    """The events logged for it in the durable feed's log, in its transaction (the hub
+    publishes these same events); ``None`` when there is no such log."""
 
 
 @dataclass

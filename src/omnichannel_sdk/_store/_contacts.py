@@ -17,10 +17,11 @@ from .._errors import NotFoundError
 from .._ids import new_id
 from .._models import Address, Contact, Conversation, MergeProposal, Message
 from .._timeline import ContactTimeline, TimelineItem
+from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 from ._merges import ContactChanges, MergeSql, dump
 
 if TYPE_CHECKING:
-    from ._sql import Tx
+    from ._tx import Tx
 
 __all__ = ["ContactChanges", "ContactSql"]
 
@@ -56,9 +57,9 @@ class ContactSql(MergeSql):
             contact = await self._contact(tx, contact_id)
             if contact is None:
                 raise NotFoundError(f"no contact {contact_id!r}")
-            conversations = [Conversation.model_validate_json(r[0]) for r in await tx.fetchall(
-                "SELECT data FROM conversations WHERE contact_id = $1 "
-                "ORDER BY updated_us DESC, id DESC", contact_id)]
+            conversations = [conversation_from_row(r) for r in await tx.fetchall(
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
+                "WHERE contact_id = $1 ORDER BY updated_us DESC, id DESC", contact_id)]
             sql = ("SELECT m.data FROM messages m JOIN conversations c ON c.id = m.conversation_id "
                    "WHERE c.contact_id = $1")
             args: list[Any] = [contact_id]

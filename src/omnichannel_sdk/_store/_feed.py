@@ -37,9 +37,10 @@ from .._events import (
 from .._ids import new_id
 from .._models import Message
 from ._base import IngestOutcome, StatusOutcome
+from ._tx import now_us
 
 if TYPE_CHECKING:
-    from ._sql import SqlStore, Tx
+    from ._tx import SqlBase, Tx
 
 __all__ = ["FeedRecord", "StoreFeedLog", "event_key", "ingest_events"]
 
@@ -138,7 +139,7 @@ class _LoggedKeys:
 class StoreFeedLog:
     """The event log, consumers and leases of the durable feed, in a :class:`SqlStore`."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlBase) -> None:
         self.store = store
         self.logged = _LoggedKeys()
         self._lock = store.lock_clause
@@ -156,6 +157,23 @@ class StoreFeedLog:
                          _json(event)))
             self.logged.add(event_key(event))
         if rows:  # one statement for all of them: most of an append's cost is per statement
+            await tx.execute(_insert_sql(len(rows) // 5), *rows)
+
+    async def append_ingest(self, tx: Tx, outcomes: Sequence[IngestOutcome]) -> None:
+        """Append what storing inbound messages publishes, each outcome's events kept on it
+        (``outcome.events``) for the hub to publish; a received message's event reuses the
+        JSON the message was stored with."""
+        rows: list[Any] = []
+        for outcome in outcomes:
+            outcome.events = events = ingest_events([outcome])
+            for event in events:
+                if isinstance(event, MessageReceived) and outcome.message_json is not None:
+                    data = _received_json(event, outcome.message_json)
+                else:
+                    data = _json(event)
+                rows.extend((new_id("evt"), conversation_of(event), event.type, _us(event), data))
+                self.logged.add(event_key(event))
+        if rows:
             await tx.execute(_insert_sql(len(rows) // 5), *rows)
 
     async def append_status(self, tx: Tx, outcomes: Sequence[StatusOutcome]) -> None:
@@ -239,7 +257,6 @@ class StoreFeedLog:
 
     async def claim(self, name: str, owner: str, limit: int, lease: float) -> list[FeedRecord]:
         """Lease up to ``limit`` events of consumer ``name`` to ``owner`` (one process)."""
-        from ._sql import now_us
 
         async def unit(tx: Tx) -> list[FeedRecord]:
             now = now_us()
@@ -343,7 +360,6 @@ class StoreFeedLog:
     async def trim(self, max_age: float) -> int:
         """Delete events every consumer acknowledged (none without consumers) and events older
         than ``max_age`` seconds; return how many went."""
-        from ._sql import now_us
 
         async def unit(tx: Tx) -> int:
             row = await tx.fetchone("SELECT min(acked) FROM feed_consumers")
@@ -372,6 +388,16 @@ def _insert_sql(count: int) -> str:
 def _json(event: Any) -> str:
     # the event's own serializer: the same JSON as the union's adapter, at half the cost
     return str(event.__pydantic_serializer__.to_json(event).decode())
+
+
+_WITHOUT_MESSAGE = {"message", "conversation"}
+
+
+def _received_json(event: MessageReceived, message_json: str) -> str:
+    """``_json(event)``, with the message's JSON spliced in rather than serialised again."""
+    head = event.__pydantic_serializer__.to_json(event, exclude=_WITHOUT_MESSAGE).decode()
+    conversation = event.conversation.__pydantic_serializer__.to_json(event.conversation).decode()
+    return f'{head[:-1]},"message":{message_json},"conversation":{conversation}}}'
 
 
 def _us(event: Any) -> int:

@@ -18,9 +18,10 @@ from .._contact_rules import kept_and_absorbed, merged_contact, pair_id, returns
 from .._errors import MergeConflictError, NotFoundError
 from .._ids import new_id
 from .._models import Address, Contact, ContactMerge, Conversation, MergeProposal
+from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 
 if TYPE_CHECKING:
-    from ._sql import Tx
+    from ._tx import Tx
 
 __all__ = ["ContactChanges", "MergeSql"]
 
@@ -198,12 +199,12 @@ class MergeSql(abc.ABC):
             "SELECT id FROM conversations WHERE contact_id = $1 ORDER BY id", keep.id)]
         conversation_ids = []
         for conv_row in await tx.fetchall(
-                "SELECT data, updated_us FROM conversations WHERE contact_id = $1 ORDER BY id",
-                gone.id):
-            conversation = Conversation.model_validate_json(conv_row[0])
+                f"SELECT {CONVERSATION_COLUMNS}, updated_us FROM conversations "  # noqa: S608
+                "WHERE contact_id = $1 ORDER BY id", gone.id):
+            conversation = conversation_from_row(conv_row)
             conversation_ids.append(conversation.id)
             await self._save_conversation(
-                tx, conversation.model_copy(update={"contact_id": keep.id}), int(conv_row[1]))
+                tx, conversation.model_copy(update={"contact_id": keep.id}), int(conv_row[3]))
         result = merged_contact(keep, gone)
         await self._save_contact(tx, result)
         await tx.execute("DELETE FROM contacts WHERE id = $1", gone.id)
@@ -266,14 +267,14 @@ class MergeSql(abc.ABC):
             await tx.execute("INSERT INTO contacts (id, data) VALUES ($1, $2)", restored.id,
                              dump(restored))
             for conv_row in await tx.fetchall(
-                    "SELECT data, updated_us FROM conversations WHERE contact_id = $1",
-                    record.kept_id):
-                conversation = Conversation.model_validate_json(conv_row[0])
+                    f"SELECT {CONVERSATION_COLUMNS}, updated_us FROM conversations "  # noqa: S608
+                    "WHERE contact_id = $1", record.kept_id):
+                conversation = conversation_from_row(conv_row)
                 if returns_to_absorbed(conversation, record.conversation_ids,
                                        restored.addresses, record.kept_conversation_ids):
                     await self._save_conversation(
                         tx, conversation.model_copy(update={"contact_id": restored.id}),
-                        int(conv_row[1]))
+                        int(conv_row[3]))
             now = datetime.now(UTC)
             undone = record.model_copy(update={"unmerged_at": now, "unmerged_by": by})
             await tx.execute("UPDATE contact_merges SET unmerged_us = $2, data = $3 WHERE id = $1",

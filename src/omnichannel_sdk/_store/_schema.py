@@ -92,7 +92,16 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX IF NOT EXISTS contact_merges_absorbed ON contact_merges (absorbed_id)",
         "CREATE INDEX IF NOT EXISTS contact_addresses_handle ON contact_addresses (handle)",
     ],
-    # 4 — crash recovery of sends (issue 11): the process identity holding a job's lease, and
+    # 4 — a conversation's reply window in columns (issue 19), so that an inbound message moves
+    # it with a small update instead of rewriting the conversation's JSON. When
+    # ``last_inbound_us`` is set the two columns hold ``last_inbound_at`` and
+    # ``window_expires_at``; when it is NULL (every row written before this step) the JSON does,
+    # so no row needs converting.
+    [
+        "ALTER TABLE conversations ADD COLUMN last_inbound_us BIGINT",
+        "ALTER TABLE conversations ADD COLUMN window_expires_us BIGINT",
+    ],
+    # 5 — crash recovery of sends (issue 11): the process identity holding a job's lease, and
     # when a vendor call of the job started without its outcome being recorded yet
     [
         "ALTER TABLE jobs ADD COLUMN owner TEXT",

@@ -4,15 +4,20 @@ Writes from concurrent webhooks are queued and run together in one transaction a
 of the event loop (each in its own savepoint, so one failing write never undoes the others), which
 turns N commits into one. SQLite calls take microseconds, so they run on the event loop itself
 rather than paying for a thread hop; the shared logic's coroutines never really suspend inside a
-transaction, and :func:`_run_now` checks that.
+transaction, and :func:`_run_now` checks that. The one slow step of WAL mode, copying the log
+back into the database (a checkpoint, with its fsync), runs in a thread on a connection of its
+own instead of inside whichever commit crossed SQLite's threshold.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,8 +27,11 @@ from ._errors import store_error
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
 from ._sql import SqlStore
 
+log = logging.getLogger("omnichannel_sdk.store")
 T = TypeVar("T")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
+_CHECKPOINT_COMMITS = 200
+"""Group commits between WAL checkpoints (at most a second apart while writes go on)."""
 
 
 def _run_now(coro: Coroutine[Any, Any, T]) -> T:
@@ -92,6 +100,10 @@ class SQLiteStore(SqlStore):
         self._pending: list[tuple[Callable[[Any], Awaitable[Any]], asyncio.Future[Any]]] = []
         self._identity_lock: int | None = None
         self._scheduled = False
+        self._checkpoint: asyncio.Future[None] | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._commits = 0
+        self._checkpointed = time.monotonic()
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -109,6 +121,8 @@ class SQLiteStore(SqlStore):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute("PRAGMA foreign_keys=OFF")
+        if self.path != ":memory:":  # checkpoints run in a thread (see _after_commit)
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         try:
             _upgrade(conn)
         except BaseException:
@@ -138,6 +152,12 @@ class SQLiteStore(SqlStore):
             return
         if self._pending:
             self._flush()
+        if self._checkpoint is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
         self._conn.close()
         self._conn = None
 
@@ -184,6 +204,34 @@ class SQLiteStore(SqlStore):
                 future.set_result(value)
             else:
                 future.set_exception(value)
+        self._after_commit()
+
+    def _after_commit(self) -> None:
+        """Every ``_CHECKPOINT_COMMITS`` batches (or a second after the last checkpoint), start a
+        checkpoint in a thread unless one is running: the event loop never waits for one."""
+        self._commits += 1
+        if self._checkpoint is not None or self.path == ":memory:":
+            return
+        now = time.monotonic()
+        if self._commits < _CHECKPOINT_COMMITS and now - self._checkpointed < 1.0:
+            return
+        self._commits, self._checkpointed = 0, now
+        loop = asyncio.get_running_loop()
+        self._checkpoint = loop.run_in_executor(None, self._run_checkpoint)
+        self._checkpoint.add_done_callback(self._checkpoint_done)
+
+    def _run_checkpoint(self) -> None:
+        # PASSIVE: copies what no reader still needs, never blocks the writer on the loop
+        if self._checkpoint_conn is None:
+            self._checkpoint_conn = sqlite3.connect(self.path, isolation_level=None,
+                                                    check_same_thread=False)
+            self._checkpoint_conn.execute("PRAGMA busy_timeout=5000")
+        self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("WAL checkpoint failed: %s", future.exception())
 
     def _run_batch(
         self, batch: list[tuple[Callable[[Any], Awaitable[Any]], asyncio.Future[Any]]]

@@ -11,7 +11,7 @@ is a complete small adapter to read and to test against. Async tests use anyio
 
 from __future__ import annotations
 
-from ._contract import ChannelContract, MemoryKV, SendCase
+from ._contract import ChannelContract, MemoryKV
 from ._fake import FakeAdapter, fake_signature
 from ._fixtures import (
     PUBLIC_URL,
@@ -21,6 +21,7 @@ from ._fixtures import (
     webhook_client,
 )
 from ._helpers import free_port, require, require_binary, require_package, require_service
+from ._vendor import SendCase
 
 __all__ = [
     "PUBLIC_URL",

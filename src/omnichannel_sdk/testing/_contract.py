@@ -11,8 +11,6 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
@@ -30,25 +28,23 @@ from .._errors import (
 )
 from .._hub import Hub
 from .._ids import new_id
-from .._models import Address, EventPart, Message, Part, TextPart, utcnow
+from .._models import (
+    Address,
+    EventPart,
+    Message,
+    Part,
+    TextPart,
+    utcnow,
+)
 from .._render import render_parts
 from .._webhook import WebhookRequest
 from ..hookspecs import hookimpl
 from ._fixtures import PUBLIC_URL
+from ._status import StatusTransitions
+from ._vendor import SendCase, post_request, respx_module
 
 if TYPE_CHECKING:
     import respx
-
-
-def _respx() -> ModuleType:
-    """respx, which the send and gateway checks mock vendors with (the ``[testing]`` extra):
-    imported when a check needs it, so installing the SDK never breaks a test run."""
-    try:
-        import respx as module
-    except ImportError:
-        pytest.fail("the contract kit's send and gateway checks need respx: "
-                    "pip install 'omnichannel-sdk[testing]'", pytrace=False)
-    return module
 
 
 class MemoryKV:
@@ -85,26 +81,6 @@ class MemoryKV:
                 and (v := self.data[k][0]) is not None and await self.kv_get(k) is not None]
 
 
-@dataclass
-class SendCase:
-    """How the vendor's send endpoint looks, for the send tests."""
-
-    method: str
-    """HTTP method of the send call."""
-    url: str
-    """URL (or a regular expression, when ``regex``) of the send call."""
-    success: Callable[[], httpx.Response]
-    """A vendor answer that means "accepted"."""
-    recipient: Address
-    """A customer address to send to."""
-    regex: bool = False
-    """Whether ``url`` is a regular expression."""
-    extra_routes: list[tuple[str, str, Callable[[], httpx.Response]]] = field(default_factory=list)
-    """Other calls a send makes first (token fetch, media upload): (method, url regex, answer)."""
-    sender: Address | None = None
-    """Our address (defaults to the adapter's own address)."""
-
-
 class _Registers:
     def __init__(self, adapter: type[ChannelAdapter]) -> None:
         self.adapter = adapter
@@ -114,7 +90,7 @@ class _Registers:
         register(self.adapter)
 
 
-class ChannelContract:
+class ChannelContract(StatusTransitions):
     """The suite every adapter passes. See the module docstring for what to provide."""
 
     adapter_class: ClassVar[type[ChannelAdapter]]
@@ -238,7 +214,7 @@ class ChannelContract:
             adapter = self.make_adapter(http)
             message = self.outbound_message(adapter, case)
             parts = render_parts(message.parts, adapter.capabilities, adapter=adapter.name).parts
-            with _respx().mock(assert_all_called=False) as router:
+            with respx_module().mock(assert_all_called=False) as router:
                 self._mock(router, case, answer)
                 return await adapter.send(message, parts)
 
@@ -260,7 +236,7 @@ class ChannelContract:
     @pytest.fixture
     def vendor(self) -> Iterator[respx.MockRouter]:
         """respx around gateway tests: media downloads get a small body, nothing leaves."""
-        with _respx().mock(assert_all_called=False) as router:
+        with respx_module().mock(assert_all_called=False) as router:
             router.route(method="GET").mock(return_value=httpx.Response(
                 200, content=b"\x89PNG\r\n\x1a\nfake", headers={"content-type": "image/png"}))
             yield router
@@ -325,10 +301,10 @@ class ChannelContract:
                                        vendor: respx.MockRouter) -> None:
         """Each sample is answered 2xx and stored; the same request again stores nothing."""
         for name, request in self.sample_requests().items():
-            first = await _post(webhook_client, request)
+            first = await post_request(webhook_client, request)
             assert first.status_code < 300, (name, first.status_code, first.text)
             count = await _count_messages(hub)
-            again = await _post(webhook_client, request)
+            again = await post_request(webhook_client, request)
             assert again.status_code == first.status_code, name
             assert await _count_messages(hub) == count, f"{name} was stored twice"
         assert not [d for d in await hub.store.list_dead_letters() if d.raw_id], \
@@ -340,7 +316,7 @@ class ChannelContract:
         """Tampered and unsigned samples get 403 and store nothing."""
         for request in self.sample_requests().values():
             for bad in (self.tamper(request), self.unsigned(request)):
-                response = await _post(webhook_client, bad)
+                response = await post_request(webhook_client, bad)
                 assert response.status_code == 403
         assert await _count_messages(hub) == 0
         assert await hub.store.list_dead_letters() == []
@@ -349,7 +325,7 @@ class ChannelContract:
     async def test_gateway_dead_letters_malformed(self, hub: Hub,
                                                   webhook_client: httpx.AsyncClient) -> None:
         """A verified payload that cannot be parsed is answered 2xx and dead-lettered."""
-        response = await _post(webhook_client, self.malformed_request())
+        response = await post_request(webhook_client, self.malformed_request())
         assert response.status_code < 300
         letters = await hub.store.list_dead_letters()
         assert len(letters) == 1 and letters[0].raw_id
@@ -432,13 +408,13 @@ class ChannelContract:
             calls.append(1)
             return answers[(len(calls) - 1) % len(answers)]()
 
-        with _respx().mock(assert_all_called=False) as router:
+        with respx_module().mock(assert_all_called=False) as router:
             self._mock(router, case, answer)
             router.route(method="GET").mock(return_value=httpx.Response(
                 200, content=b"\x89PNG\r\n\x1a\nfake", headers={"content-type": "image/png"}))
             samples = list(self.sample_requests().values())
             for request in [*samples, self.tamper(samples[0]), self.malformed_request()]:
-                await _post(webhook_client, request)
+                await post_request(webhook_client, request)
             adapter = hub.adapter(self.channel_key)
             for _ in answers:
                 message = self.outbound_message(adapter, case)
@@ -456,12 +432,12 @@ class ChannelContract:
         self._assert_no_secret_logged(caplog)
 
     async def _receive_and_send_without_http(self, hub: Hub, webhook_client: httpx.AsyncClient) -> None:
-        with _respx().mock(assert_all_called=False) as router:
+        with respx_module().mock(assert_all_called=False) as router:
             router.route(method="GET").mock(return_value=httpx.Response(
                 200, content=b"\x89PNG\r\n\x1a\nfake", headers={"content-type": "image/png"}))
             samples = list(self.sample_requests().values())
             for request in [*samples, self.tamper(samples[0]), self.malformed_request()]:
-                await _post(webhook_client, request)
+                await post_request(webhook_client, request)
             try:
                 case = self.send_case()
             except Exception:  # noqa: BLE001 - the contract says it has no send case
@@ -496,12 +472,6 @@ def _refuse(request: httpx.Request) -> httpx.Response:
 
 
 _NO_NETWORK = httpx.MockTransport(_refuse)
-
-
-async def _post(client: httpx.AsyncClient, request: WebhookRequest) -> httpx.Response:
-    path = request.url[len(PUBLIC_URL):] if request.url.startswith(PUBLIC_URL) else request.url
-    headers = {k: v for k, v in request.headers.items() if k not in ("host", "content-length")}
-    return await client.request(request.method, path, headers=headers, content=request.body)
 
 
 async def _count_messages(hub: Hub) -> int:

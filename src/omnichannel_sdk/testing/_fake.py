@@ -42,7 +42,18 @@ def fake_signature(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class FakeAdapter(ChannelAdapter):
+class FakeSettings(AdapterSettings):
+    """Settings of the fake vendor."""
+
+    secret: SecretStr
+    """Signs webhooks (HMAC-SHA256 of the body)."""
+    api_key: SecretStr = SecretStr("fake-key")
+    """Bearer token for the send API."""
+    number: str = "fake-us"
+    """Our own handle."""
+
+
+class FakeAdapter(ChannelAdapter[FakeSettings]):
     """A vendor-shaped adapter: HMAC-signed JSON in, JSON POST out, 24-hour window.
 
     Inbound body: ``{"events": [{"id", "from", "to", "text", "media_url", "status", "for",
@@ -61,18 +72,6 @@ class FakeAdapter(ChannelAdapter):
         media_hosts=frozenset({"media.fake.test"}),
     )
     default_api_base: ClassVar[str | None] = "https://api.fake.test"
-
-    class Settings(AdapterSettings):
-        """Settings of the fake vendor."""
-
-        secret: SecretStr
-        """Signs webhooks (HMAC-SHA256 of the body)."""
-        api_key: SecretStr = SecretStr("fake-key")
-        """Bearer token for the send API."""
-        number: str = "fake-us"
-        """Our own handle."""
-
-    settings: Settings
 
     def own_address(self) -> Address:
         """Our handle."""

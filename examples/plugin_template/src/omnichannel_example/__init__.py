@@ -1,5 +1,5 @@
-"""A template channel plugin: copy, rename, fill in your vendor."""
+"""The Example channel for omnichannel_sdk."""
 
-from ._adapter import ExampleAdapter
+from ._adapter import ExampleAdapter, ExampleSettings
 
-__all__ = ["ExampleAdapter"]
+__all__ = ["ExampleAdapter", "ExampleSettings"]

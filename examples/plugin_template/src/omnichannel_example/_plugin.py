@@ -1,4 +1,4 @@
-"""Entry point module: registers the adapter with omnichannel_sdk."""
+"""Entry point module (``[project.entry-points.omnichannel]``): registers the adapter."""
 
 from collections.abc import Callable
 
@@ -9,5 +9,5 @@ from ._adapter import ExampleAdapter
 
 @hookimpl
 def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> None:
-    """Register the example adapter."""
+    """Register the ``example`` adapter."""
     register(ExampleAdapter)

@@ -25,6 +25,7 @@ from omnichannel_sdk import (
     Part,
     RejectedError,
     TextPart,
+    media_kind,
     normalize_email,
 )
 
@@ -120,7 +121,7 @@ class EmailSettings(AdapterSettings):
         return normalize_email(value)
 
 
-class EmailAdapter(ChannelAdapter):
+class EmailAdapter(ChannelAdapter[EmailSettings]):
     """Base of the email adapters (not registered itself)."""
 
     channel: ClassVar[str] = "email"
@@ -133,8 +134,6 @@ class EmailAdapter(ChannelAdapter):
     parse_in_thread_above: ClassVar[int | None] = 256 * 1024
     """MIME (and Postmark's JSON with base64 attachments) larger than 256 KiB is parsed in a
     bounded worker thread, off the event loop."""
-
-    settings: EmailSettings
 
     # -- addresses and threading ----------------------------------------------------------
 
@@ -154,19 +153,16 @@ class EmailAdapter(ChannelAdapter):
         return Address(channel="email", handle=self.from_address,
                        display_name=self.settings.from_name)
 
-    def thread_key(self, message: InboundMessage) -> str:
-        """Customer + our mailbox + normalized subject (Re:/AW:/回复: stripped); reached only
-        when no plus token and no stored Message-ID threaded the mail. Replaceable with the
-        ``omni_inbound_thread_key`` hook."""
-        if message.thread_key:
-            return message.thread_key
+    def thread_key_for(self, customer: Address, message: InboundMessage | None = None) -> str:
+        """Inbound mail: customer + our mailbox + normalized subject (Re:/AW:/回复: stripped),
+        reached only when no plus token and no stored Message-ID threaded the mail (replaceable
+        with the ``omni_inbound_thread_key`` hook). Conversations we start get a key no inbound
+        mail computes; the customer's reply finds them through our Message-ID and plus address
+        instead."""
+        if message is None:
+            return f"{customer.handle}|{self.from_address}|started"
         return subject_thread_key(message.sender.handle, self.from_address,
                                   message.subject, message.external_id)
-
-    def thread_key_for(self, customer: Address) -> str:
-        """Conversations we start get a key no inbound mail computes; the customer's reply
-        finds them through our Message-ID and plus address instead."""
-        return f"{customer.handle}|{self.from_address}|started"
 
     # -- inbound -----------------------------------------------------------------------------
 
@@ -243,9 +239,8 @@ class EmailAdapter(ChannelAdapter):
         blobs = self.context.blobs
         for att in parsed.attachments:
             info = put_blob_now(blobs, att.data)
-            kind = att.content_type.partition("/")[0]
             parts.append(MediaPart(
-                kind=kind if kind in ("image", "audio", "video") else "file",
+                kind=media_kind(att.content_type),
                 content_type=storable_value(att.content_type),
                 filename=safe_filename(storable_value(att.filename)), size=len(att.data),
                 sha256=att.sha256, blob_key=info.key if info is not None else None))

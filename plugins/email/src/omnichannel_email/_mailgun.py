@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -25,12 +24,14 @@ from omnichannel_sdk import (
     Message,
     ParseResult,
     Part,
+    ReplayGuard,
     SendResult,
     SignatureError,
     UnparseablePayloadError,
     WebhookRequest,
     constant_time_equals,
     read_form,
+    replay_fingerprint,
 )
 
 from ._base import EmailAdapter, EmailSettings, storable_result
@@ -93,26 +94,18 @@ class MailgunAdapter(EmailAdapter):
         expected = mailgun_signature(self.settings.signing_key.get_secret_value(), timestamp, token)
         if not constant_time_equals(signature.lower(), expected):
             raise SignatureError("bad signature", adapter=self.name)
-        try:
-            age = abs(time.time() - float(timestamp))
-        except ValueError:
-            raise SignatureError("bad timestamp", adapter=self.name) from None
-        if not age <= self.settings.replay_tolerance:  # NaN and inf too
-            raise SignatureError("timestamp outside the replay tolerance", adapter=self.name)
+        self._guard().check_time(timestamp)
 
     async def check_replay(self, request: WebhookRequest) -> None:
         """Remember each signed ``token`` for the tolerance window (Mailgun's advice): the same
         token with another body is a replay and is refused (:class:`SignatureError`, 403);
         the same token with the same body is Mailgun retrying and passes (de-duplicated)."""
         _, token, _ = self._signed_fields(request)
-        digest = hashlib.sha256(request.body).hexdigest()[:32]
-        key = f"mailgun-token:{self.context.key}:{hashlib.sha256(token.encode()).hexdigest()[:40]}"
-        kv = self.context.kv
-        if await kv.kv_add(key, digest, ttl=2 * self.settings.replay_tolerance):
-            return
-        if await kv.kv_get(key) != digest:
-            raise SignatureError("token already used with another request (replay)",
-                                 adapter=self.name)
+        await self._guard().admit(token, replay_fingerprint(request.body))
+
+    def _guard(self) -> ReplayGuard:
+        return ReplayGuard(self.context.kv, f"mailgun:{self.context.key}",
+                           tolerance=self.settings.replay_tolerance, adapter=self.name)
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """The raw MIME in ``body-mime`` or Mailgun's parsed fields, with Mailgun's envelope

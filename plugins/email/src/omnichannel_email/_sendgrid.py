@@ -30,6 +30,7 @@ from omnichannel_sdk import (
     SignatureError,
     UnparseablePayloadError,
     WebhookRequest,
+    check_timestamp,
     constant_time_equals,
     read_form,
 )
@@ -126,12 +127,7 @@ class SendGridAdapter(EmailAdapter):
                                   ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, binascii.Error, ValueError, UnicodeEncodeError):
             raise SignatureError("bad signature", adapter=self.name) from None
-        try:
-            age = abs(time.time() - float(timestamp))
-        except ValueError:
-            raise SignatureError("bad timestamp", adapter=self.name) from None
-        if not age <= self.settings.replay_tolerance:  # NaN too
-            raise SignatureError("timestamp outside the replay tolerance", adapter=self.name)
+        check_timestamp(timestamp, self.settings.replay_tolerance, adapter=self.name)
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """The raw MIME in ``email`` (raw mode), else the parsed fields (``headers``,

@@ -5,6 +5,8 @@ Adapters ``messenger`` and ``instagram`` (registered through the ``omnichannel``
 
 from __future__ import annotations
 
+from omnichannel_sdk.meta import SIGNATURE_HEADER, appsecret_proof, sign_body, signature_matches
+
 from ._adapter import (
     HUMAN_AGENT_WINDOW,
     MESSAGE_TAGS,
@@ -18,7 +20,6 @@ from ._adapter import (
 from ._graph import OutsideWindowError, UserUnavailableError, graph_error
 from ._inbound import ECHO_METADATA_PREFIX, PAGE_INBOX_APP_IDS, ParseOptions, parse_payload
 from ._outbound import DEFAULT_PROMPT, OutboundLimits, action_payload, build_messages
-from ._signature import SIGNATURE_HEADER, appsecret_proof, sign_body, signature_matches
 
 __all__ = [
     "DEFAULT_PROMPT",

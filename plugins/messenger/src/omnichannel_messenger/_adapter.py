@@ -36,13 +36,13 @@ from omnichannel_sdk import (
     ProviderError,
     RejectedError,
     SendResult,
-    SignatureError,
     UnsupportedFeatureError,
     WebhookRequest,
     WebhookResponse,
     WindowClosedError,
-    constant_time_equals,
+    meta,
 )
+from omnichannel_sdk.meta import appsecret_proof
 
 from ._graph import graph_error
 from ._inbound import ECHO_METADATA_PREFIX, PAGE_INBOX_APP_IDS, ParseOptions, parse_payload, thread_key
@@ -57,7 +57,6 @@ from ._profile import (
     recipient_object,
 )
 from ._settings import HUMAN_AGENT_WINDOW, MESSAGE_TAGS, TAG_METADATA, MessageTag, MetaSettings
-from ._signature import SIGNATURE_HEADER, appsecret_proof, signature_matches
 
 __all__ = [
     "HUMAN_AGENT_WINDOW",
@@ -82,7 +81,7 @@ _AUTH_CODES = ("190", "102", "463", "467")
 log = logging.getLogger("omnichannel_messenger")
 
 
-class MetaAdapter(ChannelAdapter):
+class MetaAdapter(ChannelAdapter[MetaSettings]):
     """Shared code of the Messenger and Instagram adapters (not registered itself)."""
 
     name: ClassVar[str] = "meta"
@@ -97,33 +96,17 @@ class MetaAdapter(ChannelAdapter):
     """Fields asked from the profile API."""
     default_api_base: ClassVar[str | None] = "https://graph.facebook.com"
 
-    class Settings(MetaSettings):
-        """Settings of a Meta messaging channel."""
-
-    settings: MetaSettings
-
     # -- inbound ---------------------------------------------------------------------------
 
     def verify(self, request: WebhookRequest) -> None:
         """``X-Hub-Signature-256`` must be the HMAC-SHA256 of the exact body with the app secret."""
-        header = request.header(SIGNATURE_HEADER)
-        if not header:
-            raise SignatureError("missing X-Hub-Signature-256", adapter=self.name)
-        if not signature_matches(self.settings.app_secret.get_secret_value(), request.body, header):
-            raise SignatureError("bad X-Hub-Signature-256", adapter=self.name)
+        meta.verify_signature(request, self.settings.app_secret.get_secret_value(), adapter=self.name)
 
     def handshake(self, request: WebhookRequest) -> WebhookResponse:
-        """Answer Meta's subscription check: ``hub.mode=subscribe`` with our ``hub.verify_token``
-        gets ``hub.challenge`` back; anything else is refused (403)."""
-        mode = request.query.get("hub.mode")
-        token = request.query.get("hub.verify_token")
-        if mode != "subscribe" or token is None or not constant_time_equals(
-                token, self.settings.verify_token.get_secret_value()):
-            raise SignatureError("webhook verification refused", adapter=self.name)
-        challenge = request.query.get("hub.challenge", "")
-        if not challenge or len(challenge) > 512:
-            return WebhookResponse(400, b"missing hub.challenge")
-        return WebhookResponse(200, challenge)
+        """Meta's subscription check: ``hub.mode=subscribe`` with our ``hub.verify_token`` gets
+        ``hub.challenge`` back; anything else is refused (403)."""
+        return meta.answer_handshake(request, self.settings.verify_token.get_secret_value(),
+                                     adapter=self.name)
 
     def parse_options(self) -> ParseOptions:
         """What the pure parser needs to know about this channel."""
@@ -141,16 +124,8 @@ class MetaAdapter(ChannelAdapter):
         page_id = getattr(self.settings, "page_id", None)
         return Address(channel=self.channel, handle=page_id) if page_id else None
 
-    def thread_key(self, message: InboundMessage) -> str:
+    def thread_key_for(self, customer: Address, message: InboundMessage | None = None) -> str:
         """Customer (PSID / IGSID) + our page, whichever way the message went."""
-        if message.thread_key:
-            return message.thread_key
-        customer = message.sender if message.direction == "inbound" else (
-            message.recipients[0] if message.recipients else message.sender)
-        return thread_key(customer.handle, getattr(self.settings, "page_id", None))
-
-    def thread_key_for(self, customer: Address) -> str:
-        """The thread key of a conversation we start with ``customer``."""
         return thread_key(customer.handle, getattr(self.settings, "page_id", None))
 
     async def media_request(self, part: MediaPart) -> httpx.Request | None:

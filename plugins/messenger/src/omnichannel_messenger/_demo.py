@@ -20,8 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from omnichannel_sdk import WebhookRequest
-
-from ._signature import SIGNATURE_HEADER, sign_body
+from omnichannel_sdk.meta import SIGNATURE_HEADER, sign_body
 
 if TYPE_CHECKING:
     from omnichannel_sdk import Hub

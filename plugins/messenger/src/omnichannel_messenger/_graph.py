@@ -20,11 +20,9 @@ HTTP 5xx / 408                         retryable :class:`ProviderError`
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import httpx
-import orjson
 
 from omnichannel_sdk import (
     AuthenticationError,
@@ -32,8 +30,8 @@ from omnichannel_sdk import (
     ProviderError,
     RateLimitedError,
     RejectedError,
-    parse_retry_after,
 )
+from omnichannel_sdk.meta import read_graph_error, usage_retry_after
 
 __all__ = [
     "AUTH_CODES",
@@ -68,57 +66,13 @@ class UserUnavailableError(RejectedError):
     """The person cannot receive messages from the page right now (Graph code 551)."""
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After``, else the longest ``estimated_time_to_regain_access`` (minutes) Meta put in
-    its usage headers."""
-    header = parse_retry_after(response.headers.get("retry-after"))
-    if header is not None:
-        return header
-    minutes: list[float] = []
-    for name in ("x-business-use-case-usage", "x-app-usage", "x-page-usage"):
-        raw = response.headers.get(name)
-        if not raw:
-            continue
-        with contextlib.suppress(orjson.JSONDecodeError, TypeError, ValueError):
-            data = orjson.loads(raw)
-            entries: list[Any] = []
-            if isinstance(data, dict):
-                for value in data.values():
-                    entries.extend(value if isinstance(value, list) else [value])
-                entries.append(data)
-            for entry in entries:
-                if isinstance(entry, dict):
-                    value = entry.get("estimated_time_to_regain_access")
-                    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-                        minutes.append(float(value))
-    return max(minutes) * 60 if minutes else None
-
-
 def graph_error(adapter: str, response: httpx.Response, *, secrets: tuple[str, ...] = ()) -> ChannelError:
     """The typed error for a failed Graph API answer. ``secrets`` are scrubbed from the detail."""
     status = response.status_code
-    error: dict[str, Any] = {}
-    with contextlib.suppress(ValueError, TypeError):
-        body = orjson.loads(response.content)
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            error = body["error"]
-    code = _int(error.get("code"))
-    subcode = _int(error.get("error_subcode"))
+    error = read_graph_error(response)
+    code, subcode = error.code, error.subcode
     vendor_code = None if code is None else (f"{code}/{subcode}" if subcode is not None else str(code))
-    detail = str(error.get("message") or "")[:_MAX_DETAIL]
-    for secret in secrets:
-        if secret:
-            detail = detail.replace(secret, "***")
+    detail = error.describe(secrets=secrets, limit=_MAX_DETAIL)
     what = f"{adapter}: HTTP {status}" + (f" (Graph {vendor_code})" if vendor_code else "") + (
         f": {detail}" if detail else "")
     codes = {c for c in (code, subcode) if c is not None}
@@ -128,7 +82,7 @@ def graph_error(adapter: str, response: httpx.Response, *, secrets: tuple[str, .
     if codes & POLICY_CODES:
         return OutsideWindowError(what, **kwargs)
     if codes & RATE_LIMIT_CODES or status == 429:
-        return RateLimitedError(what, retry_after=_retry_after(response), **kwargs)
+        return RateLimitedError(what, retry_after=usage_retry_after(response), **kwargs)
     if USER_UNAVAILABLE in codes:
         return UserUnavailableError(what, **kwargs)
     if code == BAD_PARAMETER:

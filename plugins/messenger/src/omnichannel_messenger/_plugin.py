@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from omnichannel_sdk import ChannelAdapter, Conversation, hookimpl
+from omnichannel_sdk import ChannelAdapter, Conversation, Demo, hookimpl
 
 from ._adapter import InstagramAdapter, MessengerAdapter, MetaAdapter
 from ._demo import DEMO_SETTINGS, demo_channels, demo_requests, demo_vendor
@@ -13,13 +13,7 @@ from ._demo import DEMO_SETTINGS, demo_channels, demo_requests, demo_vendor
 if TYPE_CHECKING:
     from omnichannel_sdk import Hub
 
-__all__ = [
-    "omni_conversation_opened",
-    "omni_demo_channels",
-    "omni_demo_simulate",
-    "omni_demo_vendor",
-    "omni_register_adapters",
-]
+__all__ = ["DEMO", "omni_conversation_opened", "omni_register_adapters", "omni_register_demos"]
 
 
 @hookimpl
@@ -39,23 +33,31 @@ def omni_conversation_opened(hub: Hub, conversation: Conversation) -> None:
                                        name=f"meta-profile-{conversation.id}")
 
 
-@hookimpl
-def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
+def _demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
     """The demo's Messenger and Instagram channels."""
     return demo_channels(public_url)
 
 
-@hookimpl
-def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
+def _demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
     """Signed customer messages for a demo Messenger / Instagram channel."""
     if adapter_name not in DEMO_SETTINGS:
         return None
     return list(demo_requests(adapter_name, channel_key, public_url))
 
 
-@hookimpl
-def omni_demo_vendor(adapter_name: str, hub: Hub) -> Any:
+def _demo_vendor(adapter_name: str, hub: Hub) -> Any:
     """The loopback Send API of the demo."""
     if adapter_name not in DEMO_SETTINGS:
         return None
     return demo_vendor(adapter_name, hub)
+
+
+DEMO = Demo(adapters=frozenset({"messenger", "instagram"}), channels=_demo_channels, simulate=_demo_simulate,
+            vendor=_demo_vendor)
+"""What this plugin adds to ``omnichannel demo``."""
+
+
+@hookimpl
+def omni_register_demos(register: Callable[[Demo], None]) -> None:
+    """Register :data:`DEMO`."""
+    register(DEMO)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -15,6 +16,7 @@ from pydantic import Field, field_validator
 from omnichannel_sdk import (
     AdapterSettings,
     Address,
+    ChannelAdapter,
     EventPart,
     MediaPart,
     Part,
@@ -31,11 +33,11 @@ __all__ = [
     "DEFAULT_OPT_IN_WORDS",
     "DEFAULT_OPT_OUT_WORDS",
     "OutboundSms",
+    "PhoneNumberAdapter",
     "SendProgress",
     "SmsSettings",
     "address",
     "keyword_event",
-    "media_kind",
     "normalize_number",
     "prepare_outbound",
 ]
@@ -149,14 +151,6 @@ def keyword_event(text: str, settings: SmsSettings, vendor_hint: str | None = No
     return EventPart(name=event, data={"keyword": text.strip()}) if event is not None else None
 
 
-def media_kind(content_type: str | None) -> Literal["image", "audio", "video", "file"]:
-    """The media part kind for a MIME type."""
-    major = (content_type or "").split("/", 1)[0].strip().lower()
-    if major in ("image", "audio", "video"):
-        return major  # type: ignore[return-value]
-    return "file"
-
-
 @dataclass
 class OutboundSms:
     """The SMS bodies one outbound message becomes, with their encodings."""
@@ -249,3 +243,25 @@ class SendProgress:
         """Remember that SMS ``index`` was accepted with ``ids``."""
         if self.kv is not None:
             await self.kv.kv_set(f"{self.prefix}{index}", orjson.dumps(ids).decode(), ttl=7 * 86400)
+
+
+class PhoneNumberAdapter(ChannelAdapter[SmsSettings]):
+    """The identity of a phone-number channel, shared by the SMS adapters: our number
+    (``self._own``, set by the subclass) and customers' numbers read in ``default_region``."""
+
+    _own: Address | None = None
+
+    def own_address(self) -> Address | None:
+        """Our number, when one is configured."""
+        return self._own
+
+    def customer_address(self, handle: str) -> Address:
+        """A customer address from a number in any format, using ``default_region`` for local
+        ones (``hub.start_conversation``)."""
+        return address(self.channel, handle, self.settings.default_region)
+
+    def address(self, number: str) -> Address:
+        """Deprecated since 0.2 (removed in 0.3): :meth:`customer_address`."""
+        warnings.warn(f"{type(self).__name__}.address() is deprecated: use customer_address()",
+                      DeprecationWarning, stacklevel=2)
+        return self.customer_address(number)

@@ -17,9 +17,9 @@ import phonenumbers
 from pydantic import SecretStr, model_validator
 
 from omnichannel_sdk import (
+    Address,
     AuthenticationError,
     Capabilities,
-    ChannelAdapter,
     ChannelError,
     InboundMessage,
     MediaPart,
@@ -41,12 +41,21 @@ from omnichannel_sdk import (
     WebhookResponse,
     alternate_port_url,
     constant_time_equals,
+    media_kind,
     media_origin_allowed,
     parse_retry_after,
     twilio_signature,
 )
 
-from ._common import SendProgress, SmsSettings, address, keyword_event, media_kind, prepare_outbound
+from ._common import (
+    OutboundSms,
+    PhoneNumberAdapter,
+    SendProgress,
+    SmsSettings,
+    address,
+    keyword_event,
+    prepare_outbound,
+)
 
 __all__ = [
     "TWILIO_UNDELIVERED_REASONS",
@@ -113,7 +122,7 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
-class TwilioSmsAdapter(ChannelAdapter):
+class TwilioSmsAdapter(PhoneNumberAdapter):
     """Twilio SMS and MMS: signed form webhooks in, the Messages API out.
 
     Inbound messages and status callbacks arrive at ``public_url/webhooks/{key}`` (set it as the
@@ -177,21 +186,11 @@ class TwilioSmsAdapter(ChannelAdapter):
 
     # -- identity ----------------------------------------------------------------------------
 
-    def own_address(self) -> Any:
-        """Our number (``from_number``), or ``None`` when sending through a Messaging Service."""
-        return self._own
-
-    def customer_address(self, handle: str) -> Any:
-        """The customer address ``hub.start_conversation`` uses: ``default_region`` applies."""
-        return self.address(handle)
-
-    def address(self, number: str) -> Any:
-        """A customer :class:`~omnichannel_sdk.Address` from a number in any format, using
-        ``default_region`` for local ones (for ``hub.start_conversation``)."""
-        return address(self.channel, number, self.settings.default_region)
-
-    def thread_key_for(self, customer: Any) -> str:
-        """``customer|our number`` (or ``customer|messaging service`` without a number)."""
+    def thread_key_for(self, customer: Address, message: InboundMessage | None = None) -> str:
+        """``customer|the number written to`` for inbound messages; for conversations we start
+        ``customer|our number`` (or ``customer|messaging service`` without a number)."""
+        if message is not None:
+            return super().thread_key_for(customer, message)
         own = self._own.handle if self._own else (self.settings.messaging_service_sid or "")
         return f"{customer.handle}|{own}"
 
@@ -354,30 +353,18 @@ class TwilioSmsAdapter(ChannelAdapter):
             return False
         return region in ("US", "CA")
 
-    def _plan(self, message: Message, parts: Sequence[Part]) -> tuple[str, list[Part], list[MediaPart]]:
-        """The recipient, the parts as they will be sent and the MMS media of a send."""
+    def _recipient(self, message: Message) -> str:
+        """The number a send goes to."""
         if not message.recipients:
             raise RejectedError(f"{self.name}: the message has no recipient")
-        to = message.recipients[0].handle
-        out: list[Part] = list(parts)
-        media = [p for p in out if isinstance(p, MediaPart)]
-        if media and not self._mms_to(to):
-            links = [f"{p.caption or p.filename or p.kind}: {p.url}" for p in media
-                     if p.url and p.url.startswith(("http://", "https://"))]
-            if len(links) < len(media):
-                raise UnsupportedFeatureError(f"{self.name}: media without a public URL")
-            out = [p for p in out if not isinstance(p, MediaPart)]
-            out.extend(TextPart(text=x) for x in links)
-            media = []
-        if any(not (p.url or "").startswith(("http://", "https://")) for p in media):
-            raise UnsupportedFeatureError(f"{self.name}: MMS media needs a public URL")
-        return to, out, media
+        return message.recipients[0].handle
 
     async def send(self, message: Message, parts: Sequence[Part]) -> SendResult:
         """POST each SMS body to the Messages API (form fields, Basic auth), asking for status
         callbacks at our webhook URL. Media ride as MMS to US/Canada numbers, else as links."""
-        to, parts, media = self._plan(message, parts)
-        prepared = prepare_outbound(parts, self.settings, self.name, max_chars=1600)
+        to = self._recipient(message)
+        prepared = self._prepare(parts, to)
+        media = prepared.media
         bodies: list[str | None] = list(prepared.bodies) or [None]
         sids: list[str] = []
         status = "sent"  # Twilio answered 201: it has the message, whatever its own status says
@@ -410,10 +397,42 @@ class TwilioSmsAdapter(ChannelAdapter):
                                     status_code=response.status_code) from None
             if progress is not None:
                 await progress.record(index, sids[-1:])
+        return SendResult(external_ids=sids, status=status, metadata=self._metadata(prepared))
+
+    def _prepare(self, parts: Sequence[Part], to: str) -> OutboundSms:
+        """The SMS bodies and MMS media ``parts`` become for ``to``: media ride as MMS to
+        US/Canada numbers (when ``mms`` is on), as links in the text elsewhere."""
+        parts = list(parts)
+        media = [p for p in parts if isinstance(p, MediaPart)]
+        if media and not self._mms_to(to):
+            links = [f"{p.caption or p.filename or p.kind}: {p.url}" for p in media
+                     if p.url and p.url.startswith(("http://", "https://"))]
+            if len(links) < len(media):
+                raise UnsupportedFeatureError(f"{self.name}: media without a public URL")
+            parts = [p for p in parts if not isinstance(p, MediaPart)] + [TextPart(text=x) for x in links]
+            media = []
+        if any(not (p.url or "").startswith(("http://", "https://")) for p in media):
+            raise UnsupportedFeatureError(f"{self.name}: MMS media needs a public URL")
+        return prepare_outbound(parts, self.settings, self.name, max_chars=1600)
+
+    @staticmethod
+    def _metadata(prepared: OutboundSms) -> dict[str, Any]:
         metadata = prepared.metadata()
-        if media:
+        if prepared.media:
             metadata["mms"] = True
-        return SendResult(external_ids=sids, status=status, metadata=metadata)
+        return metadata
+
+    def outbound_metadata(self, parts: Sequence[Part], recipients: Sequence[Address]) -> dict[str, Any]:
+        """The encoding and segment count of the SMS ``parts`` become (SPEC §10), known before
+        the send; a text past ``max_segments`` with ``max_segments_action = "refuse"`` is
+        refused here, before anything is queued."""
+        if not recipients:
+            return {}
+        try:
+            prepared = self._prepare(parts, recipients[0].handle)
+        except UnsupportedFeatureError:
+            return {}  # the send itself gives up with this error, as it always did
+        return self._metadata(prepared)
 
     async def reconcile(self, message: Message, parts: Sequence[Part],
                         attempted_at: datetime) -> SendResult | None:

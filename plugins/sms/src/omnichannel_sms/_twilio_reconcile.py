@@ -10,12 +10,12 @@ from urllib.parse import urlencode
 
 from omnichannel_sdk import Message, Part, ProviderError, SendResult
 
-from ._common import prepare_outbound
+from ._common import OutboundSms
 
 if TYPE_CHECKING:
     import httpx
 
-    from omnichannel_sdk import AdapterContext, MediaPart
+    from omnichannel_sdk import AdapterContext
 
 
 
@@ -34,8 +34,11 @@ class TwilioSmsAdapter(Protocol):
     def name(self) -> str:
         """The adapter's name."""
 
-    def _plan(self, message: Message, parts: Sequence[Part]) -> tuple[str, list[Part], list[MediaPart]]:
-        """Recipient, parts and MMS media of a send."""
+    def _recipient(self, message: Message) -> str:
+        """The number a send goes to."""
+
+    def _prepare(self, parts: Sequence[Part], to: str) -> OutboundSms:
+        """The SMS bodies and MMS media of a send."""
 
     def _basic_auth(self) -> str:
         """The Authorization header value."""
@@ -64,8 +67,8 @@ async def reconcile(adapter: TwilioSmsAdapter, message: Message, parts: Sequence
     send can be recognised by. No ``DateSent`` filter: a message Twilio accepted but has
     not sent yet has no ``date_sent``. A message split into several bodies is not
     reconciled (its accepted bodies are already recorded; it is sent again)."""
-    to, parts, media = adapter._plan(message, parts)
-    prepared = prepare_outbound(parts, adapter.settings, adapter.name, max_chars=1600)
+    to = adapter._recipient(message)
+    prepared = adapter._prepare(parts, to)
     if len(prepared.bodies) > 1:
         return None
     body = prepared.bodies[0] if prepared.bodies else ""
@@ -92,7 +95,7 @@ async def reconcile(adapter: TwilioSmsAdapter, message: Message, parts: Sequence
                                 status_code=response.status_code) from None
         older = False
         for item in items:
-            found = await _claim_listed(adapter, message, item, body, bool(media), since)
+            found = await _claim_listed(adapter, message, item, body, bool(prepared.media), since)
             if found == "older":
                 older = True
             elif found is not None:

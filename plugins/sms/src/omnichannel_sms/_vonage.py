@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,9 +17,9 @@ import orjson
 from pydantic import Field, SecretStr
 
 from omnichannel_sdk import (
+    Address,
     AuthenticationError,
     Capabilities,
-    ChannelAdapter,
     EventPart,
     InboundMessage,
     Message,
@@ -40,11 +39,13 @@ from omnichannel_sdk import (
     UnsupportedFeatureError,
     WebhookRequest,
     WebhookResponse,
+    check_timestamp,
     constant_time_equals,
     replay_fingerprint,
 )
 
 from ._common import (
+    PhoneNumberAdapter,
     SendProgress,
     SmsSettings,
     address,
@@ -118,7 +119,7 @@ def signed_params(secret: str, params: Mapping[str, Any], method: SignatureMetho
     return out
 
 
-class VonageSmsAdapter(ChannelAdapter):
+class VonageSmsAdapter(PhoneNumberAdapter):
     """Vonage SMS API: signed inbound webhooks (GET query, POST form or JSON), delivery
     receipts, reassembly of concatenated inbound SMS, and sends through ``/sms/json``."""
 
@@ -166,18 +167,6 @@ class VonageSmsAdapter(ChannelAdapter):
 
     # -- identity ----------------------------------------------------------------------------
 
-    def own_address(self) -> Any:
-        """Our virtual number."""
-        return self._own
-
-    def customer_address(self, handle: str) -> Any:
-        """The customer address ``hub.start_conversation`` uses: ``default_region`` applies."""
-        return self.address(handle)
-
-    def address(self, number: str) -> Any:
-        """A customer address from a number in any format (``default_region`` for local ones)."""
-        return address(self.channel, number, self.settings.default_region)
-
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -222,12 +211,8 @@ class VonageSmsAdapter(ChannelAdapter):
         given = params.pop("sig", "")
         if not given or not self._secret:
             raise SignatureError("missing sig", adapter=self.name)
-        try:
-            stamp = float(params.get("timestamp", ""))
-        except ValueError:
-            raise SignatureError("missing or bad timestamp", adapter=self.name) from None
-        if not math.isfinite(stamp) or abs(time.time() - stamp) > self.settings.signature_tolerance:
-            raise SignatureError("timestamp outside the tolerance (replay?)", adapter=self.name)
+        check_timestamp(params.get("timestamp", ""), self.settings.signature_tolerance,
+                        adapter=self.name)
         expected = vonage_signature(self._secret, params, self.settings.signature_method)
         if not constant_time_equals(given.strip().lower(), expected):
             raise SignatureError("bad sig", adapter=self.name)
@@ -394,6 +379,12 @@ class VonageSmsAdapter(ChannelAdapter):
             if progress is not None:
                 await progress.record(index, accepted)
         return SendResult(external_ids=ids, status="sent", metadata=prepared.metadata())
+
+    def outbound_metadata(self, parts: Sequence[Part], recipients: Sequence[Address]) -> dict[str, Any]:
+        """The encoding and segment count of the SMS ``parts`` become (SPEC §10), known before
+        the send; a text past ``max_segments`` with ``max_segments_action = "refuse"`` is
+        refused here, before anything is queued."""
+        return prepare_outbound(parts, self.settings, self.name).metadata()
 
     def _accepted(self, response: httpx.Response) -> list[str]:
         try:

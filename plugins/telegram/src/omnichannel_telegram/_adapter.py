@@ -126,7 +126,7 @@ def api_error(adapter: str, response: httpx.Response) -> ChannelError | OptedOut
     return RejectedError(what, **kwargs)
 
 
-class TelegramAdapter(ChannelAdapter):
+class TelegramAdapter(ChannelAdapter[TelegramSettings]):
     """A Telegram bot: private chats and groups, through the Bot API."""
 
     name: ClassVar[str] = "telegram"
@@ -137,15 +137,10 @@ class TelegramAdapter(ChannelAdapter):
         media_kinds=frozenset({"image", "audio", "video", "file", "sticker"}),
         max_media_size=50 * 1024 * 1024, buttons=True, max_buttons=10, locations=True,
         typing=True, rate_limit=25.0, media_hosts=frozenset({"api.telegram.org"}))
-    secret_headers: frozenset[str] = ChannelAdapter.secret_headers | {"x-telegram-bot-api-secret-token"}
+    secret_headers: frozenset[str] = ChannelAdapter.secret_headers | {SECRET_HEADER}
     """The secret token Telegram echoes is a shared secret: never stored or logged."""
 
-    class Settings(TelegramSettings):
-        """Settings of a Telegram channel: ``bot_token``, ``secret_token``, ``api_base``."""
-
-    settings: TelegramSettings
-
-    def __init__(self, settings: AdapterSettings, context: AdapterContext) -> None:
+    def __init__(self, settings: TelegramSettings, context: AdapterContext) -> None:
         super().__init__(settings, context)
         install_redaction()
         # the bot's id is the first half of its token: built once, parse uses it per update

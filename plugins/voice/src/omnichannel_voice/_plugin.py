@@ -20,6 +20,7 @@ import pluggy
 from omnichannel_sdk import (
     ChannelAdapter,
     Conversation,
+    Demo,
     Hub,
     Message,
     StatusUpdate,
@@ -119,8 +120,7 @@ def demo_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
     return out.getvalue()
 
 
-@hookimpl
-def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
+def _demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
     """A ``twilio-voice`` channel whose API is the demo's loopback stub."""
     return {"demo-voice": {
         "adapter": "twilio-voice", "account_sid": DEMO_ACCOUNT, "auth_token": DEMO_TOKEN,
@@ -134,8 +134,7 @@ def _signed(url: str, params: dict[str, str]) -> WebhookRequest:
         "x-twilio-signature": twilio_signature(DEMO_TOKEN, url, list(params.items()))}, body)
 
 
-@hookimpl
-def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
+def _demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
     """A voicemail: the recording status callback, then Twilio's transcription of it."""
     if adapter_name != "twilio-voice":
         return None
@@ -160,8 +159,7 @@ def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> 
     return [recorded, transcribed]
 
 
-@hookimpl
-def omni_demo_vendor(adapter_name: str, hub: Hub) -> Any:
+def _demo_vendor(adapter_name: str, hub: Hub) -> Any:
     """Twilio's API for the demo: places calls (reported ``delivered``) and serves recordings."""
     if adapter_name != "twilio-voice":
         return None
@@ -195,14 +193,24 @@ def omni_demo_vendor(adapter_name: str, hub: Hub) -> Any:
 
 
 __all__ = [
+    "DEMO",
     "omni_add_hookspecs",
-    "omni_demo_channels",
-    "omni_demo_simulate",
-    "omni_demo_vendor",
     "omni_hub_started",
     "omni_hub_stopping",
     "omni_inbound_received",
     "omni_message_updated",
     "omni_register_adapters",
+    "omni_register_demos",
     "omni_register_transcribers",
 ]
+
+
+DEMO = Demo(adapters=frozenset({"twilio-voice"}), channels=_demo_channels, simulate=_demo_simulate,
+            vendor=_demo_vendor)
+"""What this plugin adds to ``omnichannel demo``."""
+
+
+@hookimpl
+def omni_register_demos(register: Callable[[Demo], None]) -> None:
+    """Register :data:`DEMO`."""
+    register(DEMO)

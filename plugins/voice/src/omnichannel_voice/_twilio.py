@@ -68,7 +68,7 @@ from omnichannel_sdk import (
 
 from ._attach import attach_transcript
 
-__all__ = ["TwilioVoiceAdapter", "twilio_signature"]
+__all__ = ["TwilioVoiceAdapter", "TwilioVoiceSettings", "twilio_signature"]
 
 _EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 _HANGUP_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>'
@@ -113,7 +113,33 @@ def _when(value: str | None) -> datetime | None:
     return when if when.tzinfo is not None else None
 
 
-class TwilioVoiceAdapter(ChannelAdapter):
+class TwilioVoiceSettings(AdapterSettings):
+    """Settings of a ``twilio-voice`` channel."""
+
+    account_sid: str
+    """The account (``AC…``) that owns the numbers; also the Basic-auth user."""
+    auth_token: SecretStr
+    """Signs Twilio's webhooks and authenticates API calls and recording downloads."""
+    from_number: str | None = None
+    """Our number, for calls we place (default: the number the customer called)."""
+    voicemail: bool = True
+    """Answer incoming calls with a greeting and record a voicemail."""
+    greeting: str = "Please leave a message after the tone."
+    """What callers hear before the beep."""
+    max_length: int = 120
+    """Longest voicemail in seconds."""
+    transcribe: bool = False
+    """Also ask Twilio to transcribe voicemails (paid, English, under 2 minutes); the
+    plugin's own transcriber runs either way when audio has no transcript."""
+    recording_format: str = "wav"
+    """``wav`` or ``mp3``: the file type fetched from the recording URL."""
+    media_hosts: frozenset[str] = frozenset()
+    """More hosts recordings may be downloaded from (redirect targets)."""
+    voice: str = "alice"
+    """The ``<Say>`` voice of calls we place."""
+
+
+class TwilioVoiceAdapter(ChannelAdapter[TwilioVoiceSettings]):
     """Twilio Programmable Voice: voicemail recordings and their transcripts as messages.
 
     Sends place a call that reads the message aloud (``<Say>``).
@@ -128,33 +154,6 @@ class TwilioVoiceAdapter(ChannelAdapter):
         rate_limit=1.0,
     )
     default_api_base: ClassVar[str | None] = "https://api.twilio.com"
-
-    class Settings(AdapterSettings):
-        """Settings of a ``twilio-voice`` channel."""
-
-        account_sid: str
-        """The account (``AC…``) that owns the numbers; also the Basic-auth user."""
-        auth_token: SecretStr
-        """Signs Twilio's webhooks and authenticates API calls and recording downloads."""
-        from_number: str | None = None
-        """Our number, for calls we place (default: the number the customer called)."""
-        voicemail: bool = True
-        """Answer incoming calls with a greeting and record a voicemail."""
-        greeting: str = "Please leave a message after the tone."
-        """What callers hear before the beep."""
-        max_length: int = 120
-        """Longest voicemail in seconds."""
-        transcribe: bool = False
-        """Also ask Twilio to transcribe voicemails (paid, English, under 2 minutes); the
-        plugin's own transcriber runs either way when audio has no transcript."""
-        recording_format: str = "wav"
-        """``wav`` or ``mp3``: the file type fetched from the recording URL."""
-        media_hosts: frozenset[str] = frozenset()
-        """More hosts recordings may be downloaded from (redirect targets)."""
-        voice: str = "alice"
-        """The ``<Say>`` voice of calls we place."""
-
-    settings: Settings
 
     # -- inbound -------------------------------------------------------------------------------
 

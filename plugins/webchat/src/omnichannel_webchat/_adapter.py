@@ -51,12 +51,13 @@ from omnichannel_sdk import (
     SignatureError,
     StatusUpdate,
     TextPart,
+    TokenBucket,
     UnparseablePayloadError,
     WebhookRequest,
     WebhookResponse,
 )
 
-from ._registry import Connection, Registry, SignalBuffer, TokenBucket, frame
+from ._registry import Connection, Registry, SignalBuffer, frame
 from ._session import EMAIL, Session, peek_session, sign_session, verify_session
 from ._wire import wire_message
 

@@ -15,9 +15,9 @@ import orjson
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 
-from omnichannel_sdk import AdapterContext, AdapterServices, Message, Part, SignatureError
+from omnichannel_sdk import AdapterContext, AdapterServices, Message, Part, SignatureError, TokenBucket
 
-from ._registry import Connection, Registry, TokenBucket
+from ._registry import Connection, Registry
 from ._session import Session
 from ._wire import wire_message
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from omnichannel_sdk import ChannelAdapter, WebhookRequest, hookimpl
+from omnichannel_sdk import ChannelAdapter, Demo, WebhookRequest, hookimpl
 
 from ._adapter import SESSION_HEADER, WebchatAdapter
 from ._session import Session, new_visitor_id, sign_session
@@ -28,8 +28,7 @@ def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> 
     register(WebchatAdapter)
 
 
-@hookimpl
-def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
+def _demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
     """The demo's web chat channel (key ``webchat``), open to the demo's own origin."""
     return {"webchat": {"adapter": "webchat", "secret": DEMO_WEBCHAT_SECRET,
                         "allowed_origins": [public_url.rstrip("/")], "title": "omnichannel demo"}}
@@ -52,18 +51,27 @@ def demo_requests(channel_key: str, public_url: str, secret: str = DEMO_WEBCHAT_
     return out
 
 
-@hookimpl
-def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
+def _demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
     """Two visitors writing through the webhook form of the HTTP fallback."""
     if adapter_name != WebchatAdapter.name:
         return None
     return list(demo_requests(channel_key, public_url))
 
 
-@hookimpl
-def omni_demo_vendor(adapter_name: str, hub: Any) -> Any:
+def _demo_vendor(adapter_name: str, hub: Any) -> Any:
     """Web chat has no vendor to play: the widget is the other end."""
     return None
 
 
-__all__ = ["DEMO_WEBCHAT_SECRET", "demo_requests"]
+__all__ = ["DEMO", "DEMO_WEBCHAT_SECRET", "demo_requests", "omni_register_demos"]
+
+
+DEMO = Demo(adapters=frozenset({"webchat"}), channels=_demo_channels, simulate=_demo_simulate,
+            vendor=_demo_vendor)
+"""What this plugin adds to ``omnichannel demo``."""
+
+
+@hookimpl
+def omni_register_demos(register: Callable[[Demo], None]) -> None:
+    """Register :data:`DEMO`."""
+    register(DEMO)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Connection", "Registry", "SignalBuffer", "TokenBucket", "frame"]
+__all__ = ["Connection", "Registry", "SignalBuffer", "frame"]
 
 _RECENT = 64
 
@@ -187,31 +187,6 @@ class SignalBuffer:
             if newest >= limit:
                 break
             del self._by_conversation[key]
-
-
-class TokenBucket:
-    """Per-key token buckets: ``rate`` per second, bursts of ``burst``. In-process."""
-
-    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.max_keys = max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def take(self, key: str, cost: float = 1.0) -> float:
-        """Take ``cost`` tokens: 0.0 when allowed, else the seconds to wait before retrying."""
-        now = time.monotonic()
-        tokens, last = self._buckets.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= cost:
-            self._buckets[key] = (tokens - cost, now)
-            wait = 0.0
-        else:
-            self._buckets[key] = (tokens, now)
-            wait = (cost - tokens) / self.rate
-        while len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
-        return wait
 
 
 def frame(data: dict[str, Any]) -> bytes:

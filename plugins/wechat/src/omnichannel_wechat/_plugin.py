@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from omnichannel_sdk import ChannelAdapter, Hub, WebhookRequest, hookimpl
+from omnichannel_sdk import ChannelAdapter, Demo, Hub, WebhookRequest, hookimpl
 
 from ._adapter import WeChatAdapter
 from ._crypto import WeChatCrypto, decode_aes_key
@@ -33,8 +33,7 @@ def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> 
     register(WeChatAdapter)
 
 
-@hookimpl
-def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
+def _demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
     """A safe-mode WeChat channel whose API is the demo's loopback stub."""
     return {"demo-wechat": {
         "adapter": WeChatAdapter.name, "app_id": DEMO_APP_ID, "app_secret": "demo-secret",
@@ -42,8 +41,7 @@ def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
         "api_base": f"{public_url}/demo/vendor/{WeChatAdapter.name}"}}
 
 
-@hookimpl
-def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
+def _demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
     """A follower subscribing, then writing a text, in safe mode."""
     if adapter_name != WeChatAdapter.name:
         return None
@@ -61,8 +59,7 @@ def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> 
             for body in (subscribe, text)]
 
 
-@hookimpl
-def omni_demo_vendor(adapter_name: str, hub: Hub) -> Any:
+def _demo_vendor(adapter_name: str, hub: Hub) -> Any:
     """The WeChat API as a stub: tokens, customer-service and template sends (a template
     receipt follows half a second later), media upload and download."""
     if adapter_name != WeChatAdapter.name:
@@ -110,3 +107,14 @@ def omni_demo_vendor(adapter_name: str, hub: Hub) -> Any:
         Route("/cgi-bin/media/upload", upload, methods=["POST"]),
         Route("/cgi-bin/media/get", media),
     ])
+
+
+DEMO = Demo(adapters=frozenset({"wechat-mp"}), channels=_demo_channels, simulate=_demo_simulate,
+            vendor=_demo_vendor)
+"""What this plugin adds to ``omnichannel demo``."""
+
+
+@hookimpl
+def omni_register_demos(register: Callable[[Demo], None]) -> None:
+    """Register :data:`DEMO`."""
+    register(DEMO)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from omnichannel_sdk.meta import SIGNATURE_HEADER, sign_body, signature_matches
+
 from ._adapter import OFFERED_METADATA, SERVICE_WINDOW, WhatsAppAdapter, WhatsAppSettings
 from ._errors import (
     MarketingOptOutError,
@@ -23,7 +25,6 @@ from ._outbound import (
     reply_id,
     template_object,
 )
-from ._signature import SIGNATURE_HEADER, sign_body, signature_matches
 
 __all__ = [
     "CHANNEL",

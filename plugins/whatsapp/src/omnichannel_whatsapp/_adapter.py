@@ -34,18 +34,16 @@ from omnichannel_sdk import (
     ProviderError,
     RejectedError,
     SendResult,
-    SignatureError,
     UnsupportedFeatureError,
     WebhookRequest,
     WebhookResponse,
     WindowClosedError,
-    constant_time_equals,
+    meta,
 )
 
 from ._errors import graph_error
 from ._inbound import CHANNEL, ParseOptions, media_id_of, parse_payload, thread_key
 from ._outbound import UPLOAD_KEY, Limits, build_messages
-from ._signature import SIGNATURE_HEADER, signature_matches
 
 __all__ = ["OFFERED_METADATA", "SERVICE_WINDOW", "WhatsAppAdapter", "WhatsAppSettings"]
 
@@ -82,7 +80,7 @@ class WhatsAppSettings(AdapterSettings):
     """Ask WhatsApp to show a preview of the first link in a text."""
 
 
-class WhatsAppAdapter(ChannelAdapter):
+class WhatsAppAdapter(ChannelAdapter[WhatsAppSettings]):
     """WhatsApp through the Cloud API: one business phone number per channel key."""
 
     name: ClassVar[str] = "whatsapp"
@@ -101,35 +99,19 @@ class WhatsAppAdapter(ChannelAdapter):
         media_hosts=_MEDIA_HOSTS,
     )
 
-    class Settings(WhatsAppSettings):
-        """Settings of a WhatsApp channel: ``app_secret``, ``verify_token``, ``access_token``,
-        ``phone_number_id``, ``api_version`` (and ``api_base`` for tests)."""
-
-    settings: WhatsAppSettings
     _options: ParseOptions | None = None
 
     # -- inbound ---------------------------------------------------------------------------
 
     def verify(self, request: WebhookRequest) -> None:
         """``X-Hub-Signature-256`` must be the HMAC-SHA256 of the exact body with the app secret."""
-        header = request.header(SIGNATURE_HEADER)
-        if not header:
-            raise SignatureError("missing X-Hub-Signature-256", adapter=self.name)
-        if not signature_matches(self.settings.app_secret.get_secret_value(), request.body, header):
-            raise SignatureError("bad X-Hub-Signature-256", adapter=self.name)
+        meta.verify_signature(request, self.settings.app_secret.get_secret_value(), adapter=self.name)
 
     def handshake(self, request: WebhookRequest) -> WebhookResponse:
         """Meta's subscription check: ``hub.mode=subscribe`` with our ``hub.verify_token`` gets
         ``hub.challenge`` back; anything else is refused (403)."""
-        mode = request.query.get("hub.mode")
-        token = request.query.get("hub.verify_token")
-        if mode != "subscribe" or token is None or not constant_time_equals(
-                token, self.settings.verify_token.get_secret_value()):
-            raise SignatureError("webhook verification refused", adapter=self.name)
-        challenge = request.query.get("hub.challenge", "")
-        if not challenge or len(challenge) > 512:
-            return WebhookResponse(400, b"missing hub.challenge")
-        return WebhookResponse(200, challenge)
+        return meta.answer_handshake(request, self.settings.verify_token.get_secret_value(),
+                                     adapter=self.name)
 
     @property
     def graph(self) -> str:
@@ -147,14 +129,8 @@ class WhatsAppAdapter(ChannelAdapter):
         """Every message and status of every change; one broken item fails alone."""
         return parse_payload(request.json(), self.parse_options())
 
-    def thread_key(self, message: InboundMessage) -> str:
+    def thread_key_for(self, customer: Address, message: InboundMessage | None = None) -> str:
         """Customer number + our phone number id."""
-        if message.thread_key:
-            return message.thread_key
-        return thread_key(message.sender.handle, self.settings.phone_number_id)
-
-    def thread_key_for(self, customer: Address) -> str:
-        """The thread key of a conversation we start with ``customer``."""
         return thread_key(customer.handle, self.settings.phone_number_id)
 
     # -- Graph calls -------------------------------------------------------------------------

@@ -21,9 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from omnichannel_sdk import WebhookRequest
+from omnichannel_sdk.meta import SIGNATURE_HEADER, sign_body
 
 from ._inbound import OBJECT
-from ._signature import SIGNATURE_HEADER, sign_body
 
 if TYPE_CHECKING:
     from omnichannel_sdk import Hub

@@ -25,11 +25,9 @@ templates, 368 policy block, …)
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import httpx
-import orjson
 
 from omnichannel_sdk import (
     AuthenticationError,
@@ -41,6 +39,7 @@ from omnichannel_sdk import (
     WindowClosedError,
     parse_retry_after,
 )
+from omnichannel_sdk.meta import GraphError, read_graph_error
 
 __all__ = [
     "AUTH_CODES",
@@ -98,23 +97,6 @@ class MarketingOptOutError(RejectedError):
     may still reach them."""
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text[:_MAX_DETAIL]
-
-
 def error_for_code(
     code: int | None, what: str, *, status: int | None = None, retry_after: float | None = None,
 ) -> ChannelError:
@@ -148,17 +130,9 @@ def error_for_code(
 def graph_error(adapter: str, response: httpx.Response, *, secrets: tuple[str, ...] = ()) -> ChannelError:
     """The typed error of a failed Graph API answer; ``secrets`` never reach the message."""
     status = response.status_code
-    error: dict[str, Any] = {}
-    with contextlib.suppress(ValueError, TypeError):
-        body = orjson.loads(response.content)
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            error = body["error"]
-    code = _int(error.get("code"))
-    detail = str(error.get("message") or "")
-    data = error.get("error_data")
-    if isinstance(data, dict) and isinstance(data.get("details"), str) and data["details"] not in detail:
-        detail = f"{detail} ({data['details']})" if detail else data["details"]
-    detail = _scrub(detail, secrets)
+    error = read_graph_error(response)
+    code = error.code
+    detail = error.describe(secrets=secrets, limit=_MAX_DETAIL)
     what = f"{adapter}: HTTP {status}" + (f" (WhatsApp {code})" if code is not None else "") + (
         f": {detail}" if detail else "")
     return error_for_code(code, what, status=status,
@@ -180,12 +154,10 @@ def status_error(error: Any) -> MessageError:
     details, ``vendor_code`` the Meta code."""
     if not isinstance(error, dict):
         return MessageError(code="undelivered", message="WhatsApp reported a failure without details")
-    code = _int(error.get("code"))
+    read = GraphError.from_payload(error)
+    code = read.code
     title = error.get("title") if isinstance(error.get("title"), str) else None
-    message = error.get("message") if isinstance(error.get("message"), str) else None
-    data = error.get("error_data")
-    details = data.get("details") if isinstance(data, dict) and isinstance(data.get("details"), str) else None
-    text = " — ".join(dict.fromkeys(x for x in (title, message, details) if x)) or "failed"
+    text = " — ".join(dict.fromkeys(x for x in (title, read.message, read.details) if x)) or "failed"
     typed = error_for_code(code, text)
     # a failed receipt is final whatever the code: the rest are "undelivered" (Meta's details
     # and code say why)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from omnichannel_sdk import ChannelAdapter, Conversation, EventPart, Message, hookimpl
+from omnichannel_sdk import ChannelAdapter, Conversation, Demo, EventPart, Message, hookimpl
 
 from ._adapter import WhatsAppAdapter
 from ._demo import demo_channels, demo_requests, demo_vendor
@@ -13,13 +13,7 @@ from ._demo import demo_channels, demo_requests, demo_vendor
 if TYPE_CHECKING:
     from omnichannel_sdk import Hub
 
-__all__ = [
-    "omni_demo_channels",
-    "omni_demo_simulate",
-    "omni_demo_vendor",
-    "omni_inbound_received",
-    "omni_register_adapters",
-]
+__all__ = ["DEMO", "omni_inbound_received", "omni_register_adapters", "omni_register_demos"]
 
 
 @hookimpl
@@ -28,22 +22,19 @@ def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> 
     register(WhatsAppAdapter)
 
 
-@hookimpl
-def omni_demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
+def _demo_channels(public_url: str) -> dict[str, dict[str, Any]]:
     """The demo's WhatsApp channel."""
     return demo_channels(public_url)
 
 
-@hookimpl
-def omni_demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
+def _demo_simulate(channel_key: str, adapter_name: str, public_url: str) -> list[Any] | None:
     """Signed customer messages for a demo WhatsApp channel."""
     if adapter_name != WhatsAppAdapter.name:
         return None
     return list(demo_requests(channel_key, public_url))
 
 
-@hookimpl
-def omni_demo_vendor(adapter_name: str, hub: Hub) -> Any:
+def _demo_vendor(adapter_name: str, hub: Hub) -> Any:
     """The loopback Cloud API of the demo."""
     if adapter_name != WhatsAppAdapter.name:
         return None
@@ -62,3 +53,14 @@ def omni_inbound_received(hub: Hub, message: Message, conversation: Conversation
     if isinstance(adapter, WhatsAppAdapter):
         adapter.context.services.spawn(adapter.resolve_action(message),
                                        name=f"whatsapp-action-{message.id}")
+
+
+DEMO = Demo(adapters=frozenset({"whatsapp"}), channels=_demo_channels, simulate=_demo_simulate,
+            vendor=_demo_vendor)
+"""What this plugin adds to ``omnichannel demo``."""
+
+
+@hookimpl
+def omni_register_demos(register: Callable[[Demo], None]) -> None:
+    """Register :data:`DEMO`."""
+    register(DEMO)

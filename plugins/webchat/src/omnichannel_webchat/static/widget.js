@@ -15,22 +15,22 @@
   var STRINGS = {
     en: {title: "Chat with us", open: "Open chat", close: "Close chat", placeholder: "Type a message…",
       send: "Send", attach: "Attach a file", intro: "Tell us who you are, so we can follow up by email if we get cut off.",
-      name: "Name", email: "Email", start: "Start chat", skip: "Skip", typing: "Agent is typing…",
+      name: "Name", email: "Email", start: "Start chat", skip: "Skip", typing: "{name} is typing…",
       seen: "Seen", offline: "Reconnecting…", failed: "Not sent. Press to retry.", tooBig: "That file is too large.",
       badType: "That file type is not accepted.", slow: "You are sending messages too quickly.", agent: "Agent",
-      welcome: "Hi! How can we help?", unread: "new messages", sending: "Sending…", uploadFailed: "Upload failed.",
+      welcome: "Hi! How can we help?", unread: "new messages", unreadOne: "new message", sending: "Sending…", uploadFailed: "Upload failed.",
       badEmail: "Please enter a valid email address.", log: "Conversation", required: "Please fill in both fields."},
     "zh-Hans": {title: "与我们聊天", open: "打开聊天", close: "关闭聊天", placeholder: "输入消息…", send: "发送",
       attach: "添加附件", intro: "请留下您的姓名和邮箱，以便断线后我们通过邮件联系您。", name: "姓名", email: "邮箱",
-      start: "开始聊天", skip: "跳过", typing: "客服正在输入…", seen: "已读", offline: "正在重新连接…",
+      start: "开始聊天", skip: "跳过", typing: "{name}正在输入…", seen: "已读", offline: "正在重新连接…",
       failed: "未发送，点按重试。", tooBig: "文件太大。", badType: "不支持此文件类型。", slow: "您发送消息太快了。",
-      agent: "客服", welcome: "您好！有什么可以帮您？", unread: "条新消息", sending: "发送中…", uploadFailed: "上传失败。",
+      agent: "客服", welcome: "您好！有什么可以帮您？", unread: "条新消息", unreadOne: "条新消息", sending: "发送中…", uploadFailed: "上传失败。",
       badEmail: "请输入有效的邮箱地址。", log: "对话", required: "请填写两项内容。"},
     "zh-Hant": {title: "與我們聊天", open: "開啟聊天", close: "關閉聊天", placeholder: "輸入訊息…", send: "傳送",
       attach: "附加檔案", intro: "請留下您的姓名和電子郵件，以便斷線後我們透過電子郵件聯絡您。", name: "姓名",
-      email: "電子郵件", start: "開始聊天", skip: "略過", typing: "客服正在輸入…", seen: "已讀",
+      email: "電子郵件", start: "開始聊天", skip: "略過", typing: "{name}正在輸入…", seen: "已讀",
       offline: "正在重新連線…", failed: "未傳送，點按重試。", tooBig: "檔案太大。", badType: "不接受此檔案類型。",
-      slow: "您傳送訊息太快了。", agent: "客服", welcome: "您好！有什麼可以幫您？", unread: "則新訊息",
+      slow: "您傳送訊息太快了。", agent: "客服", welcome: "您好！有什麼可以幫您？", unread: "則新訊息", unreadOne: "則新訊息",
       sending: "傳送中…", uploadFailed: "上傳失敗。", badEmail: "請輸入有效的電子郵件地址。", log: "對話",
       required: "請填寫兩個欄位。"}
   };
@@ -122,7 +122,7 @@
   // ---- the UI ----------------------------------------------------------------------------
   var host = el("div", {id: "omnichannel-webchat"});
   var root = host.attachShadow ? host.attachShadow({mode: "open"}) : host;
-  var css = ":host{all:initial}*{box-sizing:border-box;font:14px/1.4 system-ui,-apple-system,'Segoe UI','PingFang SC','Microsoft JhengHei',sans-serif}" +
+  var css = ":host{all:initial}*{box-sizing:border-box;font:14px/1.4 system-ui,-apple-system,'Segoe UI','PingFang SC','Microsoft JhengHei',sans-serif}strong,b{font-weight:700}em,i{font-style:italic}" +
     ".launch{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;background:#1d4ed8;color:#fff;font-size:24px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000;display:flex;align-items:center;justify-content:center}" +
     ".launch:focus-visible,button:focus-visible,textarea:focus-visible,input:focus-visible,a:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}" +
     ".badge{position:absolute;top:-4px;right:-4px;background:#dc2626;color:#fff;border-radius:10px;padding:0 6px;font-size:12px}" +
@@ -139,7 +139,9 @@
     ".clip{border:1px solid #cbd5e1;background:#fff;color:#334155;border-radius:8px;cursor:pointer;padding:0 8px;display:flex;align-items:center}" +
     ".pre{padding:12px;display:flex;flex-direction:column;gap:8px}.pre label{display:flex;flex-direction:column;gap:2px}.pre input{border:1px solid #cbd5e1;border-radius:6px;padding:6px}" +
     ".pre .row{display:flex;gap:8px}.pre .btn{padding:8px 12px}.link{background:none;border:0;color:#1d4ed8;cursor:pointer;text-decoration:underline}.err{color:#b91c1c;font-size:12px;min-height:16px}" +
-    ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}";
+    ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
+    // a phone: the panel takes the width, the launcher stays in the corner
+    "@media (max-width:480px){.panel{left:8px;right:8px;width:auto;max-width:none;bottom:80px;height:auto;top:8px;max-height:none}.launch{right:12px;bottom:12px}}";
   root.appendChild(el("style", {text: css}));
   var title = ds.title || T.title;
   var badge = el("span", {"class": "badge", hidden: ""});
@@ -179,7 +181,7 @@
   function scroll() { log.scrollTop = log.scrollHeight; }
   function setBadge() {
     badge.textContent = String(S.unread);
-    if (S.unread) { badge.removeAttribute("hidden"); launcher.setAttribute("aria-label", T.open + " (" + S.unread + " " + T.unread + ")"); }
+    if (S.unread) { badge.removeAttribute("hidden"); launcher.setAttribute("aria-label", T.open + " (" + S.unread + " " + (S.unread === 1 ? T.unreadOne : T.unread) + ")"); }
     else { badge.setAttribute("hidden", ""); launcher.setAttribute("aria-label", T.open); }
   }
 
@@ -193,7 +195,8 @@
     (m.media || []).forEach(function (f) {
       if (!f.url) return;
       var url = f.url + (f.url.indexOf(base) === 0 ? (f.url.indexOf("?") < 0 ? "?" : "&") + "t=" + encodeURIComponent(S.token || "") : "");
-      if (f.kind === "image") node.appendChild(el("img", {src: url, alt: f.caption || f.name || "image", loading: "lazy"}));
+      // a picture gets its height when it loads: scroll again then, or the newest message hides
+      if (f.kind === "image") node.appendChild(el("img", {src: url, alt: f.caption || f.name || "image", onload: scroll}));
       else node.appendChild(el("div", {}, [safeLink((f.name || f.kind), url)]));
       if (f.caption) node.appendChild(el("div", {text: f.caption}));
     });
@@ -205,7 +208,7 @@
       });
       node.appendChild(acts);
     }
-    if (m.at) node.appendChild(el("div", {"class": "meta", text: new Date(m.at).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})}));
+    if (m.at) node.appendChild(el("div", {"class": "meta", text: new Date(m.at).toLocaleTimeString([], {hour: "numeric", minute: "2-digit"})}));
     return node;
   }
 
@@ -338,7 +341,8 @@
       if (old) log.replaceChild(bubble(f.message), old);
     } else if (f.type === "typing") {
       clearTimeout(S.agentTypingTimer);
-      typingLine.textContent = f.on ? (f.name ? f.name + ": " : "") + T.typing : "";
+      // one line, "Ana is typing…": the name goes into the sentence, never before it
+      typingLine.textContent = f.on ? T.typing.replace("{name}", f.name || T.agent) : "";
       if (f.on) S.agentTypingTimer = setTimeout(function () { typingLine.textContent = ""; }, 8000);
     } else if (f.type === "seen") {
       var mine = log.querySelectorAll(".msg.in"); var lastMine = mine[mine.length - 1];
@@ -411,7 +415,7 @@
     S.unread = 0; setBadge();
     launcher.setAttribute("aria-label", T.close);
     var ready = S.started ? Promise.resolve() : start();
-    ready.then(function () { (needPrechat() ? nameIn : input).focus(); flushRead(); }).catch(function () { statusLine.textContent = T.offline; retryLater(); });
+    ready.then(function () { (needPrechat() ? nameIn : input).focus(); flushRead(); scroll(); }).catch(function () { statusLine.textContent = T.offline; retryLater(); });
     input.focus(); scroll();
   }
   function close() {

@@ -1,0 +1,101 @@
+"""Instructions per inbound message (callgrind), the gateway against the floor: a measure a
+loaded machine does not disturb.
+
+    python -P bench/ingest_callgrind.py [--messages 300] [--rounds 2] [--feed]
+
+Each side (the floor of ``bench/ingest.py``: HMAC-SHA1, form parse, pydantic, one SQLite insert
+per message; the gateway: the real ``twilio-sms`` adapter through the ASGI app in process, 64
+in flight) runs under ``valgrind --tool=callgrind`` twice, with ``--messages`` and with twice
+as many; the difference divided by ``--messages`` is the cost of one message, start-up and
+imports cancelled out. Every thread of the process is counted (a checkpoint thread too). The
+sides alternate over ``--rounds`` rounds; the summary prints min / median / max of the ratio
+floor instructions / ours (issue 19 goal 1: ≥ 0.7).
+
+Needs ``valgrind`` on ``PATH``. ``--run SIDE --messages N`` is what the driver runs under
+valgrind (one side, once, no output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def run_side(side: str, n: int) -> None:
+    """Run one side once over ``n`` messages (the work valgrind counts)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import ingest  # the bench's own module: the same floor and gateway
+
+    # a customer per four messages, as in bench/ingest.py (2,000 messages from 500 customers):
+    # the extra messages of the longer run are a quarter first messages, like the whole run
+    bodies = [ingest.twilio_form(i, customers=max(1, n // 4)) for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        if side == "floor":
+            ingest.floor_sqlite(bodies, tmp)
+        else:
+            ingest.gateway(bodies, tmp, feed=side == "feed")
+    asyncio.set_event_loop_policy(None)
+
+
+def instructions(side: str, n: int) -> int:
+    """Instructions valgrind counted for one run of ``side`` over ``n`` messages."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
+             sys.executable, "-P", __file__, "--run", side, "--messages", str(n)],
+            capture_output=True, text=True, check=True)
+    match = _COLLECTED.search(out.stderr)
+    if match is None:
+        raise RuntimeError(f"callgrind printed no total:\n{out.stderr[-2000:]}")
+    return int(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--feed", action="store_true",
+                        help="also the gateway with the durable feed's log on (issue 15: < 10%%)")
+    parser.add_argument("--run", choices=["floor", "gateway", "feed"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        run_side(args.run, args.messages)
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (apt-get install valgrind)")
+    load = os.getloadavg()
+    print(f"# {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average "
+          f"{load[0]:.1f} (instruction counts do not depend on the load)")
+    n = args.messages
+    sides = ["floor", "gateway", *(["feed"] if args.feed else [])]
+    per: dict[str, list[float]] = {side: [] for side in sides}
+    for r in range(args.rounds):
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            cost = (instructions(side, 2 * n) - instructions(side, n)) / n
+            per[side].append(cost)
+            print(f"round {r + 1}: {side:8} {cost / 1e6:.3f} M instructions per message", flush=True)
+    ratios = sorted(f / g for f, g in zip(per["floor"], per["gateway"], strict=True))
+    print("| side | M instructions / message (median) |")
+    print("|---|---|")
+    for side, costs in per.items():
+        print(f"| {side} | {statistics.median(costs) / 1e6:.3f} |")
+    print(f"floor / gateway: {ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} "
+          "(min / median / max; goal ≥ 0.70)")
+    if args.feed:
+        extra = sorted(f / g - 1 for f, g in zip(per["feed"], per["gateway"], strict=True))
+        print(f"feed on / off: +{extra[0]:.1%} / +{statistics.median(extra):.1%} / +{extra[-1]:.1%} "
+              "(min / median / max; goal < 10%)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Conversations in SQL: reading them, opening one per thread (with its contact), saving them,
+and moving the reply window with a small update (its columns: :mod:`._conversation_rows`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .._errors import NotFoundError
+from .._ids import new_id
+from .._models import Address, Contact, Conversation
+from ._contacts import ContactChanges, ContactSql
+from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row, window_columns
+from ._tx import SqlBase, Tx, dump, now_us, to_us
+
+__all__ = ["ConversationSql"]
+
+
+class ConversationSql(ContactSql, SqlBase):
+    """Conversations for a store that provides the transactions (contacts come from
+    :class:`~omnichannel_sdk._store._contacts.ContactSql`)."""
+
+    async def list_conversations(
+        self,
+        *,
+        channel_key: str | None = None,
+        status: str | None = None,
+        contact_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Conversation]:
+        """Conversations, most recently active first."""
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("channel_key", channel_key), ("status", status),
+                              ("contact_id", contact_id)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} = ${len(args)}")
+        sql = f"SELECT {CONVERSATION_COLUMNS} FROM conversations"  # noqa: S608 - constants
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY updated_us DESC, id DESC"
+        if limit is not None:
+            args.append(limit)
+            sql += f" LIMIT ${len(args)}"
+        rows = await self._read(lambda tx: tx.fetchall(sql, *args))
+        return [conversation_from_row(r) for r in rows]
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation, or ``None``."""
+        row = await self._read(lambda tx: tx.fetchone(
+            f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1",  # noqa: S608
+            conversation_id))
+        return conversation_from_row(row) if row else None
+
+    async def _conversation(self, tx: Tx, conversation_id: str) -> Conversation | None:
+        row = await tx.fetchone(
+            f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1",  # noqa: S608
+            conversation_id)
+        return conversation_from_row(row) if row else None
+
+    async def _conversation_by_refs(
+        self, tx: Tx, channel_key: str, refs: list[str]
+    ) -> Conversation | None:
+        for ref in reversed(refs):  # the nearest ancestor first
+            row = await tx.fetchone(
+                "SELECT c.data, c.last_inbound_us, c.window_expires_us FROM message_refs r "
+                "JOIN messages m ON m.id = r.message_id "
+                "JOIN conversations c ON c.id = m.conversation_id "
+                "WHERE r.channel_key = $1 AND r.external_id = $2", channel_key, ref)
+            if row:
+                return conversation_from_row(row)
+        return None
+
+    async def _open_conversation(
+        self, tx: Tx, channel: str, channel_key: str, thread_key: str,
+        contact_addresses: list[Address], participants: list[Address], subject: str | None,
+        now: datetime, inbound_window: timedelta | bool | None = False,
+        changes: ContactChanges | None = None, spoke_at: datetime | None = None,
+    ) -> tuple[Conversation, bool, Contact | None]:
+        row = await tx.fetchone(
+            f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
+            "WHERE channel_key = $1 AND thread_key = $2 AND status = 'open'", channel_key, thread_key)
+        if row:
+            conversation = conversation_from_row(row)
+            return conversation, False, await self._contact_if_needed(
+                tx, contact_addresses, conversation, changes)
+        contact = await self._resolve_contact(tx, contact_addresses, None, changes)
+        seen: set[tuple[str, str]] = set()
+        unique = []
+        for a in participants:
+            if (a.channel, a.handle) not in seen:
+                seen.add((a.channel, a.handle))
+                unique.append(a)
+        conversation = Conversation(
+            id=new_id("conv"), channel=channel, channel_key=channel_key, contact_id=contact.id,
+            participants=unique, thread_key=thread_key, subject=subject, created_at=now,
+            last_inbound_at=None if inbound_window is False else (spoke_at or now),
+            window_expires_at=(spoke_at or now) + inbound_window if isinstance(inbound_window, timedelta)
+            else None)
+        inserted = await tx.fetchone(
+            "INSERT INTO conversations (id, channel_key, thread_key, contact_id, status, "
+            "updated_us, data, last_inbound_us, window_expires_us) "
+            "VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8) "
+            "ON CONFLICT (channel_key, thread_key) WHERE status = 'open' DO NOTHING RETURNING id",
+            conversation.id, channel_key, thread_key, contact.id, to_us(now), dump(conversation),
+            *window_columns(conversation))
+        if inserted is None:  # another process opened it meanwhile
+            row = await tx.fetchone(
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
+                "WHERE channel_key = $1 AND thread_key = $2 AND status = 'open'",
+                channel_key, thread_key)
+            if row is None:
+                raise NotFoundError(f"conversation for thread {thread_key!r} vanished")
+            return conversation_from_row(row), False, contact
+        return conversation, True, contact
+
+    async def open_conversation(
+        self, channel: str, channel_key: str, thread_key: str, contact_addresses: list[Address],
+        participants: list[Address], subject: str | None = None
+    ) -> tuple[Conversation, bool]:
+        """The open conversation of ``thread_key``, created (with its contact) if needed."""
+        now = datetime.now(UTC)
+
+        async def unit(tx: Tx) -> tuple[Conversation, bool]:
+            conversation, created, _ = await self._open_conversation(
+                tx, channel, channel_key, thread_key, contact_addresses, participants, subject, now)
+            return conversation, created
+
+        return await self._write(unit)
+
+    async def _save_conversation(self, tx: Tx, conversation: Conversation, updated_us: int) -> None:
+        await tx.execute(
+            "UPDATE conversations SET status = $2, updated_us = $3, data = $4, contact_id = $5, "
+            "last_inbound_us = $6, window_expires_us = $7 WHERE id = $1",
+            conversation.id, conversation.status, updated_us, dump(conversation),
+            conversation.contact_id, *window_columns(conversation))
+
+    async def _save_window(self, tx: Tx, conversation: Conversation, updated_us: int) -> None:
+        """Store only the reply window and the activity time (the JSON keeps the rest)."""
+        await tx.execute(
+            "UPDATE conversations SET updated_us = $2, last_inbound_us = $3, window_expires_us = $4 "
+            "WHERE id = $1", conversation.id, updated_us, *window_columns(conversation))
+
+    async def update_conversation(self, conversation: Conversation) -> None:
+        """Replace a stored conversation (same id): subject, status, window, participants."""
+        await self._write(lambda tx: self._save_conversation(tx, conversation, now_us()))
+
+    async def set_conversation_status(self, conversation_id: str, status: str) -> Conversation:
+        """Open or close a conversation (a closed one no longer takes new inbound messages)."""
+
+        async def unit(tx: Tx) -> Conversation:
+            conversation = await self._conversation(tx, conversation_id)
+            if conversation is None:
+                raise NotFoundError(f"no conversation {conversation_id!r}")
+            conversation = conversation.model_copy(update={"status": status})
+            await self._save_conversation(tx, conversation, now_us())
+            return conversation
+
+        return await self._write(unit)

@@ -1,0 +1,167 @@
+"""Storing inbound messages in SQL: de-duplication, threading, the contact, the reply window
+and the raw request, in one transaction per request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .._contact_rules import opt_change as contact_opt_change
+from .._ids import new_id
+from .._models import STATUS_RANK, Contact, Conversation, MediaPart, Message
+from .._numbered import answered_action, numbered_reply
+from ._base import IngestItem, IngestOutcome, Job, RawPayload
+from ._contacts import ContactChanges, ContactSql
+from ._conversation_rows import utc
+from ._conversations import ConversationSql
+from ._messages import MessageSql
+from ._tx import Tx, now_us, to_us
+
+__all__ = ["IngestSql"]
+
+
+class IngestSql(MessageSql, ConversationSql, ContactSql):
+    """Inbound messages and raw payloads for a store that provides the transactions."""
+
+    async def ingest(self, items: list[IngestItem], raw: RawPayload | None) -> list[IngestOutcome]:
+        """Store a request's raw payload and its messages atomically, skipping duplicates."""
+
+        async def unit(tx: Tx) -> list[IngestOutcome]:
+            if raw is not None:
+                await self._insert_raw(tx, raw)
+            outcomes = [await self._ingest_one(tx, item) for item in items]
+            if self.feed_log is not None:
+                await self.feed_log.append_ingest(tx, outcomes)
+            return outcomes
+
+        return await self._write(unit)
+
+    async def _ingest_one(self, tx: Tx, item: IngestItem) -> IngestOutcome:
+        draft = item.draft
+        claimed = await tx.fetchone(
+            "INSERT INTO message_refs (channel_key, external_id, message_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT DO NOTHING RETURNING message_id",
+            item.channel_key, draft.external_id, item.message_id)
+        if claimed is None:
+            return IngestOutcome(duplicate=True)
+
+        conversation: Conversation | None = None
+        if draft.conversation_hint:
+            conversation = await self._conversation(tx, draft.conversation_hint)
+            allowed = {item.channel_key, item.thread_channel[1] if item.thread_channel else None}
+            if conversation is not None and conversation.channel_key not in allowed:
+                conversation = None
+        if conversation is None and draft.references:
+            conversation = await self._conversation_by_refs(tx, item.channel_key, draft.references)
+        reply_to = None
+        if draft.references:
+            row = await tx.fetchone(
+                "SELECT message_id FROM message_refs WHERE channel_key = $1 AND external_id = $2",
+                item.channel_key, draft.references[-1])
+            reply_to = row[0] if row else None
+
+        contact: Contact | None
+        changes = ContactChanges()
+        created = False
+        # reply windows run from when the customer wrote (vendor time), never from a future one
+        spoke_at = min(draft.created_at or item.received_at, item.received_at)
+        if conversation is None:
+            participants = [draft.sender, *draft.recipients]
+            conv_channel, conv_key = item.thread_channel or (item.channel, item.channel_key)
+            conversation, created, contact = await self._open_conversation(
+                tx, conv_channel, conv_key, item.thread_key, item.contact_addresses,
+                participants, draft.subject, now=item.received_at,
+                inbound_window=item.window if draft.direction == "inbound" else False,
+                changes=changes, spoke_at=spoke_at)
+        else:
+            contact = await self._contact_if_needed(tx, item.contact_addresses, conversation, changes)
+        contact_moved = bool(changes.merged and contact is not None
+                             and conversation.contact_id != contact.id)
+        if contact_moved:
+            conversation = conversation.model_copy(update={"contact_id": contact.id})  # type: ignore[union-attr]
+
+        parts = list(draft.parts)
+        if draft.direction == "inbound":
+            parts = await self._map_numbered_reply(tx, conversation.id, parts)
+        received_at = item.received_at
+        fields: dict[str, Any] = {
+            "id": item.message_id,
+            "channel": item.channel,
+            "channel_key": item.channel_key,
+            "adapter": item.adapter,
+            "external_id": draft.external_id,
+            "direction": "outbound" if draft.direction == "outbound" else "inbound",
+            "conversation_id": conversation.id,
+            "sender": draft.sender,
+            "recipients": list(draft.recipients),
+            "parts": parts,
+            "subject": draft.subject,
+            "reply_to": reply_to,
+            "created_at": utc(draft.created_at) or received_at,
+            "received_at": utc(received_at),
+            "status": draft.status or ("received" if draft.direction == "inbound" else "sent"),
+            "error": None,
+            "author": draft.author,
+            "metadata": dict(draft.metadata),
+        }
+        # every field but the status is a validated model, or one of our own values: validating
+        # the message again is a tenth of the insert's cost
+        message = (Message.model_construct(**fields) if fields["status"] in STATUS_RANK
+                   else Message(**fields))
+        message_json = await self._insert_message(tx, message)
+        if item.fetch_media:
+            for index, part in enumerate(parts):
+                if isinstance(part, MediaPart) and part.url and not part.blob_key:
+                    job = Job(id=new_id("job"), kind="media", channel_key=item.channel_key,
+                              message_id=message.id, payload={"part": index})
+                    await self._insert_job(tx, job, now_us())
+
+        updates: dict[str, Any] = {}
+        if message.direction == "inbound" and not created:
+            # a late webhook of an older message does not move the window back
+            last = max(spoke_at, conversation.last_inbound_at) if conversation.last_inbound_at else spoke_at
+            updates["last_inbound_at"] = last
+            if item.window is not None:
+                updates["window_expires_at"] = last + item.window
+        known = {(a.channel, a.handle) for a in conversation.participants}
+        new_participants = [a for a in (draft.sender, *draft.recipients)
+                            if (a.channel, a.handle) not in known]
+        if new_participants:
+            updates["participants"] = [*conversation.participants, *new_participants]
+        if not created:
+            conversation = conversation.model_copy(update=updates)
+            if new_participants or contact_moved:
+                await self._save_conversation(tx, conversation, to_us(received_at) or 0)
+            else:  # the common case: the window moved, nothing the JSON holds did
+                await self._save_window(tx, conversation, to_us(received_at) or 0)
+
+        opt_change = contact_opt_change(parts)
+        if contact is None and (opt_change or draft.profile):
+            contact = await self._resolve_contact(tx, item.contact_addresses, conversation.contact_id)
+        if opt_change and contact is not None:
+            contact = await self._set_opt(tx, contact, item.channel, opt_change == "opt_out")
+        if draft.profile and contact is not None:
+            profile = {**contact.profile, **draft.profile}
+            if profile != contact.profile:
+                contact = contact.model_copy(update={"profile": profile})
+                await self._save_contact(tx, contact)
+        for address in draft.claimed_addresses:
+            await self._propose_merge(tx, conversation.contact_id, address, message, changes)
+        return IngestOutcome(duplicate=False, message=message, conversation=conversation,
+                             conversation_created=created, contact=contact, opt_change=opt_change,
+                             merged=changes.merged, merges=changes.merges,
+                             proposals=changes.proposals, message_json=message_json)
+
+    async def _map_numbered_reply(self, tx: Tx, conversation_id: str, parts: list[Any]) -> list[Any]:
+        """An inbound "2" answering a numbered list maps back to the second action."""
+        choice = numbered_reply(parts)
+        if choice is None:
+            return parts
+        row = await tx.fetchone(
+            "SELECT data FROM messages WHERE conversation_id = $1 AND direction = 'outbound' "
+            "ORDER BY id DESC LIMIT 1", conversation_id)
+        if not row:
+            return parts
+        numbered = orjson.loads(row[0]).get("metadata", {}).get("numbered_actions")
+        return answered_action(parts, numbered, choice)
