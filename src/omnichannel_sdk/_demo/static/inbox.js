@@ -273,7 +273,7 @@ function showContact(id) {
     if (active.length) {
       box.appendChild(el("h3", null, "Merged contacts"));
       active.forEach(function (mg) {
-        var moved = (mg.addresses || []).map(function (a) { return a.handle; }).join(", ");
+        var moved = (mg.moved || []).join(", ");
         var row = el("div", "prop merge"); row.appendChild(el("div", null, "Merged " + time(mg.merged_at) + (moved ? ": " + moved : "")));
         if (c.can_unmerge) {
           var un = el("button", "unmerge", "Unmerge"); un.type = "button";
