@@ -195,7 +195,8 @@ function header(c) {
   var t = el("div", "t"); t.appendChild(el("strong", null, c.title));
   var sub = [c.channel_name];
   if (c.address) sub.push(c.address);
-  if (c.emails.length) sub.push(c.emails.join(", "));
+  var others = c.emails.filter(function (e) { return e !== c.address; });  // never the same twice
+  if (others.length) sub.push(others.join(", "));
   if (c.subject) sub.push(c.subject);
   var small = el("small", null, sub.join(" · ")); small.title = "channel " + c.channel_key;
   t.appendChild(small); h.appendChild(t);
