@@ -32,6 +32,9 @@ PARSE = settings(max_examples=500, derandomize=True, deadline=None, database=Non
                  suppress_health_check=[HealthCheck.too_slow])
 HUB = settings(max_examples=150, derandomize=True, deadline=None, database=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+# the same through a hub on PostgreSQL (where NUL and other values the store refuses differ
+# from SQLite's), fewer examples: each is a few round trips to the database
+HUB_PG = settings(HUB, max_examples=40)
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
@@ -53,17 +56,42 @@ def test_parse_path_never_raises_untyped(name: str) -> None:
     assert "dead-letter" in seen and seen & {"message", "receipt"}  # both sides were reached
 
 
-@pytest.fixture(params=sorted(TARGETS))
-async def fuzz_hub(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[tuple[Hub, Target]]:
-    target = TARGETS[request.param]
+async def _hub_on(store: str, name: str) -> AsyncIterator[tuple[Hub, Target]]:
+    target = TARGETS[name]
     vendors = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(404)))
     hub = Hub.from_config({
-        "omnichannel": {"store": f"sqlite:///{tmp_path / 'fuzz.db'}", "public_url": PUBLIC_URL,
+        "omnichannel": {"store": store, "public_url": PUBLIC_URL,
                         "blobs": "memory://", "delivery": {"poll_interval": 3600}},
         "channels": {"fuzz": {"adapter": target.adapter.name, **target.settings}}}, http=vendors)
     async with hub:
+        # follow-up jobs stay queued: one finishing while the next is added would hide it
+        # from the count the test compares
+        hub.delivery.poke = lambda: None  # type: ignore[method-assign]
         yield hub, target
     await vendors.aclose()
+
+
+@pytest.fixture(params=sorted(TARGETS))
+async def fuzz_hub(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[tuple[Hub, Target]]:
+    async for pair in _hub_on(f"sqlite:///{tmp_path / 'fuzz.db'}", request.param):
+        yield pair
+
+
+@pytest.fixture(params=sorted(TARGETS))
+async def fuzz_pg_hub(request: pytest.FixtureRequest, pg_schema: str) -> AsyncIterator[tuple[Hub, Target]]:
+    import asyncpg
+
+    from .conftest import PG_DSN
+
+    try:
+        async for pair in _hub_on(f"{PG_DSN}?schema={pg_schema}", request.param):
+            yield pair
+    finally:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{pg_schema}" CASCADE')
+        finally:
+            await conn.close()
 
 
 @pytest.mark.anyio
@@ -71,7 +99,19 @@ async def fuzz_hub(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterat
 @given(seed=SEEDS)
 async def test_every_verified_input_ends_stored_or_dead_lettered(
         fuzz_hub: tuple[Hub, Target], seed: int) -> None:
-    hub, target = fuzz_hub
+    await _ends_stored_or_dead_lettered(*fuzz_hub, seed)
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+@HUB_PG
+@given(seed=SEEDS)
+async def test_every_verified_input_ends_stored_or_dead_lettered_on_postgres(
+        fuzz_pg_hub: tuple[Hub, Target], seed: int) -> None:
+    await _ends_stored_or_dead_lettered(*fuzz_pg_hub, seed)
+
+
+async def _ends_stored_or_dead_lettered(hub: Hub, target: Target, seed: int) -> None:
     request = target.request(random.Random(seed))
     try:
         parsed = target.make().parse(request)
@@ -93,5 +133,7 @@ async def test_every_verified_input_ends_stored_or_dead_lettered(
         return
     for item in parsed.items:
         if isinstance(item, InboundMessage):  # stored (now or before: a duplicate) or kept
+            if letters > before or queued:
+                continue  # kept as a dead letter (an id PostgreSQL cannot even look up, with NUL)
             found = await hub.store.find_message_by_external("fuzz", item.external_id)
-            assert found is not None or letters > before or queued, item.external_id
+            assert found is not None, item.external_id

@@ -456,6 +456,23 @@ class ChannelAdapter(abc.ABC, Generic[SettingsT]):
         """
         raise UnsupportedFeatureError(f"{self.name} cannot send messages")
 
+    async def reconcile(self, message: Message, parts: Sequence[Part],
+                        attempted_at: datetime) -> SendResult | None:
+        """Ask the vendor whether an earlier call of :meth:`send` reached it.
+
+        Called before ``message`` is sent again when a vendor call of it started at
+        ``attempted_at`` and its outcome was never recorded (the process making it died, or
+        the call timed out). Return the vendor's record of that message as a
+        :class:`SendResult` (the message is recorded ``sent`` with it and not sent again), or
+        ``None`` when the vendor has no such message or cannot be asked (it is sent again: a
+        possible duplicate, counted). A retryable :class:`~omnichannel_sdk.ChannelError`
+        retries the job later. Never claim a vendor message that may be another one's.
+
+        Default: ``None``. Adapters whose vendor de-duplicates by our key (``message.id``)
+        need nothing here: sending again is harmless.
+        """
+        return None
+
     async def media_request(self, part: MediaPart) -> httpx.Request | None:
         """The request that downloads an inbound media part (with the vendor's auth).
 

@@ -39,6 +39,15 @@ class DeliverySettings(BaseModel):
     """Seconds a process owns a job before another may take it over (crash recovery)."""
     poll_interval: float = Field(default=1.0, gt=0)
     """How often due retries and abandoned jobs are looked for."""
+    max_in_flight_per_channel: int = Field(default=16, ge=1)
+    """Vendor calls of sends in flight at once per channel key, per process. It bounds what
+    a crash can leave uncertain (and so the duplicates it may cause) and the burst a vendor
+    sees; ``concurrency`` bounds all jobs of the process."""
+    worker_id: str | None = Field(default=None, min_length=1, max_length=100)
+    """The base of this process's identity in the outbox (default: the host name). A
+    restarted process takes the same identity and takes back at once the sends its previous
+    incarnation had leased; two live processes never share one (the second gets
+    ``<worker_id>#2``)."""
 
 
 class HubSettings(BaseModel):

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ._attempts import call_vendor, take_back_leases
 from ._config import DeliverySettings
 from ._error_mapping import transport_errors
 from ._errors import (
@@ -144,6 +145,8 @@ class Delivery:
         """The hub's current HTTP client (the hub may be given another one while open)."""
         self.http_loopback = http_loopback
         self._sem = asyncio.Semaphore(settings.concurrency)
+        self._channel_slots: dict[str, asyncio.Semaphore] = {}
+        self._settled: set[str] = set()
         self._limiters: dict[str, TokenBucket] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running: set[str] = set()
@@ -160,7 +163,8 @@ class Delivery:
         self._wake.set()
 
     async def start(self) -> None:
-        """Start polling for due and orphaned jobs."""
+        """Take back our identity's leases (:func:`take_back_leases`); poll for due jobs."""
+        await take_back_leases(self.store, self.metrics, self.settings.worker_id)
         self._poller = asyncio.create_task(self._poll(), name="omnichannel-outbox-poller")
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -257,6 +261,7 @@ class Delivery:
             self._leased.discard(job.id)  # finished, retried or failed: no longer ours
         finally:
             self._running.discard(job.id)
+            self._settled.discard(job.id)
 
     async def _crashed(self, job: Job, message: Message | None, exc: Exception) -> None:
         """A bug (ours or an adapter's) broke a job: retry with backoff, then dead-letter."""
@@ -265,7 +270,9 @@ class Delivery:
             if job.attempts + 1 < self.settings.max_attempts:
                 log.exception("job %s crashed; it will be retried", job.id)
                 delay = backoff_delay(job.attempts, self.settings.base_delay, self.settings.max_delay)
-                await store.retry_job(job.id, delay, f"internal: {type(exc).__name__}")
+                # a vendor call may have been made before the crash: keep its record
+                await store.retry_job(job.id, delay, f"internal: {type(exc).__name__}",
+                                      uncertain=True)
                 if job.kind == "send" and job.message_id:
                     await self.mutations.modify_message(job.message_id, retrying(
                         job.attempts + 1, f"internal: {type(exc).__name__}", delay))
@@ -301,13 +308,14 @@ class Delivery:
                 f"channel {job.channel_key!r} is no longer configured"))
             return
         parts = _parts_adapter().validate_python(job.payload.get("parts", []))
-        limiter = self._limiter(job.channel_key)
-        if limiter is not None:
-            await limiter.acquire()
         started = time.monotonic()
         try:
             try:
-                result = await adapter.send(message, parts)
+                result = await call_vendor(  # bounded, recorded first, reconciled
+                    job, message, adapter, parts, store=self.store, metrics=self.metrics,
+                    slot=self._channel_slots.setdefault(job.channel_key, asyncio.Semaphore(
+                        self.settings.max_in_flight_per_channel)),
+                    limiter=self._limiter(job.channel_key), settled=self._settled)
             except Exception as exc:
                 self._measure(job, started, exc)
                 raise
@@ -328,7 +336,8 @@ class Delivery:
                                   retry_after)
             log.info("send %s failed (%s); retry %d in %.1fs", message.id, error_code(exc),
                      attempts, delay)
-            await store.retry_job(job.id, delay, f"{error_code(exc)}: {exc}")
+            await store.retry_job(job.id, delay, f"{error_code(exc)}: {exc}",
+                                  uncertain=job.id not in self._settled)  # not answered: keep
             # the retry state on the message, published as message.updated (SPEC §7)
             await self.mutations.modify_message(message.id, retrying(attempts, f"{error_code(exc)}: {exc}",
                                                                delay))

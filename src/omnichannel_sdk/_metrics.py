@@ -20,6 +20,13 @@ Series (all prefixed ``omnichannel_``):
 - ``sends_total{channel_key, outcome}`` — vendor calls: ``accepted``, ``retry``, ``failed``.
 - ``vendor_errors_total{channel_key, code, vendor_code}`` — send errors by our error code
   (``rate_limited``, ``auth``, ``transport``, ``rejected``…) and the vendor's own code.
+- ``uncertain_sends_total{channel_key, outcome}`` — sends found with a vendor call started
+  whose outcome was never recorded (its process died, or the call timed out), by what the
+  recovery did: ``reconciled`` (the vendor was asked and had it: recorded ``sent``, not sent
+  again) or ``resent`` (sent again: a possible duplicate at the vendor, also marked in the
+  message's ``metadata["possible_duplicates"]``).
+- ``leases_taken_over_total`` — jobs a restarted process took back at once from its previous
+  incarnation (same process identity) instead of waiting out their lease.
 - ``feed_lag_events{consumer}`` / ``feed_lag_seconds{consumer}`` — only once a feed reports
   through :meth:`HubMetrics.track_feed` (see there).
 """
@@ -71,6 +78,13 @@ class HubMetrics:
                              ["channel_key", "outcome"], registry=registry)
         self.vendor_errors = Counter("omnichannel_vendor_errors", "Send errors by code.",
                                      ["channel_key", "code", "vendor_code"], registry=registry)
+        self.uncertain_sends = Counter(
+            "omnichannel_uncertain_sends", "Sends recovered after a vendor call of unknown outcome.",
+            ["channel_key", "outcome"], registry=registry)
+        self.leases_taken_over = Counter(
+            "omnichannel_leases_taken_over",
+            "Jobs taken back at once from this process identity's previous incarnation.",
+            registry=registry)
         self._feed: Callable[[], Awaitable[dict[str, FeedLag]]] | None = None
         self._feed_events: Gauge | None = None
         self._feed_seconds: Gauge | None = None
@@ -98,6 +112,15 @@ class HubMetrics:
         if code is not None:
             self.vendor_errors.labels(channel_key, code,
                                       "" if vendor_code is None else str(vendor_code)).inc()
+
+    def record_uncertain_send(self, channel_key: str, outcome: str) -> None:
+        """A send whose earlier vendor call may have arrived was ``reconciled`` or ``resent``."""
+        self.uncertain_sends.labels(channel_key, outcome).inc()
+
+    def record_leases_taken_over(self, count: int) -> None:
+        """``count`` jobs were taken back from this identity's previous incarnation."""
+        if count:
+            self.leases_taken_over.inc(count)
 
     def track_feed(self, lag: Callable[[], Awaitable[dict[str, FeedLag]]]) -> None:
         """Report the integration feed's lag at every scrape (for the feed, once it exists).

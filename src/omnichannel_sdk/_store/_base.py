@@ -99,6 +99,14 @@ class Job:
     message_id: str | None
     attempts: int = 0
     payload: dict[str, Any] = field(default_factory=dict)
+    attempt_started_at: datetime | None = None
+    """When a vendor call of this job started whose outcome was never recorded (the process
+    making it died, or the call timed out): it may have reached the vendor."""
+    vendor_attempts: int = 0
+    """How many vendor calls of this job were started (each one recorded before the call)."""
+    possible_duplicates: int = 0
+    """How many of them were made after a call of unknown outcome the vendor could not
+    confirm (each a possible duplicate at the vendor)."""
 
 
 class Store(abc.ABC):
@@ -239,8 +247,28 @@ class Store(abc.ABC):
         """Lease up to ``limit`` due jobs (and jobs whose lease ran out) to this process."""
 
     @abc.abstractmethod
-    async def retry_job(self, job_id: str, delay: float, error: str) -> None:
-        """Release a job to run again after ``delay`` seconds, counting the attempt."""
+    async def retry_job(self, job_id: str, delay: float, error: str, *,
+                        uncertain: bool = False) -> None:
+        """Release a job to run again after ``delay`` seconds, counting the attempt.
+
+        ``uncertain``: the vendor call may have reached the vendor (a timeout), so the job keeps
+        its "attempt started" record for the next try to reconcile."""
+
+    @abc.abstractmethod
+    async def begin_attempt(self, job_id: str, *, possible_duplicate: bool = False) -> None:
+        """Record, durably and before the vendor is called, that a vendor call of the job
+        starts now (a process recovering the job then knows it may have reached the vendor);
+        ``possible_duplicate``: an earlier call of unknown outcome may have reached it too."""
+
+    @abc.abstractmethod
+    async def hold_identity(self, base: str) -> str:
+        """Take a process identity derived from ``base`` that no live process holds (held
+        until :meth:`close`); leases this store takes from then on carry it. Returns it."""
+
+    @abc.abstractmethod
+    async def take_over_leases(self) -> int:
+        """Make the jobs leased to this process's identity by a previous (dead) holder due
+        now; how many. Only safe once :meth:`hold_identity` succeeded."""
 
     @abc.abstractmethod
     async def finish_job(self, job_id: str) -> None:

@@ -6,8 +6,12 @@ from collections.abc import Sequence
 
 import orjson
 
+from .._ids import new_id
 from ._base import Job
-from ._tx import SqlBase, Tx, now_us
+from ._tx import SqlBase, Tx, from_us, now_us
+
+IDENTITY_SLOTS = 64
+"""How many identities ``base``, ``base#2``… a store tries before taking a one-off one."""
 
 __all__ = ["JobSql"]
 
@@ -15,10 +19,14 @@ __all__ = ["JobSql"]
 class JobSql(SqlBase):
     """Jobs (sends, media downloads, follow-ups) for a store that provides the transactions."""
 
-    claim_sql = """UPDATE jobs SET state = 'running', lease_us = $1
+    claim_sql = """UPDATE jobs SET state = 'running', lease_us = $1, owner = $4
         WHERE id IN (SELECT id FROM jobs WHERE (state = 'pending' AND next_us <= $2)
                      OR (state = 'running' AND lease_us < $2) ORDER BY next_us LIMIT $3)
-        RETURNING id, kind, channel_key, message_id, attempts, payload"""
+        RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
+                  vendor_attempts, possible_duplicates"""
+
+    identity: str | None = None
+    """The process identity this store's leases carry (see :meth:`hold_identity`)."""
 
     async def pending_jobs(self) -> int:
         """How many jobs are waiting or running."""
@@ -33,12 +41,12 @@ class JobSql(SqlBase):
         return [(str(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in rows]
 
     async def _insert_job(self, tx: Tx, job: Job, next_us: int, *, state: str = "pending",
-                          lease_us: int | None = None) -> None:
+                          lease_us: int | None = None, owner: str | None = None) -> None:
         await tx.execute(
             "INSERT INTO jobs (id, kind, channel_key, message_id, attempts, next_us, lease_us, "
-            "state, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "state, payload, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             job.id, job.kind, job.channel_key, job.message_id, job.attempts, next_us, lease_us,
-            state, orjson.dumps(job.payload).decode())
+            state, orjson.dumps(job.payload).decode(), owner)
 
     async def enqueue_job(self, job: Job, *, delay: float = 0.0) -> None:
         """Add a job, due after ``delay`` seconds."""
@@ -48,16 +56,64 @@ class JobSql(SqlBase):
         """Lease up to ``limit`` due jobs (and jobs whose lease ran out) to this process."""
         now = now_us()
         rows = await self._write(lambda tx: tx.fetchall(
-            self.claim_sql, now + int(lease * 1e6), now, limit))
+            self.claim_sql, now + int(lease * 1e6), now, limit, self.identity))
         return [Job(id=r[0], kind=r[1], channel_key=r[2], message_id=r[3], attempts=r[4],
-                    payload=orjson.loads(r[5])) for r in rows]
+                    payload=orjson.loads(r[5]), attempt_started_at=from_us(r[6]),
+                    vendor_attempts=int(r[7] or 0), possible_duplicates=int(r[8] or 0))
+                for r in rows]
 
-    async def retry_job(self, job_id: str, delay: float, error: str) -> None:
-        """Release a job to run again after ``delay`` seconds, counting the attempt."""
+    async def retry_job(self, job_id: str, delay: float, error: str, *,
+                        uncertain: bool = False) -> None:
+        """Release a job to run again after ``delay`` seconds, counting the attempt.
+
+        ``uncertain``: the vendor call may have reached the vendor (a timeout), so the job keeps
+        its "attempt started" record for the next try to reconcile."""
         await self._write(lambda tx: tx.execute(
             "UPDATE jobs SET state = 'pending', attempts = attempts + 1, next_us = $2, "
-            "lease_us = NULL, last_error = $3 WHERE id = $1",
-            job_id, now_us() + int(delay * 1e6), error))
+            "lease_us = NULL, last_error = $3, "
+            "attempt_us = CASE WHEN $4 THEN attempt_us ELSE NULL END WHERE id = $1",
+            job_id, now_us() + int(delay * 1e6), error, uncertain))
+
+    async def begin_attempt(self, job_id: str, *, possible_duplicate: bool = False) -> None:
+        """Record, durably and before the vendor is called, that a vendor call of the job
+        starts now (a process recovering the job then knows it may have reached the vendor);
+        ``possible_duplicate``: an earlier call of unknown outcome may have reached it too."""
+        await self._write(lambda tx: tx.execute(
+            # the earliest call of unknown outcome is kept: a reconcile looks from there
+            "UPDATE jobs SET attempt_us = COALESCE(attempt_us, $2), "
+            "vendor_attempts = vendor_attempts + 1, "
+            "possible_duplicates = possible_duplicates + $3 WHERE id = $1",
+            job_id, now_us(), 1 if possible_duplicate else 0))
+
+    async def hold_identity(self, base: str) -> str:
+        """Take a process identity derived from ``base`` that no live process holds: ``base``
+        itself, else ``base#2``, ``base#3``… (held until :meth:`close`, by a lock the
+        operating system or the database drops when the process dies). Leases this store
+        takes from then on carry it. Where no lock can be had, a one-off identity nobody
+        will ever take over. Returns it."""
+        if self.identity is not None:
+            return self.identity
+        for n in range(1, IDENTITY_SLOTS + 1):
+            name = base if n == 1 else f"{base}#{n}"
+            if await self._lock_identity(name):
+                self.identity = name
+                return name
+        self.identity = f"{base}#{new_id('once')}"
+        return self.identity
+
+    async def _lock_identity(self, name: str) -> bool:
+        """Hold the lock of identity ``name`` if no live process does; whether held."""
+        return False
+
+    async def take_over_leases(self) -> int:
+        """Make the jobs leased to this process's identity by a previous (dead) holder due
+        now; how many. Only safe once :meth:`hold_identity` succeeded: no live process has
+        the identity, so whoever leased those jobs under it is gone."""
+        if self.identity is None:
+            return 0
+        return await self._write(lambda tx: tx.execute(
+            "UPDATE jobs SET lease_us = 0 WHERE state = 'running' AND owner = $1 "
+            "AND lease_us >= $2", self.identity, now_us()))
 
     async def release_jobs(self, job_ids: Sequence[str]) -> None:
         """Hand leased jobs back to the outbox at once (a process stopping without finishing

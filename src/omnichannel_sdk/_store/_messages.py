@@ -154,7 +154,8 @@ class MessageSql(JobSql, DeadLetterSql):
             await self._insert_message(tx, message)
             await tx.execute("UPDATE conversations SET updated_us = $2 WHERE id = $1",
                              message.conversation_id, now)
-            await self._insert_job(tx, job, now, state="running", lease_us=now + int(lease * 1e6))
+            await self._insert_job(tx, job, now, state="running", lease_us=now + int(lease * 1e6),
+                                   owner=self.identity)
             if self.feed_log is not None:
                 await self.feed_log.append_queued(tx, message)
 

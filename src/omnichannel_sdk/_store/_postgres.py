@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -43,11 +44,12 @@ class PostgresStore(SqlStore):
 
     lock_clause = " FOR UPDATE"
 
-    claim_sql = """UPDATE jobs SET state = 'running', lease_us = $1
+    claim_sql = """UPDATE jobs SET state = 'running', lease_us = $1, owner = $4
         WHERE id IN (SELECT id FROM jobs WHERE (state = 'pending' AND next_us <= $2)
                      OR (state = 'running' AND lease_us < $2) ORDER BY next_us LIMIT $3
                      FOR UPDATE SKIP LOCKED)
-        RETURNING id, kind, channel_key, message_id, attempts, payload"""
+        RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
+                  vendor_attempts, possible_duplicates"""
 
     def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10,
                  schema: str | None = None) -> None:
@@ -65,6 +67,7 @@ class PostgresStore(SqlStore):
         self.min_size = min_size
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self._identity_conn: asyncpg.Connection | None = None
 
     async def open(self) -> None:
         """Connect a pool and create the schema (under an advisory lock)."""
@@ -113,8 +116,30 @@ class PostgresStore(SqlStore):
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(4242001)")
 
+    async def _lock_identity(self, name: str) -> bool:
+        """A session advisory lock on the identity (scoped by schema), on a connection of its
+        own kept open while the store is: PostgreSQL drops it when the process dies and its
+        connection closes."""
+        if self._identity_conn is None:
+            try:
+                self._identity_conn = await asyncpg.connect(self.dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                raise store_error(exc, "PostgreSQL") from exc
+        try:
+            held = await self._identity_conn.fetchval(
+                "SELECT pg_try_advisory_lock(4242002, hashtext($1))",
+                f"{self.schema or ''}:{name}")
+        except Exception as exc:
+            raise store_error(exc, "PostgreSQL") from exc
+        return bool(held)
+
     async def close(self) -> None:
-        """Close the pool."""
+        """Close the pool (and the connection holding the process identity)."""
+        if self._identity_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._identity_conn.close()
+            self._identity_conn = None
+            self.identity = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -101,6 +101,15 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE conversations ADD COLUMN last_inbound_us BIGINT",
         "ALTER TABLE conversations ADD COLUMN window_expires_us BIGINT",
     ],
+    # 5 — crash recovery of sends (issue 11): the process identity holding a job's lease, and
+    # when a vendor call of the job started without its outcome being recorded yet
+    [
+        "ALTER TABLE jobs ADD COLUMN owner TEXT",
+        "ALTER TABLE jobs ADD COLUMN attempt_us BIGINT",
+        "ALTER TABLE jobs ADD COLUMN vendor_attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN possible_duplicates INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner) WHERE state = 'running'",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import unquote_plus, urlencode
 from xml.sax.saxutils import escape
@@ -352,12 +353,16 @@ class TwilioSmsAdapter(PhoneNumberAdapter):
             return False
         return region in ("US", "CA")
 
+    def _recipient(self, message: Message) -> str:
+        """The number a send goes to."""
+        if not message.recipients:
+            raise RejectedError(f"{self.name}: the message has no recipient")
+        return message.recipients[0].handle
+
     async def send(self, message: Message, parts: Sequence[Part]) -> SendResult:
         """POST each SMS body to the Messages API (form fields, Basic auth), asking for status
         callbacks at our webhook URL. Media ride as MMS to US/Canada numbers, else as links."""
-        if not message.recipients:
-            raise RejectedError(f"{self.name}: the message has no recipient")
-        to = message.recipients[0].handle
+        to = self._recipient(message)
         prepared = self._prepare(parts, to)
         media = prepared.media
         bodies: list[str | None] = list(prepared.bodies) or [None]
@@ -428,6 +433,14 @@ class TwilioSmsAdapter(PhoneNumberAdapter):
         except UnsupportedFeatureError:
             return {}  # the send itself gives up with this error, as it always did
         return self._metadata(prepared)
+
+    async def reconcile(self, message: Message, parts: Sequence[Part],
+                        attempted_at: datetime) -> SendResult | None:
+        """Find a one-body send whose outcome was lost in Twilio's Messages list (see
+        :func:`~omnichannel_sms._twilio_reconcile.reconcile`)."""
+        from ._twilio_reconcile import reconcile
+
+        return await reconcile(self, message, parts, attempted_at)
 
     def _error(self, response: httpx.Response) -> Exception:
         """The one place Twilio's API errors become typed errors."""
