@@ -100,7 +100,7 @@ from ._service_levels import (
     ConversationServiceLevel,
     ServiceLevelReport,
 )
-from ._services import AdapterServices, DetachedServices, StoreReader
+from ._services import AdapterServices, DetachedServices, HubStore, StoreReader
 from ._signing import hmac_digest, hmac_matches, twilio_signature
 from ._store import Store
 from ._timeline import ContactTimeline, TimelineItem
@@ -151,6 +151,7 @@ __all__ = [
     "FormField",
     "Hub",
     "HubSettings",
+    "HubStore",
     "InboundMessage",
     "JsonMappingAdapter",
     "KeyValueStore",

@@ -85,8 +85,8 @@ class Feed:
         """This hub's name as a holder of leased events."""
         self.log: StoreFeedLog | None = None
         if self.engine == "store":
-            self.log = StoreFeedLog(hub.store)
-            hub.store.feed_log = self.log
+            self.log = StoreFeedLog(hub.storage)
+            hub.storage.feed_log = self.log
         self._pending: list[Event] = []
         self._changed = asyncio.Event()
         self._write_wake = asyncio.Event()

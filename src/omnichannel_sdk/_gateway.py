@@ -59,7 +59,7 @@ class GatewayHost(Protocol):
         """What ``/metrics`` serves."""
 
     @property
-    def store(self) -> SqlStore:
+    def storage(self) -> SqlStore:
         """Checked by ``/healthz``."""
 
     @property
@@ -116,7 +116,7 @@ class Gateway:
         elif path == "/healthz":
             response = await self._health()
         elif path == "/metrics":
-            body = await self.hub.metrics.exposition(self.hub.store)
+            body = await self.hub.metrics.exposition(self.hub.storage)
             response = WebhookResponse(200, body, CONTENT_TYPE_LATEST)
         else:
             response = _error(404, "not found")
@@ -127,7 +127,7 @@ class Gateway:
         if not self.hub.is_open:
             checks["hub"] = "not open"
         try:
-            await self.hub.store.schema_version()
+            await self.hub.storage.schema_version()
             checks["store"] = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means unhealthy; type only (no DSN)
             checks["store"] = f"failed: {type(exc).__name__}"

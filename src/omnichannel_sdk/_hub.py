@@ -32,7 +32,7 @@ from ._outbound import Outbound
 from ._plugins import AdapterRegistry, build_plugin_manager
 from ._publisher import Publisher
 from ._replay import Replayer, ReplayReport
-from ._services import HubServices
+from ._services import HubServices, HubStore
 from ._store import SqlStore, store_from_url
 
 __all__ = ["Hub", "ReplayReport"]
@@ -57,7 +57,9 @@ class Hub(HubOperations):
         if plugin_manager is None or registry is None:
             plugin_manager, registry = build_plugin_manager()
         self.pm, self.registry = plugin_manager, registry
-        self.store: SqlStore = store or store_from_url(settings.store)
+        self.storage: SqlStore = store or store_from_url(settings.store)
+        """The whole store, as the SDK's own parts use it (persistence methods that may change
+        between releases; applications read through :attr:`store`)."""
         self.bus: EventBus = bus or bus_from_url(settings.bus)
         self.blobs: BlobStore = blobs or blobs_from_url(settings.blob_url())
         self.metrics = HubMetrics()
@@ -70,12 +72,12 @@ class Hub(HubOperations):
         self.channel_registry = ChannelRegistry(channels or {}, self.public_url, self._context_for)
         """Channel key → configuration and adapter."""
         self.channels, self.adapters = self.channel_registry.configs, self.channel_registry.adapters
-        self.mutations = Mutations(self.store, self.publisher)
+        self.mutations = Mutations(self.storage, self.publisher)
         self.delivery = Delivery(
-            settings.delivery, store=self.store, channels=self.channel_registry,
+            settings.delivery, store=self.storage, channels=self.channel_registry,
             publisher=self.publisher, mutations=self.mutations, metrics=self.metrics,
             blobs=self.blobs, http=lambda: self.http, http_loopback=settings.media_allow_http_loopback)
-        parts = (self.store, self.channel_registry, self.pm)
+        parts = (self.storage, self.channel_registry, self.pm)
         self.outbound = Outbound(*parts, self.publisher, self.delivery)
         self.inbound = Inbound(*parts, self.publisher, self.delivery, self.metrics, self)
         self.replayer = Replayer(*parts, self.inbound, self.delivery)
@@ -85,14 +87,21 @@ class Hub(HubOperations):
         self._secrets: set[str] = set()
         self._open = self._starting = False
 
+    @property
+    def store(self) -> HubStore:
+        """The documented store reads (SPEC §6: ``get_message``, ``list_messages``,
+        ``list_conversations``, ``get_conversation``, ``get_contact``, ``list_dead_letters``,
+        ``schema_version``…); changes go through the hub's own methods."""
+        return self.storage
+
     def _context_for(self, key: str) -> AdapterContext:
         services = HubServices(self, key, running=lambda: self._open or self._starting,
                                defer=self._defer)
-        return AdapterContext(key=key, public_url=self.public_url, http=self.http, kv=self.store,
+        return AdapterContext(key=key, public_url=self.public_url, http=self.http, kv=self.storage,
                               blobs=self.blobs, services=services, extras={"hub": self})
 
     async def _defer(self, key: str, task: str, data: Mapping[str, Any], delay: float) -> str:
-        return await defer_job(self.store, self.delivery.poke, key, task, data, delay=delay)
+        return await defer_job(self.storage, self.delivery.poke, key, task, data, delay=delay)
 
     @classmethod
     def from_config(
@@ -123,7 +132,7 @@ class Hub(HubOperations):
         install_redaction()  # vendor URLs carry tokens: no log line the hub causes shows one
         self._secrets = self.channel_registry.secrets()
         remember_secrets(self._secrets)
-        await self.store.open()
+        await self.storage.open()
         log.info("store: %s; media: %s", *data_locations(self.settings.store, self.blobs))
         if self.http is None:
             self.http = make_http_client(self.settings.http_transport, timeout=self.settings.http_timeout,
@@ -155,7 +164,7 @@ class Hub(HubOperations):
         if self._own_http and self.http is not None:
             await self.http.aclose()
             self.http = None  # type: ignore[assignment]
-        await self.store.close()
+        await self.storage.close()
         forget_secrets(self._secrets)
 
     @property

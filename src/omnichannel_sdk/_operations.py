@@ -46,7 +46,7 @@ __all__ = ["HubOperations"]
 class HubOperations:
     """What a hub does for its callers: events, inbound, changes, outbound, reports, replay."""
 
-    store: SqlStore
+    storage: SqlStore
     bus: EventBus
     publisher: Publisher
     inbound: Inbound
@@ -119,7 +119,7 @@ class HubOperations:
         one person, by an address one of them only claimed (a web chat pre-chat email) or by
         verified addresses naming the same person on two channels (one phone number on SMS and
         WhatsApp). Open ones whose contacts merged otherwise are left out."""
-        return await _contacts.merge_proposals(self.store, status)
+        return await _contacts.merge_proposals(self.storage, status)
 
     async def confirm_merge(self, proposal_id: str, *, by: str | None = None) -> Contact:
         """Confirm an open :class:`~omnichannel_sdk.MergeProposal`: its two contacts become
@@ -127,24 +127,24 @@ class HubOperations:
         ``contact.merged`` and ``contact.updated`` (``change="merged"``). ``by`` names who
         decided. Unproven addresses are never merged without this. :class:`NotFoundError`
         for an unknown proposal, :class:`MergeConflictError` for a decided one."""
-        return await _contacts.confirm_merge(self.store, self.publisher, proposal_id, by=by)
+        return await _contacts.confirm_merge(self.storage, self.publisher, proposal_id, by=by)
 
     async def reject_merge(self, proposal_id: str, *, by: str | None = None) -> None:
         """Reject an open merge proposal: nothing merges, and the pair is not proposed again.
         :class:`NotFoundError` / :class:`MergeConflictError` as for :meth:`confirm_merge`."""
-        await _contacts.reject_merge(self.store, proposal_id, by=by)
+        await _contacts.reject_merge(self.storage, proposal_id, by=by)
 
     async def merge_contacts(self, contact_id: str, other_id: str, *,
                              by: str | None = None) -> Contact:
         """Merge two contacts the helpdesk knows are one person (no proposal needed); the
         older id stays. Recorded and reversible like a confirmed proposal."""
-        return await _contacts.merge_contacts(self.store, self.publisher, contact_id, other_id,
+        return await _contacts.merge_contacts(self.storage, self.publisher, contact_id, other_id,
                                               by=by)
 
     async def merges(self, contact_id: str) -> list[ContactMerge]:
         """The merge records naming ``contact_id`` (kept or absorbed), oldest first, undone
         ones included: who merged whom, when, by whom, which addresses and conversations moved."""
-        return await _contacts.merges(self.store, contact_id)
+        return await _contacts.merges(self.storage, contact_id)
 
     async def unmerge(self, merge_id: str, *, by: str | None = None) -> tuple[Contact, Contact]:
         """Undo a merge: returns ``(kept, restored)``. The absorbed contact comes back with its
@@ -153,7 +153,7 @@ class HubOperations:
         what changed after the merge. Publishes ``contact.unmerged``. :class:`NotFoundError`
         for an unknown merge, :class:`MergeConflictError` when already undone or when the kept
         contact was merged into another since (undo that merge first)."""
-        return await _contacts.unmerge(self.store, self.publisher, merge_id, by=by)
+        return await _contacts.unmerge(self.storage, self.publisher, merge_id, by=by)
 
     async def contact_timeline(self, contact_id: str, *, limit: int = 50,
                                before: str | None = None) -> ContactTimeline:
@@ -162,7 +162,7 @@ class HubOperations:
         ``created_at`` (oldest first), each naming its conversation and channel. A page holds
         the newest ``limit`` (at most 500) messages; pass ``next_before`` as ``before`` for
         older ones. :class:`NotFoundError` for an unknown contact."""
-        return await _contacts.contact_timeline(self.store, contact_id, limit=limit, before=before)
+        return await _contacts.contact_timeline(self.storage, contact_id, limit=limit, before=before)
 
     async def update_message(self, message: Message) -> None:
         """Store a changed message (same id) and publish ``message.updated`` — for plugins that
@@ -213,7 +213,15 @@ class HubOperations:
 
     async def close_conversation(self, conversation_id: str) -> Conversation:
         """Close a conversation; the customer's next message opens a new one."""
-        return await self.store.set_conversation_status(conversation_id, "closed")
+        return await self.storage.set_conversation_status(conversation_id, "closed")
+
+    async def reopen_conversation(self, conversation_id: str) -> Conversation:
+        """Open a closed conversation again (the customer's next message joins it)."""
+        return await self.storage.set_conversation_status(conversation_id, "open")
+
+    async def update_conversation(self, conversation: Conversation) -> None:
+        """Replace a stored conversation (subject, status, metadata…)."""
+        await self.storage.update_conversation(conversation)
 
     async def service_levels(
         self, *, since: datetime | None = None, until: datetime | None = None,
@@ -223,7 +231,7 @@ class HubOperations:
         within target (default 80% within 40 s on chat channels, 4 h on email; bot replies
         counted apart) and open conversations per agent, computed from the store. ``targets``
         maps a channel kind to seconds."""
-        return await compute_service_levels(self.store, since=since, until=until, targets=targets,
+        return await compute_service_levels(self.storage, since=since, until=until, targets=targets,
                                             goal=goal, channel_key=channel_key)
 
     async def replay(self, letter_ids: Sequence[str] | None = None,

@@ -13,17 +13,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
     from ._adapter import InboundMessage
     from ._events import Event
-    from ._models import Address, Contact, Conversation, DeadLetter, Message, StatusUpdate
+    from ._models import (
+        Address,
+        Contact,
+        ContactMerge,
+        Conversation,
+        DeadLetter,
+        MergeProposal,
+        Message,
+        StatusUpdate,
+    )
     from ._webhook import WebhookRequest, WebhookResponse
 
-__all__ = ["AdapterServices", "DetachedServices", "HubServices", "ServiceHost", "StoreReader"]
+__all__ = ["AdapterServices", "DetachedServices", "HubServices", "HubStore", "ServiceHost", "StoreReader"]
 
 
 @runtime_checkable
@@ -57,6 +66,33 @@ class StoreReader(Protocol):
 
     async def find_contact(self, address: Address) -> Contact | None:
         """The contact that owns ``address``, or ``None``."""
+
+
+@runtime_checkable
+class HubStore(StoreReader, Protocol):
+    """What ``hub.store`` offers an application: the documented reads (SPEC §6), never a write.
+
+    Changes go through the hub (``hub.send``, ``hub.modify_message``, ``hub.close_conversation``,
+    ``hub.confirm_merge``…), which keeps events, the feed and the outbox in step; the store's
+    persistence methods are the SDK's own and may change between releases."""
+
+    async def list_dead_letters(self, *, include_replayed: bool = False) -> list[DeadLetter]:
+        """Dead letters, oldest first (by default only those not yet replayed)."""
+
+    async def list_merge_proposals(
+        self, status: Literal["open", "confirmed", "rejected"] | None = "open",
+    ) -> list[MergeProposal]:
+        """Merge proposals with ``status`` (``None``: all), oldest first (``hub.merge_proposals``
+        is the same read)."""
+
+    async def list_merges(self, contact_id: str) -> list[ContactMerge]:
+        """The merges naming the contact, oldest first (``hub.merges`` is the same read)."""
+
+    async def pending_jobs(self) -> int:
+        """How many outbox jobs are waiting or running."""
+
+    async def schema_version(self) -> int:
+        """The schema version of the open database (SPEC §6)."""
 
 
 @runtime_checkable

@@ -99,7 +99,7 @@ async def _list_conversations(api: ApiContext, request: Request) -> Response:
     if status is not None and status not in ("open", "closed"):
         raise _invalid("status", "open or closed")
     items, cursor = await conversations_page(
-        api.hub.store, channel_key=_text_param(request, "channel_key"), status=status,
+        api.hub.storage, channel_key=_text_param(request, "channel_key"), status=status,
         contact_id=_text_param(request, "contact_id"), limit=_limit(api, request),
         cursor=_text_param(request, "cursor", max_length=400))
     return json_response(ConversationPage(items=items, next=cursor))
@@ -192,7 +192,7 @@ async def _unmerge(api: ApiContext, request: Request) -> Response:
 
 
 async def _list_dead_letters(api: ApiContext, request: Request) -> Response:
-    items, cursor = await dead_letters_page(api.hub.store, limit=_limit(api, request),
+    items, cursor = await dead_letters_page(api.hub.storage, limit=_limit(api, request),
                                             after=_text_param(request, "after"))
     return json_response(DeadLetterPage(items=items, next=cursor))
 

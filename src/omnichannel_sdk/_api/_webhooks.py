@@ -65,7 +65,7 @@ class WebhookHost(Protocol):
     module, which the hub's parts import, never imports the hub)."""
 
     @property
-    def store(self) -> SqlStore:
+    def storage(self) -> SqlStore:
         """The store (jobs, dead letters)."""
 
     @property
@@ -136,9 +136,9 @@ class WebhookSender:
             from .._store._sql import now_us
 
             for job in jobs:
-                await self.hub.store._insert_job(tx, job, now_us())
+                await self.hub.storage._insert_job(tx, job, now_us())
 
-        await self.hub.store._write(unit)
+        await self.hub.storage._write(unit)
         self.hub.delivery.poke()
 
     def _endpoint(self, url: str) -> WebhookEndpoint | None:
@@ -146,7 +146,7 @@ class WebhookSender:
 
     async def deliver(self, job: Job) -> None:
         """One try of a webhook job (the outbox calls this)."""
-        store = self.hub.store
+        store = self.hub.storage
         endpoint = self._endpoint(str(job.payload.get("url")))
         if endpoint is None:  # the endpoint left the configuration
             log.warning("dropping a webhook for an endpoint no longer configured")

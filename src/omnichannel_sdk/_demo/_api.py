@@ -36,7 +36,7 @@ async def _row(hub: Hub, conv: Conversation) -> tuple[dict[str, Any], str]:
     """A conversation's list row and the text a search looks through."""
     messages = await hub.store.list_messages(conv.id)
     contact = await hub.store.get_contact(conv.contact_id)
-    seen = await hub.store.kv_get(SEEN_PREFIX + conv.id)
+    seen = await hub.storage.kv_get(SEEN_PREFIX + conv.id)
     row = conversation_json(conv, contact, messages, datetime.fromisoformat(seen) if seen else None)
     haystack = " ".join([row["title"], row["channel_name"], conv.subject or "",
                          *(a.handle for a in (contact.addresses if contact else [])),
@@ -145,7 +145,7 @@ async def api_status(request: Request) -> JSONResponse:
         if wanted == "closed":
             await state.hub.close_conversation(cid)
         else:
-            await state.hub.store.set_conversation_status(cid, "open")
+            await state.hub.reopen_conversation(cid)
     except OmnichannelError as exc:
         return JSONResponse({"error": str(exc)}, 404)
     return JSONResponse({"id": cid, "status": wanted})

@@ -51,7 +51,7 @@ async def live(websocket: WebSocket) -> None:
                 hub.signal(conv.channel_key, conv.id, "typing",
                            {"from": "agent", "on": bool(data.get("on")), "name": AGENT.name})
             elif data.get("type") == "seen":
-                await hub.store.kv_set(SEEN_PREFIX + conv.id, datetime.now(UTC).isoformat(),
+                await hub.storage.kv_set(SEEN_PREFIX + conv.id, datetime.now(UTC).isoformat(),
                                        ttl=30 * 86400)
                 hub.signal(conv.channel_key, conv.id, "seen", {"from": "agent"})
 

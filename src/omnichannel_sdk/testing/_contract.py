@@ -329,7 +329,7 @@ class ChannelContract(StatusTransitions):
         assert response.status_code < 300
         letters = await hub.store.list_dead_letters()
         assert len(letters) == 1 and letters[0].raw_id
-        assert await hub.store.get_raw(letters[0].raw_id) is not None
+        assert await hub.storage.get_raw(letters[0].raw_id) is not None
 
     @pytest.mark.anyio
     async def test_gateway_unknown_channel_404(self, webhook_client: httpx.AsyncClient) -> None:

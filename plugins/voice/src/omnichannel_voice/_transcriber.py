@@ -140,7 +140,7 @@ class TranscriptionService:
         return task
 
     async def _run(self, message: Message, part: MediaPart) -> None:
-        store = self.hub.store
+        store = self.hub.storage  # the kv: a lock across processes
         lock = f"voice:transcribe:{message.id}"
         if not await store.kv_add(lock, "1", ttl=_LOCK_TTL):
             return  # another process has it
