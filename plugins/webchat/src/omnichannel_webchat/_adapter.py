@@ -25,14 +25,12 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
-
 from omnichannel_sdk import (
+    AdapterContext,
     AdapterServices,
-    AdapterSettings,
     Address,
     Capabilities,
     ChannelAdapter,
@@ -59,6 +57,7 @@ from omnichannel_sdk import (
 
 from ._registry import Connection, Registry, SignalBuffer, frame
 from ._session import EMAIL, Session, peek_session, sign_session, verify_session
+from ._settings import WebchatSettings
 from ._wire import wire_message
 
 __all__ = ["SESSION_HEADER", "SIGNAL_TTL", "WebchatAdapter", "wire_message"]
@@ -76,11 +75,7 @@ _SIGNALS = {"typing": "typing", "typing_stopped": "typing", "seen": "seen"}
 _CUSTOMER = ("visitor", "customer")
 _TYPING_REPEAT = 2.0  # seconds: a visitor's repeated typing signal is published at most this often
 
-DEFAULT_UPLOAD_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf",
-                        "text/plain")
-
-
-class WebchatAdapter(ChannelAdapter):
+class WebchatAdapter(ChannelAdapter[WebchatSettings]):
     """Web chat on our own widget: WebSocket + HTTP fallback, signed visitor sessions."""
 
     name: ClassVar[str] = "webchat"
@@ -98,47 +93,7 @@ class WebchatAdapter(ChannelAdapter):
         read_receipts=True,
     )
 
-    class Settings(AdapterSettings):
-        """Settings of a web chat channel."""
-
-        secret: SecretStr = Field(min_length=16)
-        """Signs visitor session tokens (HMAC-SHA256). Changing it signs every visitor out."""
-        allowed_origins: list[str] = Field(default_factory=list)
-        """Pages that may embed the widget (``https://shop.example.com``); ``*`` allows any.
-        Empty: only the gateway's own origin."""
-        session_ttl: float = Field(default=30 * 86400, gt=0)
-        """Seconds a visitor session lasts after its last use."""
-        upload_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-        """Largest file a visitor may upload."""
-        upload_types: list[str] = Field(default_factory=lambda: list(DEFAULT_UPLOAD_TYPES))
-        """MIME types a visitor may upload (``image/*`` allows every image type)."""
-        visitor_rate: float = Field(default=1.0, gt=0)
-        """Messages (and uploads) per second one visitor may send, sustained."""
-        visitor_burst: int = Field(default=8, ge=1)
-        """How many messages a visitor may send at once before ``visitor_rate`` applies."""
-        max_visitor_text: int = Field(default=4000, gt=0)
-        """Longest message a visitor may send (characters)."""
-        prechat: Literal["off", "optional", "required"] = "optional"
-        """The pre-chat form (name, email): not shown, skippable, or required."""
-        title: str | None = None
-        """Title of the chat panel (default: the widget's localized "Chat with us")."""
-        history_limit: int = Field(default=200, gt=0)
-        """How many past messages a resumed session shows."""
-
-        @field_validator("allowed_origins")
-        @classmethod
-        def _origins(cls, value: list[str]) -> list[str]:
-            out = []
-            for origin in value:
-                origin = origin.strip().rstrip("/")
-                if origin != "*" and not re.match(r"^https?://[^/?#\s]+$", origin):
-                    raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
-                out.append(origin.lower())
-            return out
-
-    settings: Settings
-
-    def __init__(self, settings: AdapterSettings, context: Any) -> None:
+    def __init__(self, settings: WebchatSettings, context: AdapterContext) -> None:
         super().__init__(settings, context)
         self.registry = Registry()
         self.limiter = TokenBucket(self.settings.visitor_rate, self.settings.visitor_burst)
