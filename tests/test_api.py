@@ -17,8 +17,9 @@ from starlette.routing import Route
 
 from omnichannel_sdk import Hub
 from omnichannel_sdk._api import with_api
-from omnichannel_sdk._api._app import OPERATIONS, ServiceApi
+from omnichannel_sdk._api._app import ServiceApi
 from omnichannel_sdk._api._openapi import openapi_document
+from omnichannel_sdk._api._routes import OPERATIONS
 from omnichannel_sdk.testing import PUBLIC_URL
 
 from .conftest import signed

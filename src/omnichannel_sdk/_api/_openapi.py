@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
-from ._app import OPERATIONS
+from ._routes import OPERATIONS
 from ._schemas import Problem
 
 __all__ = ["openapi_document"]

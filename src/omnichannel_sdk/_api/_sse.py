@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from .._events import event_adapter
+from ._operation import ApiContext
 from ._problems import ApiProblem, problem_response
 from ._schemas import FieldProblem
-
-if TYPE_CHECKING:
-    from ._app import ServiceApi
 
 __all__ = ["event_stream", "format_event"]
 
@@ -43,7 +40,7 @@ def _resume_point(request: Request) -> int | None:
     return None
 
 
-async def event_stream(api: ServiceApi, request: Request) -> Response:
+async def event_stream(api: ApiContext, request: Request) -> Response:
     """The streaming answer (or a problem: bad resume point 422, too many streams 429)."""
     after = _resume_point(request)
     feed = api.hub._feed

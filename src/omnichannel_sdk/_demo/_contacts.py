@@ -78,7 +78,12 @@ async def api_contact(request: Request) -> JSONResponse:
     merges: list[Any] = []
     listed = getattr(hub, "merges", None)
     if callable(listed):
-        merges = [_plain(m) for m in await listed(contact_id)]
+        for merge in await listed(contact_id):
+            plain = _plain(merge)
+            # the moved addresses as people read them ("Visitor 7384", never ``v_Rj0l…``)
+            plain["moved"] = [f"{channel_name(a.channel)}: {readable_name(a)}"
+                              for a in getattr(merge, "addresses", [])]
+            merges.append(plain)
     proposals = [await _proposal_json(hub, p) for p in await _proposals(hub)
                  if contact_id in (p.contact_id, p.existing_contact_id)]
     conversations = await hub.store.list_conversations(contact_id=contact_id)

@@ -195,7 +195,8 @@ function header(c) {
   var t = el("div", "t"); t.appendChild(el("strong", null, c.title));
   var sub = [c.channel_name];
   if (c.address) sub.push(c.address);
-  if (c.emails.length) sub.push(c.emails.join(", "));
+  var others = c.emails.filter(function (e) { return e !== c.address; });  // never the same twice
+  if (others.length) sub.push(others.join(", "));
   if (c.subject) sub.push(c.subject);
   var small = el("small", null, sub.join(" · ")); small.title = "channel " + c.channel_key;
   t.appendChild(small); h.appendChild(t);
@@ -273,7 +274,7 @@ function showContact(id) {
     if (active.length) {
       box.appendChild(el("h3", null, "Merged contacts"));
       active.forEach(function (mg) {
-        var moved = (mg.addresses || []).map(function (a) { return a.handle; }).join(", ");
+        var moved = (mg.moved || []).join(", ");
         var row = el("div", "prop merge"); row.appendChild(el("div", null, "Merged " + time(mg.merged_at) + (moved ? ": " + moved : "")));
         if (c.can_unmerge) {
           var un = el("button", "unmerge", "Unmerge"); un.type = "button";
