@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import pluggy
 import pytest
+from typing_extensions import TypeVar
 
 from omnichannel_sdk import (
     AdapterSettings,
@@ -159,6 +160,38 @@ def test_the_type_argument_is_the_settings_model() -> None:
             """A nested model wins over the inherited one."""
 
     assert Nested.Settings is not _LineSettings and issubclass(Nested.Settings, _LineSettings)
+
+
+class _VendorSettings(_LineSettings):
+    """Settings of one vendor of the LINE-like family."""
+
+    vendor_key: str = "v"
+
+
+_FamilyT = TypeVar("_FamilyT", bound=_LineSettings, default=_LineSettings, covariant=True)
+
+
+class _Family(ChannelAdapter[_FamilyT]):
+    """A generic base of several vendors (like ``EmailAdapter[S]``)."""
+
+    channel: ClassVar[str] = "line"
+
+    def verify(self, request: WebhookRequest) -> None:
+        return None
+
+    def parse(self, request: WebhookRequest) -> ParseResult:
+        return ParseResult()
+
+
+class _Vendor(_Family[_VendorSettings]):
+    name: ClassVar[str] = "vendor"
+
+
+def test_a_generic_base_takes_its_default_and_its_subclass_the_argument() -> None:
+    assert _Family.Settings is _LineSettings
+    assert _Vendor.Settings is _VendorSettings
+    AdapterRegistry().register(_Vendor)
+    assert _Vendor(_VendorSettings(), _context()).settings.vendor_key == "v"
 
 
 def _context() -> Any:

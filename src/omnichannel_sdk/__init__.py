@@ -67,6 +67,7 @@ from ._events import (
 )
 from ._forms import FormData, FormField, parse_form, read_form
 from ._hub import Hub, ReplayReport
+from ._logging import install_redaction, redact
 from ._mapping import JsonMappingAdapter
 from ._models import (
     Action,
@@ -219,6 +220,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "html_to_text",
+    "install_redaction",
     "media_kind",
     "media_origin_allowed",
     "normalize_email",
@@ -226,6 +228,7 @@ __all__ = [
     "parse_form",
     "parse_retry_after",
     "read_form",
+    "redact",
     "redact_headers",
     "redact_url",
     "render_parts",

@@ -15,7 +15,7 @@ from . import _contacts
 from ._service_levels import ServiceLevelReport, compute_service_levels
 
 if TYPE_CHECKING:
-    from ._adapter import InboundMessage
+    from ._adapter_results import InboundMessage
     from ._bus import EventBus
     from ._events import Event
     from ._feed import Feed

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ._adapter import InboundMessage
+    from ._adapter_results import InboundMessage
     from ._events import Event
     from ._models import (
         Address,

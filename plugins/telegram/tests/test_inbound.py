@@ -191,3 +191,20 @@ def test_omnichannel_normalize_needs_no_secrets() -> None:
     assert result.exit_code == 0, result.output
     [item] = json.loads(result.output)["items"]
     assert item["external_id"] == "111222333:503" and item["parts"][0]["url"].endswith("_large")
+
+
+def test_httpx_lines_of_a_bare_adapter_hide_the_token(caplog: pytest.LogCaptureFixture) -> None:
+    # the core's redaction, installed by the adapter itself (no hub around it)
+    import logging
+
+    import omnichannel_telegram
+
+    import omnichannel_sdk
+
+    adapter()
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        logging.getLogger("httpx").info("HTTP Request: POST %s \"HTTP/1.1 200 OK\"",
+                                        f"https://api.telegram.org/bot{BOT_TOKEN}/sendMessage")
+    assert BOT_TOKEN.split(":")[1] not in caplog.text
+    assert "/bot<redacted>/sendMessage" in caplog.text
+    assert omnichannel_telegram.redact is omnichannel_sdk.redact

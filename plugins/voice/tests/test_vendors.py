@@ -383,3 +383,18 @@ def test_normalize_a_result_file(adapter: str, sample: str, speakers: int, tmp_p
     [transcript] = [p for p in messages[0]["parts"] if p.get("type", "transcript") == "transcript"
                     and "segments" in p]
     assert len(transcript["segments"]) == speakers
+
+
+def test_each_vendor_settings_model_is_its_type_argument() -> None:
+    from omnichannel_voice import (
+        AmazonTranscribeAdapter,
+        AmazonTranscribeSettings,
+        AssemblyAIAdapter,
+        AssemblyAISettings,
+        DeepgramAdapter,
+        DeepgramSettings,
+    )
+
+    assert DeepgramAdapter.Settings is DeepgramSettings
+    assert AssemblyAIAdapter.Settings is AssemblyAISettings
+    assert AmazonTranscribeAdapter.Settings is AmazonTranscribeSettings

@@ -378,3 +378,13 @@ def test_predefined_entities_character_references_and_groups() -> None:
     doc = (b"<xml><A>&lt;&amp;&#x4e2d;</A><B>x<!-- c -->y</B><G><List><T>1</T></List>"
            b"<List><T>2</T></List></G></xml>")
     assert parse_xml(doc) == {"A": "<&\u4e2d", "B": "xy", "G": {"List": [{"T": "1"}, {"T": "2"}]}}
+
+
+def test_the_settings_model_is_wechat_settings_for_the_adapter_and_its_parts() -> None:
+    from omnichannel_wechat import WeChatAdapter
+    from omnichannel_wechat._envelope import WeChatEnvelope
+    from omnichannel_wechat._inbound import WeChatInbound
+    from omnichannel_wechat._settings import WeChatSettings
+
+    assert WeChatAdapter.Settings is WeChatSettings
+    assert WeChatEnvelope.Settings is WeChatInbound.Settings is WeChatSettings

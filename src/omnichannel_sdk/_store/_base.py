@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .._adapter import InboundMessage
+from .._adapter_results import InboundMessage
 from .._models import (
     Address,
     Contact,

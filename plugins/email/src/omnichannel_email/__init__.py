@@ -7,10 +7,10 @@ splitter, threading and bounce/auto-reply detection are public for reuse and tes
 
 from __future__ import annotations
 
-from ._base import UNKNOWN_SENDER, EmailAdapter, EmailSettings
+from ._base import UNKNOWN_SENDER, EmailAdapter, EmailSettings, EmailSettingsT
 from ._compose import OutboundAttachment, OutboundEmail, build_message
 from ._dsn import auto_reply_reason, bounce_status
-from ._mailgun import MailgunAdapter, mailgun_signature
+from ._mailgun import MailgunAdapter, MailgunSettings, mailgun_signature
 from ._mime import (
     Attachment,
     ParsedEmail,
@@ -20,25 +20,30 @@ from ._mime import (
     safe_filename,
     storable_text,
 )
-from ._postmark import PostmarkAdapter
-from ._sendgrid import SendGridAdapter
-from ._smtp import EmailSmtpAdapter
+from ._postmark import PostmarkAdapter, PostmarkSettings
+from ._sendgrid import SendGridAdapter, SendGridSettings
+from ._smtp import EmailSmtpAdapter, EmailSmtpSettings
 from ._text import SplitText, html_to_text, sanitize_html, split_reply
 from ._threading import conversation_from_token, normalize_subject, plus_address, reply_subject
 
 __all__ = [
-    "UNKNOWN_SENDER",
     "Attachment",
     "EmailAdapter",
     "EmailSettings",
+    "EmailSettingsT",
     "EmailSmtpAdapter",
+    "EmailSmtpSettings",
     "MailgunAdapter",
+    "MailgunSettings",
     "OutboundAttachment",
     "OutboundEmail",
     "ParsedEmail",
     "PostmarkAdapter",
+    "PostmarkSettings",
     "SendGridAdapter",
+    "SendGridSettings",
     "SplitText",
+    "UNKNOWN_SENDER",
     "auto_reply_reason",
     "bounce_status",
     "build_message",

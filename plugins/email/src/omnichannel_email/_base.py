@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
+from typing_extensions import TypeVar
 
 from omnichannel_sdk import (
     AdapterSettings,
@@ -40,7 +41,8 @@ from ._threading import (
     subject_thread_key,
 )
 
-__all__ = ["UNKNOWN_SENDER", "EmailAdapter", "EmailSettings", "put_blob_now", "storable_result"]
+__all__ = [
+    "UNKNOWN_SENDER", "EmailAdapter", "EmailSettings", "EmailSettingsT", "put_blob_now", "storable_result"]
 
 log = logging.getLogger("omnichannel_email")
 
@@ -121,8 +123,12 @@ class EmailSettings(AdapterSettings):
         return normalize_email(value)
 
 
-class EmailAdapter(ChannelAdapter[EmailSettings]):
-    """Base of the email adapters (not registered itself)."""
+EmailSettingsT = TypeVar("EmailSettingsT", bound=EmailSettings, default=EmailSettings, covariant=True)
+"""The settings model of an :class:`EmailAdapter` (``EmailAdapter[MailgunSettings]``)."""
+
+
+class EmailAdapter(ChannelAdapter[EmailSettingsT]):
+    """Base of the email adapters (not registered itself), generic over the vendor's settings."""
 
     channel: ClassVar[str] = "email"
     capabilities: ClassVar[Capabilities] = Capabilities(

@@ -39,7 +39,7 @@ from ._compose import build_message
 from ._mime import Attachment, ParsedEmail, normalize_message_id, parse_addresses, parse_mime, safe_filename
 from ._receipts import mailgun_receipts
 
-__all__ = ["MailgunAdapter", "mailgun_signature"]
+__all__ = ["MailgunAdapter", "MailgunSettings", "mailgun_signature"]
 
 
 def mailgun_signature(signing_key: str, timestamp: str, token: str) -> str:
@@ -47,23 +47,22 @@ def mailgun_signature(signing_key: str, timestamp: str, token: str) -> str:
     return hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
 
 
-class MailgunAdapter(EmailAdapter):
+class MailgunSettings(EmailSettings):
+    """Settings of a Mailgun channel."""
+
+    signing_key: SecretStr
+    """HTTP webhook signing key (verifies inbound posts)."""
+    api_key: SecretStr
+    """Private API key (sends)."""
+    replay_tolerance: float = Field(default=300.0, gt=0)
+    """Seconds a signed post stays valid; older (or future) timestamps are refused."""
+
+
+class MailgunAdapter(EmailAdapter[MailgunSettings]):
     """Mailgun: raw MIME route forwarding in, the MIME sending API out."""
 
     name: ClassVar[str] = "mailgun"
     default_api_base: ClassVar[str | None] = "https://api.mailgun.net"
-
-    class Settings(EmailSettings):
-        """Settings of a Mailgun channel."""
-
-        signing_key: SecretStr
-        """HTTP webhook signing key (verifies inbound posts)."""
-        api_key: SecretStr
-        """Private API key (sends)."""
-        replay_tolerance: float = Field(default=300.0, gt=0)
-        """Seconds a signed post stays valid; older (or future) timestamps are refused."""
-
-    settings: Settings
 
     def _signed_fields(self, request: WebhookRequest) -> tuple[str, str, str]:
         """``timestamp``, ``token`` and ``signature``: in the form of a route post, in the

@@ -41,7 +41,7 @@ from ._parts import _date
 from ._receipts import is_postmark_event, postmark_receipts
 from ._sendgrid import check_basic_auth
 
-__all__ = ["PostmarkAdapter"]
+__all__ = ["PostmarkAdapter", "PostmarkSettings"]
 
 #: Postmark ErrorCodes that mean "this recipient cannot get mail from us".
 _RECIPIENT_CODES = {300, 406}
@@ -119,25 +119,24 @@ def parsed_from_postmark(body: dict[str, Any], max_attachment_bytes: int,
     return parsed
 
 
-class PostmarkAdapter(EmailAdapter):
+class PostmarkSettings(EmailSettings):
+    """Settings of a Postmark channel."""
+
+    server_token: SecretStr
+    """Server API token (sends)."""
+    basic_auth_username: str
+    """User name of the basic auth put in the inbound webhook URL."""
+    basic_auth_password: SecretStr
+    """Password of that basic auth."""
+    message_stream: str = "outbound"
+    """Message stream our mail goes through."""
+
+
+class PostmarkAdapter(EmailAdapter[PostmarkSettings]):
     """Postmark: inbound JSON in, the Email API out."""
 
     name: ClassVar[str] = "postmark"
     default_api_base: ClassVar[str | None] = "https://api.postmarkapp.com"
-
-    class Settings(EmailSettings):
-        """Settings of a Postmark channel."""
-
-        server_token: SecretStr
-        """Server API token (sends)."""
-        basic_auth_username: str
-        """User name of the basic auth put in the inbound webhook URL."""
-        basic_auth_password: SecretStr
-        """Password of that basic auth."""
-        message_stream: str = "outbound"
-        """Message stream our mail goes through."""
-
-    settings: Settings
 
     def verify(self, request: WebhookRequest) -> None:
         """Postmark signs nothing: the webhook URL carries basic auth credentials."""

@@ -39,7 +39,8 @@ from ._base import EmailAdapter, EmailSettings, storable_result
 from ._mime import Attachment, ParsedEmail, decode_bytes, parse_mime
 from ._receipts import CUSTOM_ARG, sendgrid_receipts
 
-__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "SendGridAdapter", "check_basic_auth"]
+__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "SendGridAdapter", "SendGridSettings",
+           "check_basic_auth"]
 
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
 TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
@@ -60,42 +61,41 @@ def check_basic_auth(request: WebhookRequest, username: str, password: str, adap
         raise SignatureError("wrong basic auth credentials", adapter=adapter)
 
 
-class SendGridAdapter(EmailAdapter):
+class SendGridSettings(EmailSettings):
+    """Settings of a SendGrid channel: at least one of basic auth or the verification key."""
+
+    api_key: SecretStr
+    """API key with Mail Send permission."""
+    basic_auth_username: str | None = None
+    """User name of the basic auth put in the Inbound Parse URL."""
+    basic_auth_password: SecretStr | None = None
+    """Password of that basic auth."""
+    verification_key: str | None = None
+    """Public key (base64 DER) of the Inbound Parse security policy's signature."""
+    event_public_key: str | None = None
+    """Public key (base64 DER) of the signed Event Webhook (delivery receipts); without it
+    event posts need the basic auth."""
+    replay_tolerance: float = Field(default=300.0, gt=0)
+    """Seconds a signed post stays valid."""
+
+    @model_validator(mode="after")
+    def _needs_auth(self) -> SendGridSettings:
+        has_basic = bool(self.basic_auth_username and self.basic_auth_password)
+        if not has_basic and not self.verification_key:
+            raise ValueError("give basic_auth_username/basic_auth_password or "
+                             "verification_key: Inbound Parse posts must be authenticated")
+        if self.verification_key:
+            _load_key(self.verification_key)
+        if self.event_public_key:
+            _load_key(self.event_public_key, "event_public_key")
+        return self
+
+
+class SendGridAdapter(EmailAdapter[SendGridSettings]):
     """SendGrid: Inbound Parse (raw MIME) in, the v3 Mail Send API out."""
 
     name: ClassVar[str] = "sendgrid"
     default_api_base: ClassVar[str | None] = "https://api.sendgrid.com"
-
-    class Settings(EmailSettings):
-        """Settings of a SendGrid channel: at least one of basic auth or the verification key."""
-
-        api_key: SecretStr
-        """API key with Mail Send permission."""
-        basic_auth_username: str | None = None
-        """User name of the basic auth put in the Inbound Parse URL."""
-        basic_auth_password: SecretStr | None = None
-        """Password of that basic auth."""
-        verification_key: str | None = None
-        """Public key (base64 DER) of the Inbound Parse security policy's signature."""
-        event_public_key: str | None = None
-        """Public key (base64 DER) of the signed Event Webhook (delivery receipts); without it
-        event posts need the basic auth."""
-        replay_tolerance: float = Field(default=300.0, gt=0)
-        """Seconds a signed post stays valid."""
-
-        @model_validator(mode="after")
-        def _needs_auth(self) -> SendGridAdapter.Settings:
-            has_basic = bool(self.basic_auth_username and self.basic_auth_password)
-            if not has_basic and not self.verification_key:
-                raise ValueError("give basic_auth_username/basic_auth_password or "
-                                 "verification_key: Inbound Parse posts must be authenticated")
-            if self.verification_key:
-                _load_key(self.verification_key)
-            if self.event_public_key:
-                _load_key(self.event_public_key, "event_public_key")
-            return self
-
-    settings: Settings
 
     def verify(self, request: WebhookRequest) -> None:
         """Basic auth when configured, and the ECDSA signature when a key is configured: the

@@ -42,7 +42,7 @@ from ._compose import build_message
 from ._imap import ImapPoller, imap_ssl_context
 from ._mime import storable_text
 
-__all__ = ["EmailSmtpAdapter", "smtp_error"]
+__all__ = ["EmailSmtpAdapter", "EmailSmtpSettings", "smtp_error"]
 
 log = logging.getLogger("omnichannel_email.smtp")
 
@@ -98,72 +98,71 @@ class _Handler:
         return "250 2.0.0 OK: stored"
 
 
-class EmailSmtpAdapter(EmailAdapter):
+class EmailSmtpSettings(EmailSettings):
+    """Settings of an SMTP/IMAP email channel."""
+
+    listen: str | None = None
+    """``host:port`` of our SMTP listener (the MX), e.g. ``0.0.0.0:25``; none: no listener."""
+    listen_hostname: str | None = None
+    """The name our listener greets with (default: ``domain``)."""
+    accept_domains: list[str] = Field(default_factory=list)
+    """Recipient domains the listener accepts (default: ``domain``); others get 550."""
+    max_message_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
+    """Largest message the listener accepts (SMTP SIZE)."""
+    max_concurrent_messages: int = Field(default=4, gt=0)
+    """Messages the listener (and the IMAP poller) parse and store at once; more wait
+    (peak memory stays near ``max_concurrent_messages * max_message_bytes``)."""
+    smtp_host: str | None = None
+    """Submission server for our replies."""
+    smtp_port: int | None = None
+    """Its port (default 465 for implicit TLS, 587 for STARTTLS, 25 without TLS)."""
+    smtp_username: str | None = None
+    """Submission user."""
+    smtp_password: SecretStr | None = None
+    """Submission password."""
+    smtp_security: Literal["starttls", "implicit", "none"] = "starttls"
+    """How the submission connection is secured."""
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    """Seconds before a submission gives up (then retried by the outbox)."""
+    smtp_validate_certs: bool = True
+    """Check the submission server's certificate."""
+    imap_host: str | None = None
+    """IMAP server to poll; none: no polling."""
+    imap_port: int | None = None
+    """Its port (default 993 for implicit TLS, 143 otherwise)."""
+    imap_username: str | None = None
+    """IMAP user."""
+    imap_password: SecretStr | None = None
+    """IMAP password."""
+    imap_security: Literal["tls", "implicit", "starttls", "none"] = "tls"
+    """``tls`` (or ``implicit``): TLS from the first byte (993); ``starttls``: plain
+    connection upgraded before LOGIN (143; refused if the server does not offer it);
+    ``none``: no TLS (a loopback test server only)."""
+    imap_ca_file: str | None = None
+    """PEM file of the CA(s) the IMAP server's certificate must chain to (default: the
+    system's)."""
+    imap_validate_certs: bool = True
+    """Check the IMAP server's certificate and host name."""
+    imap_mailbox: str = "INBOX"
+    """Mailbox to poll."""
+    imap_poll_interval: float = Field(default=60.0, gt=0)
+    """Seconds between polls (and the longest IDLE)."""
+    imap_idle: bool = True
+    """Use IMAP IDLE when the server offers it."""
+
+    @model_validator(mode="after")
+    def _check(self) -> EmailSmtpSettings:
+        if self.listen:
+            _host_port(self.listen)
+        if self.imap_host and not (self.imap_username and self.imap_password):
+            raise ValueError("imap_host needs imap_username and imap_password")
+        return self
+
+
+class EmailSmtpAdapter(EmailAdapter[EmailSmtpSettings]):
     """Email over our own SMTP listener and/or an IMAP mailbox, replies by SMTP submission."""
 
     name: ClassVar[str] = "email-smtp"
-
-    class Settings(EmailSettings):
-        """Settings of an SMTP/IMAP email channel."""
-
-        listen: str | None = None
-        """``host:port`` of our SMTP listener (the MX), e.g. ``0.0.0.0:25``; none: no listener."""
-        listen_hostname: str | None = None
-        """The name our listener greets with (default: ``domain``)."""
-        accept_domains: list[str] = Field(default_factory=list)
-        """Recipient domains the listener accepts (default: ``domain``); others get 550."""
-        max_message_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
-        """Largest message the listener accepts (SMTP SIZE)."""
-        max_concurrent_messages: int = Field(default=4, gt=0)
-        """Messages the listener (and the IMAP poller) parse and store at once; more wait
-        (peak memory stays near ``max_concurrent_messages * max_message_bytes``)."""
-        smtp_host: str | None = None
-        """Submission server for our replies."""
-        smtp_port: int | None = None
-        """Its port (default 465 for implicit TLS, 587 for STARTTLS, 25 without TLS)."""
-        smtp_username: str | None = None
-        """Submission user."""
-        smtp_password: SecretStr | None = None
-        """Submission password."""
-        smtp_security: Literal["starttls", "implicit", "none"] = "starttls"
-        """How the submission connection is secured."""
-        smtp_timeout: float = Field(default=30.0, gt=0)
-        """Seconds before a submission gives up (then retried by the outbox)."""
-        smtp_validate_certs: bool = True
-        """Check the submission server's certificate."""
-        imap_host: str | None = None
-        """IMAP server to poll; none: no polling."""
-        imap_port: int | None = None
-        """Its port (default 993 for implicit TLS, 143 otherwise)."""
-        imap_username: str | None = None
-        """IMAP user."""
-        imap_password: SecretStr | None = None
-        """IMAP password."""
-        imap_security: Literal["tls", "implicit", "starttls", "none"] = "tls"
-        """``tls`` (or ``implicit``): TLS from the first byte (993); ``starttls``: plain
-        connection upgraded before LOGIN (143; refused if the server does not offer it);
-        ``none``: no TLS (a loopback test server only)."""
-        imap_ca_file: str | None = None
-        """PEM file of the CA(s) the IMAP server's certificate must chain to (default: the
-        system's)."""
-        imap_validate_certs: bool = True
-        """Check the IMAP server's certificate and host name."""
-        imap_mailbox: str = "INBOX"
-        """Mailbox to poll."""
-        imap_poll_interval: float = Field(default=60.0, gt=0)
-        """Seconds between polls (and the longest IDLE)."""
-        imap_idle: bool = True
-        """Use IMAP IDLE when the server offers it."""
-
-        @model_validator(mode="after")
-        def _check(self) -> EmailSmtpAdapter.Settings:
-            if self.listen:
-                _host_port(self.listen)
-            if self.imap_host and not (self.imap_username and self.imap_password):
-                raise ValueError("imap_host needs imap_username and imap_password")
-            return self
-
-    settings: Settings
 
     def __init__(self, settings: Any, context: Any) -> None:
         super().__init__(settings, context)

@@ -20,6 +20,7 @@ from ._adapter import (
 from ._graph import OutsideWindowError, UserUnavailableError, graph_error
 from ._inbound import ECHO_METADATA_PREFIX, PAGE_INBOX_APP_IDS, ParseOptions, parse_payload
 from ._outbound import DEFAULT_PROMPT, OutboundLimits, action_payload, build_messages
+from ._settings import InstagramSettings, MessengerSettings, MetaSettingsT
 
 __all__ = [
     "DEFAULT_PROMPT",
@@ -30,10 +31,13 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TAG_METADATA",
     "InstagramAdapter",
+    "InstagramSettings",
     "MessageTag",
     "MessengerAdapter",
+    "MessengerSettings",
     "MetaAdapter",
     "MetaSettings",
+    "MetaSettingsT",
     "OutboundLimits",
     "OutsideWindowError",
     "ParseOptions",

@@ -15,7 +15,6 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 import orjson
-from pydantic import field_validator
 
 from omnichannel_sdk import (
     Address,
@@ -56,7 +55,16 @@ from ._profile import (
     normalize_profile,
     recipient_object,
 )
-from ._settings import HUMAN_AGENT_WINDOW, MESSAGE_TAGS, TAG_METADATA, MessageTag, MetaSettings
+from ._settings import (
+    HUMAN_AGENT_WINDOW,
+    MESSAGE_TAGS,
+    TAG_METADATA,
+    InstagramSettings,
+    MessageTag,
+    MessengerSettings,
+    MetaSettings,
+    MetaSettingsT,
+)
 
 __all__ = [
     "HUMAN_AGENT_WINDOW",
@@ -81,7 +89,7 @@ _AUTH_CODES = ("190", "102", "463", "467")
 log = logging.getLogger("omnichannel_messenger")
 
 
-class MetaAdapter(ChannelAdapter[MetaSettings]):
+class MetaAdapter(ChannelAdapter[MetaSettingsT]):
     """Shared code of the Messenger and Instagram adapters (not registered itself)."""
 
     name: ClassVar[str] = "meta"
@@ -391,7 +399,7 @@ _COMMON = {"text_overflow": "split", "buttons": True, "max_buttons": 3, "max_but
            "typing": True, "read_receipts": True}
 
 
-class MessengerAdapter(MetaAdapter):
+class MessengerAdapter(MetaAdapter[MessengerSettings]):
     """Facebook Messenger through a Page (Messenger Platform webhooks and the Send API)."""
 
     name: ClassVar[str] = "messenger"
@@ -407,12 +415,8 @@ class MessengerAdapter(MetaAdapter):
     uploads: ClassVar[bool] = True
     profile_fields: ClassVar[str] = MESSENGER_FIELDS
 
-    class Settings(MetaSettings):
-        """Settings of a Messenger channel: ``app_secret``, ``verify_token``,
-        ``page_access_token``, ``api_version``, optional ``page_id`` and ``human_agent_tag``."""
 
-
-class InstagramAdapter(MetaAdapter):
+class InstagramAdapter(MetaAdapter[InstagramSettings]):
     """Instagram messaging of a professional account linked to a Page (same platform, same
     Send API; text up to 1,000 characters)."""
 
@@ -428,14 +432,3 @@ class InstagramAdapter(MetaAdapter):
     limits: ClassVar[OutboundLimits] = OutboundLimits(max_text=1000)
     uploads: ClassVar[bool] = False
     profile_fields: ClassVar[str] = INSTAGRAM_FIELDS
-
-    class Settings(MetaSettings):
-        """Settings of an Instagram channel (as Messenger's; ``page_id`` is the Instagram
-        professional account id). Instagram offers no message tag but ``HUMAN_AGENT``."""
-
-        @field_validator("message_tags")
-        @classmethod
-        def _no_tags(cls, value: list[str]) -> list[str]:
-            if value:
-                raise ValueError("the Instagram Messaging API offers no message tag but HUMAN_AGENT")
-            return value

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
+from typing_extensions import TypeVar
 
 from omnichannel_sdk import AdapterSettings
 
 from ._inbound import PAGE_INBOX_APP_IDS
 
-__all__ = ["HUMAN_AGENT_WINDOW", "MESSAGE_TAGS", "TAG_METADATA", "MessageTag", "MetaSettings"]
+__all__ = [
+    "HUMAN_AGENT_WINDOW", "MESSAGE_TAGS", "TAG_METADATA", "InstagramSettings", "MessageTag",
+    "MessengerSettings", "MetaSettings", "MetaSettingsT"]
 
 HUMAN_AGENT_WINDOW = timedelta(days=7)
 """How long after the customer's last message a human agent may answer with the HUMAN_AGENT tag."""
@@ -51,3 +54,24 @@ class MetaSettings(AdapterSettings):
     fetch_profiles: bool = True
     """Fetch the customer's name (and, on Messenger, locale and timezone) from the profile API
     when a conversation opens, and store it into the contact."""
+
+
+MetaSettingsT = TypeVar("MetaSettingsT", bound=MetaSettings, default=MetaSettings, covariant=True)
+"""The settings model of a ``MetaAdapter`` (``MetaAdapter[MessengerSettings]``)."""
+
+
+class MessengerSettings(MetaSettings):
+    """Settings of a Messenger channel: ``app_secret``, ``verify_token``,
+    ``page_access_token``, ``api_version``, optional ``page_id`` and ``human_agent_tag``."""
+
+
+class InstagramSettings(MetaSettings):
+    """Settings of an Instagram channel (as Messenger's; ``page_id`` is the Instagram
+    professional account id). Instagram offers no message tag but ``HUMAN_AGENT``."""
+
+    @field_validator("message_tags")
+    @classmethod
+    def _no_tags(cls, value: list[str]) -> list[str]:
+        if value:
+            raise ValueError("the Instagram Messaging API offers no message tag but HUMAN_AGENT")
+        return value

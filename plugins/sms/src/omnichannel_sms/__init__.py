@@ -11,14 +11,15 @@ from ._common import (
     DEFAULT_OPT_IN_WORDS,
     DEFAULT_OPT_OUT_WORDS,
     SmsSettings,
+    SmsSettingsT,
     keyword_event,
     normalize_number,
     prepare_outbound,
 )
 from ._concat import ConcatAssembler, ConcatPart
 from ._encoding import Segmentation, is_gsm7, segment, split_segments, transliterate
-from ._twilio import TwilioSmsAdapter, parse_form, twilio_signature
-from ._vonage import VonageSmsAdapter, signed_params, vonage_signature
+from ._twilio import TwilioSmsAdapter, TwilioSmsSettings, parse_form, twilio_signature
+from ._vonage import VonageSmsAdapter, VonageSmsSettings, signed_params, vonage_signature
 
 __all__ = [
     "DEFAULT_HELP_WORDS",
@@ -28,8 +29,11 @@ __all__ = [
     "ConcatPart",
     "Segmentation",
     "SmsSettings",
+    "SmsSettingsT",
     "TwilioSmsAdapter",
+    "TwilioSmsSettings",
     "VonageSmsAdapter",
+    "VonageSmsSettings",
     "is_gsm7",
     "keyword_event",
     "normalize_number",

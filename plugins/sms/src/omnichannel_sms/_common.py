@@ -12,6 +12,7 @@ from typing import Any, Literal
 import orjson
 import phonenumbers
 from pydantic import Field, field_validator
+from typing_extensions import TypeVar
 
 from omnichannel_sdk import (
     AdapterSettings,
@@ -36,6 +37,7 @@ __all__ = [
     "PhoneNumberAdapter",
     "SendProgress",
     "SmsSettings",
+    "SmsSettingsT",
     "address",
     "keyword_event",
     "normalize_number",
@@ -245,9 +247,14 @@ class SendProgress:
             await self.kv.kv_set(f"{self.prefix}{index}", orjson.dumps(ids).decode(), ttl=7 * 86400)
 
 
-class PhoneNumberAdapter(ChannelAdapter[SmsSettings]):
+SmsSettingsT = TypeVar("SmsSettingsT", bound=SmsSettings, default=SmsSettings, covariant=True)
+"""The settings model of a :class:`PhoneNumberAdapter` (``PhoneNumberAdapter[TwilioSmsSettings]``)."""
+
+
+class PhoneNumberAdapter(ChannelAdapter[SmsSettingsT]):
     """The identity of a phone-number channel, shared by the SMS adapters: our number
-    (``self._own``, set by the subclass) and customers' numbers read in ``default_region``."""
+    (``self._own``, set by the subclass) and customers' numbers read in ``default_region``.
+    Generic over the vendor's settings model."""
 
     _own: Address | None = None
 

@@ -14,7 +14,6 @@ from xml.sax.saxutils import escape
 
 import httpx
 import phonenumbers
-from pydantic import SecretStr, model_validator
 
 from omnichannel_sdk import (
     Address,
@@ -51,15 +50,16 @@ from ._common import (
     OutboundSms,
     PhoneNumberAdapter,
     SendProgress,
-    SmsSettings,
     address,
     keyword_event,
     prepare_outbound,
 )
+from ._twilio_settings import TwilioSmsSettings
 
 __all__ = [
     "TWILIO_UNDELIVERED_REASONS",
     "TwilioSmsAdapter",
+    "TwilioSmsSettings",
     "parse_form",
     "signed_request",
     "twilio_signature",
@@ -122,7 +122,7 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
-class TwilioSmsAdapter(PhoneNumberAdapter):
+class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
     """Twilio SMS and MMS: signed form webhooks in, the Messages API out.
 
     Inbound messages and status callbacks arrive at ``public_url/webhooks/{key}`` (set it as the
@@ -142,34 +142,6 @@ class TwilioSmsAdapter(PhoneNumberAdapter):
         media_hosts=frozenset({"api.twilio.com", "twiliocdn.com"}),
     )
     default_api_base: ClassVar[str | None] = "https://api.twilio.com"
-
-    class Settings(SmsSettings):
-        """Configuration of a Twilio SMS channel."""
-
-        account_sid: str
-        """The account SID (``AC…``); also the user name of the API's Basic auth."""
-        auth_token: SecretStr
-        """The account's auth token: signs webhooks, and is the API's Basic auth password."""
-        from_number: str | None = None
-        """Our number (E.164, or local with ``default_region``), short code or sender id."""
-        messaging_service_sid: str | None = None
-        """Send through a Messaging Service (``MG…``) instead of ``from_number``."""
-        api_key_sid: str | None = None
-        """Authenticate API calls with an API key (``SK…``) instead of the account SID."""
-        api_key_secret: SecretStr | None = None
-        """The API key's secret (with ``api_key_sid``)."""
-        mms: bool = True
-        """Send media as MMS (US and Canada numbers); off, media become links."""
-
-        @model_validator(mode="after")
-        def _sender(self) -> TwilioSmsAdapter.Settings:
-            if not self.from_number and not self.messaging_service_sid:
-                raise ValueError("give from_number or messaging_service_sid")
-            if bool(self.api_key_sid) != bool(self.api_key_secret):
-                raise ValueError("api_key_sid and api_key_secret go together")
-            return self
-
-    settings: Settings
 
     def __init__(self, settings: Any, context: Any) -> None:
         super().__init__(settings, context)

@@ -17,12 +17,14 @@ if TYPE_CHECKING:
 
     from omnichannel_sdk import AdapterContext
 
+    from ._twilio_settings import TwilioSmsSettings
+
 
 
 class TwilioSmsAdapter(Protocol):
     """What a reconcile uses of the ``twilio-sms`` adapter."""
 
-    settings: Any
+    settings: TwilioSmsSettings
     context: AdapterContext
     _own: Any
 

@@ -56,7 +56,7 @@ from ._common import (
 from ._concat import ConcatAssembler, ConcatPart
 from ._twilio import parse_form
 
-__all__ = ["VONAGE_DLR_ERRORS", "VonageSmsAdapter", "signed_params", "vonage_signature"]
+__all__ = ["VONAGE_DLR_ERRORS", "VonageSmsAdapter", "VonageSmsSettings", "signed_params", "vonage_signature"]
 
 SignatureMethod = Literal["md5hash", "md5", "sha1", "sha256", "sha512"]
 
@@ -119,7 +119,26 @@ def signed_params(secret: str, params: Mapping[str, Any], method: SignatureMetho
     return out
 
 
-class VonageSmsAdapter(PhoneNumberAdapter):
+class VonageSmsSettings(SmsSettings):
+    """Configuration of a Vonage SMS channel."""
+
+    api_key: str
+    """The account's API key."""
+    api_secret: SecretStr
+    """The account's API secret (authenticates sends)."""
+    signature_secret: SecretStr
+    """The signature secret of the dashboard: verifies the ``sig`` of every webhook."""
+    signature_method: SignatureMethod = "md5hash"
+    """The signing method chosen in the dashboard (Vonage's default is ``md5hash``)."""
+    signature_tolerance: float = Field(default=300.0, gt=0)
+    """Seconds a webhook's ``timestamp`` may be off from now (replay protection)."""
+    from_number: str
+    """Our virtual number (E.164, or local with ``default_region``) or an alphanumeric id."""
+    concat_timeout: float = Field(default=120.0, gt=0)
+    """Seconds to wait for the missing parts of a concatenated SMS before storing what came."""
+
+
+class VonageSmsAdapter(PhoneNumberAdapter[VonageSmsSettings]):
     """Vonage SMS API: signed inbound webhooks (GET query, POST form or JSON), delivery
     receipts, reassembly of concatenated inbound SMS, and sends through ``/sms/json``."""
 
@@ -132,26 +151,6 @@ class VonageSmsAdapter(PhoneNumberAdapter):
         rate_limit=30.0,
     )
     default_api_base: ClassVar[str | None] = "https://rest.nexmo.com"
-
-    class Settings(SmsSettings):
-        """Configuration of a Vonage SMS channel."""
-
-        api_key: str
-        """The account's API key."""
-        api_secret: SecretStr
-        """The account's API secret (authenticates sends)."""
-        signature_secret: SecretStr
-        """The signature secret of the dashboard: verifies the ``sig`` of every webhook."""
-        signature_method: SignatureMethod = "md5hash"
-        """The signing method chosen in the dashboard (Vonage's default is ``md5hash``)."""
-        signature_tolerance: float = Field(default=300.0, gt=0)
-        """Seconds a webhook's ``timestamp`` may be off from now (replay protection)."""
-        from_number: str
-        """Our virtual number (E.164, or local with ``default_region``) or an alphanumeric id."""
-        concat_timeout: float = Field(default=120.0, gt=0)
-        """Seconds to wait for the missing parts of a concatenated SMS before storing what came."""
-
-    settings: Settings
 
     def __init__(self, settings: Any, context: Any) -> None:
         super().__init__(settings, context)

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from omnichannel_sdk import redact
+
 from ._adapter import SECRET_HEADER, ChatAction, TelegramAdapter, TelegramSettings, api_error
 from ._inbound import FILE_SCHEME, parse_update
 from ._outbound import MAX_CALLBACK_DATA, MAX_TEXT, build_calls, callback_data, markdown_to_html
-from ._redact import redact
 
 __all__ = [
     "FILE_SCHEME",

@@ -4,7 +4,7 @@ Telegram does not sign bodies: ``setWebhook(secret_token=…)`` makes it send th
 ``X-Telegram-Bot-Api-Secret-Token`` with every update, and that is what :meth:`verify` checks.
 Every Bot API URL holds the bot token (``/bot<token>/<method>``, ``/file/bot<token>/<path>``),
 so URLs are built only when a call is made, never stored, and httpx's request log lines are
-redacted (:mod:`._redact`).
+redacted (the core's :func:`omnichannel_sdk.install_redaction`).
 """
 
 from __future__ import annotations
@@ -47,12 +47,12 @@ from omnichannel_sdk import (
     SignatureError,
     WebhookRequest,
     constant_time_equals,
+    install_redaction,
     parse_retry_after,
 )
 
 from ._inbound import FILE_SCHEME, parse_update
 from ._outbound import Call, build_calls, callback_data
-from ._redact import install_redaction
 
 __all__ = ["SECRET_HEADER", "ChatAction", "TelegramAdapter", "TelegramSettings", "api_error"]
 

@@ -8,10 +8,10 @@ transcriber — by default the offline :class:`WhisperTranscriber` (extra ``[whi
 
 from __future__ import annotations
 
-from ._amazon import AmazonTranscribeAdapter
-from ._assemblyai import AssemblyAIAdapter
+from ._amazon import AmazonTranscribeAdapter, AmazonTranscribeSettings
+from ._assemblyai import AssemblyAIAdapter, AssemblyAISettings
 from ._attach import attach_transcript, has_transcript
-from ._deepgram import DeepgramAdapter
+from ._deepgram import DeepgramAdapter, DeepgramSettings
 from ._sns import CertificatePendingError, is_sns_url, sns_string_to_sign, verify_sns_signature
 from ._transcriber import (
     AsyncTranscriber,
@@ -27,10 +27,13 @@ from ._whisper import WhisperTranscriber, bundled_model_path, whisper_available
 
 __all__ = [
     "AmazonTranscribeAdapter",
+    "AmazonTranscribeSettings",
     "AssemblyAIAdapter",
+    "AssemblyAISettings",
     "AsyncTranscriber",
     "CertificatePendingError",
     "DeepgramAdapter",
+    "DeepgramSettings",
     "Transcriber",
     "TranscriptVendorAdapter",
     "TranscriptionService",

@@ -51,10 +51,37 @@ from ._vendors import (
     transcribe_signature,
 )
 
-__all__ = ["AmazonTranscribeAdapter"]
+__all__ = ["AmazonTranscribeAdapter", "AmazonTranscribeSettings"]
 
 
-class AmazonTranscribeAdapter(TranscriptVendorAdapter):
+class AmazonTranscribeSettings(AdapterSettings):
+    """Settings of an ``amazon-transcribe`` channel (a shared secret, SNS topics, or both)."""
+
+    shared_secret: SecretStr | None = None
+    """Key of ``X-Transcribe-Signature`` (HMAC-SHA256 of the body), or the value of
+    ``X-Transcribe-Token``, set by whatever forwards the job output."""
+    sns_topic_arns: frozenset[str] = frozenset()
+    """SNS topics whose signed messages are accepted (``arn:aws:sns:<region>:<account>:<name>``);
+    empty: SNS-signed messages are refused. Anyone can make SNS sign a message to any URL
+    from a topic of their own, so the topic is what proves it is yours."""
+    confirm_subscriptions: bool = True
+    """Confirm SNS subscriptions of those topics by fetching their ``SubscribeURL``."""
+    sns_max_age: float = Field(default=3600.0, gt=0)
+    """Refuse SNS documents whose signed ``Timestamp`` is further than this many seconds
+    from now (SNS retries an HTTP delivery for up to an hour with its longest policy);
+    each ``MessageId`` is remembered as long, so a document cannot be replayed meanwhile."""
+
+    @model_validator(mode="after")
+    def _some_authentication(self) -> AmazonTranscribeSettings:
+        if self.shared_secret is None and not self.sns_topic_arns:
+            raise ValueError("set shared_secret, sns_topic_arns, or both")
+        for arn in self.sns_topic_arns:
+            if not arn.startswith("arn:aws") or arn.count(":") != 5:
+                raise ValueError(f"not an SNS topic ARN: {arn[:80]!r}")
+        return self
+
+
+class AmazonTranscribeAdapter(TranscriptVendorAdapter[AmazonTranscribeSettings]):
     """Amazon Transcribe job outputs, forwarded to the webhook (or read from a file).
 
     Authenticated by a shared secret (``X-Transcribe-Signature`` / ``X-Transcribe-Token``) set
@@ -64,34 +91,6 @@ class AmazonTranscribeAdapter(TranscriptVendorAdapter):
 
     name: ClassVar[str] = "amazon-transcribe"
     capabilities: ClassVar[Capabilities] = Capabilities()
-
-    class Settings(AdapterSettings):
-        """Settings of an ``amazon-transcribe`` channel (a shared secret, SNS topics, or both)."""
-
-        shared_secret: SecretStr | None = None
-        """Key of ``X-Transcribe-Signature`` (HMAC-SHA256 of the body), or the value of
-        ``X-Transcribe-Token``, set by whatever forwards the job output."""
-        sns_topic_arns: frozenset[str] = frozenset()
-        """SNS topics whose signed messages are accepted (``arn:aws:sns:<region>:<account>:<name>``);
-        empty: SNS-signed messages are refused. Anyone can make SNS sign a message to any URL
-        from a topic of their own, so the topic is what proves it is yours."""
-        confirm_subscriptions: bool = True
-        """Confirm SNS subscriptions of those topics by fetching their ``SubscribeURL``."""
-        sns_max_age: float = Field(default=3600.0, gt=0)
-        """Refuse SNS documents whose signed ``Timestamp`` is further than this many seconds
-        from now (SNS retries an HTTP delivery for up to an hour with its longest policy);
-        each ``MessageId`` is remembered as long, so a document cannot be replayed meanwhile."""
-
-        @model_validator(mode="after")
-        def _some_authentication(self) -> AmazonTranscribeAdapter.Settings:
-            if self.shared_secret is None and not self.sns_topic_arns:
-                raise ValueError("set shared_secret, sns_topic_arns, or both")
-            for arn in self.sns_topic_arns:
-                if not arn.startswith("arn:aws") or arn.count(":") != 5:
-                    raise ValueError(f"not an SNS topic ARN: {arn[:80]!r}")
-            return self
-
-    settings: Settings
 
     async def start(self) -> None:
         """Load the SNS signing certificates other processes already fetched (``kv``)."""

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from pydantic import SecretStr
 
 from omnichannel_sdk import (
+    AdapterContext,
     AdapterSettings,
     FollowUp,
     ParseResult,
@@ -27,28 +28,27 @@ from ._vendors import (
     _json_object,
 )
 
-__all__ = ["AssemblyAIAdapter"]
+__all__ = ["AssemblyAIAdapter", "AssemblyAISettings"]
 
 
-class AssemblyAIAdapter(TranscriptVendorAdapter):
+class AssemblyAISettings(AdapterSettings):
+    """Settings of an ``assemblyai`` channel."""
+
+    api_key: SecretStr
+    """API key: fetches transcripts and submits audio."""
+    webhook_secret: SecretStr
+    """Value of the custom webhook auth header (``webhook_auth_header_value``)."""
+    webhook_header: str = "X-Omnichannel-Webhook-Secret"
+    """Name of that header (``webhook_auth_header_name``)."""
+
+
+class AssemblyAIAdapter(TranscriptVendorAdapter[AssemblyAISettings]):
     """AssemblyAI transcripts: the webhook names the transcript, which is fetched with the key."""
 
     name: ClassVar[str] = "assemblyai"
     default_api_base: ClassVar[str | None] = "https://api.assemblyai.com"
 
-    class Settings(AdapterSettings):
-        """Settings of an ``assemblyai`` channel."""
-
-        api_key: SecretStr
-        """API key: fetches transcripts and submits audio."""
-        webhook_secret: SecretStr
-        """Value of the custom webhook auth header (``webhook_auth_header_value``)."""
-        webhook_header: str = "X-Omnichannel-Webhook-Secret"
-        """Name of that header (``webhook_auth_header_name``)."""
-
-    settings: Settings
-
-    def __init__(self, settings: AdapterSettings, context: Any) -> None:
+    def __init__(self, settings: AssemblyAISettings, context: AdapterContext) -> None:
         super().__init__(settings, context)
         header = getattr(self.settings, "webhook_header", None)
         if isinstance(header, str):  # the configured auth header is a bearer secret

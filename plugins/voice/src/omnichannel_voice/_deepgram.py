@@ -26,28 +26,27 @@ from ._vendors import (
     _job_id,
 )
 
-__all__ = ["DeepgramAdapter"]
+__all__ = ["DeepgramAdapter", "DeepgramSettings"]
 
 
-class DeepgramAdapter(TranscriptVendorAdapter):
+class DeepgramSettings(AdapterSettings):
+    """Settings of a ``deepgram`` channel."""
+
+    callback_secret: SecretStr
+    """Password of the Basic auth in our callback URL (or the ``callback_secret`` extra)."""
+    callback_user: str = "omnichannel"
+    """User name of the Basic auth in our callback URL."""
+    api_key: SecretStr | None = None
+    """API key, to submit audio (``Authorization: Token …``)."""
+    model: str = "nova-3"
+    """Model for submissions."""
+
+
+class DeepgramAdapter(TranscriptVendorAdapter[DeepgramSettings]):
     """Deepgram pre-recorded transcription results (``/v1/listen?callback=…``)."""
 
     name: ClassVar[str] = "deepgram"
     default_api_base: ClassVar[str | None] = "https://api.deepgram.com"
-
-    class Settings(AdapterSettings):
-        """Settings of a ``deepgram`` channel."""
-
-        callback_secret: SecretStr
-        """Password of the Basic auth in our callback URL (or the ``callback_secret`` extra)."""
-        callback_user: str = "omnichannel"
-        """User name of the Basic auth in our callback URL."""
-        api_key: SecretStr | None = None
-        """API key, to submit audio (``Authorization: Token …``)."""
-        model: str = "nova-3"
-        """Model for submissions."""
-
-    settings: Settings
 
     def verify(self, request: WebhookRequest) -> None:
         """Basic auth password, or ``metadata.extra.callback_secret``, equals the secret."""

@@ -41,6 +41,7 @@ from omnichannel_sdk import (
     ParseResult,
     Part,
     SendResult,
+    SettingsT,
     TranscriptPart,
     UnparseablePayloadError,
     UnsupportedFeatureError,
@@ -97,8 +98,9 @@ def _json_object(request: WebhookRequest, adapter: str) -> dict[str, Any]:
     return body
 
 
-class TranscriptVendorAdapter(ChannelAdapter):
-    """Base of the transcript vendors: results in, audio submitted for transcription out."""
+class TranscriptVendorAdapter(ChannelAdapter[SettingsT]):
+    """Base of the transcript vendors: results in, audio submitted for transcription out.
+    Generic over the vendor's settings model (``TranscriptVendorAdapter[DeepgramSettings]``)."""
 
     channel: ClassVar[str] = "voice"
     capabilities: ClassVar[Capabilities] = Capabilities(media_kinds=frozenset({"audio"}))

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from ._adapter import SESSION_HEADER, WebchatAdapter, wire_message
 from ._session import Session, new_visitor_id, peek_session, sign_session, verify_session
+from ._settings import WebchatSettings
 
 __all__ = [
     "SESSION_HEADER",
     "Session",
     "WebchatAdapter",
+    "WebchatSettings",
     "new_visitor_id",
     "peek_session",
     "sign_session",

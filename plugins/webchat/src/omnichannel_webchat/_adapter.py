@@ -23,13 +23,11 @@ import re
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
-
 from omnichannel_sdk import (
-    AdapterSettings,
+    AdapterContext,
     Address,
     Capabilities,
     ChannelSignal,
@@ -55,6 +53,7 @@ from omnichannel_sdk import (
 
 from ._registry import Connection, Registry, SignalBuffer, frame
 from ._session import EMAIL, Session, peek_session, sign_session, verify_session
+from ._settings import WebchatSettings
 from ._signals import SIGNAL_TTL, WebchatSignals
 from ._wire import wire_message
 
@@ -66,10 +65,6 @@ SESSION_HEADER = "x-webchat-session"
 """The header that carries the visitor's session token on HTTP requests."""
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-DEFAULT_UPLOAD_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf",
-                        "text/plain")
-
 
 class WebchatAdapter(WebchatSignals):
     """Web chat on our own widget: WebSocket + HTTP fallback, signed visitor sessions."""
@@ -89,47 +84,7 @@ class WebchatAdapter(WebchatSignals):
         read_receipts=True,
     )
 
-    class Settings(AdapterSettings):
-        """Settings of a web chat channel."""
-
-        secret: SecretStr = Field(min_length=16)
-        """Signs visitor session tokens (HMAC-SHA256). Changing it signs every visitor out."""
-        allowed_origins: list[str] = Field(default_factory=list)
-        """Pages that may embed the widget (``https://shop.example.com``); ``*`` allows any.
-        Empty: only the gateway's own origin."""
-        session_ttl: float = Field(default=30 * 86400, gt=0)
-        """Seconds a visitor session lasts after its last use."""
-        upload_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-        """Largest file a visitor may upload."""
-        upload_types: list[str] = Field(default_factory=lambda: list(DEFAULT_UPLOAD_TYPES))
-        """MIME types a visitor may upload (``image/*`` allows every image type)."""
-        visitor_rate: float = Field(default=1.0, gt=0)
-        """Messages (and uploads) per second one visitor may send, sustained."""
-        visitor_burst: int = Field(default=8, ge=1)
-        """How many messages a visitor may send at once before ``visitor_rate`` applies."""
-        max_visitor_text: int = Field(default=4000, gt=0)
-        """Longest message a visitor may send (characters)."""
-        prechat: Literal["off", "optional", "required"] = "optional"
-        """The pre-chat form (name, email): not shown, skippable, or required."""
-        title: str | None = None
-        """Title of the chat panel (default: the widget's localized "Chat with us")."""
-        history_limit: int = Field(default=200, gt=0)
-        """How many past messages a resumed session shows."""
-
-        @field_validator("allowed_origins")
-        @classmethod
-        def _origins(cls, value: list[str]) -> list[str]:
-            out = []
-            for origin in value:
-                origin = origin.strip().rstrip("/")
-                if origin != "*" and not re.match(r"^https?://[^/?#\s]+$", origin):
-                    raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
-                out.append(origin.lower())
-            return out
-
-    settings: Settings
-
-    def __init__(self, settings: AdapterSettings, context: Any) -> None:
+    def __init__(self, settings: WebchatSettings, context: AdapterContext) -> None:
         super().__init__(settings, context)
         self.registry = Registry()
         self.limiter = TokenBucket(self.settings.visitor_rate, self.settings.visitor_burst)

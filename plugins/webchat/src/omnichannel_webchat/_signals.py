@@ -20,6 +20,7 @@ from omnichannel_sdk import AdapterServices, ChannelAdapter, ChannelSignal
 
 from ._registry import Registry, SignalBuffer, frame
 from ._session import Session
+from ._settings import WebchatSettings
 
 __all__ = ["SIGNAL_TTL", "WebchatSignals"]
 
@@ -30,7 +31,7 @@ _CUSTOMER = ("visitor", "customer")
 _TYPING_REPEAT = 2.0  # seconds: a visitor's repeated typing signal is published at most this often
 
 
-class WebchatSignals(ChannelAdapter):
+class WebchatSignals(ChannelAdapter[WebchatSettings]):
     """The live signals of :class:`~._adapter.WebchatAdapter` (its base; state set up there)."""
 
     registry: Registry

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from ._adapter import WeChatAdapter, WeChatWindowClosedError
 from ._crypto import WeChatCrypto, decode_aes_key, sha1_signature
+from ._settings import WeChatSettings
 from ._simulate import signed_webhook
 from ._xml import XmlError, build_xml, parse_xml
 
 __all__ = [
     "WeChatAdapter",
     "WeChatCrypto",
+    "WeChatSettings",
     "WeChatWindowClosedError",
     "XmlError",
     "build_xml",

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from pydantic import SecretStr
 
 from omnichannel_sdk import (
-    AdapterSettings,
+    AdapterContext,
     Address,
     Capabilities,
     ParseResult,
@@ -66,12 +66,7 @@ class WeChatAdapter(WeChatEnvelope, WeChatInbound, WeChatOutbound):
     )
     default_api_base: ClassVar[str | None] = DEFAULT_API_BASE
 
-    class Settings(WeChatSettings):
-        """``[channels.<key>]`` of a ``wechat-mp`` channel (WeChat console → Basic settings)."""
-
-    settings: Settings
-
-    def __init__(self, settings: AdapterSettings, context: Any) -> None:
+    def __init__(self, settings: WeChatSettings, context: AdapterContext) -> None:
         super().__init__(settings, context)
         # settings may be unvalidated (``omnichannel normalize`` builds them without secrets)
         app_id = self._app_id = str(getattr(self.settings, "app_id", "") or "")

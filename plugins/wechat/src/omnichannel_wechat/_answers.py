@@ -22,6 +22,8 @@ from omnichannel_sdk import (
     WindowClosedError,
 )
 
+from ._settings import WeChatSettings
+
 __all__ = ["TOKEN_ERRCODES", "WeChatAnswers", "WeChatWindowClosedError"]
 
 TOKEN_ERRCODES = frozenset({40001, 40014, 42001})
@@ -37,7 +39,7 @@ class WeChatWindowClosedError(RejectedError, WindowClosedError):
     non-retryable :class:`~omnichannel_sdk.RejectedError`, so the outbox fails it at once."""
 
 
-class WeChatAnswers(ChannelAdapter):
+class WeChatAnswers(ChannelAdapter[WeChatSettings]):
     """Reading WeChat's JSON answers and mapping their ``errcode``."""
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:

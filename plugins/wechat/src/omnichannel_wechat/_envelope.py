@@ -34,10 +34,9 @@ from ._xml import XmlError, build_xml, parse_xml
 __all__ = ["WeChatEnvelope"]
 
 
-class WeChatEnvelope(ChannelAdapter):
+class WeChatEnvelope(ChannelAdapter[WeChatSettings]):
     """Webhook requests in and answers out, signed and (in safe mode) encrypted."""
 
-    settings: WeChatSettings
     _app_id: str
     _crypto: WeChatCrypto | None
     _token_value: str

@@ -23,13 +23,15 @@ from omnichannel_sdk import (
     UnparseablePayloadError,
 )
 
+from ._settings import WeChatSettings
+
 __all__ = ["WeChatInbound"]
 
 _VOICE_TYPES = {"amr": "audio/amr", "speex": "audio/speex", "mp3": "audio/mpeg",
                 "silk": "audio/silk"}
 
 
-class WeChatInbound(ChannelAdapter):
+class WeChatInbound(ChannelAdapter[WeChatSettings]):
     """WeChat XML fields to :class:`~omnichannel_sdk.InboundMessage` /
     :class:`~omnichannel_sdk.StatusUpdate`."""
 

@@ -15,7 +15,6 @@ import orjson
 from omnichannel_sdk import AuthenticationError, ProviderError, TransportError
 
 from ._answers import TOKEN_ERRCODES, WeChatAnswers, _errcode
-from ._settings import WeChatSettings
 
 __all__ = ["WeChatTokens"]
 
@@ -23,7 +22,6 @@ __all__ = ["WeChatTokens"]
 class WeChatTokens(WeChatAnswers):
     """``access_token`` caching and refresh."""
 
-    settings: WeChatSettings
     _cached_token: _Token | None
     _kv_token: str
     _kv_lock: str
