@@ -49,6 +49,13 @@ def test_no_module_is_over_500_lines() -> None:
     assert not over, f"modules over {MAX_LINES} lines (split them along their seams): {over}"
 
 
+def test_no_module_is_a_grab_bag() -> None:
+    """Modules are named by what they do: no ``_common``, ``_helpers``, ``_utils``, ``_misc``."""
+    bags = sorted(str(path.relative_to(ROOT)) for d in SOURCE_DIRS for path in d.rglob("*.py")
+                  if path.stem.strip("_") in {"common", "helpers", "utils", "util", "misc"})
+    assert not bags, f"name these by what they hold: {bags}"
+
+
 def test_the_oversized_allow_list_names_only_oversized_files() -> None:
     sizes = dict(_sizes())
     stale = [path for path in OVERSIZED if sizes.get(path, 0) <= MAX_LINES]

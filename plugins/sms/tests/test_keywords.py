@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from omnichannel_sms import SmsSettings, keyword_event
-from omnichannel_sms._common import _ascii_alnum_count
+from omnichannel_sms._keywords import _ascii_alnum_count
 
 from omnichannel_sdk import EventPart
 

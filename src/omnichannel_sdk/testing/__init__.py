@@ -20,7 +20,7 @@ from ._fixtures import (
     register_plugin,
     webhook_client,
 )
-from ._helpers import free_port, require, require_binary, require_package, require_service
+from ._requirements import free_port, require, require_binary, require_package, require_service
 from ._vendor import SendCase
 
 __all__ = [

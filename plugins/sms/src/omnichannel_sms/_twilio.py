@@ -46,14 +46,9 @@ from omnichannel_sdk import (
     twilio_signature,
 )
 
-from ._common import (
-    OutboundSms,
-    PhoneNumberAdapter,
-    SendProgress,
-    address,
-    keyword_event,
-    prepare_outbound,
-)
+from ._keywords import keyword_event
+from ._numbers import PhoneNumberAdapter, address
+from ._outbound_sms import OutboundSms, SendProgress, prepare_outbound
 from ._twilio_settings import TwilioSmsSettings
 
 __all__ = [

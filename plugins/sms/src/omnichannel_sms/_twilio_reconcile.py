@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from omnichannel_sdk import Message, Part, ProviderError, SendResult
 
-from ._common import OutboundSms
+from ._outbound_sms import OutboundSms
 
 if TYPE_CHECKING:
     import httpx

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr, model_validator
 
-from ._common import SmsSettings
+from ._settings import SmsSettings
 
 __all__ = ["TwilioSmsSettings"]
 

@@ -44,16 +44,11 @@ from omnichannel_sdk import (
     replay_fingerprint,
 )
 
-from ._common import (
-    PhoneNumberAdapter,
-    SendProgress,
-    SmsSettings,
-    address,
-    keyword_event,
-    normalize_number,
-    prepare_outbound,
-)
 from ._concat import ConcatAssembler, ConcatPart
+from ._keywords import keyword_event
+from ._numbers import PhoneNumberAdapter, address, normalize_number
+from ._outbound_sms import SendProgress, prepare_outbound
+from ._settings import SmsSettings
 from ._twilio import parse_form
 
 __all__ = ["VONAGE_DLR_ERRORS", "VonageSmsAdapter", "VonageSmsSettings", "signed_params", "vonage_signature"]
