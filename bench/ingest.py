@@ -76,7 +76,10 @@ def config(tmp: str, store: str | None = None, send_url: str = "http://127.0.0.1
     return {
         "omnichannel": {"store": store or f"sqlite:///{tmp}/hub.db", "blobs": "memory://",
                         "public_url": PUBLIC_URL, "http_transport": transport,
-                        "delivery": {"concurrency": 128}},
+                        # 100 vendor calls in flight, as the peer and the floor make them (the
+                        # default per-channel bound, 16, trades throughput for fewer possible
+                        # duplicates after a crash)
+                        "delivery": {"concurrency": 128, "max_in_flight_per_channel": 100}},
         "channels": {
             "sms": {"adapter": "twilio-sms", "account_sid": "AC" + "0" * 32, "auth_token": TOKEN,
                     "from_number": "+15005550006"},
