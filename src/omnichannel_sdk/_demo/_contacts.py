@@ -3,8 +3,7 @@ of every conversation on every channel), merge proposals the agent confirms or r
 unmerge.
 
 The endpoints call the hub's contact API (``merge_proposals``, ``confirm_merge``,
-``reject_merge``, ``merges``, ``unmerge``, ``contact_timeline``); where a hub offers only part
-of it, the rest answers 501 and the timeline is put together from the store."""
+``reject_merge``, ``merges``, ``unmerge``, ``contact_timeline``)."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from starlette.responses import JSONResponse
 
 from .._errors import OmnichannelError
 from .._hub import Hub
-from .._models import MergeProposal, Message
+from .._models import MergeProposal
 from ._present import channel_name, contact_json, message_json, readable_name
 from ._state import demo_state, refused
 
@@ -30,27 +29,10 @@ def _plain(value: Any) -> Any:
 
 
 async def _timeline(hub: Hub, contact_id: str) -> list[dict[str, Any]]:
-    """Every message of the contact's conversations, oldest first, with its conversation."""
-    found = getattr(hub, "contact_timeline", None)
-    messages: list[Message] = []
-    if callable(found):
-        timeline = await found(contact_id, limit=200)
-        for item in getattr(timeline, "items", []):
-            message = getattr(item, "message", None)
-            if isinstance(message, Message):
-                messages.append(message)
-    else:
-        for conv in await hub.store.list_conversations(contact_id=contact_id):
-            messages.extend(await hub.store.list_messages(conv.id))
-    messages.sort(key=lambda m: (m.created_at, m.id))
-    return [{**message_json(m), "channel_name": channel_name(m.channel)} for m in messages]
-
-
-async def _proposals(hub: Hub) -> list[MergeProposal]:
-    found = getattr(hub, "merge_proposals", None)
-    if callable(found):
-        return list(await found(status="open"))
-    return await hub.store.list_merge_proposals()
+    """The newest messages of the contact's conversations, oldest first, with their channel."""
+    timeline = await hub.contact_timeline(contact_id, limit=200)
+    return [{**message_json(item.message), "channel_name": channel_name(item.message.channel)}
+            for item in timeline.items]
 
 
 async def _proposal_json(hub: Hub, proposal: MergeProposal) -> dict[str, Any]:
@@ -65,7 +47,7 @@ async def _proposal_json(hub: Hub, proposal: MergeProposal) -> dict[str, Any]:
 async def api_merges(request: Request) -> JSONResponse:
     """``GET /demo/api/merges``: the open merge proposals, both contacts described."""
     hub = demo_state(request).hub
-    return JSONResponse([await _proposal_json(hub, p) for p in await _proposals(hub)])
+    return JSONResponse([await _proposal_json(hub, p) for p in await hub.merge_proposals(status="open")])
 
 
 async def api_contact(request: Request) -> JSONResponse:
@@ -76,22 +58,18 @@ async def api_contact(request: Request) -> JSONResponse:
     if contact is None:
         return JSONResponse({"error": "no such contact"}, 404)
     merges: list[Any] = []
-    listed = getattr(hub, "merges", None)
-    if callable(listed):
-        for merge in await listed(contact_id):
-            plain = _plain(merge)
-            # the moved addresses as people read them ("Visitor 7384", never ``v_Rj0l…``)
-            plain["moved"] = [f"{channel_name(a.channel)}: {readable_name(a)}"
-                              for a in getattr(merge, "addresses", [])]
-            merges.append(plain)
-    proposals = [await _proposal_json(hub, p) for p in await _proposals(hub)
+    for merge in await hub.merges(contact_id):
+        plain = _plain(merge)
+        # the moved addresses as people read them ("Visitor 7384", never ``v_Rj0l…``)
+        plain["moved"] = [f"{channel_name(a.channel)}: {readable_name(a)}" for a in merge.addresses]
+        merges.append(plain)
+    proposals = [await _proposal_json(hub, p) for p in await hub.merge_proposals(status="open")
                  if contact_id in (p.contact_id, p.existing_contact_id)]
     conversations = await hub.store.list_conversations(contact_id=contact_id)
     out = contact_json(contact)
     out["name"] = contact.display_name or next(
         (readable_name(a) for a in contact.addresses), None)
     return JSONResponse({**out, "merges": merges, "proposals": proposals,
-                         "can_unmerge": callable(getattr(hub, "unmerge", None)),
                          "conversations": [{"id": c.id, "channel_name": channel_name(c.channel),
                                             "status": c.status} for c in conversations],
                          "timeline": await _timeline(hub, contact_id)})
@@ -103,14 +81,17 @@ async def api_merge_action(request: Request) -> JSONResponse:
     if not state.allowed(request):
         return refused()
     action = request.path_params["action"]
-    method = getattr(state.hub, "confirm_merge" if action == "confirm" else "reject_merge", None)
-    if action not in ("confirm", "reject") or not callable(method):
-        return JSONResponse({"error": f"this hub cannot {action} merges"}, 501)
+    if action not in ("confirm", "reject"):
+        return JSONResponse({"error": f"no merge action {action!r}"}, 404)
+    proposal_id = request.path_params["proposal_id"]
     try:
-        result = await method(request.path_params["proposal_id"])
+        if action == "reject":
+            await state.hub.reject_merge(proposal_id)
+            return JSONResponse({"ok": True, "contact": None})
+        result = await state.hub.confirm_merge(proposal_id)
     except OmnichannelError as exc:
         return JSONResponse({"error": str(exc)}, 409)
-    return JSONResponse({"ok": True, "contact": _plain(result) if result is not None else None})
+    return JSONResponse({"ok": True, "contact": _plain(result)})
 
 
 async def api_unmerge(request: Request) -> JSONResponse:
@@ -118,11 +99,8 @@ async def api_unmerge(request: Request) -> JSONResponse:
     state = demo_state(request)
     if not state.allowed(request):
         return refused()
-    method = getattr(state.hub, "unmerge", None)
-    if not callable(method):
-        return JSONResponse({"error": "this hub cannot unmerge"}, 501)
     try:
-        result = await method(request.path_params["merge_id"])
+        result = await state.hub.unmerge(request.path_params["merge_id"])
     except OmnichannelError as exc:
         return JSONResponse({"error": str(exc)}, 409)
     return JSONResponse({"ok": True, "result": _plain(result)})

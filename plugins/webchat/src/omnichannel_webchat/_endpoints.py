@@ -132,15 +132,24 @@ async def deliver(chat: ChatBackend, session: Session, data: dict[str, Any],
     return {"type": "ack", "ref": client_id, "message": wire(chat, message) if message else None}
 
 
-async def send(request: Request) -> Response:
-    """A visitor message over HTTP (the fallback transport)."""
-    chat = backend(request)
+async def _session_and_object(request: Request) -> tuple[Session, dict[str, Any]] | Response:
+    """The visitor session and the JSON object body of a request, or the error to answer."""
     found = await session_of(request)
     if isinstance(found, Response):
         return found
     data = await json_object(request)
     if isinstance(data, Response):
         return data
+    return found, data
+
+
+async def send(request: Request) -> Response:
+    """A visitor message over HTTP (the fallback transport)."""
+    chat = backend(request)
+    asked = await _session_and_object(request)
+    if isinstance(asked, Response):
+        return asked
+    found, data = asked
     answer = await deliver(chat, found, data, None)
     status = {"rate_limited": 429, "invalid": 422, "prechat": 409, "unavailable": 503}.get(
         answer.get("code", ""), 200)
@@ -201,12 +210,10 @@ async def typing(request: Request) -> Response:
 async def receipts(request: Request) -> Response:
     """The widget's delivered / read receipts."""
     chat = backend(request)
-    found = await session_of(request)
-    if isinstance(found, Response):
-        return found
-    data = await json_object(request)
-    if isinstance(data, Response):
-        return data
+    asked = await _session_and_object(request)
+    if isinstance(asked, Response):
+        return asked
+    found, data = asked
     applied = 0
     for status in ("delivered", "read"):
         ids = data.get(status)

@@ -276,11 +276,9 @@ function showContact(id) {
       active.forEach(function (mg) {
         var moved = (mg.moved || []).join(", ");
         var row = el("div", "prop merge"); row.appendChild(el("div", null, "Merged " + time(mg.merged_at) + (moved ? ": " + moved : "")));
-        if (c.can_unmerge) {
-          var un = el("button", "unmerge", "Unmerge"); un.type = "button";
-          un.addEventListener("click", function () { act("/demo/api/unmerge/" + mg.id, "Contacts separated").then(function () { showContact(c.id); }); });
-          row.appendChild(un);
-        }
+        var un = el("button", "unmerge", "Unmerge"); un.type = "button";
+        un.addEventListener("click", function () { act("/demo/api/unmerge/" + mg.id, "Contacts separated").then(function () { showContact(c.id); }); });
+        row.appendChild(un);
         box.appendChild(row);
       });
     }
