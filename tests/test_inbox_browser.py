@@ -362,6 +362,33 @@ def test_one_customer_across_channels_merge_and_unmerge(demo: Demo, page_at: Any
     shot(page, "contact-unmerged")
 
 
+def test_contact_timeline_pages_back_to_the_first_message(demo: Demo, page_at: Any) -> None:
+    """The contact panel loads the newest page of the timeline and "Show earlier messages"
+    puts the older pages on top until the first message (two per page here)."""
+    for _ in range(3):
+        _email_from(demo, "pat.lee@example.com", "Pat Lee")
+    page = page_at(DESKTOP)
+    page.goto(f"{demo.url}/demo/?timeline_page=2")
+    page.locator("#live.on").wait_for(timeout=TIMEOUT)
+    page.locator(".conv", has_text="Pat Lee").first.click()
+    page.locator("#contact-button").click()
+    panel = page.locator("#contact")
+    panel.locator(".tl li").first.wait_for(timeout=TIMEOUT)
+    assert panel.locator(".tl li").count() == 2
+    contact_id = panel.get_attribute("data-id")
+    total = len(demo.call(demo.hub.contact_timeline(str(contact_id), limit=500)).items)
+    assert total >= 3
+    newest = panel.locator(".tl li").last.inner_text()
+    while panel.locator(".earlier").count():
+        shown = panel.locator(".tl li").count()
+        panel.locator(".earlier").click()
+        page.wait_for_function(f"() => document.querySelectorAll('#contact .tl li').length > {shown}",
+                               timeout=TIMEOUT)
+    assert panel.locator(".tl li").count() == total
+    assert panel.locator(".tl li").last.inner_text() == newest  # older pages went on top
+    assert "Order #1234" in panel.locator(".tl li").first.inner_text()
+
+
 def test_service_level_report_and_sla_timer(demo: Demo, page_at: Any) -> None:
     """A waiting conversation shows a live SLA clock; after the agent's reply the report page
     lists the channel with its answered turn and draws the chart."""
