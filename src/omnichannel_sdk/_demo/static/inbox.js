@@ -11,6 +11,7 @@ function el(tag, cls, text) {
 }
 var TIME = new Intl.DateTimeFormat(undefined, {hour: "numeric", minute: "2-digit"});
 var DAY = new Intl.DateTimeFormat(undefined, {month: "short", day: "numeric"});
+var SECONDS = new Intl.DateTimeFormat(undefined, {hour: "numeric", minute: "2-digit", second: "2-digit"});
 // timeline messages per page in the contact panel (``?timeline_page=N`` in the inbox's URL)
 var TIMELINE_PAGE = Math.max(1, Math.min(500, parseInt(new URLSearchParams(location.search).get("timeline_page"), 10) || 200));
 function time(iso) { try { return TIME.format(new Date(iso)); } catch (e) { return ""; } }
@@ -133,10 +134,16 @@ function loadMerges() {
 // -- one thread -----------------------------------------------------------------------------
 function ticks(m) {
   var label = {queued: "… queued", sent: "✓ sent", delivered: "✓✓ delivered", read: "✓✓ read", failed: "✕ not delivered"}[m.status] || m.status;
-  var st = el("span", "st " + m.status, label);
+  var r = m.retry, waiting = !!(r && m.status === "queued" && r.next_at);
+  if (waiting) label = "↻ retrying";
+  var st = el("span", "st " + m.status + (waiting ? " retrying" : ""), label);
   var why = m.error ? m.error + (m.error_code ? " (" + m.error_code + ")" : "") : "";
-  if (m.retry) why += (why ? "; " : "") + "retrying" + (m.retry.attempts ? ", attempt " + m.retry.attempts : "") +
-    (m.retry.next_at ? ", next at " + time(m.retry.next_at) : "");
+  // the outbox's retry state: still trying (queued, a next attempt due), or how it ended
+  if (waiting)
+    why += (why ? "; " : "") + "attempt " + r.attempts + " failed" + (r.last_error ? " (" + r.last_error + ")" : "") +
+      "; retrying at " + SECONDS.format(new Date(r.next_at));
+  else if (r && m.status === "failed") why += (why ? "; " : "") + "gave up after " + plural(r.attempts, "attempt", "attempts");
+  else if (r && r.attempts > 1) why += (why ? "; " : "") + "sent on attempt " + r.attempts + (r.last_error ? " (earlier: " + r.last_error + ")" : "");
   if (why) st.title = why;
   return [st, why];
 }
@@ -178,7 +185,8 @@ function render(m) {
   if (email && m.quoted) {
     var d = el("details"); d.appendChild(el("summary", null, "Quoted history")); d.appendChild(el("pre", null, m.quoted)); li.appendChild(d);
   }
-  if (failure && m.status !== "read" && m.status !== "delivered") li.appendChild(el("div", "err", failure));
+  // a reason under the bubble while it matters: failed, or queued between two attempts
+  if (failure && (m.status === "failed" || m.status === "queued")) li.appendChild(el("div", "err", failure));
   return li;
 }
 var RANK = {received: 0, queued: 1, sent: 2, failed: 2, delivered: 3, read: 4};
