@@ -70,3 +70,28 @@ def test_normalize_phone_answers_as_without_its_cache(number: str, region: str) 
     for _ in range(2):  # the first call fills the cache (and may seed the region-less entry)
         assert cached(number, region) == uncached(number, region)
         assert cached(number, None) == uncached(number, None)
+
+
+def test_redact_url_answers_as_without_its_cache() -> None:
+    from omnichannel_sdk._redact import _redact_url, redact_url
+
+    secret = frozenset({"Token", "key"})
+    for url in ["https://bench.test/webhooks/sms", "HTTPS://u:pw@bench.test/webhooks/x?token=1&a=2",
+                "https://bench.test/webhooks/x?KEY=s%20e&b=", "http://[::1/x"]:
+        for _ in range(2):
+            assert redact_url(url, secret) == _redact_url(url, secret)
+            assert redact_url(url, {"Token", "key"}) == _redact_url(url, secret)
+            assert redact_url(url) == _redact_url(url, None)
+
+
+def test_sms_addresses_are_made_once_per_number_and_equal_to_a_fresh_one() -> None:
+    from omnichannel_sms._numbers import address
+
+    first = address("sms", "+14155550100", "US")
+    assert address("sms", "+14155550100", "US") is first
+    assert first == Address(channel="sms", handle="+14155550100")
+    assert address("sms", "4155550100", "US") == first
+    assert address("sms", "4155550100", "GB") != first
+    for _ in range(2):  # a refused number is refused every time (nothing cached)
+        with pytest.raises(ValueError, match="phone number"):
+            address("sms", "+9978073627", None)
