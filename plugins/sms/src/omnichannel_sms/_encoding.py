@@ -58,10 +58,12 @@ SmsEncoding = Segmentation
 """Alias kept for readers who look for the encoding first."""
 
 
+_GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+
+
 def is_gsm7(text: str) -> bool:
     """Whether every character of ``text`` exists in GSM-7 (basic or extension table)."""
-    basic, ext = GSM7_BASIC, GSM7_EXTENSION
-    return all(ch in basic or ch in ext for ch in text)
+    return _GSM7_ALL.issuperset(text)  # a set operation in C, not a loop in Python
 
 
 def _gsm_costs(text: str) -> list[int]:
@@ -90,7 +92,12 @@ def _pack(costs: list[int], single: int, multi: int) -> list[int]:
 
 def segment(text: str) -> Segmentation:
     """The encoding, part count and size of ``text`` as an SMS."""
-    if is_gsm7(text):
+    chars = set(text)
+    if chars <= _GSM7_ALL and len(text) <= _GSM_SINGLE // 2:
+        # fast path (most replies): fits one SMS even if every character were an escape pair
+        escapes = sum(text.count(ch) for ch in chars & GSM7_EXTENSION)
+        return Segmentation("GSM-7", 1, len(text) + escapes)
+    if chars <= _GSM7_ALL:
         costs, encoding, single, multi = _gsm_costs(text), "GSM-7", _GSM_SINGLE, _GSM_MULTI
     else:
         costs, encoding, single, multi = _ucs_costs(text), "UCS-2", _UCS_SINGLE, _UCS_MULTI
