@@ -146,8 +146,10 @@ class MessageSql(JobSql, DeadLetterSql):
 
         return await self._write(unit)
 
-    async def create_outbound(self, message: Message, job: Job, *, lease: float) -> None:
-        """Store an outbound message and its delivery job in one transaction."""
+    async def create_outbound(self, message: Message, job: Job, *, lease: float,
+                              attempt: bool = False) -> None:
+        """Store an outbound message and its delivery job in one transaction (``attempt``:
+        with its first vendor call recorded as started, see :meth:`begin_attempt`)."""
         now = now_us()
 
         async def unit(tx: Tx) -> None:
@@ -155,7 +157,7 @@ class MessageSql(JobSql, DeadLetterSql):
             await tx.execute("UPDATE conversations SET updated_us = $2 WHERE id = $1",
                              message.conversation_id, now)
             await self._insert_job(tx, job, now, state="running", lease_us=now + int(lease * 1e6),
-                                   owner=self.identity)
+                                   owner=self.identity, attempt_us=now_us() if attempt else None)
             if self.feed_log is not None:
                 await self.feed_log.append_queued(tx, message)
 
