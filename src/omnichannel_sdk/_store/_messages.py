@@ -174,22 +174,37 @@ class MessageSql(JobSql, DeadLetterSql):
                     "INSERT INTO message_refs (channel_key, external_id, message_id) "
                     "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                     message.channel_key, ext, message.id)
-            row = await tx.fetchone("SELECT status FROM messages WHERE id = $1", message.id)
+            early_values: list[str] = []
+            if len(external_ids) == 1:
+                # the usual send: the stored status and a receipt that came before the vendor's
+                # answer in one statement; the receipt (rare) is then deleted by key
+                key = early_receipt_key(message.channel_key, external_ids[0])
+                row = await tx.fetchone(
+                    "SELECT status, (SELECT value FROM kv WHERE key = $2 AND "
+                    "(expires_us IS NULL OR expires_us > $3)) FROM messages WHERE id = $1",
+                    message.id, key, now_us())
+                if row is not None and row[1] is not None:
+                    await tx.execute("DELETE FROM kv WHERE key = $1", key)
+                    early_values.append(row[1])
+            else:
+                row = await tx.fetchone("SELECT status FROM messages WHERE id = $1", message.id)
+                for ext in external_ids:  # receipts that arrived before the vendor's answer
+                    early = await tx.fetchone(
+                        "DELETE FROM kv WHERE key = $1 AND (expires_us IS NULL OR expires_us > $2) "
+                        "RETURNING value", early_receipt_key(message.channel_key, ext), now_us())
+                    if early:
+                        early_values.append(early[0])
             stored = row[0] if row else "queued"
             final = message
             if STATUS_RANK.get(stored, 0) > STATUS_RANK[message.status] and stored != "failed":
                 final = message.model_copy(update={"status": stored})  # a receipt came first
-            for ext in external_ids:  # receipts that arrived before the vendor's answer
-                early = await tx.fetchone(
-                    "DELETE FROM kv WHERE key = $1 AND (expires_us IS NULL OR expires_us > $2) "
-                    "RETURNING value", early_receipt_key(message.channel_key, ext), now_us())
-                if early:
-                    update = StatusUpdate.model_validate_json(early[0])
-                    if status_moves(final.status, update.status):
-                        changes: dict[str, Any] = {"status": update.status}
-                        if update.error is not None:
-                            changes["error"] = update.error
-                        final = final.model_copy(update=changes)
+            for value in early_values:
+                update = StatusUpdate.model_validate_json(value)
+                if status_moves(final.status, update.status):
+                    changes: dict[str, Any] = {"status": update.status}
+                    if update.error is not None:
+                        changes["error"] = update.error
+                    final = final.model_copy(update=changes)
             await self._save_message(tx, final)
             if job_id:
                 await tx.execute("DELETE FROM jobs WHERE id = $1", job_id)
