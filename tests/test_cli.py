@@ -142,3 +142,16 @@ def test_every_uvicorn_start_has_the_access_log_off_unless_asked(tmp_path: Path,
     assert runner.invoke(app, ["serve", "--config", str(config), "--port", port,
                                "--access-log"]).exit_code == 0
     assert calls[-1]["access_log"] is True
+
+
+def test_serve_names_the_missing_fast_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from omnichannel_sdk._cli import server_note
+
+    assert server_note() is None  # the test environment has the [serve] extra
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "httptools" else real(name, *a))
+    note = server_note()
+    assert note is not None and "httptools" in note and "omnichannel-sdk[serve]" in note
