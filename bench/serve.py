@@ -249,7 +249,11 @@ def servers(commands: list[list[str]], ports: list[int], log: Path) -> Iterator[
             for process in running:
                 process.terminate()
             for process in running:
-                process.wait(20)
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:  # a server that hangs on shutdown
+                    process.kill()
+                    process.wait(10)
 
 
 def ours_command(config: Path, port: int) -> list[str]:
