@@ -21,7 +21,8 @@ The sides alternate over ``--rounds`` rounds (the order flips each round); the s
 the min / median / max of the per-round ratios and the server processes' CPU per request (user +
 system from ``/proc/<pid>/stat`` over the measured window; the PostgreSQL server's own CPU is
 not counted). Rows: SQLite, one process; PostgreSQL, one process (skipped when 127.0.0.1:5432
-does not answer); PostgreSQL, two gateway processes on two ports with the load split, against one.
+does not answer); PostgreSQL, two gateway processes on two ports with the load split, and
+``omnichannel serve --workers 2`` on one port (the workers' CPU counted), each against one.
 
 ``--run-floor STORE PORT`` and ``--run-load JSON`` are what the driver starts in subprocesses.
 """
@@ -123,12 +124,26 @@ def run_floor(store: str, port: int) -> None:
 # --------------------------------------------------------------------------- the load process
 
 def cpu_ticks(pids: list[int]) -> int:
-    """User + system clock ticks of ``pids`` so far (fields 14 and 15 of ``/proc/<pid>/stat``)."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
+    """User + system clock ticks so far of ``pids`` and every process they started (the
+    workers of ``omnichannel serve --workers N``): fields 14 and 15 of ``/proc/<pid>/stat``."""
+    stats: dict[int, tuple[int, int]] = {}  # pid -> (parent, ticks)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    wanted, total = set(pids), 0
+    grew = True
+    while grew:
+        more = {pid for pid, (parent, _) in stats.items() if parent in wanted} - wanted
+        wanted |= more
+        grew = bool(more)
+    for pid in wanted:
+        total += stats[pid][1] if pid in stats else 0
     return total
 
 
@@ -244,6 +259,8 @@ def servers(commands: list[list[str]], ports: list[int], log: Path) -> Iterator[
                     if running[-1].poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"server {' '.join(command)} did not start: see {log}")
                     time.sleep(0.2)
+                if "--workers" in command:  # /healthz answered from one worker; let the rest start
+                    time.sleep(3)
             yield [p.pid for p in running]
         finally:
             for process in running:
@@ -395,14 +412,16 @@ def main() -> None:
             if args.no_postgres or not ingest.postgres_up():
                 print("\n(PostgreSQL rows skipped)")
                 return
-            schemas = ["bench_" + uuid.uuid4().hex[:12] for _ in range(3)]
+            schemas = ["bench_" + uuid.uuid4().hex[:12] for _ in range(4)]
             try:
                 pg = [f"{ingest.PG_DSN}?schema={s}" for s in schemas]
-                ports = [pick_port(taken) for _ in range(4)]
+                ports = [pick_port(taken) for _ in range(5)]
                 sides = {"floor": ([floor_command(pg[0], ports[0])], [ports[0]]),
                          "ours": ([ours_command(write_config(tmp, pg[1]), ports[1])], [ports[1]]),
-                         "ours x2": ([ours_command(write_config(tmp, pg[2]), p) for p in ports[2:]],
-                                     ports[2:])}
+                         "ours x2": ([ours_command(write_config(tmp, pg[2]), p) for p in ports[2:4]],
+                                     ports[2:4]),
+                         "workers 2": ([[*ours_command(write_config(tmp, pg[3]), ports[4]),
+                                         "--workers", "2"]], [ports[4]])}
                 res = bench_row(driver, sides, log, latency=args.pg_latency)
             finally:
                 drop_schemas(schemas)
@@ -413,6 +432,8 @@ def main() -> None:
                              res["floor"]["throughput"]))
             print(ratio_line("omnichannel serve, 2 processes (load split) vs 1",
                              res["ours x2"]["throughput"], res["ours"]["throughput"]))
+            print(ratio_line("omnichannel serve --workers 2 (one port) vs 1 process",
+                             res["workers 2"]["throughput"], res["ours"]["throughput"]))
             if args.pg_latency:
                 print(f"\nopen loop, {args.rate:.0f} req/s for {args.duration:.0f} s\n{lat_header}")
                 for s in sides:
