@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import phonenumbers
 
 __all__ = ["PHONE_CHANNELS", "normalize_email", "normalize_handle", "normalize_phone"]
@@ -12,7 +10,11 @@ __all__ = ["PHONE_CHANNELS", "normalize_email", "normalize_handle", "normalize_p
 PHONE_CHANNELS = frozenset({"sms", "voice", "whatsapp", "mms"})
 
 
-@functools.lru_cache(maxsize=8192)
+_CACHE_SIZE = 8192
+_cache: dict[tuple[str, str | None, bool], str] = {}
+"""``normalize_phone`` results by arguments, the oldest dropped first past ``_CACHE_SIZE``."""
+
+
 def normalize_phone(number: str, region: str | None = None, *, international: bool = False) -> str:
     """Return ``number`` in E.164 form (``+14155550100``).
 
@@ -24,6 +26,22 @@ def normalize_phone(number: str, region: str | None = None, *, international: bo
     phone number but cannot be one. Results are cached: the same customers write again and
     again, and every stored message read back validates its addresses.
     """
+    key = (number, region, international)
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    result = _normalize_phone(number, region, international)
+    if len(_cache) >= _CACHE_SIZE:
+        _cache.pop(next(iter(_cache)), None)
+    _cache[key] = result
+    if result == number and region is not None:
+        # already E.164 with a valid country code: the models' own check of this handle (no
+        # region) answers the same, so it costs no second phone number parse
+        _cache[(number, None, False)] = result
+    return result
+
+
+def _normalize_phone(number: str, region: str | None, international: bool) -> str:
     raw = number.strip()
     if not raw:
         raise ValueError("empty phone number")

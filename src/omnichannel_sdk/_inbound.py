@@ -211,10 +211,14 @@ class Inbound:
         customer = draft.sender if draft.direction == "inbound" else (
             draft.recipients[0] if draft.recipients else draft.sender)
         addresses = [customer, *draft.contact_hints]
-        for extra in self.pm.hook.omni_contact_identify(adapter=adapter, message=draft):
-            if extra:
-                addresses.extend(extra)
-        thread_key = (self.pm.hook.omni_inbound_thread_key(adapter=adapter, message=draft)
+        hook = self.pm.hook
+        # a hook nobody implements answers nothing: not calling it saves pluggy's dispatch
+        if hook.omni_contact_identify.get_hookimpls():
+            for extra in hook.omni_contact_identify(adapter=adapter, message=draft):
+                if extra:
+                    addresses.extend(extra)
+        thread_key = ((hook.omni_inbound_thread_key(adapter=adapter, message=draft)
+                       if hook.omni_inbound_thread_key.get_hookimpls() else None)
                       or draft.thread_key or adapter.thread_key_for(customer, draft))
         return IngestItem(
             message_id=new_id("msg"), channel=adapter.channel, channel_key=adapter.context.key,

@@ -63,6 +63,9 @@ class HubMetrics:
         self._send_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.webhooks = Counter("omnichannel_webhooks", "Webhook requests by channel and outcome.",
                                 ["channel_key", "outcome"], registry=registry)
+        # one child per (channel, outcome), looked up once: ``labels()`` takes a lock and
+        # checks its values on every call, once per webhook (the counter is never cleared)
+        self._webhook_counts: dict[tuple[str, str], Counter] = {}
         self.duplicates = Counter("omnichannel_duplicates", "Vendor retries of events already stored.",
                                   ["channel_key"], registry=registry)
         self.dead_letters = Counter("omnichannel_dead_letters", "Payloads and sends dead-lettered.",
@@ -94,7 +97,11 @@ class HubMetrics:
 
     def record_webhook(self, channel_key: str | None, outcome: str) -> None:
         """A webhook request was answered (``channel_key`` ``None``: not a configured one)."""
-        self.webhooks.labels(channel_key or "", outcome).inc()
+        key = (channel_key or "", outcome)
+        child = self._webhook_counts.get(key)
+        if child is None:
+            child = self._webhook_counts[key] = self.webhooks.labels(*key)
+        child.inc()
 
     def record_duplicates(self, channel_key: str, count: int) -> None:
         """``count`` stored events arrived again."""

@@ -8,6 +8,7 @@ Signatures computed over the request (HMACs) are not secrets and stay, for audit
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
@@ -20,8 +21,20 @@ REDACTED = "<redacted>"
 
 def redact_headers(headers: Mapping[str, str], secret: Iterable[str]) -> dict[str, str]:
     """``headers`` with the value of every name in ``secret`` (case-insensitive) replaced."""
-    names = {n.lower() for n in secret}
+    names = _lowered(secret)
     return {k: (REDACTED if k.lower() in names else v) for k, v in headers.items()}
+
+
+def _lowered(names: Iterable[str]) -> frozenset[str]:
+    """``names`` lower-cased; an adapter's declared (frozen) set is lowered once."""
+    if isinstance(names, frozenset):
+        return _lowered_once(names)
+    return frozenset(n.lower() for n in names)
+
+
+@functools.lru_cache(maxsize=256)
+def _lowered_once(names: frozenset[str]) -> frozenset[str]:
+    return frozenset(n.lower() for n in names)
 
 
 BOT_TOKEN = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
@@ -43,6 +56,18 @@ def redact_url(url: str, secret: Iterable[str] | None = None) -> str:
     still be able to read): only the password in the user info and those parameters' values are
     replaced. A URL that cannot be split is :data:`REDACTED` whole.
     """
+    if isinstance(secret, frozenset):
+        # a channel's webhook URL with its declared names: the same few URLs on every request
+        return _stored_url(url, secret)
+    return _redact_url(url, secret)
+
+
+@functools.lru_cache(maxsize=1024)
+def _stored_url(url: str, secret: frozenset[str]) -> str:
+    return _redact_url(url, secret)
+
+
+def _redact_url(url: str, secret: Iterable[str] | None) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -59,7 +84,7 @@ def redact_url(url: str, secret: Iterable[str] | None = None) -> str:
         user = userinfo.partition(":")[0]
         netloc = f"{user}:{REDACTED}@{hostport}" if ":" in userinfo else netloc
     query = parts.query
-    names = {n.lower() for n in secret}
+    names = _lowered(secret)
     if query and names:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(k.lower() in names for k, _ in pairs):

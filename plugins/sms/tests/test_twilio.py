@@ -6,11 +6,13 @@ import asyncio
 import base64
 import hashlib
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 import httpx
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omnichannel_sms import TwilioSmsAdapter, parse_form, twilio_signature
 
 from omnichannel_sdk import (
@@ -221,6 +223,14 @@ def test_acknowledge_is_empty_twiml() -> None:
 def test_parse_form_matches_stdlib() -> None:
     body = b"a=1&b=%F0%9F%98%80+x&c=&d&e=a%26b%3Dc&&f=%2B1"
     assert parse_form(body) == parse_qsl(body.decode(), keep_blank_values=True)
+
+
+@settings(max_examples=2000, derandomize=True, deadline=None)
+@given(st.text(alphabet="ab=&+%2BF0e9 \u00e9", max_size=40)
+       | st.lists(st.tuples(st.text(max_size=8), st.text(max_size=12)), max_size=5).map(urlencode))
+def test_parse_form_matches_stdlib_on_any_form(text: str) -> None:
+    # parse_form's shortcuts (no unquoting without "%" or "+") answer as the stdlib does
+    assert parse_form(text.encode()) == parse_qsl(text, keep_blank_values=True)
 
 
 # -- sending ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from .._models import Address, Contact, Conversation, MergeProposal, Message
 from .._timeline import ContactTimeline, TimelineItem
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 from ._merges import ContactChanges, MergeSql, dump
+from ._parsed import parsed_contact
 
 if TYPE_CHECKING:
     from ._tx import Tx
@@ -105,7 +106,7 @@ class ContactSql(MergeSql):
                     "SELECT c.data FROM contact_addresses a JOIN contacts c ON c.id = a.contact_id "
                     "WHERE a.channel = $1 AND a.handle = $2", address.channel, address.handle)
                 if row:
-                    contact = Contact.model_validate_json(row[0])
+                    contact = parsed_contact(row[0])
                     break
         if contact is None:
             return await self._create_contact(tx, addresses, changes)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .._models import Conversation
+from ._parsed import parsed_conversation
 
 __all__ = [
     "CONVERSATION_COLUMNS",
@@ -51,10 +52,9 @@ def conversation_from_row(row: Sequence[Any]) -> Conversation:
     hold both fields, when it is ``NULL`` the JSON does (rows older than the columns, and
     conversations no customer wrote in yet).
     """
-    conversation = Conversation.model_validate_json(row[0])
     if row[1] is None:
-        return conversation
-    return conversation.model_copy(update={
+        return parsed_conversation(row[0])
+    return parsed_conversation(row[0], {
         "last_inbound_at": _EPOCH + timedelta(microseconds=int(row[1])),
         "window_expires_at": None if row[2] is None else _EPOCH + timedelta(microseconds=int(row[2]))})
 

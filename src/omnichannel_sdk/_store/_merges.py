@@ -19,6 +19,7 @@ from .._errors import MergeConflictError, NotFoundError
 from .._ids import new_id
 from .._models import Address, Contact, ContactMerge, Conversation, MergeProposal
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
+from ._parsed import parsed_contact
 
 if TYPE_CHECKING:
     from ._tx import Tx
@@ -70,7 +71,7 @@ class MergeSql(abc.ABC):
         # lock_clause is a class constant, not input
         sql = "SELECT data FROM contacts WHERE id = $1" + (self.lock_clause if lock else "")  # noqa: S608
         row = await tx.fetchone(sql, contact_id)
-        return Contact.model_validate_json(row[0]) if row else None
+        return parsed_contact(row[0]) if row else None
 
     async def _save_contact(self, tx: Tx, contact: Contact) -> None:
         await tx.execute("UPDATE contacts SET data = $2 WHERE id = $1", contact.id, dump(contact))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import quote_plus, unquote_plus, urlencode
+from urllib.parse import quote_plus, unquote, unquote_plus, urlencode
 from xml.sax.saxutils import escape
 
 import httpx
@@ -112,8 +112,11 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
         name, _, value = chunk.partition("=")
         if "%" in name or "+" in name:
             name = unquote_plus(name)
-        if "%" in value or "+" in value:
-            value = unquote_plus(value)
+        # unquote_plus is exactly unquote after "+" → " ": a value with no escape needs only that
+        if "%" in value:
+            value = unquote(value.replace("+", " "))
+        elif "+" in value:
+            value = value.replace("+", " ")
         append((name, value))
     return pairs
 
@@ -272,7 +275,8 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         event = keyword_event(body, self.settings, form.get("OptOutType"))
         if event is not None:
             parts.append(event)
-        vendor = {k: v for k, v in form.items() if k not in _CORE_FIELDS and not _MEDIA_KEY.match(k)}
+        vendor = {k: v for k, v in form.items() if k not in _CORE_FIELDS
+                  and not (k.startswith("Media") and _MEDIA_KEY.match(k))}
         metadata: dict[str, Any] = {"twilio": vendor}
         if form.get("NumSegments", "").isdigit():
             metadata["segments"] = int(form["NumSegments"])
