@@ -9,7 +9,10 @@ check, the form parse, one pydantic model, one SQLite insert committed per messa
 sides run interleaved over ``--rounds`` rounds; each round prints nothing, the summary gives the
 min/median/max of the per-round ratios and the CPU time (``time.process_time``) per message. A
 PostgreSQL row (the gateway on a fresh schema against a floor of one asyncpg insert per message)
-runs when PostgreSQL answers on 127.0.0.1:5432 and is skipped otherwise.
+runs when PostgreSQL answers on 127.0.0.1:5432 and is skipped otherwise; it also reports the
+server's CPU per message (``utime + stime`` of the side's own backends, found by their
+``application_name``, read from ``/proc`` before and after the timed work). ``--only-postgres``
+runs the PostgreSQL row alone.
 
 Outbound: ``hub.send`` through the durable outbox to a loopback vendor stub (a separate process)
 that answers after ``--latency`` seconds, with the aiohttp and the httpx transports, against a
@@ -90,11 +93,44 @@ def config(tmp: str, store: str | None = None, send_url: str = "http://127.0.0.1
 
 
 class Sample:
-    """Wall and CPU time of one side of one round."""
+    """Wall and CPU time of one side of one round (and the PostgreSQL server's, when known)."""
 
-    def __init__(self, n: int, wall: float, cpu: float) -> None:
+    def __init__(self, n: int, wall: float, cpu: float, server: float | None = None) -> None:
         self.rate = n / wall
         self.cpu_us = cpu / n * 1e6
+        self.server_us = None if server is None else server / n * 1e6
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+async def backend_cpu(app: str) -> dict[int, float]:
+    """CPU seconds (user + system) of each PostgreSQL backend whose ``application_name`` is
+    ``app`` (``/proc`` of a local server; empty where it cannot be read)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        pids = [r[0] for r in await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1", app)]
+    finally:
+        await conn.close()
+    found: dict[int, float] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return found
+
+
+def server_delta(before: dict[int, float], after: dict[int, float]) -> float | None:
+    """The backends' CPU between two readings (a backend that appeared in between from 0)."""
+    if not after:
+        return None
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def timed(n: int, run: Callable[[], Awaitable[None]]) -> Sample:
@@ -154,7 +190,9 @@ def floor_postgres(bodies: list[tuple[bytes, str]], schema: str) -> Sample:
     box: list[Sample] = []
 
     async def main() -> None:
-        pool = await asyncpg.create_pool(PG_DSN, min_size=8, max_size=8)
+        app = f"floor_{schema}"
+        pool = await asyncpg.create_pool(PG_DSN, min_size=8, max_size=8,
+                                         server_settings={"application_name": app})
         try:
             await pool.execute(f'CREATE SCHEMA "{schema}"')
             await pool.execute(f'CREATE TABLE "{schema}".m (id TEXT PRIMARY KEY, data TEXT)')
@@ -165,9 +203,11 @@ def floor_postgres(bodies: list[tuple[bytes, str]], schema: str) -> Sample:
                     message = _floor_one(body, sig, now)
                     await pool.execute(insert, message.id, message.model_dump_json())
 
+            before = await backend_cpu(app)
             wall, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*[worker(bodies[i::CONCURRENCY]) for i in range(CONCURRENCY)])
-            box.append(Sample(len(bodies), time.perf_counter() - wall, time.process_time() - cpu))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            box.append(Sample(len(bodies), wall, cpu, server_delta(before, await backend_cpu(app))))
         finally:
             await pool.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             await pool.close()
@@ -218,9 +258,13 @@ def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None,
                 for body, sig in share:
                     await post(body, sig)
 
+            name = store.rsplit("application_name=", 1)[1] if store and "application_name=" in store else ""
+            before = await backend_cpu(name) if name else {}
             wall, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*[worker(bodies[i::CONCURRENCY]) for i in range(CONCURRENCY)])
-            box.append(Sample(len(bodies), time.perf_counter() - wall, time.process_time() - cpu))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            box.append(Sample(len(bodies), wall, cpu,
+                              server_delta(before, await backend_cpu(name)) if name else None))
             conversations = await hub.store.list_conversations()
             stored = sum([len(await hub.store.list_messages(c.id)) for c in conversations])
             if stored != len(bodies):
@@ -230,7 +274,8 @@ def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None,
 
             conn = await asyncpg.connect(PG_DSN)
             try:
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{store.rsplit("=", 1)[1]}" CASCADE')
+                schema = store.split("schema=", 1)[1].split("&", 1)[0]
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             finally:
                 await conn.close()
 
@@ -361,6 +406,20 @@ def summary(label: str, ours: list[Sample], floor: list[Sample]) -> str:
             f" / {ratios[-1]:.2f} | {cpu_ratio:.2f} |")
 
 
+def server_summary(ours: list[Sample], floor: list[Sample]) -> str:
+    """The PostgreSQL server's CPU per message of both sides (their own backends), and the
+    floor's bench + server CPU over ours (median of the rounds)."""
+    pairs = [(o.cpu_us, o.server_us, f.cpu_us, f.server_us) for o, f in zip(ours, floor, strict=True)
+             if o.server_us is not None and f.server_us is not None]
+    if not pairs:
+        return "(the server's CPU could not be read from /proc: not a local server)"
+    mine = statistics.median(p[1] for p in pairs)
+    theirs = statistics.median(p[3] for p in pairs)
+    total = statistics.median((p[2] + p[3]) / (p[0] + p[1]) for p in pairs)
+    return (f"PostgreSQL server CPU per message (its backends, median): gateway {mine:,.0f} µs, "
+            f"floor {theirs:,.0f} µs; floor (bench + server) CPU / ours {total:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=2000)
@@ -369,6 +428,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL row")
     parser.add_argument("--no-outbound", action="store_true", help="skip the outbound table")
+    parser.add_argument("--only-postgres", action="store_true",
+                        help="the PostgreSQL inbound row alone (no SQLite rows, no outbound)")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -381,7 +442,7 @@ def main() -> None:
     sides: dict[str, list[Sample]] = {"floor": [], "ours": [], "pg floor": [], "pg ours": []}
     for r in range(args.rounds):  # interleaved; the order alternates so neither side always goes first
         order = ["floor", "ours"] if r % 2 == 0 else ["ours", "floor"]
-        for side in order:
+        for side in order if not args.only_postgres else []:
             with tempfile.TemporaryDirectory() as tmp:
                 sides[side].append(floor_sqlite(bodies, tmp) if side == "floor" else gateway(bodies, tmp))
         if pg:
@@ -390,7 +451,8 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     sides["pg " + side].append(
                         floor_postgres(bodies, schema) if side == "floor"
-                        else gateway(bodies, tmp, f"{PG_DSN}?schema={schema}"))
+                        else gateway(bodies, tmp,
+                                     f"{PG_DSN}?schema={schema}&application_name=ours_{schema}"))
 
     print(f"\n## inbound: signed Twilio SMS forms ({size:.0f} B), twilio-sms adapter, in process, "
           f"{args.messages} messages from {min(500, args.messages)} customers, "
@@ -398,18 +460,21 @@ def main() -> None:
     print("| path | msg/s (median) | CPU µs/msg (median) | rate vs floor min / median / max "
           "| floor CPU / ours |")
     print("|---|---|---|---|---|")
-    print(summary("floor, SQLite (HMAC-SHA1 + form + pydantic + 1 insert/msg)",
-                  sides["floor"], sides["floor"]))
-    print(summary(f"gateway, SQLite (full pipeline, {CONCURRENCY} in flight)", sides["ours"], sides["floor"]))
+    if not args.only_postgres:
+        print(summary("floor, SQLite (HMAC-SHA1 + form + pydantic + 1 insert/msg)",
+                      sides["floor"], sides["floor"]))
+        print(summary(f"gateway, SQLite (full pipeline, {CONCURRENCY} in flight)",
+                      sides["ours"], sides["floor"]))
     if pg:
         print(summary(f"floor, PostgreSQL (1 asyncpg insert/msg, {CONCURRENCY} in flight)",
                       sides["pg floor"], sides["pg floor"]))
         print(summary("gateway, PostgreSQL (fresh schema)", sides["pg ours"], sides["pg floor"]))
-        print("(CPU is this process only; the PostgreSQL server's CPU is not counted)")
+        print("(CPU is this process only; the server's is below)")
+        print(server_summary(sides["pg ours"], sides["pg floor"]))
     else:
         print("| PostgreSQL | skipped: not reachable on 127.0.0.1:5432 (or asyncpg missing) | | | |")
 
-    if args.no_outbound:
+    if args.no_outbound or args.only_postgres:
         return
     port = free_port()
     ready = multiprocessing.Event()
