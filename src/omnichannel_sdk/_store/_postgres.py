@@ -19,11 +19,13 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
+import orjson
 
 from .._errors import ConfigurationError, OmnichannelError
+from ._base import RawPayload
 from ._errors import store_error
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
-from ._sql import SqlStore
+from ._sql import SqlStore, Tx, to_us
 
 T = TypeVar("T")
 
@@ -34,11 +36,27 @@ _BATCH_UNITS = 64
 _Unit = tuple[Callable[[Any], Awaitable[Any]], "asyncio.Future[Any]"]
 
 
+_RAW_INSERT = (
+    "INSERT INTO raw_payloads (id, channel_key, received_us, method, url, headers, body) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], "
+    "$6::text[], $7::bytea[]) ON CONFLICT DO NOTHING")
+
+
 class _PgTx:
-    __slots__ = ("conn",)
+    __slots__ = ("conn", "raw_rows")
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        # raw payloads to insert before the commit, in one statement: no write reads them back
+        # in its own transaction, so they need not be inserted where the unit asked
+        self.raw_rows: list[tuple[Any, ...]] = []
+
+    async def flush(self) -> None:
+        """Insert the raw payloads the transaction's units stored (before its commit)."""
+        if self.raw_rows:
+            columns = [list(column) for column in zip(*self.raw_rows, strict=True)]
+            self.raw_rows = []
+            await self.conn.execute(_RAW_INSERT, *columns)
 
     async def execute(self, sql: str, *args: Any) -> int:
         status: str = await self.conn.execute(sql, *args)
@@ -179,6 +197,15 @@ class PostgresStore(SqlStore):
             raise OmnichannelError("store is not open (use `async with hub` or `await store.open()`)")
         return self._pool
 
+    async def _insert_raw(self, tx: Tx, raw: RawPayload) -> None:
+        """Queue the raw payload on the transaction: :meth:`_PgTx.flush` inserts every one a
+        transaction stored in one statement before it commits."""
+        if not isinstance(tx, _PgTx):
+            await super()._insert_raw(tx, raw)
+            return
+        tx.raw_rows.append((raw.id, raw.channel_key, to_us(raw.received_at), raw.method, raw.url,
+                            orjson.dumps(raw.headers).decode(), raw.body))
+
     async def _read(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         pool = self.pool
         try:
@@ -244,6 +271,7 @@ class PostgresStore(SqlStore):
                 try:
                     for fn, _ in batch:
                         results.append((True, await fn(tx)))
+                    await tx.flush()
                 except Exception:  # noqa: BLE001 - the unit runs again alone and reports it
                     with contextlib.suppress(Exception):
                         await transaction.rollback()
@@ -264,7 +292,10 @@ class PostgresStore(SqlStore):
         for attempt in range(5):
             try:
                 async with pool.acquire() as conn, conn.transaction():
-                    return True, await fn(_PgTx(conn))
+                    tx = _PgTx(conn)
+                    value = await fn(tx)
+                    await tx.flush()
+                    return True, value
             except (*_RETRYABLE, asyncpg.UniqueViolationError) as exc:
                 if attempt == 4:
                     return False, store_error(exc, "PostgreSQL")
