@@ -126,6 +126,15 @@ def test_api_simulate_reply_with_attachment_and_close(client: TestClient) -> Non
     contact = client.get(f"/demo/api/contacts/{conv['contact_id']}").json()
     assert contact["addresses"] and len(contact["timeline"]) == 2
     assert client.get("/demo/api/contacts/nope").status_code == 404
+    assert contact["timeline_before"] is None
+    paged = client.get(f"/demo/api/contacts/{conv['contact_id']}?timeline_limit=1").json()
+    assert [m["id"] for m in paged["timeline"]] == [contact["timeline"][1]["id"]]
+    earlier = client.get(f"/demo/api/contacts/{conv['contact_id']}/timeline",
+                         params={"before": paged["timeline_before"], "limit": "x"}).json()
+    assert [m["id"] for m in earlier["items"]] == [contact["timeline"][0]["id"]]
+    assert earlier["next_before"] is None
+    assert client.get(f"/demo/api/contacts/{conv['contact_id']}/timeline",
+                      params={"before": "msg_nope"}).status_code == 404
     assert client.get("/demo/api/merges").json() == []
     report = client.get("/demo/report")
     assert report.status_code == 200 and "<svg" in report.text and "Custom" in report.text

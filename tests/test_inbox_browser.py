@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
@@ -22,6 +23,8 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from omnichannel_sdk import Hub, WebhookRequest
 from omnichannel_sdk._demo import DEMO_SECRET, build_demo, demo_config
@@ -68,15 +71,28 @@ def _port() -> int:
     raise RuntimeError("no free port in 18500-18599")
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
-    """The demo with every installed channel (entry points), on SQLite and the memory bus."""
+@contextlib.contextmanager
+def _serving(tmp_path: Path, send_url: str | None = None,
+             vendor: Callable[[Request], Awaitable[Response]] | None = None) -> Iterator[Demo]:
+    """The demo served by uvicorn in a thread; ``vendor`` answers ``/test-vendor`` on the
+    same server, and ``send_url`` (a path) points the custom JSON channel's sends at it."""
     port = _port()
     url = f"http://127.0.0.1:{port}"
     config = demo_config(url, tmp_path)
     config["omnichannel"]["delivery"] = {"base_delay": 0.05, "max_delay": 0.2, "poll_interval": 0.05}
+    if send_url is not None:
+        config["channels"]["demo-json"]["send_url"] = url + send_url
     hub = Hub.from_config(config)
-    server = uvicorn.Server(uvicorn.Config(build_demo(hub), host="127.0.0.1", port=port,
+    app = build_demo(hub)
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if vendor is not None and scope["type"] == "http" and scope["path"].startswith("/test-vendor"):
+            response = await vendor(Request(scope, receive))
+            await response(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on",
                                            timeout_graceful_shutdown=2))
     holder: dict[str, asyncio.AbstractEventLoop] = {}
@@ -100,6 +116,13 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    """The demo with every installed channel (entry points), on SQLite and the memory bus."""
+    with _serving(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -360,6 +383,79 @@ def test_one_customer_across_channels_merge_and_unmerge(demo: Demo, page_at: Any
     panel.locator(".unmerge").click()
     panel.locator(".addresses li", has_text="Web chat").wait_for(state="detached", timeout=TIMEOUT)
     shot(page, "contact-unmerged")
+
+
+def test_contact_timeline_pages_back_to_the_first_message(demo: Demo, page_at: Any) -> None:
+    """The contact panel loads the newest page of the timeline and "Show earlier messages"
+    puts the older pages on top until the first message (two per page here)."""
+    for _ in range(3):
+        _email_from(demo, "pat.lee@example.com", "Pat Lee")
+    page = page_at(DESKTOP)
+    page.goto(f"{demo.url}/demo/?timeline_page=2")
+    page.locator("#live.on").wait_for(timeout=TIMEOUT)
+    page.locator(".conv", has_text="Pat Lee").first.click()
+    page.locator("#contact-button").click()
+    panel = page.locator("#contact")
+    panel.locator(".tl li").first.wait_for(timeout=TIMEOUT)
+    assert panel.locator(".tl li").count() == 2
+    contact_id = panel.get_attribute("data-id")
+    total = len(demo.call(demo.hub.contact_timeline(str(contact_id), limit=500)).items)
+    assert total >= 3
+    newest = panel.locator(".tl li").last.inner_text()
+    while panel.locator(".earlier").count():
+        shown = panel.locator(".tl li").count()
+        panel.locator(".earlier").click()
+        page.wait_for_function(f"() => document.querySelectorAll('#contact .tl li').length > {shown}",
+                               timeout=TIMEOUT)
+    assert panel.locator(".tl li").count() == total
+    assert panel.locator(".tl li").last.inner_text() == newest  # older pages went on top
+    assert "Order #1234" in panel.locator(".tl li").first.inner_text()
+
+
+def test_failing_vendor_shows_retrying_then_sent_and_a_refusal_as_not_delivered(
+        tmp_path: Path, page_at: Any) -> None:
+    """A vendor that throttles (429, Retry-After: 2) shows the reply as retrying, with the
+    attempt, the reason and the next try, until that try goes through (then "sent on attempt
+    2"); a vendor that refuses (400) shows it as not delivered, with the reason."""
+    calls: list[bytes] = []
+
+    async def vendor(request: Request) -> Response:
+        body = await request.body()
+        calls.append(body)
+        if b"refuse me" in body:
+            return JSONResponse({"error": "unknown recipient"}, 400)
+        if b"flaky" in body and sum(b"flaky" in c for c in calls) == 1:
+            return JSONResponse({"error": "slow down"}, 429, headers={"Retry-After": "2"})
+        return JSONResponse({"id": f"stub-{len(calls)}", "status": "accepted"})
+
+    with _serving(tmp_path, send_url="/test-vendor/json", vendor=vendor) as demo:
+        page = page_at(DESKTOP)
+        open_inbox(page, demo)
+        simulate(page, "demo-json")
+        page.locator('.conv[data-key="demo-json"]').first.click()
+        page.locator("#msgs .m.inbound").first.wait_for(timeout=TIMEOUT)
+        page.locator("#reply").fill("a flaky moment")
+        page.locator("#reply").press("Enter")
+        bubble = page.locator(".m.outbound", has_text="a flaky moment")
+        retrying = bubble.locator(".st.queued.retrying")
+        retrying.wait_for(timeout=TIMEOUT)
+        assert "retrying" in retrying.inner_text()
+        title = str(retrying.get_attribute("title"))
+        assert "attempt 1 failed" in title and "retrying at" in title, title
+        assert "attempt 1 failed" in bubble.locator(".err").inner_text()
+        shot(page, "retrying")
+        bubble.locator(".st.sent, .st.delivered").wait_for(timeout=TIMEOUT)
+        title = str(bubble.locator(".st").get_attribute("title"))
+        assert "sent on attempt 2" in title and "retrying" not in title, title
+        assert bubble.locator(".err").count() == 0
+        page.locator("#reply").fill("please refuse me")
+        page.locator("#reply").press("Enter")
+        refused = page.locator(".m.outbound", has_text="please refuse me").locator(".st.failed")
+        refused.wait_for(timeout=TIMEOUT)
+        assert "not delivered" in refused.inner_text()
+        assert refused.get_attribute("title"), "the failure says why"
+        shot(page, "refused")
+    assert sum(b"flaky" in c for c in calls) == 2  # one refused attempt, one that went through
 
 
 def test_service_level_report_and_sla_timer(demo: Demo, page_at: Any) -> None:

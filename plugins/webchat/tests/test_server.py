@@ -163,6 +163,9 @@ def test_http_fallback_send_and_long_poll(live: Any, http: httpx.Client) -> None
     assert frames[0]["message"]["texts"][0]["text"] == "answer to the poller"
     assert time.monotonic() - started < 4
     assert http.post(f"{BASE}/typing", json={"on": True}, headers=headers).status_code == 200
+    for body in (b"[true]", b'"on"', b"{"):  # like /send and /receipts: an object or nothing
+        bad = http.post(f"{BASE}/typing", content=body, headers=headers)
+        assert bad.status_code == 400, body
     receipts = http.post(f"{BASE}/receipts", json={"read": [frames[0]["message"]["id"]]},
                          headers=headers)
     assert receipts.json()["applied"] == 1

@@ -7,6 +7,7 @@ import base64
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omnichannel_wechat import (
@@ -113,3 +114,73 @@ def test_verify_parse_handshake_of_garbage(body: bytes, query: dict[str, str]) -
                 step(request)
             except PayloadError:
                 pass
+
+
+# -- the flat fast path reads every document exactly as the defused parser does ---------------
+
+from omnichannel_wechat._xml import _parse, flat_fields  # noqa: E402 - the section's own names
+
+AGREE = settings(max_examples=1500, deadline=None, derandomize=True, database=None,
+                 suppress_health_check=[HealthCheck.too_slow])
+_TRICKY = st.lists(st.sampled_from([*"ab 1<>&];[!-\t\n\r\x00\x01\x0b\ufffe\u00e9\u4f60\U0001f600",
+                                     "]]>", "&amp;", "&#13;", "<![CDATA["]), max_size=12).map("".join)
+_TAGS = st.sampled_from(["A", "B", "MsgType", "x.y", "_z", "a:b", "1a", "Ä", "xml"])
+
+
+@st.composite
+def _documents(draw: Any) -> str:
+    """WeChat-like documents, mostly of the flat shape, with every way of leaving it."""
+    ws = st.sampled_from(["", " ", "\n", "\t", "\r\n", "\x0c"])
+    fields = []
+    for _ in range(draw(st.integers(0, 5))):
+        tag, closing = draw(_TAGS), None
+        if draw(st.integers(0, 9)) == 0:
+            closing = draw(_TAGS)
+        kind = draw(st.sampled_from(["cdata", "plain", "two", "nested", "empty", "attr"]))
+        text = draw(_TRICKY)
+        body = {"cdata": f"<![CDATA[{text}]]>", "plain": text,
+                "two": f"<![CDATA[{text}]]>{draw(_TRICKY)}<![CDATA[{draw(_TRICKY)}]]>",
+                "nested": f"<C>{text}</C>", "empty": "", "attr": text}[kind]
+        start = f'<{tag} k="v">' if kind == "attr" else f"<{tag}>"
+        fields.append(draw(ws) + start + body + f"</{closing or tag}>")
+    root = draw(st.sampled_from(["xml", "xml", "root"]))
+    head = draw(st.sampled_from(["", "", "\ufeff", '<?xml version="1.0"?>', "<!-- c -->", " "]))
+    tail = draw(st.sampled_from(["", "", "\n", " junk", "<!-- c -->", "</xml>"]))
+    return f"{head}<{root}>{''.join(fields)}{draw(ws)}</{root}>{tail}"
+
+
+def _parsed(doc: str | bytes) -> object:
+    try:
+        return _parse(doc)
+    except XmlError:
+        return XmlError
+
+
+@AGREE
+@given(_documents(), st.booleans())
+def test_flat_fast_path_agrees_with_the_parser(doc: str, as_bytes: bool) -> None:
+    data: str | bytes = doc.encode("utf-8", "surrogatepass") if as_bytes else doc
+    expected = _parsed(data)
+    fast = flat_fields(data)
+    if fast is not None:
+        assert fast == expected
+    if expected is XmlError:
+        with pytest.raises(XmlError):
+            parse_xml(data)
+    else:
+        assert parse_xml(data) == expected
+
+
+@AGREE
+@given(XML_FIELDS)
+def test_our_own_documents_take_the_fast_path(fields: dict[str, Any]) -> None:
+    """What ``build_xml`` writes (and WeChat sends: CDATA strings, bare integers) is read by
+    the fast path unless a value holds what only the parser can read."""
+    data = build_xml(fields)
+    fast = flat_fields(data)
+    texts = [str(v) for v in fields.values()]
+    if not any(c in t for t in texts for c in "\r]") and not any(
+            (ord(c) < 32 and c not in "\t\n") or c in "\ufffe\uffff" for t in texts for c in t):
+        assert fast is not None, data
+    if fast is not None:
+        assert fast == _parse(data)

@@ -21,7 +21,7 @@ from ._api import (
     simulate_form,
     vendor,
 )
-from ._contacts import api_contact, api_merge_action, api_merges, api_unmerge
+from ._contacts import api_contact, api_merge_action, api_merges, api_timeline, api_unmerge
 from ._live import live
 from ._pages import (
     chat_page,
@@ -51,6 +51,7 @@ _ROUTES: list[BaseRoute] = [
     Route("/demo/api/c/{cid}/reply", api_reply, methods=["POST"]),
     Route("/demo/api/c/{cid}/status", api_status, methods=["POST"]),
     Route("/demo/api/contacts/{contact_id}", api_contact),
+    Route("/demo/api/contacts/{contact_id}/timeline", api_timeline),
     Route("/demo/api/merges", api_merges),
     Route("/demo/api/merges/{proposal_id}/{action}", api_merge_action, methods=["POST"]),
     Route("/demo/api/unmerge/{merge_id}", api_unmerge, methods=["POST"]),

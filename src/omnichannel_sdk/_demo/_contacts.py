@@ -12,13 +12,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .._errors import OmnichannelError
+from .._errors import NotFoundError, OmnichannelError
 from .._hub import Hub
 from .._models import MergeProposal
 from ._present import channel_name, contact_json, message_json, readable_name
 from ._state import demo_state, refused
 
-__all__ = ["api_contact", "api_merge_action", "api_merges", "api_unmerge"]
+__all__ = ["api_contact", "api_merge_action", "api_merges", "api_timeline", "api_unmerge"]
 
 
 def _plain(value: Any) -> Any:
@@ -28,11 +28,24 @@ def _plain(value: Any) -> Any:
     return dump(mode="json") if callable(dump) else value
 
 
-async def _timeline(hub: Hub, contact_id: str) -> list[dict[str, Any]]:
-    """The newest messages of the contact's conversations, oldest first, with their channel."""
-    timeline = await hub.contact_timeline(contact_id, limit=200)
-    return [{**message_json(item.message), "channel_name": channel_name(item.message.channel)}
-            for item in timeline.items]
+_TIMELINE_PAGE = 200
+"""Timeline messages the contact panel loads at a time (``?limit=`` between 1 and 500)."""
+
+
+def _page_size(request: Request, name: str) -> int:
+    try:
+        return max(1, min(500, int(request.query_params.get(name, _TIMELINE_PAGE))))
+    except ValueError:
+        return _TIMELINE_PAGE
+
+
+async def _timeline(hub: Hub, contact_id: str, limit: int,
+                    before: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the contact's messages on every channel, oldest first, with their channel,
+    and the cursor of the page before it (``None`` at the first message)."""
+    timeline = await hub.contact_timeline(contact_id, limit=limit, before=before)
+    return ([{**message_json(item.message), "channel_name": channel_name(item.message.channel)}
+             for item in timeline.items], timeline.next_before)
 
 
 async def _proposal_json(hub: Hub, proposal: MergeProposal) -> dict[str, Any]:
@@ -66,13 +79,27 @@ async def api_contact(request: Request) -> JSONResponse:
     proposals = [await _proposal_json(hub, p) for p in await hub.merge_proposals(status="open")
                  if contact_id in (p.contact_id, p.existing_contact_id)]
     conversations = await hub.store.list_conversations(contact_id=contact_id)
+    timeline, earlier = await _timeline(hub, contact_id, _page_size(request, "timeline_limit"))
     out = contact_json(contact)
     out["name"] = contact.display_name or next(
         (readable_name(a) for a in contact.addresses), None)
     return JSONResponse({**out, "merges": merges, "proposals": proposals,
                          "conversations": [{"id": c.id, "channel_name": channel_name(c.channel),
                                             "status": c.status} for c in conversations],
-                         "timeline": await _timeline(hub, contact_id)})
+                         "timeline": timeline, "timeline_before": earlier})
+
+
+async def api_timeline(request: Request) -> JSONResponse:
+    """``GET /demo/api/contacts/{id}/timeline?before=…&limit=…``: older timeline messages
+    (``before`` is the ``timeline_before`` / ``next_before`` of the page after them)."""
+    hub = demo_state(request).hub
+    try:
+        items, earlier = await _timeline(hub, request.path_params["contact_id"],
+                                         _page_size(request, "limit"),
+                                         request.query_params.get("before") or None)
+    except NotFoundError as exc:
+        return JSONResponse({"error": str(exc)}, 404)
+    return JSONResponse({"items": items, "next_before": earlier})
 
 
 async def api_merge_action(request: Request) -> JSONResponse:

@@ -10,6 +10,8 @@ units alone, 67 per part; a character outside the Basic Multilingual Plane is a 
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,10 +60,12 @@ SmsEncoding = Segmentation
 """Alias kept for readers who look for the encoding first."""
 
 
+_GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+
+
 def is_gsm7(text: str) -> bool:
     """Whether every character of ``text`` exists in GSM-7 (basic or extension table)."""
-    basic, ext = GSM7_BASIC, GSM7_EXTENSION
-    return all(ch in basic or ch in ext for ch in text)
+    return _GSM7_ALL.issuperset(text)
 
 
 def _gsm_costs(text: str) -> list[int]:
@@ -90,11 +94,40 @@ def _pack(costs: list[int], single: int, multi: int) -> list[int]:
 
 def segment(text: str) -> Segmentation:
     """The encoding, part count and size of ``text`` as an SMS."""
-    if is_gsm7(text):
-        costs, encoding, single, multi = _gsm_costs(text), "GSM-7", _GSM_SINGLE, _GSM_MULTI
-    else:
-        costs, encoding, single, multi = _ucs_costs(text), "UCS-2", _UCS_SINGLE, _UCS_MULTI
-    return Segmentation(encoding, len(_pack(costs, single, multi)), sum(costs))  # type: ignore[arg-type]
+    # only the characters that cost two units (escape pairs, surrogate pairs) need looking at
+    # one by one: the rest of the packing is arithmetic on their positions, found by set,
+    # codec and regular-expression calls instead of a Python loop per character
+    if _GSM7_ALL.issuperset(text):
+        wide = [] if GSM7_EXTENSION.isdisjoint(text) else \
+            [m.start() for m in _GSM7_ESCAPED.finditer(text)]
+        return _packed("GSM-7", len(text), wide, _GSM_SINGLE, _GSM_MULTI)
+    units = len(text.encode("utf-16-le", "surrogatepass")) // 2
+    wide = [] if units == len(text) else [m.start() for m in _ASTRAL.finditer(text)]
+    return _packed("UCS-2", len(text), wide, _UCS_SINGLE, _UCS_MULTI)
+
+
+_GSM7_ESCAPED = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION))) + "]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _packed(encoding: Encoding, length: int, wide: list[int], single: int,
+            multi: int) -> Segmentation:
+    """Greedy packing of ``length`` characters, those at the sorted indexes ``wide`` costing
+    two units and never split: each part ends at the furthest character that still fits."""
+    units = length + len(wide)
+    if units <= single:
+        return Segmentation(encoding, 1, units)
+    if not wide:
+        return Segmentation(encoding, -(-units // multi), units)
+    parts = start = 0
+    while start < length:
+        parts += 1
+        end = min(length, start + multi)
+        first = bisect_left(wide, start)
+        while (end - start) + (bisect_left(wide, end, first) - first) > multi:
+            end -= 1
+        start = end
+    return Segmentation(encoding, parts, units)
 
 
 def split_segments(text: str, max_segments: int) -> list[str]:

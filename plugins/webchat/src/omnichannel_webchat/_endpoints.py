@@ -196,14 +196,11 @@ async def poll(request: Request) -> Response:
 async def typing(request: Request) -> Response:
     """The visitor is (not) typing."""
     chat = backend(request)
-    found = await session_of(request)
-    if isinstance(found, Response):
-        return found
-    try:
-        data = orjson.loads(await request.body() or b"{}")
-    except orjson.JSONDecodeError:
-        return error(400, "json", "body is not JSON")
-    await chat.visitor_typing(found, bool(isinstance(data, dict) and data.get("on")))
+    asked = await _session_and_object(request)
+    if isinstance(asked, Response):
+        return asked
+    found, data = asked
+    await chat.visitor_typing(found, bool(data.get("on")))
     return JSONResponse({"ok": True})
 
 

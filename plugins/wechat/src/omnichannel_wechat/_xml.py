@@ -13,7 +13,7 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
 from defusedxml.ElementTree import DefusedXMLParser  # type: ignore[import-untyped]
 
-__all__ = ["XmlError", "build_xml", "parse_xml"]
+__all__ = ["XmlError", "build_xml", "flat_fields", "parse_xml"]
 
 MAX_XML_BYTES = 1024 * 1024
 """Largest XML document accepted (WeChat's own payloads are a few kilobytes)."""
@@ -36,6 +36,56 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
         raise XmlError("XML document too large")
     if not data.strip():
         raise XmlError("empty body")
+    flat = flat_fields(data)
+    if flat is not None:
+        return flat
+    return _parse(data)
+
+
+# The shape of every WeChat payload: one root, flat fields, each a CDATA section or plain
+# text. Documents of exactly this shape are read with two regular expressions (half the cost
+# of expat on these small documents); anything else — a prolog, a BOM, attributes, nesting,
+# entities or character references, comments, repeated or namespaced tags, carriage returns
+# (which XML normalises), characters XML cannot carry — goes to the defused parser, so no
+# document is read differently (``tests/test_wechat_fuzz.py`` checks the two agree).
+# A CDATA section's content never holds "]]>" (so a section cannot swallow the fields after
+# it, and a failed match backtracks in linear time); plain text holds no markup.
+_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
+_VALUE = r"(?:<!\[CDATA\[([^\]]*(?:\](?!\]>)[^\]]*)*)\]\]>|([^<&]*))"
+_FLAT_DOC = re.compile(
+    rf"[ \t\n]*<({_NAME})>((?:[ \t\n]*<{_NAME}>{_VALUE}</{_NAME}>)*)[ \t\n]*</\1>[ \t\n]*")
+_FLAT_FIELD = re.compile(rf"<({_NAME})>{_VALUE}</({_NAME})>")
+_REFUSED = re.compile(r"[\x00-\x08\x0b-\x1f\ufffe\uffff]")
+_FLAT_MAX = 64 * 1024
+"""Larger documents always go to the parser (WeChat's are a few kilobytes)."""
+
+
+def flat_fields(data: bytes | str) -> dict[str, Any] | None:
+    """The fields of a document of WeChat's flat shape, exactly as the XML parser reads them,
+    or ``None`` when the document is not of that shape (the parser must decide)."""
+    if len(data) > _FLAT_MAX:
+        return None
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    else:
+        text = data
+    doc = _FLAT_DOC.fullmatch(text)
+    if doc is None or _REFUSED.search(text) is not None:
+        return None
+    found = _FLAT_FIELD.findall(doc.group(2))
+    fields: dict[str, Any] = {}
+    for name, cdata, plain, closing in found:
+        # a mismatched end tag is malformed, "]]>" is not allowed in text: the parser says so
+        if closing != name or (plain and "]]>" in plain):
+            return None
+        fields[name] = cdata or plain  # (an empty section and empty text are both "")
+    return fields if len(found) == len(fields) else None  # a repeated tag is a list: the parser
+
+
+def _parse(data: bytes | str) -> dict[str, Any]:
     target = _Fields()
     parser = DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True,
                               forbid_external=True)

@@ -11,6 +11,9 @@ function el(tag, cls, text) {
 }
 var TIME = new Intl.DateTimeFormat(undefined, {hour: "numeric", minute: "2-digit"});
 var DAY = new Intl.DateTimeFormat(undefined, {month: "short", day: "numeric"});
+var SECONDS = new Intl.DateTimeFormat(undefined, {hour: "numeric", minute: "2-digit", second: "2-digit"});
+// timeline messages per page in the contact panel (``?timeline_page=N`` in the inbox's URL)
+var TIMELINE_PAGE = Math.max(1, Math.min(500, parseInt(new URLSearchParams(location.search).get("timeline_page"), 10) || 200));
 function time(iso) { try { return TIME.format(new Date(iso)); } catch (e) { return ""; } }
 function ago(iso) {
   var d = new Date(iso), s = (Date.now() - d.getTime()) / 1000;
@@ -131,10 +134,16 @@ function loadMerges() {
 // -- one thread -----------------------------------------------------------------------------
 function ticks(m) {
   var label = {queued: "… queued", sent: "✓ sent", delivered: "✓✓ delivered", read: "✓✓ read", failed: "✕ not delivered"}[m.status] || m.status;
-  var st = el("span", "st " + m.status, label);
+  var r = m.retry, waiting = !!(r && m.status === "queued" && r.next_at);
+  if (waiting) label = "↻ retrying";
+  var st = el("span", "st " + m.status + (waiting ? " retrying" : ""), label);
   var why = m.error ? m.error + (m.error_code ? " (" + m.error_code + ")" : "") : "";
-  if (m.retry) why += (why ? "; " : "") + "retrying" + (m.retry.attempts ? ", attempt " + m.retry.attempts : "") +
-    (m.retry.next_at ? ", next at " + time(m.retry.next_at) : "");
+  // the outbox's retry state: still trying (queued, a next attempt due), or how it ended
+  if (waiting)
+    why += (why ? "; " : "") + "attempt " + r.attempts + " failed" + (r.last_error ? " (" + r.last_error + ")" : "") +
+      "; retrying at " + SECONDS.format(new Date(r.next_at));
+  else if (r && m.status === "failed") why += (why ? "; " : "") + "gave up after " + plural(r.attempts, "attempt", "attempts");
+  else if (r && r.attempts > 1) why += (why ? "; " : "") + "sent on attempt " + r.attempts + (r.last_error ? " (earlier: " + r.last_error + ")" : "");
   if (why) st.title = why;
   return [st, why];
 }
@@ -176,7 +185,8 @@ function render(m) {
   if (email && m.quoted) {
     var d = el("details"); d.appendChild(el("summary", null, "Quoted history")); d.appendChild(el("pre", null, m.quoted)); li.appendChild(d);
   }
-  if (failure && m.status !== "read" && m.status !== "delivered") li.appendChild(el("div", "err", failure));
+  // a reason under the bubble while it matters: failed, or queued between two attempts
+  if (failure && (m.status === "failed" || m.status === "queued")) li.appendChild(el("div", "err", failure));
   return li;
 }
 var RANK = {received: 0, queued: 1, sent: 2, failed: 2, delivered: 3, read: 4};
@@ -243,7 +253,7 @@ function act(path, done) {
 }
 function showContact(id) {
   contactOpen = true;
-  return api("/demo/api/contacts/" + id).then(function (c) {
+  return api("/demo/api/contacts/" + id + "?timeline_limit=" + TIMELINE_PAGE).then(function (c) {
     var box = $("contact"); box.textContent = ""; box.hidden = false; box.dataset.id = c.id;
     var close = el("button", "close", "✕"); close.type = "button"; close.setAttribute("aria-label", "Close the contact panel");
     close.addEventListener("click", hideContact); box.appendChild(close);
@@ -284,17 +294,33 @@ function showContact(id) {
     }
     box.appendChild(el("h3", null, "Timeline · " + plural(c.conversations.length, "conversation", "conversations")));
     var tl = el("ul", "tl");
-    c.timeline.forEach(function (m) {
-      var li = el("li"), b = el("button"); b.type = "button";
-      var meta = el("div", "meta"); meta.appendChild(icon(m.channel));
-      meta.appendChild(document.createTextNode(" " + m.channel_name + " · " + DAY.format(new Date(m.created_at)) + " " + time(m.created_at) + (m.direction === "outbound" ? " · reply" : "")));
-      b.appendChild(meta);
-      b.appendChild(el("div", null, m.kind === "event" ? m.events.map(function (e) { return e.label; }).join(", ") : (m.subject ? m.subject + " — " : "") + (m.text || (m.media[0] && m.media[0].name) || m.media.length && m.media[0].kind || "")));
-      b.addEventListener("click", function () { open(m.conversation_id); });
-      li.appendChild(b); tl.appendChild(li);
-    });
+    c.timeline.forEach(function (m) { tl.appendChild(timelineItem(m)); });
+    if (c.timeline_before) box.appendChild(earlierButton(c.id, tl, c.timeline_before));
     box.appendChild(tl);
   });
+}
+function timelineItem(m) {
+  var li = el("li"), b = el("button"); b.type = "button";
+  var meta = el("div", "meta"); meta.appendChild(icon(m.channel));
+  meta.appendChild(document.createTextNode(" " + m.channel_name + " · " + DAY.format(new Date(m.created_at)) + " " + time(m.created_at) + (m.direction === "outbound" ? " · reply" : "")));
+  b.appendChild(meta);
+  b.appendChild(el("div", null, m.kind === "event" ? m.events.map(function (e) { return e.label; }).join(", ") : (m.subject ? m.subject + " — " : "") + (m.text || (m.media[0] && m.media[0].name) || m.media.length && m.media[0].kind || "")));
+  b.addEventListener("click", function () { open(m.conversation_id); });
+  li.appendChild(b);
+  return li;
+}
+// the panel loads the newest page of the timeline; older pages go on top, one click each
+function earlierButton(contactId, tl, before) {
+  var more = el("button", "earlier", "Show earlier messages"); more.type = "button";
+  more.addEventListener("click", function () {
+    more.disabled = true;
+    api("/demo/api/contacts/" + contactId + "/timeline?limit=" + TIMELINE_PAGE + "&before=" + encodeURIComponent(before)).then(function (page) {
+      var first = tl.firstChild;
+      page.items.forEach(function (m) { tl.insertBefore(timelineItem(m), first); });
+      if (page.next_before) { before = page.next_before; more.disabled = false; } else more.remove();
+    }, function () { more.disabled = false; });
+  });
+  return more;
 }
 
 // -- the live connection ----------------------------------------------------------------------
