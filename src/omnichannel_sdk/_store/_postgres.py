@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -22,8 +22,10 @@ import asyncpg
 import orjson
 
 from .._errors import ConfigurationError, OmnichannelError
+from .._models import Conversation, Message
 from ._base import RawPayload
 from ._errors import store_error
+from ._pg_tx import PgTx
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
 from ._sql import SqlStore, Tx, to_us
 
@@ -34,42 +36,6 @@ _BATCH_UNITS = 64
 """Units per group-committed transaction at most (a long transaction holds its locks longer)."""
 
 _Unit = tuple[Callable[[Any], Awaitable[Any]], "asyncio.Future[Any]"]
-
-
-_RAW_INSERT = (
-    "INSERT INTO raw_payloads (id, channel_key, received_us, method, url, headers, body) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], "
-    "$6::text[], $7::bytea[]) ON CONFLICT DO NOTHING")
-
-
-class _PgTx:
-    __slots__ = ("conn", "raw_rows")
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-        # raw payloads to insert before the commit, in one statement: no write reads them back
-        # in its own transaction, so they need not be inserted where the unit asked
-        self.raw_rows: list[tuple[Any, ...]] = []
-
-    async def flush(self) -> None:
-        """Insert the raw payloads the transaction's units stored (before its commit)."""
-        if self.raw_rows:
-            columns = [list(column) for column in zip(*self.raw_rows, strict=True)]
-            self.raw_rows = []
-            await self.conn.execute(_RAW_INSERT, *columns)
-
-    async def execute(self, sql: str, *args: Any) -> int:
-        status: str = await self.conn.execute(sql, *args)
-        tail = status.rsplit(" ", 1)[-1]
-        return int(tail) if tail.isdigit() else 0
-
-    async def fetchone(self, sql: str, *args: Any) -> Sequence[Any] | None:
-        row: Sequence[Any] | None = await self.conn.fetchrow(sql, *args)
-        return row
-
-    async def fetchall(self, sql: str, *args: Any) -> list[Sequence[Any]]:
-        rows: list[Sequence[Any]] = await self.conn.fetch(sql, *args)
-        return rows
 
 
 class PostgresStore(SqlStore):
@@ -198,19 +164,33 @@ class PostgresStore(SqlStore):
         return self._pool
 
     async def _insert_raw(self, tx: Tx, raw: RawPayload) -> None:
-        """Queue the raw payload on the transaction: :meth:`_PgTx.flush` inserts every one a
+        """Queue the raw payload on the transaction: :meth:`PgTx.flush` inserts every one a
         transaction stored in one statement before it commits."""
-        if not isinstance(tx, _PgTx):
+        if not isinstance(tx, PgTx):
             await super()._insert_raw(tx, raw)
             return
         tx.raw_rows.append((raw.id, raw.channel_key, to_us(raw.received_at), raw.method, raw.url,
                             orjson.dumps(raw.headers).decode(), raw.body))
 
+    async def _insert_message(self, tx: Tx, message: Message) -> str:
+        """The shared insert, held back to go with the statement after it (the reply
+        window's update, see :meth:`_save_window`) in one round trip."""
+        if isinstance(tx, PgTx):
+            tx.hold_next()
+        return await super()._insert_message(tx, message)
+
+    async def _save_window(self, tx: Tx, conversation: Conversation, updated_us: int) -> None:
+        """The shared update, sent with the message insert held before it (it reads no
+        message, so the ``WITH`` clause's snapshot changes nothing)."""
+        if isinstance(tx, PgTx):
+            tx.join_next()
+        await super()._save_window(tx, conversation, updated_us)
+
     async def _read(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         pool = self.pool
         try:
             async with pool.acquire() as conn:
-                return await fn(_PgTx(conn))
+                return await fn(PgTx(conn))
         except Exception as exc:
             raise store_error(exc, "PostgreSQL") from exc
 
@@ -266,11 +246,12 @@ class PostgresStore(SqlStore):
             async with self.pool.acquire() as conn:
                 transaction = conn.transaction()
                 await transaction.start()
-                tx = _PgTx(conn)
+                tx = PgTx(conn)
                 results: list[tuple[bool, Any]] = []
                 try:
                     for fn, _ in batch:
                         results.append((True, await fn(tx)))
+                        await tx.release()  # what a unit held goes in before the next one runs
                     await tx.flush()
                 except Exception:  # noqa: BLE001 - the unit runs again alone and reports it
                     with contextlib.suppress(Exception):
@@ -292,7 +273,7 @@ class PostgresStore(SqlStore):
         for attempt in range(5):
             try:
                 async with pool.acquire() as conn, conn.transaction():
-                    tx = _PgTx(conn)
+                    tx = PgTx(conn)
                     value = await fn(tx)
                     await tx.flush()
                     return True, value
