@@ -125,3 +125,11 @@ async def _drop(schema: str) -> None:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
+
+
+async def test_a_write_to_a_closed_store_says_so(pg_schema: str) -> None:
+    from omnichannel_sdk import OmnichannelError
+
+    closed = PostgresStore(f"{PG_DSN}?schema={pg_schema}")
+    with pytest.raises(OmnichannelError, match="not open"):
+        await closed._write(lambda tx: tx.execute("SELECT 1"))

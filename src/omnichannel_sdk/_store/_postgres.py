@@ -195,6 +195,7 @@ class PostgresStore(SqlStore):
             raise store_error(exc, "PostgreSQL") from exc
 
     async def _write(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        self.pool  # noqa: B018 - a closed store says so to its caller, as before batching
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((fn, future))
@@ -224,11 +225,12 @@ class PostgresStore(SqlStore):
             results = await self._run_batch(batch) if len(batch) > 1 else None
             if results is None:
                 results = [await self._run_alone(fn) for fn, _ in batch]
-        except BaseException as exc:  # cancelled (the loop is closing): nobody waits for more
+        except Exception as exc:  # noqa: BLE001 - e.g. the store closed meanwhile: the callers get it
+            results = [(False, exc)] * len(batch)
+        except BaseException:  # cancelled (the loop is closing): nobody waits for more
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception)
-                                         else OmnichannelError("store write cancelled"))
+                    future.set_exception(OmnichannelError("store write cancelled"))
             raise
         for (_, future), (ok, value) in zip(batch, results, strict=True):
             if future.done():  # its caller was cancelled
