@@ -1,6 +1,7 @@
 """Inbound and outbound throughput of the hub, against hand-rolled floors and peers, in one run.
 
     python bench/ingest.py [--messages 2000] [--rounds 3] [--sends 1000] [--latency 0.02]
+                           [--no-inbound] [--no-outbound] [--no-postgres] [--no-httpx]
 
 Inbound: signed Twilio SMS webhooks (the real ``twilio-sms`` adapter: ``X-Twilio-Signature``
 over a form with the fields Twilio documents) through the ASGI gateway in process (no HTTP
@@ -14,8 +15,9 @@ server's CPU per message (``utime + stime`` of the side's own backends, found by
 ``application_name``, read from ``/proc`` before and after the timed work). ``--only-postgres``
 runs the PostgreSQL row alone.
 
-Outbound: ``hub.send`` through the durable outbox to a loopback vendor stub (a separate process)
-that answers after ``--latency`` seconds, with the aiohttp and the httpx transports, against a
+Outbound: ``hub.send`` through the durable outbox and the ``twilio-sms`` adapter (its
+``api_base`` the stub) to a loopback vendor stub (a separate process) that answers Twilio's
+Messages API path after ``--latency`` seconds, with the aiohttp and the httpx transports, against a
 floor of bare aiohttp POSTs and the ``twilio`` package's own async HTTP client (the ``bench``
 extra) posting to the same stub at the same concurrency, also interleaved.
 """
@@ -75,7 +77,7 @@ def _signature(url: str, params: Any) -> str:
 
 
 def config(tmp: str, store: str | None = None, send_url: str = "http://127.0.0.1:1/none",
-           transport: str = "aiohttp") -> dict[str, Any]:
+           transport: str = "aiohttp", api_base: str | None = None) -> dict[str, Any]:
     return {
         "omnichannel": {"store": store or f"sqlite:///{tmp}/hub.db", "blobs": "memory://",
                         "public_url": PUBLIC_URL, "http_transport": transport,
@@ -85,7 +87,9 @@ def config(tmp: str, store: str | None = None, send_url: str = "http://127.0.0.1
                         "delivery": {"concurrency": 128, "max_in_flight_per_channel": 100}},
         "channels": {
             "sms": {"adapter": "twilio-sms", "account_sid": "AC" + "0" * 32, "auth_token": TOKEN,
-                    "from_number": "+15005550006"},
+                    "from_number": "+15005550006",
+                    # outbound: the vendor stub stands in for api.twilio.com (the peer posts there)
+                    **({"api_base": api_base} if api_base else {})},
             "bench": {"adapter": "json-mapping", "secret": "bench-secret", "send_url": send_url,
                       "rate_limit": 100000},
         },
@@ -308,10 +312,11 @@ def _stub(port: int, latency: float, ready: Any) -> None:
         counter += 1
         if latency:
             await asyncio.sleep(latency)
-        return web.json_response({"id": f"v{counter}", "sid": f"SM{counter:032d}"})
+        # Twilio answers a created message with 201 and its sid
+        return web.json_response({"id": f"v{counter}", "sid": f"SM{counter:032d}"}, status=201)
 
     app = web.Application()
-    app.router.add_post("/messages", handle)
+    app.router.add_post("/{path:.*}", handle)
 
     async def main() -> None:
         runner = web.AppRunner(app, access_log=None)
@@ -353,7 +358,7 @@ async def twilio_outbound(n: int, url: str, concurrency: int = 100) -> None:
                 response = await client.request(
                     "POST", url, data={"To": "+14155550100", "From": "+15005550006",
                                        "Body": f"Reply {i}"}, auth=("AC" + "0" * 32, TOKEN))
-                if response.status_code != 200:
+                if response.status_code not in (200, 201):
                     raise RuntimeError(f"stub answered {response.status_code}")
 
         await asyncio.gather(*[worker(range(i, n, concurrency)) for i in range(concurrency)])
@@ -361,10 +366,11 @@ async def twilio_outbound(n: int, url: str, concurrency: int = 100) -> None:
         await client.close()
 
 
-async def hub_outbound(n: int, url: str, transport: str, tmp: str) -> Sample:
-    hub = Hub.from_config(config(tmp, send_url=url, transport=transport))
+async def hub_outbound(n: int, base: str, transport: str, tmp: str) -> Sample:
+    """``hub.send`` through the twilio-sms adapter, its ``api_base`` the stub."""
+    hub = Hub.from_config(config(tmp, transport=transport, api_base=base))
     async with hub:
-        conversations = [await hub.start_conversation("bench", f"+1415556{i:04d}") for i in range(50)]
+        conversations = [await hub.start_conversation("sms", f"+1415556{i:04d}") for i in range(50)]
         sent = 0
         done = asyncio.Event()
 
@@ -428,6 +434,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL row")
     parser.add_argument("--no-outbound", action="store_true", help="skip the outbound table")
+    parser.add_argument("--no-inbound", action="store_true", help="skip the inbound table")
+    parser.add_argument("--no-httpx", action="store_true",
+                        help="skip the outbound row with the default (httpx) transport")
     parser.add_argument("--only-postgres", action="store_true",
                         help="the PostgreSQL inbound row alone (no SQLite rows, no outbound)")
     args = parser.parse_args()
@@ -436,6 +445,14 @@ def main() -> None:
           f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, "
           f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
 
+    if not args.no_inbound:
+        inbound(args)
+    if not args.no_outbound and not args.only_postgres:
+        outbound(args)
+
+
+def inbound(args: argparse.Namespace) -> None:
+    """The inbound table: floor and gateway, SQLite and PostgreSQL, interleaved."""
     bodies = [twilio_form(i) for i in range(args.messages)]
     size = statistics.mean(len(b) for b, _ in bodies)
     pg = postgres_up() and not args.no_postgres
@@ -474,14 +491,17 @@ def main() -> None:
     else:
         print("| PostgreSQL | skipped: not reachable on 127.0.0.1:5432 (or asyncpg missing) | | | |")
 
-    if args.no_outbound or args.only_postgres:
-        return
+
+
+def outbound(args: argparse.Namespace) -> None:
+    """The outbound table: the floor, twilio's client and the hub, interleaved."""
     port = free_port()
     ready = multiprocessing.Event()
     stub = multiprocessing.Process(target=_stub, args=(port, args.latency, ready), daemon=True)
     stub.start()
     ready.wait(10)
-    url = f"http://127.0.0.1:{port}/messages"
+    base = f"http://127.0.0.1:{port}"
+    url = f"{base}/2010-04-01/Accounts/{'AC' + '0' * 32}/Messages.json"  # Twilio's path
     import aiohttp  # noqa: F401  (imported before timing: no side pays for the first import)
 
     # twilio passes ``auth=`` to aiohttp, which warns on every request
@@ -492,6 +512,8 @@ def main() -> None:
     except ImportError:
         print("(twilio not installed: pip install -e '.[bench]' for the peer row)")
         peers = ["floor", "aiohttp", "httpx"]
+    if args.no_httpx:
+        peers.remove("httpx")
     out: dict[str, list[Sample]] = {p: [] for p in peers}
     try:
         for r in range(args.rounds):
@@ -502,10 +524,11 @@ def main() -> None:
                     out[side].append(timed(args.sends, lambda: twilio_outbound(args.sends, url)))
                 else:
                     with tempfile.TemporaryDirectory() as tmp:
-                        out[side].append(asyncio.run(hub_outbound(args.sends, url, side, tmp)))
+                        out[side].append(asyncio.run(hub_outbound(args.sends, base, side, tmp)))
     finally:
         stub.terminate()
-    print(f"\n## outbound: {args.sends} sends, vendor stub answering after {args.latency * 1000:.0f} ms, "
+    print(f"\n## outbound: {args.sends} sends (twilio-sms adapter on the hub), vendor stub "
+          f"answering after {args.latency * 1000:.0f} ms, "
           f"{args.rounds} interleaved rounds")
     print("| path | sends/s (median) | CPU µs/send (median) | rate vs floor min / median / max "
           "| floor CPU / ours |")
@@ -513,7 +536,7 @@ def main() -> None:
     print(summary("floor (bare aiohttp POSTs, 100 in flight)", out["floor"], out["floor"]))
     if "twilio" in out:
         print(summary("peer: twilio AsyncTwilioHttpClient, 100 in flight", out["twilio"], out["floor"]))
-    for transport in ("aiohttp", "httpx"):
+    for transport in [t for t in ("aiohttp", "httpx") if t in out]:
         print(summary(f"hub.send → outbox → vendor ({transport} transport)", out[transport], out["floor"]))
     if "twilio" in out:
         pairs = list(zip(out["aiohttp"], out["twilio"], strict=True))

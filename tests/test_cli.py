@@ -119,3 +119,39 @@ secret = "k"
 def test_every_command_has_help(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_every_uvicorn_start_has_the_access_log_off_unless_asked(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app_, **kw: calls.append(kw))
+    monkeypatch.setenv("OMNICHANNEL_CONFIG", "")  # serve sets it; restored after the test
+    from omnichannel_sdk.testing import free_port
+
+    port = str(free_port())
+    config = tmp_path / "omnichannel.toml"
+    config.write_text(f'[omnichannel]\nstore = "sqlite:///{tmp_path}/s.db"\nlog_format = "json"\n')
+    for args in (["serve", "--config", str(config), "--port", port],
+                 ["serve", "--config", str(config), "--port", port, "--workers", "2"],
+                 ["demo", "--port", port, "--data-dir", str(tmp_path / "d")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    assert [c["access_log"] for c in calls] == [False, False, False]
+    assert runner.invoke(app, ["serve", "--config", str(config), "--port", port,
+                               "--access-log"]).exit_code == 0
+    assert calls[-1]["access_log"] is True
+
+
+def test_serve_names_the_missing_fast_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from omnichannel_sdk._cli import server_note
+
+    assert server_note() is None  # the test environment has the [serve] extra
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "httptools" else real(name, *a))
+    note = server_note()
+    assert note is not None and "httptools" in note and "omnichannel-sdk[serve]" in note

@@ -213,7 +213,37 @@ async def test_a_timeout_keeps_the_attempt_a_refusal_clears_it(
             vendor.post(SEND).mock(side_effect=answer)
             sent = await hub.send(conversation, text="flaky", wait=True)
     assert sent.status == "sent"
-    # before call 1: nothing; call 1 timed out (may have arrived): kept before call 2;
-    # call 2 answered 503: cleared; call 3 could not connect: nothing arrived, cleared
-    assert recorded == [False, True, False, False]
+    # call 1 was recorded with the job itself (hub.send found a free slot); the retries each
+    # record theirs: call 1 timed out (may have arrived): kept before call 2; call 2 answered
+    # 503: cleared; call 3 could not connect: nothing arrived, cleared
+    assert recorded == [True, False, False]
+    assert seen == [True, True, True, True]  # every call was recorded before it was made
     assert sent.metadata["possible_duplicates"] == 1  # call 2 went after a timeout
+
+
+async def test_a_send_waiting_for_a_slot_records_its_call_when_it_gets_one(
+        omni_config: dict, register_plugin: list) -> None:
+    hub = Hub.from_config(_config(omni_config, max_in_flight_per_channel=1),
+                          plugins=register_plugin)
+    gate = asyncio.Event()
+    seen: list[Any] = []
+    async with hub:
+        conversation = await _seed(hub)
+
+        async def answer(request: httpx.Request) -> httpx.Response:
+            seen.append(await _job_row(hub, request.headers["idempotency-key"]))
+            await gate.wait()
+            return httpx.Response(200, json={"id": f"v{len(seen)}"})
+
+        with respx.mock(assert_all_called=False) as vendor:
+            vendor.post(SEND).mock(side_effect=answer)
+            first = asyncio.ensure_future(hub.send(conversation, text="one", wait=True))
+            await wait_until(lambda: _true(len(seen) == 1), timeout=10)
+            second = await hub.send(conversation, text="two")  # no slot free: waits its turn
+            waiting = await _job_row(hub, second.id)
+            waiter = hub.delivery.wait_for(second.id)
+            gate.set()
+            results = [await first, await asyncio.wait_for(waiter, 10)]
+    assert waiting is not None and waiting[1] is None  # not recorded while it waited
+    assert [r.status for r in results] == ["sent", "sent"]
+    assert [row[1] is not None and row[2] == 1 for row in seen] == [True, True]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import hmac
+import importlib
 import subprocess
 import sys
 import time
@@ -112,6 +114,41 @@ def test_access_log_is_off_by_default_and_redacted_when_on(tmp_path: Path, serve
     assert "signature=<redacted>" in access[0]["message"]
     assert "s3cr3t-query-value" not in loud.read_text()
     assert any(e["logger"] == "omnichannel_sdk.hub" and "media:" in e["message"] for e in lines)
+
+
+def test_the_served_app_freezes_what_start_up_left(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMNICHANNEL_CONFIG", str(write_config(tmp_path, f"sqlite:///{tmp_path}/s.db")))
+    monkeypatch.delitem(sys.modules, "omnichannel_sdk._serve", raising=False)
+    served = importlib.import_module("omnichannel_sdk._serve")
+    inbox: list[dict[str, Any]] = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[tuple[str, int]] = []
+
+    async def receive() -> dict[str, Any]:
+        return inbox.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append((message["type"], gc.get_freeze_count()))
+
+    async def request() -> int:
+        statuses: list[int] = []
+
+        async def answer(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        scope = {"type": "http", "method": "GET", "path": "/nowhere", "headers": []}
+        await served.app(scope, receive, answer)
+        return statuses[0]
+
+    try:
+        asyncio.run(served.app({"type": "lifespan"}, receive, send))
+        assert asyncio.run(request()) == 404  # requests pass straight through
+    finally:
+        gc.unfreeze()
+        sys.modules.pop("omnichannel_sdk._serve", None)
+    assert [t for t, _ in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert sent[0][1] > 10_000  # the modules, the registries and the open hub
 
 
 @pytest.mark.postgres

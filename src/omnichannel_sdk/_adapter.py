@@ -431,7 +431,7 @@ class ChannelAdapter(abc.ABC, Generic[SettingsT]):
 
     # -- helpers for subclasses ------------------------------------------------------------
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def request(self, method: str, url: str | httpx.URL, **kwargs: Any) -> httpx.Response:
         """Call the vendor through the hub's client; network trouble → :class:`TransportError`
         (:func:`transport_errors`, the one mapping of the SDK).
 

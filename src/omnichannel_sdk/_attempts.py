@@ -64,32 +64,25 @@ async def take_back_leases(store: SqlStore, metrics: HubMetrics, worker_id: str 
 
 async def call_vendor(job: Job, message: Message, adapter: ChannelAdapter, parts: list[Part], *,
                       store: SqlStore, metrics: HubMetrics, slot: asyncio.Semaphore,
-                      limiter: Limiter | None, settled: set[str]) -> SendResult:
+                      limiter: Limiter | None, settled: set[str],
+                      recorded: bool = False) -> SendResult:
     """One vendor call of a send, holding ``slot`` (``max_in_flight_per_channel`` per
     channel), recorded as started before it is made (and before the rate limiter's wait,
     so a crash then counts as a possible duplicate rather than hiding one). When an
     earlier call's outcome is unknown, the adapter is asked first
     (:meth:`ChannelAdapter.reconcile`); sending again without its answer is a possible
-    duplicate, counted and marked on the message."""
-    async with slot:
-        attempted = job.attempt_started_at
-        uncertain = attempted is not None
-        if attempted is not None:
-            found = await adapter.reconcile(message, parts, attempted)
+    duplicate, counted and marked on the message.
+
+    ``recorded``: a fresh send that already holds ``slot`` and whose call the store recorded
+    as started when it created the job (``create_outbound(..., attempt=True)``); no earlier
+    call exists to reconcile. The slot is released either way."""
+    if not recorded:
+        await slot.acquire()
+    try:
+        if not recorded:
+            found = await _begin(job, message, adapter, parts, store, metrics)
             if found is not None:
-                metrics.record_uncertain_send(job.channel_key, "reconciled")
-                log.info("send %s: the vendor already had it (%s); not sent again",
-                         message.id, ", ".join(found.external_ids))
-                extra = ({"possible_duplicates": job.possible_duplicates}
-                         if job.possible_duplicates else {})
-                return SendResult(external_ids=found.external_ids, status=found.status,
-                                  metadata={**found.metadata, "reconciled": True, **extra})
-        await store.begin_attempt(job.id, possible_duplicate=uncertain)
-        if uncertain:
-            job.possible_duplicates += 1
-            metrics.record_uncertain_send(job.channel_key, "resent")
-            log.warning("send %s goes again after a call of unknown outcome: a possible "
-                        "duplicate at the vendor", message.id)
+                return found
         if limiter is not None:  # last, so the vendor sees the rate the limiter gives
             await limiter.acquire()
         try:
@@ -102,3 +95,30 @@ async def call_vendor(job: Job, message: Message, adapter: ChannelAdapter, parts
             result.metadata = {**result.metadata,
                                "possible_duplicates": job.possible_duplicates}
         return result
+    finally:
+        slot.release()
+
+
+async def _begin(job: Job, message: Message, adapter: ChannelAdapter, parts: list[Part],
+                 store: SqlStore, metrics: HubMetrics) -> SendResult | None:
+    """Before a vendor call: the vendor's own record when an earlier call of unknown outcome
+    reached it (nothing is sent then), else record this call as started (``None``)."""
+    attempted = job.attempt_started_at
+    uncertain = attempted is not None
+    if attempted is not None:
+        found = await adapter.reconcile(message, parts, attempted)
+        if found is not None:
+            metrics.record_uncertain_send(job.channel_key, "reconciled")
+            log.info("send %s: the vendor already had it (%s); not sent again",
+                     message.id, ", ".join(found.external_ids))
+            extra = ({"possible_duplicates": job.possible_duplicates}
+                     if job.possible_duplicates else {})
+            return SendResult(external_ids=found.external_ids, status=found.status,
+                              metadata={**found.metadata, "reconciled": True, **extra})
+    await store.begin_attempt(job.id, possible_duplicate=uncertain)
+    if uncertain:
+        job.possible_duplicates += 1
+        metrics.record_uncertain_send(job.channel_key, "resent")
+        log.warning("send %s goes again after a call of unknown outcome: a possible "
+                    "duplicate at the vendor", message.id)
+    return None

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -36,7 +35,8 @@ from ._errors import (
 from ._events import MessageSent, StatusChanged
 from ._ids import new_id
 from ._jobs import ADAPTER_JOB, run_adapter_job
-from ._models import DeadLetter, MediaPart, Message, MessageError, utcnow
+from ._media_origins import has_control, host_allowed, media_origin_allowed
+from ._models import DeadLetter, MediaPart, Message, MessageError, Part, utcnow
 from ._redact import redact_url
 from ._retry import backoff_delay
 from ._retry_state import finished, retrying
@@ -54,55 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["Delivery", "backoff_delay", "host_allowed", "media_origin_allowed"]
 
 log = logging.getLogger("omnichannel_sdk.delivery")
-
-
-def host_allowed(url: str, hosts: frozenset[str]) -> bool:
-    """Whether ``url`` is https on the default port to one of ``hosts`` (or a subdomain of
-    one). Kept for plugins; the media download uses :func:`media_origin_allowed`."""
-    return media_origin_allowed(url, hosts)
-
-
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
-_DEFAULT_PORTS = {"https": 443, "http": 80}
-
-
-def _origin(url: str) -> tuple[str, str, int] | None:
-    """``(scheme, host, port)`` of ``url`` with the scheme's default port filled in."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    host = (parts.hostname or "").lower().rstrip(".")
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not host:
-        return None
-    return scheme, host, port if port is not None else _DEFAULT_PORTS[scheme]
-
-
-def media_origin_allowed(url: str, hosts: frozenset[str], exact: frozenset[str] = frozenset(),
-                         *, http_loopback: bool = False) -> bool:
-    """Whether media (and an adapter's credentials) may be fetched from ``url``.
-
-    Allowed: an exact origin (scheme + host + port) in ``exact`` (the adapter's ``api_base``,
-    entries of ``media_hosts`` written as ``https://host:port``), or https on port 443 to one
-    of the host names in ``hosts`` or a subdomain. Plain http only to a loopback exact origin,
-    and only with ``http_loopback`` (a test setting). Any other scheme, port or host: refused.
-    """
-    origin = _origin(url)
-    if origin is None:
-        return False
-    scheme, host, port = origin
-    for entry in exact:
-        if _origin(entry) == origin:
-            return scheme == "https" or (http_loopback and host in _LOOPBACK)
-    if scheme != "https" or port != 443:
-        return False
-    return any(host == h or host.endswith("." + h) for h in hosts if "://" not in h)
-
-
-def _has_control(text: str) -> bool:
-    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
 _ERROR_CODES: list[tuple[type[BaseException], str]] = [
@@ -151,6 +102,10 @@ class Delivery:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running: set[str] = set()
         self._leased: set[str] = set()
+        self._reserved: set[str] = set()
+        """Fresh sends holding a worker and a channel slot since ``hub.send`` (:meth:`reserve`)."""
+        self._rendered: dict[str, list[Part]] = {}
+        """The parts ``hub.send`` rendered for a fresh send, until it runs (:meth:`reserve`)."""
         self._poller: asyncio.Task[None] | None = None
         self._waiters: dict[str, list[asyncio.Future[Message]]] = {}
         self._stopping = False
@@ -189,6 +144,39 @@ class Delivery:
                 await self.store.release_jobs(leftover)
             except Exception:
                 log.exception("could not release %d leased jobs", len(leftover))
+
+    def _slot(self, channel_key: str) -> asyncio.Semaphore:
+        slot = self._channel_slots.get(channel_key)
+        if slot is None:
+            slot = self._channel_slots[channel_key] = asyncio.Semaphore(
+                self.settings.max_in_flight_per_channel)
+        return slot
+
+    async def reserve(self, job: Job, parts: list[Part]) -> bool:
+        """Take a worker and a channel slot for a fresh send ``job`` if both are free now (no
+        wait), so that its vendor call follows its creation at once: the store then records
+        the call as started in the transaction that creates the job (``create_outbound(...,
+        attempt=True)``) instead of in one of its own. False: the send waits its turn as
+        usual. Give the reservation back with :meth:`unreserve` if the job is not created.
+
+        ``parts`` (the rendered parts, kept either way) spare the job's run reading them back
+        from its payload."""
+        self._rendered[job.id] = parts
+        slot = self._slot(job.channel_key)
+        if self._stopping or self._sem.locked() or slot.locked():
+            return False
+        await self._sem.acquire()  # free: returns at once, no other task runs in between
+        await slot.acquire()
+        self._reserved.add(job.id)
+        return True
+
+    def unreserve(self, job: Job) -> None:
+        """Give back what :meth:`reserve` took (the job was not created)."""
+        self._rendered.pop(job.id, None)
+        if job.id in self._reserved:
+            self._reserved.discard(job.id)
+            self._slot(job.channel_key).release()
+            self._sem.release()
 
     def submit(self, job: Job, message: Message | None = None) -> None:
         """Run ``job`` now in this process (it is already leased to us)."""
@@ -239,10 +227,15 @@ class Delivery:
         return limiter
 
     async def _run(self, job: Job, message: Message | None) -> None:
+        parts = self._rendered.pop(job.id, None)
+        reserved = job.id in self._reserved
+        self._reserved.discard(job.id)
         try:
-            async with self._sem:
+            if not reserved:
+                await self._sem.acquire()
+            try:
                 if job.kind == "send":
-                    await self._send(job, message)
+                    await self._send(job, message, parts, reserved)
                 elif job.kind == "media":
                     await self._media(job)
                 elif job.kind == ADAPTER_JOB:
@@ -252,6 +245,8 @@ class Delivery:
                 else:
                     log.error("unknown job kind %r; dropping job %s", job.kind, job.id)
                     await self.store.finish_job(job.id)
+            finally:
+                self._sem.release()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker
@@ -291,31 +286,35 @@ class Delivery:
         except Exception:
             log.exception("could not record the failure of job %s", job.id)
 
-    async def _send(self, job: Job, message: Message | None) -> None:
+    async def _send(self, job: Job, message: Message | None, given: list[Part] | None,
+                    reserved: bool) -> None:
+        """Deliver a send job. ``reserved``: it holds its channel slot, and its first vendor
+        call was recorded with the job (:meth:`reserve`)."""
         store = self.store
+        slot = self._slot(job.channel_key)
         if message is None:
             message = await store.get_message(job.message_id or "")
-        if message is None:
-            await store.finish_job(job.id)
-            return
-        if message.status not in ("queued",):  # already sent by an earlier try
-            await store.finish_job(job.id)
-            self._resolve(message)
-            return
         adapter = self.channels.adapters.get(job.channel_key)
-        if adapter is None:
-            await self._give_up(job, message, OmnichannelError(
-                f"channel {job.channel_key!r} is no longer configured"))
+        if message is None or message.status != "queued" or adapter is None:
+            if reserved:
+                slot.release()
+            await self._not_sendable(job, message, adapter is None)
             return
-        parts = _parts_adapter().validate_python(job.payload.get("parts", []))
+        # a fresh send's parts are the ones hub.send rendered; a retried one's come from the job
+        try:
+            parts = given if given is not None else _parts_adapter().validate_python(
+                job.payload.get("parts", []))
+        except BaseException:
+            if reserved:
+                slot.release()
+            raise
         started = time.monotonic()
         try:
             try:
                 result = await call_vendor(  # bounded, recorded first, reconciled
                     job, message, adapter, parts, store=self.store, metrics=self.metrics,
-                    slot=self._channel_slots.setdefault(job.channel_key, asyncio.Semaphore(
-                        self.settings.max_in_flight_per_channel)),
-                    limiter=self._limiter(job.channel_key), settled=self._settled)
+                    slot=slot, limiter=self._limiter(job.channel_key), settled=self._settled,
+                    recorded=reserved)
             except Exception as exc:
                 self._measure(job, started, exc)
                 raise
@@ -359,6 +358,17 @@ class Delivery:
         self.publisher.publish(MessageSent(message=final))
         self.publisher.publish(StatusChanged(message=final, previous=message.status))
         self._resolve(final)
+
+    async def _not_sendable(self, job: Job, message: Message | None, no_adapter: bool) -> None:
+        """A send job whose message is gone, was already sent, or whose channel is gone."""
+        if message is None:
+            await self.store.finish_job(job.id)
+        elif message.status != "queued":  # already sent by an earlier try
+            await self.store.finish_job(job.id)
+            self._resolve(message)
+        elif no_adapter:
+            await self._give_up(job, message, OmnichannelError(
+                f"channel {job.channel_key!r} is no longer configured"))
 
     def _measure(self, job: Job, started: float, exc: BaseException | None) -> None:
         """Record a vendor call of a send in the hub's metrics."""
@@ -424,7 +434,7 @@ class Delivery:
 
     async def download(self, adapter: Any, part: MediaPart) -> MediaPart:
         """Fetch ``part`` into the blob store: declared hosts only, size-capped."""
-        if part.url is not None and _has_control(part.url):
+        if part.url is not None and has_control(part.url):
             raise MediaError(f"{adapter.name}: media URL with control characters refused")
         try:
             request = await adapter.media_request(part)

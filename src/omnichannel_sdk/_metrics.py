@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -60,6 +60,7 @@ class HubMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
+        self._send_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.webhooks = Counter("omnichannel_webhooks", "Webhook requests by channel and outcome.",
                                 ["channel_key", "outcome"], registry=registry)
         self.duplicates = Counter("omnichannel_duplicates", "Vendor retries of events already stored.",
@@ -107,8 +108,12 @@ class HubMetrics:
     def record_send(self, channel_key: str, seconds: float, outcome: str, *,
                     code: str | None = None, vendor_code: str | int | None = None) -> None:
         """A vendor call of a send took ``seconds``: ``accepted``, ``retry`` or ``failed``."""
-        self.send_duration.labels(channel_key).observe(seconds)
-        self.sends.labels(channel_key, outcome).inc()
+        children = self._send_children.get((channel_key, outcome))
+        if children is None:  # labels() takes a lock and builds a key tuple: once per pair
+            children = self._send_children[(channel_key, outcome)] = (
+                self.send_duration.labels(channel_key), self.sends.labels(channel_key, outcome))
+        children[0].observe(seconds)
+        children[1].inc()
         if code is not None:
             self.vendor_errors.labels(channel_key, code,
                                       "" if vendor_code is None else str(vendor_code)).inc()

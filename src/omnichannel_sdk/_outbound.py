@@ -140,7 +140,14 @@ class Outbound:
                   message_id=message.id, payload={
                       "parts": [p.model_dump(mode="json") for p in rendered.parts],
                       "contact_id": conversation.contact_id})
-        await self.store.create_outbound(message, job, lease=self.delivery.settings.lease)
+        # a free worker and channel slot now: the first vendor call is recorded with the job
+        reserved = await self.delivery.reserve(job, rendered.parts)
+        try:
+            await self.store.create_outbound(message, job, lease=self.delivery.settings.lease,
+                                             attempt=reserved)
+        except BaseException:
+            self.delivery.unreserve(job)
+            raise
         self.publisher.publish(MessageQueued(message=message))
         waiter = self.delivery.wait_for(message.id) if wait else None
         self.delivery.submit(job, message)

@@ -202,10 +202,13 @@ class Store(abc.ABC):
         """The open conversation of ``thread_key``, created (with its contact) if needed."""
 
     @abc.abstractmethod
-    async def create_outbound(self, message: Message, job: Job, *, lease: float) -> None:
+    async def create_outbound(self, message: Message, job: Job, *, lease: float,
+                              attempt: bool = False) -> None:
         """Store an outbound message and its delivery job in one transaction.
 
-        The job starts leased for ``lease`` seconds to the calling process.
+        The job starts leased for ``lease`` seconds to the calling process. ``attempt``: the
+        job's first vendor call starts right after (as :meth:`begin_attempt` records it, in
+        the same transaction instead of one of its own).
         """
 
     @abc.abstractmethod

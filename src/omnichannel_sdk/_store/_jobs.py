@@ -41,12 +41,23 @@ class JobSql(SqlBase):
         return [(str(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in rows]
 
     async def _insert_job(self, tx: Tx, job: Job, next_us: int, *, state: str = "pending",
-                          lease_us: int | None = None, owner: str | None = None) -> None:
+                          lease_us: int | None = None, owner: str | None = None,
+                          attempt_us: int | None = None) -> None:
+        """Insert ``job``; ``attempt_us``: its first vendor call starts then (what
+        :meth:`begin_attempt` records, in the insert)."""
+        if attempt_us is None:
+            await tx.execute(
+                "INSERT INTO jobs (id, kind, channel_key, message_id, attempts, next_us, "
+                "lease_us, state, payload, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                job.id, job.kind, job.channel_key, job.message_id, job.attempts, next_us, lease_us,
+                state, orjson.dumps(job.payload).decode(), owner)
+            return
         await tx.execute(
             "INSERT INTO jobs (id, kind, channel_key, message_id, attempts, next_us, lease_us, "
-            "state, payload, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "state, payload, owner, attempt_us, vendor_attempts) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)",
             job.id, job.kind, job.channel_key, job.message_id, job.attempts, next_us, lease_us,
-            state, orjson.dumps(job.payload).decode(), owner)
+            state, orjson.dumps(job.payload).decode(), owner, attempt_us)
 
     async def enqueue_job(self, job: Job, *, delay: float = 0.0) -> None:
         """Add a job, due after ``delay`` seconds."""

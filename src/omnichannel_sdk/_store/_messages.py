@@ -146,8 +146,10 @@ class MessageSql(JobSql, DeadLetterSql):
 
         return await self._write(unit)
 
-    async def create_outbound(self, message: Message, job: Job, *, lease: float) -> None:
-        """Store an outbound message and its delivery job in one transaction."""
+    async def create_outbound(self, message: Message, job: Job, *, lease: float,
+                              attempt: bool = False) -> None:
+        """Store an outbound message and its delivery job in one transaction (``attempt``:
+        with its first vendor call recorded as started, see :meth:`begin_attempt`)."""
         now = now_us()
 
         async def unit(tx: Tx) -> None:
@@ -155,7 +157,7 @@ class MessageSql(JobSql, DeadLetterSql):
             await tx.execute("UPDATE conversations SET updated_us = $2 WHERE id = $1",
                              message.conversation_id, now)
             await self._insert_job(tx, job, now, state="running", lease_us=now + int(lease * 1e6),
-                                   owner=self.identity)
+                                   owner=self.identity, attempt_us=now_us() if attempt else None)
             if self.feed_log is not None:
                 await self.feed_log.append_queued(tx, message)
 
@@ -172,22 +174,37 @@ class MessageSql(JobSql, DeadLetterSql):
                     "INSERT INTO message_refs (channel_key, external_id, message_id) "
                     "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                     message.channel_key, ext, message.id)
-            row = await tx.fetchone("SELECT status FROM messages WHERE id = $1", message.id)
+            early_values: list[str] = []
+            if len(external_ids) == 1:
+                # the usual send: the stored status and a receipt that came before the vendor's
+                # answer in one statement; the receipt (rare) is then deleted by key
+                key = early_receipt_key(message.channel_key, external_ids[0])
+                row = await tx.fetchone(
+                    "SELECT status, (SELECT value FROM kv WHERE key = $2 AND "
+                    "(expires_us IS NULL OR expires_us > $3)) FROM messages WHERE id = $1",
+                    message.id, key, now_us())
+                if row is not None and row[1] is not None:
+                    await tx.execute("DELETE FROM kv WHERE key = $1", key)
+                    early_values.append(row[1])
+            else:
+                row = await tx.fetchone("SELECT status FROM messages WHERE id = $1", message.id)
+                for ext in external_ids:  # receipts that arrived before the vendor's answer
+                    early = await tx.fetchone(
+                        "DELETE FROM kv WHERE key = $1 AND (expires_us IS NULL OR expires_us > $2) "
+                        "RETURNING value", early_receipt_key(message.channel_key, ext), now_us())
+                    if early:
+                        early_values.append(early[0])
             stored = row[0] if row else "queued"
             final = message
             if STATUS_RANK.get(stored, 0) > STATUS_RANK[message.status] and stored != "failed":
                 final = message.model_copy(update={"status": stored})  # a receipt came first
-            for ext in external_ids:  # receipts that arrived before the vendor's answer
-                early = await tx.fetchone(
-                    "DELETE FROM kv WHERE key = $1 AND (expires_us IS NULL OR expires_us > $2) "
-                    "RETURNING value", early_receipt_key(message.channel_key, ext), now_us())
-                if early:
-                    update = StatusUpdate.model_validate_json(early[0])
-                    if status_moves(final.status, update.status):
-                        changes: dict[str, Any] = {"status": update.status}
-                        if update.error is not None:
-                            changes["error"] = update.error
-                        final = final.model_copy(update=changes)
+            for value in early_values:
+                update = StatusUpdate.model_validate_json(value)
+                if status_moves(final.status, update.status):
+                    changes: dict[str, Any] = {"status": update.status}
+                    if update.error is not None:
+                        changes["error"] = update.error
+                    final = final.model_copy(update=changes)
             await self._save_message(tx, final)
             if job_id:
                 await tx.execute("DELETE FROM jobs WHERE id = $1", job_id)

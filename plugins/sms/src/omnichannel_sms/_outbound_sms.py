@@ -71,7 +71,9 @@ def prepare_outbound(parts: Sequence[Part], settings: SmsSettings, adapter: str,
         raise RejectedError(f"{adapter}: nothing to send")
     if not body:
         bodies = []
-    return OutboundSms(bodies=bodies, media=media, encodings=[segment(b) for b in bodies])
+    # the usual unsplit body was segmented above already
+    encodings = [info] if bodies == [body] else [segment(b) for b in bodies]
+    return OutboundSms(bodies=bodies, media=media, encodings=encodings)
 
 
 def _split_chars(text: str, limit: int) -> list[str]:

@@ -7,9 +7,10 @@ import base64
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import unquote_plus, urlencode
+from urllib.parse import quote_plus, unquote_plus, urlencode
 from xml.sax.saxutils import escape
 
 import httpx
@@ -117,6 +118,16 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
+@dataclass(frozen=True, slots=True)
+class _SendTemplate:
+    """The parts of a Messages API call that every send of an adapter shares."""
+
+    url: httpx.URL
+    headers: httpx.Headers
+    fixed: str
+    """The form's fields after ``To`` and before ``Body``, encoded."""
+
+
 class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
     """Twilio SMS and MMS: signed form webhooks in, the Messages API out.
 
@@ -150,6 +161,7 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
                 update={"media_kinds": frozenset()})
         self._pairs_cache: tuple[bytes, list[tuple[str, str]]] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._send_cache: tuple[str, _SendTemplate] | None = None
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -305,6 +317,29 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
 
     # -- outbound ----------------------------------------------------------------------------
 
+    def _send_template(self) -> _SendTemplate:
+        """What every send of this adapter shares, built once per webhook URL (the hub's
+        public URL can change while it runs): the parsed Messages API URL (httpx parses a
+        string URL on every request), the headers, the form's fixed fields."""
+        callback = self.context.webhook_url
+        cached = self._send_cache
+        if cached is not None and cached[0] == callback:
+            return cached[1]
+        fixed = "&StatusCallback=" + quote_plus(callback)
+        if self.settings.messaging_service_sid:
+            fixed += "&MessagingServiceSid=" + quote_plus(self.settings.messaging_service_sid)
+        elif self._own is not None:
+            fixed += "&From=" + quote_plus(self._own.handle)
+        template = _SendTemplate(
+            url=httpx.URL(f"{self.api_base}/2010-04-01/Accounts/{self.settings.account_sid}"
+                          "/Messages.json"),
+            headers=httpx.Headers({"authorization": self._basic_auth(),
+                                   "accept": "application/json",
+                                   "content-type": "application/x-www-form-urlencoded"}),
+            fixed=fixed)
+        self._send_cache = (callback, template)
+        return template
+
     def _basic_auth(self) -> str:
         s = self.settings
         user = s.api_key_sid or s.account_sid
@@ -335,25 +370,22 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         bodies: list[str | None] = list(prepared.bodies) or [None]
         sids: list[str] = []
         status = "sent"  # Twilio answered 201: it has the message, whatever its own status says
-        url = f"{self.api_base}/2010-04-01/Accounts/{self.settings.account_sid}/Messages.json"
+        template = self._send_template()
         progress = SendProgress(self.context, message.id) if len(bodies) > 1 else None
         for index, body in enumerate(bodies):
             earlier = await progress.accepted(index) if progress is not None else None
             if earlier:
                 sids.extend(earlier)
                 continue
-            form: list[tuple[str, str]] = [("To", to), ("StatusCallback", self.context.webhook_url)]
-            if self.settings.messaging_service_sid:
-                form.append(("MessagingServiceSid", self.settings.messaging_service_sid))
-            if self._own is not None and not self.settings.messaging_service_sid:
-                form.append(("From", self._own.handle))
+            # the form urlencode() makes of To, StatusCallback, [MessagingServiceSid | From],
+            # Body, MediaUrl…: the fields every send shares are encoded once per adapter
+            form = "To=" + quote_plus(to) + template.fixed
             if body is not None:
-                form.append(("Body", body))
-            if index == 0:
-                form.extend(("MediaUrl", p.url or "") for p in media[:10])
-            response = await self.request("POST", url, content=urlencode(form).encode("utf-8"), headers={
-                "authorization": self._basic_auth(), "accept": "application/json",
-                "content-type": "application/x-www-form-urlencoded"})
+                form += "&Body=" + quote_plus(body)
+            if index == 0 and media:
+                form += "&" + urlencode([("MediaUrl", p.url or "") for p in media[:10]])
+            response = await self.request("POST", template.url, content=form.encode("utf-8"),
+                                          headers=template.headers)
             if response.status_code >= 400:
                 raise self._error(response)
             try:

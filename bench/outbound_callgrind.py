@@ -1,0 +1,114 @@
+"""Instructions per outbound send (callgrind): ``hub.send`` through the durable outbox and the
+``twilio-sms`` adapter against twilio's own ``AsyncTwilioHttpClient`` — a measure a loaded
+machine does not disturb.
+
+    python -P bench/outbound_callgrind.py [--sends 300] [--rounds 2] [--latency 0.02]
+
+The vendor stub of ``bench/ingest.py`` runs in a process of its own (not counted). Each side
+runs under ``valgrind --tool=callgrind`` with ``--sends`` and with twice as many; the
+difference divided by ``--sends`` is the cost of one send, start-up and imports cancelled
+out. Every thread of the process is counted. The sides alternate over ``--rounds`` rounds;
+the summary prints min / median / max of theirs / ours (issue 19 goal 4: ≥ 1.0). The hub
+uses the aiohttp opt-in (``--transport httpx`` for the default), 100 sends in flight, as the
+peer. ``--run SIDE --sends N --url URL`` is what the driver runs under valgrind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def run_side(side: str, n: int, base: str, transport: str) -> None:
+    """Run one side once over ``n`` sends (the work valgrind counts)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import ingest  # the bench's own module: the same stub, peer and hub side
+
+    warnings.filterwarnings("ignore", message=".*'auth' parameter is deprecated",
+                            category=DeprecationWarning)
+    url = f"{base}/2010-04-01/Accounts/{'AC' + '0' * 32}/Messages.json"
+    if side == "twilio":
+        asyncio.run(ingest.twilio_outbound(n, url))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(ingest.hub_outbound(n, base, transport, tmp))
+
+
+def instructions(side: str, n: int, base: str, transport: str) -> int:
+    """Instructions valgrind counted for one run of ``side`` over ``n`` sends."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
+             sys.executable, "-P", __file__, "--run", side, "--sends", str(n), "--url", base,
+             "--transport", transport],
+            capture_output=True, text=True, check=True)
+    match = _COLLECTED.search(out.stderr)
+    if match is None:
+        raise RuntimeError(f"callgrind printed no total:\n{out.stderr[-2000:]}")
+    return int(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sends", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--transport", choices=["aiohttp", "httpx"], default="aiohttp")
+    parser.add_argument("--run", choices=["twilio", "hub"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        run_side(args.run, args.sends, args.url, args.transport)
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (apt-get install valgrind)")
+    sys.path.insert(0, str(Path(__file__).parent))
+    import ingest
+
+    load = os.getloadavg()
+    print(f"# {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average "
+          f"{load[0]:.1f} (instruction counts do not depend on the load)")
+    port = ingest.free_port()
+    ready = multiprocessing.Event()
+    stub = multiprocessing.Process(target=ingest._stub, args=(port, args.latency, ready),
+                                   daemon=True)
+    stub.start()
+    ready.wait(10)
+    base = f"http://127.0.0.1:{port}"
+    n = args.sends
+    sides = ["twilio", "hub"]
+    per: dict[str, list[float]] = {side: [] for side in sides}
+    try:
+        for r in range(args.rounds):
+            for side in sides if r % 2 == 0 else sides[::-1]:
+                cost = (instructions(side, 2 * n, base, args.transport)
+                        - instructions(side, n, base, args.transport)) / n
+                per[side].append(cost)
+                print(f"round {r + 1}: {side:7} {cost / 1e6:.3f} M instructions per send",
+                      flush=True)
+    finally:
+        stub.terminate()
+    ratios = sorted(t / h for t, h in zip(per["twilio"], per["hub"], strict=True))
+    print("| side | M instructions / send (median) |")
+    print("|---|---|")
+    print(f"| twilio AsyncTwilioHttpClient | {statistics.median(per['twilio']) / 1e6:.3f} |")
+    print(f"| hub.send → outbox → twilio-sms ({args.transport}) "
+          f"| {statistics.median(per['hub']) / 1e6:.3f} |")
+    print(f"twilio / hub: {ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} "
+          "(min / median / max; goal ≥ 1.0)")
+
+
+if __name__ == "__main__":
+    main()
