@@ -10,7 +10,10 @@ check, the form parse, one pydantic model, one SQLite insert committed per messa
 sides run interleaved over ``--rounds`` rounds; each round prints nothing, the summary gives the
 min/median/max of the per-round ratios and the CPU time (``time.process_time``) per message. A
 PostgreSQL row (the gateway on a fresh schema against a floor of one asyncpg insert per message)
-runs when PostgreSQL answers on 127.0.0.1:5432 and is skipped otherwise.
+runs when PostgreSQL answers on 127.0.0.1:5432 and is skipped otherwise; it also reports the
+server's CPU per message (``utime + stime`` of the side's own backends, found by their
+``application_name``, read from ``/proc`` before and after the timed work). ``--only-postgres``
+runs the PostgreSQL row alone.
 
 Outbound: ``hub.send`` through the durable outbox and the ``twilio-sms`` adapter (its
 ``api_base`` the stub) to a loopback vendor stub (a separate process) that answers Twilio's
@@ -94,11 +97,44 @@ def config(tmp: str, store: str | None = None, send_url: str = "http://127.0.0.1
 
 
 class Sample:
-    """Wall and CPU time of one side of one round."""
+    """Wall and CPU time of one side of one round (and the PostgreSQL server's, when known)."""
 
-    def __init__(self, n: int, wall: float, cpu: float) -> None:
+    def __init__(self, n: int, wall: float, cpu: float, server: float | None = None) -> None:
         self.rate = n / wall
         self.cpu_us = cpu / n * 1e6
+        self.server_us = None if server is None else server / n * 1e6
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+async def backend_cpu(app: str) -> dict[int, float]:
+    """CPU seconds (user + system) of each PostgreSQL backend whose ``application_name`` is
+    ``app`` (``/proc`` of a local server; empty where it cannot be read)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        pids = [r[0] for r in await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1", app)]
+    finally:
+        await conn.close()
+    found: dict[int, float] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return found
+
+
+def server_delta(before: dict[int, float], after: dict[int, float]) -> float | None:
+    """The backends' CPU between two readings (a backend that appeared in between from 0)."""
+    if not after:
+        return None
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def timed(n: int, run: Callable[[], Awaitable[None]]) -> Sample:
@@ -158,7 +194,9 @@ def floor_postgres(bodies: list[tuple[bytes, str]], schema: str) -> Sample:
     box: list[Sample] = []
 
     async def main() -> None:
-        pool = await asyncpg.create_pool(PG_DSN, min_size=8, max_size=8)
+        app = f"floor_{schema}"
+        pool = await asyncpg.create_pool(PG_DSN, min_size=8, max_size=8,
+                                         server_settings={"application_name": app})
         try:
             await pool.execute(f'CREATE SCHEMA "{schema}"')
             await pool.execute(f'CREATE TABLE "{schema}".m (id TEXT PRIMARY KEY, data TEXT)')
@@ -169,9 +207,11 @@ def floor_postgres(bodies: list[tuple[bytes, str]], schema: str) -> Sample:
                     message = _floor_one(body, sig, now)
                     await pool.execute(insert, message.id, message.model_dump_json())
 
+            before = await backend_cpu(app)
             wall, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*[worker(bodies[i::CONCURRENCY]) for i in range(CONCURRENCY)])
-            box.append(Sample(len(bodies), time.perf_counter() - wall, time.process_time() - cpu))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            box.append(Sample(len(bodies), wall, cpu, server_delta(before, await backend_cpu(app))))
         finally:
             await pool.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             await pool.close()
@@ -225,9 +265,13 @@ def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None,
                 for body, sig in share:
                     await post(body, sig)
 
+            name = store.rsplit("application_name=", 1)[1] if store and "application_name=" in store else ""
+            before = await backend_cpu(name) if name else {}
             wall, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*[worker(bodies[i::CONCURRENCY]) for i in range(CONCURRENCY)])
-            box.append(Sample(len(bodies), time.perf_counter() - wall, time.process_time() - cpu))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            box.append(Sample(len(bodies), wall, cpu,
+                              server_delta(before, await backend_cpu(name)) if name else None))
             if read_back:
                 conversations = await hub.store.list_conversations()
                 stored = sum([len(await hub.store.list_messages(c.id)) for c in conversations])
@@ -243,7 +287,8 @@ def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None,
 
             conn = await asyncpg.connect(PG_DSN)
             try:
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{store.rsplit("=", 1)[1]}" CASCADE')
+                schema = store.split("schema=", 1)[1].split("&", 1)[0]
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             finally:
                 await conn.close()
 
@@ -376,6 +421,20 @@ def summary(label: str, ours: list[Sample], floor: list[Sample]) -> str:
             f" / {ratios[-1]:.2f} | {cpu_ratio:.2f} |")
 
 
+def server_summary(ours: list[Sample], floor: list[Sample]) -> str:
+    """The PostgreSQL server's CPU per message of both sides (their own backends), and the
+    floor's bench + server CPU over ours (median of the rounds)."""
+    pairs = [(o.cpu_us, o.server_us, f.cpu_us, f.server_us) for o, f in zip(ours, floor, strict=True)
+             if o.server_us is not None and f.server_us is not None]
+    if not pairs:
+        return "(the server's CPU could not be read from /proc: not a local server)"
+    mine = statistics.median(p[1] for p in pairs)
+    theirs = statistics.median(p[3] for p in pairs)
+    total = statistics.median((p[2] + p[3]) / (p[0] + p[1]) for p in pairs)
+    return (f"PostgreSQL server CPU per message (its backends, median): gateway {mine:,.0f} µs, "
+            f"floor {theirs:,.0f} µs; floor (bench + server) CPU / ours {total:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=2000)
@@ -387,6 +446,8 @@ def main() -> None:
     parser.add_argument("--no-inbound", action="store_true", help="skip the inbound table")
     parser.add_argument("--no-httpx", action="store_true",
                         help="skip the outbound row with the default (httpx) transport")
+    parser.add_argument("--only-postgres", action="store_true",
+                        help="the PostgreSQL inbound row alone (no SQLite rows, no outbound)")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -395,7 +456,7 @@ def main() -> None:
 
     if not args.no_inbound:
         inbound(args)
-    if not args.no_outbound:
+    if not args.no_outbound and not args.only_postgres:
         outbound(args)
 
 
@@ -407,7 +468,7 @@ def inbound(args: argparse.Namespace) -> None:
     sides: dict[str, list[Sample]] = {"floor": [], "ours": [], "pg floor": [], "pg ours": []}
     for r in range(args.rounds):  # interleaved; the order alternates so neither side always goes first
         order = ["floor", "ours"] if r % 2 == 0 else ["ours", "floor"]
-        for side in order:
+        for side in order if not args.only_postgres else []:
             with tempfile.TemporaryDirectory() as tmp:
                 sides[side].append(floor_sqlite(bodies, tmp) if side == "floor" else gateway(bodies, tmp))
         if pg:
@@ -416,7 +477,8 @@ def inbound(args: argparse.Namespace) -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     sides["pg " + side].append(
                         floor_postgres(bodies, schema) if side == "floor"
-                        else gateway(bodies, tmp, f"{PG_DSN}?schema={schema}"))
+                        else gateway(bodies, tmp,
+                                     f"{PG_DSN}?schema={schema}&application_name=ours_{schema}"))
 
     print(f"\n## inbound: signed Twilio SMS forms ({size:.0f} B), twilio-sms adapter, in process, "
           f"{args.messages} messages from {min(500, args.messages)} customers, "
@@ -424,14 +486,17 @@ def inbound(args: argparse.Namespace) -> None:
     print("| path | msg/s (median) | CPU µs/msg (median) | rate vs floor min / median / max "
           "| floor CPU / ours |")
     print("|---|---|---|---|---|")
-    print(summary("floor, SQLite (HMAC-SHA1 + form + pydantic + 1 insert/msg)",
-                  sides["floor"], sides["floor"]))
-    print(summary(f"gateway, SQLite (full pipeline, {CONCURRENCY} in flight)", sides["ours"], sides["floor"]))
+    if not args.only_postgres:
+        print(summary("floor, SQLite (HMAC-SHA1 + form + pydantic + 1 insert/msg)",
+                      sides["floor"], sides["floor"]))
+        print(summary(f"gateway, SQLite (full pipeline, {CONCURRENCY} in flight)",
+                      sides["ours"], sides["floor"]))
     if pg:
         print(summary(f"floor, PostgreSQL (1 asyncpg insert/msg, {CONCURRENCY} in flight)",
                       sides["pg floor"], sides["pg floor"]))
         print(summary("gateway, PostgreSQL (fresh schema)", sides["pg ours"], sides["pg floor"]))
-        print("(CPU is this process only; the PostgreSQL server's CPU is not counted)")
+        print("(CPU is this process only; the server's is below)")
+        print(server_summary(sides["pg ours"], sides["pg floor"]))
     else:
         print("| PostgreSQL | skipped: not reachable on 127.0.0.1:5432 (or asyncpg missing) | | | |")
 

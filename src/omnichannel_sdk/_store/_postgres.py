@@ -1,42 +1,41 @@
-"""PostgreSQL backend (asyncpg): for production and for several gateway processes."""
+"""PostgreSQL backend (asyncpg): for production and for several gateway processes.
+
+Group commit, as on SQLite: writes queued in the same turn of the event loop run together in
+one transaction on one pooled connection, which turns N commits (N WAL flushes, 2N ``BEGIN`` and
+``COMMIT`` round trips) into one. A few batches run at once over the pool, so throughput is not
+one connection's latency; writes queue while they run and form the next batch. Optimistic: the
+units of a batch run without savepoints; if one fails (or the batch meets a deadlock or a
+serialization failure, likelier now that transactions are longer), the batch rolls back and
+every unit runs again in a transaction of its own, retried as before, so one failing write never
+undoes the others and a write is reported done only once its transaction committed.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
+import orjson
 
 from .._errors import ConfigurationError, OmnichannelError
+from .._models import Conversation, Message
+from ._base import RawPayload
 from ._errors import store_error
+from ._pg_tx import PgTx
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
-from ._sql import SqlStore
+from ._sql import SqlStore, Tx, to_us
 
 T = TypeVar("T")
 
 _RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+_BATCH_UNITS = 64
+"""Units per group-committed transaction at most (a long transaction holds its locks longer)."""
 
-
-class _PgTx:
-    __slots__ = ("conn",)
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-
-    async def execute(self, sql: str, *args: Any) -> int:
-        status: str = await self.conn.execute(sql, *args)
-        tail = status.rsplit(" ", 1)[-1]
-        return int(tail) if tail.isdigit() else 0
-
-    async def fetchone(self, sql: str, *args: Any) -> Sequence[Any] | None:
-        row: Sequence[Any] | None = await self.conn.fetchrow(sql, *args)
-        return row
-
-    async def fetchall(self, sql: str, *args: Any) -> list[Sequence[Any]]:
-        rows: list[Sequence[Any]] = await self.conn.fetch(sql, *args)
-        return rows
+_Unit = tuple[Callable[[Any], Awaitable[Any]], "asyncio.Future[Any]"]
 
 
 class PostgresStore(SqlStore):
@@ -52,7 +51,7 @@ class PostgresStore(SqlStore):
                   vendor_attempts, possible_duplicates"""
 
     def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10,
-                 schema: str | None = None) -> None:
+                 schema: str | None = None, batches: int | None = None) -> None:
         parts = urlsplit(dsn)
         query = parse_qsl(parts.query)
         found = [v for k, v in query if k == "schema"]
@@ -68,6 +67,12 @@ class PostgresStore(SqlStore):
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._identity_conn: asyncpg.Connection | None = None
+        # group commit: queued writes, and the batches running (each holds a pooled connection;
+        # the rest of the pool serves reads)
+        self.batches = batches or max(1, min(4, max_size - 1))
+        self._pending: list[_Unit] = []
+        self._running: set[asyncio.Task[None]] = set()
+        self._scheduled = False
 
     async def open(self) -> None:
         """Connect a pool and create the schema (under an advisory lock)."""
@@ -134,7 +139,15 @@ class PostgresStore(SqlStore):
         return bool(held)
 
     async def close(self) -> None:
-        """Close the pool (and the connection holding the process identity)."""
+        """Finish queued writes, close the pool (and the connection holding the process
+        identity)."""
+        while self._pending or self._running:
+            if self._pending and not self._scheduled:
+                self._start_batches()
+            if self._running:
+                await asyncio.wait(set(self._running))
+            else:
+                await asyncio.sleep(0)
         if self._identity_conn is not None:
             with contextlib.suppress(Exception):
                 await self._identity_conn.close()
@@ -150,24 +163,125 @@ class PostgresStore(SqlStore):
             raise OmnichannelError("store is not open (use `async with hub` or `await store.open()`)")
         return self._pool
 
+    async def _insert_raw(self, tx: Tx, raw: RawPayload) -> None:
+        """Queue the raw payload on the transaction: :meth:`PgTx.flush` inserts every one a
+        transaction stored in one statement before it commits."""
+        if not isinstance(tx, PgTx):
+            await super()._insert_raw(tx, raw)
+            return
+        tx.raw_rows.append((raw.id, raw.channel_key, to_us(raw.received_at), raw.method, raw.url,
+                            orjson.dumps(raw.headers).decode(), raw.body))
+
+    async def _insert_message(self, tx: Tx, message: Message) -> str:
+        """The shared insert, held back to go with the statement after it (the reply
+        window's update, see :meth:`_save_window`) in one round trip."""
+        if isinstance(tx, PgTx):
+            tx.hold_next()
+        return await super()._insert_message(tx, message)
+
+    async def _save_window(self, tx: Tx, conversation: Conversation, updated_us: int) -> None:
+        """The shared update, sent with the message insert held before it (it reads no
+        message, so the ``WITH`` clause's snapshot changes nothing)."""
+        if isinstance(tx, PgTx):
+            tx.join_next()
+        await super()._save_window(tx, conversation, updated_us)
+
     async def _read(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         pool = self.pool
         try:
             async with pool.acquire() as conn:
-                return await fn(_PgTx(conn))
+                return await fn(PgTx(conn))
         except Exception as exc:
             raise store_error(exc, "PostgreSQL") from exc
 
     async def _write(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        self.pool  # noqa: B018 - a closed store says so to its caller, as before batching
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((fn, future))
+        if not self._scheduled and len(self._running) < self.batches:
+            self._scheduled = True
+            loop.call_soon(self._start_batches)
+        return await future
+
+    def _start_batches(self) -> None:
+        """Start a batch of the queued writes on each free slot."""
+        self._scheduled = False
+        while self._pending and len(self._running) < self.batches:
+            batch, self._pending = self._pending[:_BATCH_UNITS], self._pending[_BATCH_UNITS:]
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._pending and not self._scheduled:  # what queued meanwhile is the next batch
+            self._start_batches()
+
+    async def _run(self, batch: list[_Unit]) -> None:
+        """Run ``batch`` in one transaction, or its units one by one if that fails; settle
+        every caller's future."""
+        try:
+            results = await self._run_batch(batch) if len(batch) > 1 else None
+            if results is None:
+                results = [await self._run_alone(fn) for fn, _ in batch]
+        except Exception as exc:  # noqa: BLE001 - e.g. the store closed meanwhile: the callers get it
+            results = [(False, exc)] * len(batch)
+        except BaseException:  # cancelled (the loop is closing): nobody waits for more
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(OmnichannelError("store write cancelled"))
+            raise
+        for (_, future), (ok, value) in zip(batch, results, strict=True):
+            if future.done():  # its caller was cancelled
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    async def _run_batch(self, batch: list[_Unit]) -> list[tuple[bool, Any]] | None:
+        """Every unit of ``batch`` in one transaction: their results once it committed, or
+        ``None`` if a unit failed or the transaction met a deadlock or a serialization
+        failure (rolled back: the units run again one by one)."""
+        try:
+            async with self.pool.acquire() as conn:
+                transaction = conn.transaction()
+                await transaction.start()
+                tx = PgTx(conn)
+                results: list[tuple[bool, Any]] = []
+                try:
+                    for fn, _ in batch:
+                        results.append((True, await fn(tx)))
+                        await tx.release()  # what a unit held goes in before the next one runs
+                    await tx.flush()
+                except Exception:  # noqa: BLE001 - the unit runs again alone and reports it
+                    with contextlib.suppress(Exception):
+                        await transaction.rollback()
+                    return None
+                try:
+                    await transaction.commit()
+                except (*_RETRYABLE, asyncpg.UniqueViolationError):
+                    return None  # rolled back by the server: nothing of it committed
+                return results
+        except Exception as exc:  # noqa: BLE001 - the pool or the commit failed: outcome unknown
+            error = store_error(exc, "PostgreSQL")
+            return [(False, error)] * len(batch)
+
+    async def _run_alone(self, fn: Callable[[Any], Awaitable[Any]]) -> tuple[bool, Any]:
+        """One unit in a transaction of its own (retried on a serialization failure, a
+        deadlock, or a race the ``ON CONFLICT`` clauses did not cover)."""
         pool = self.pool
         for attempt in range(5):
             try:
                 async with pool.acquire() as conn, conn.transaction():
-                    return await fn(_PgTx(conn))
+                    tx = PgTx(conn)
+                    value = await fn(tx)
+                    await tx.flush()
+                    return True, value
             except (*_RETRYABLE, asyncpg.UniqueViolationError) as exc:
-                # a serialization failure, or a race the ON CONFLICTs did not cover: again
                 if attempt == 4:
-                    raise store_error(exc, "PostgreSQL") from exc
-            except Exception as exc:
-                raise store_error(exc, "PostgreSQL") from exc
+                    return False, store_error(exc, "PostgreSQL")
+            except Exception as exc:  # noqa: BLE001 - handed to the caller's future
+                return False, store_error(exc, "PostgreSQL")
         raise OmnichannelError("unreachable")

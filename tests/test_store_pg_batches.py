@@ -1,0 +1,135 @@
+"""PostgreSQL's group commit and its fewer round trips: a held insert is seen by every later
+statement of its transaction, fails its own write only, and writes queued together commit
+together without one failing write undoing the others."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from omnichannel_sdk._store._pg_tx import PgTx
+from omnichannel_sdk._store._postgres import PostgresStore
+
+from .conftest import PG_DSN
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+
+@pytest.fixture
+async def store(pg_schema: str) -> AsyncIterator[PostgresStore]:
+    opened = PostgresStore(f"{PG_DSN}?schema={pg_schema}")
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+        await _drop(pg_schema)
+
+
+INSERT = "INSERT INTO kv (key, value, expires_us) VALUES ($1, $2, $3)"
+
+
+async def test_a_held_insert_joins_the_next_marked_statement(store: PostgresStore) -> None:
+    async def unit(tx: Any) -> tuple[int, int]:
+        assert isinstance(tx, PgTx)
+        tx.hold_next()
+        held = await tx.execute(INSERT, "a", "1", None)
+        tx.join_next()
+        updated = await tx.execute("UPDATE kv SET value = $2 WHERE key = $1", "b", "x")
+        return held, updated
+
+    await store._write(lambda tx: tx.execute(INSERT, "b", "2", None))
+    assert await store._write(unit) == (1, 1)
+    rows = await store._read(lambda tx: tx.fetchall("SELECT key, value FROM kv ORDER BY key"))
+    assert [tuple(r) for r in rows] == [("a", "1"), ("b", "x")]
+
+
+async def test_a_held_insert_is_seen_by_the_next_read(store: PostgresStore) -> None:
+    async def unit(tx: Any) -> Any:
+        tx.hold_next()
+        await tx.execute(INSERT, "seen", "1", None)
+        row = await tx.fetchone("SELECT value FROM kv WHERE key = $1", "seen")
+        return row[0] if row else None
+
+    assert await store._write(unit) == "1"
+
+
+async def test_only_plain_single_row_inserts_are_held(store: PostgresStore) -> None:
+    await store._write(lambda tx: tx.execute(INSERT, "dup", "1", None))
+
+    async def unit(tx: Any) -> int:
+        tx.hold_next()  # ON CONFLICT: its row count matters, so it runs at once
+        return int(await tx.execute(
+            "INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING", "dup", "2"))
+
+    assert await store._write(unit) == 0
+
+
+async def test_a_failing_held_insert_fails_its_write_only(store: PostgresStore) -> None:
+    await store._write(lambda tx: tx.execute(INSERT, "taken", "1", None))
+
+    async def bad(tx: Any) -> None:
+        tx.hold_next()
+        await tx.execute(INSERT, "taken", "2", None)  # a unique violation, sent at the unit's end
+
+    async def good(tx: Any, key: str) -> None:
+        await tx.execute(INSERT, key, "ok", None)
+
+    results = await asyncio.gather(store._write(bad), store._write(lambda tx: good(tx, "g1")),
+                                   store._write(lambda tx: good(tx, "g2")), return_exceptions=True)
+    assert isinstance(results[0], Exception)
+    assert results[1:] == [None, None]
+    rows = await store._read(lambda tx: tx.fetchall("SELECT key, value FROM kv ORDER BY key"))
+    assert [tuple(r) for r in rows] == [("g1", "ok"), ("g2", "ok"), ("taken", "1")]
+
+
+async def test_writes_of_one_turn_share_a_transaction(store: PostgresStore) -> None:
+    async def unit(tx: Any, key: str) -> int:
+        await tx.execute(INSERT, key, "v", None)
+        row = await tx.fetchone("SELECT txid_current()")
+        return int(row[0])
+
+    txids = await asyncio.gather(*[store._write(lambda tx, k=f"k{i}": unit(tx, k))
+                                   for i in range(20)])
+    assert len(set(txids)) < 20  # batched (at most `store.batches` batches were free)
+    count = await store._read(lambda tx: tx.fetchone("SELECT count(*) FROM kv"))
+    assert count is not None and count[0] == 20
+
+
+async def test_close_finishes_queued_writes(pg_schema: str) -> None:
+    opened = PostgresStore(f"{PG_DSN}?schema={pg_schema}")
+    await opened.open()
+    writes = [asyncio.ensure_future(opened._write(lambda tx, k=f"c{i}": tx.execute(INSERT, k, "v", None)))
+              for i in range(10)]
+    await asyncio.sleep(0)
+    await opened.close()
+    assert all(w.done() and w.exception() is None for w in writes)
+    reopened = PostgresStore(f"{PG_DSN}?schema={pg_schema}")
+    await reopened.open()
+    try:
+        count = await reopened._read(lambda tx: tx.fetchone("SELECT count(*) FROM kv"))
+        assert count is not None and count[0] == 10
+    finally:
+        await reopened.close()
+        await _drop(pg_schema)
+
+
+async def _drop(schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def test_a_write_to_a_closed_store_says_so(pg_schema: str) -> None:
+    from omnichannel_sdk import OmnichannelError
+
+    closed = PostgresStore(f"{PG_DSN}?schema={pg_schema}")
+    with pytest.raises(OmnichannelError, match="not open"):
+        await closed._write(lambda tx: tx.execute("SELECT 1"))
