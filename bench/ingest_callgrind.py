@@ -55,17 +55,22 @@ def run_side(side: str, n: int) -> None:
     asyncio.set_event_loop_policy(None)
 
 
-def instructions(side: str, n: int) -> int:
-    """Instructions valgrind counted for one run of ``side`` over ``n`` messages."""
+def callgrind(args: list[str]) -> int:
+    """Instructions valgrind counts for one run of ``python -P *args`` (every thread)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
-             sys.executable, "-P", __file__, "--run", side, "--messages", str(n)],
+             sys.executable, "-P", *args],
             capture_output=True, text=True, check=True)
     match = _COLLECTED.search(out.stderr)
     if match is None:
         raise RuntimeError(f"callgrind printed no total:\n{out.stderr[-2000:]}")
     return int(match.group(1))
+
+
+def instructions(side: str, n: int) -> int:
+    """Instructions valgrind counted for one run of ``side`` over ``n`` messages."""
+    return callgrind([__file__, "--run", side, "--messages", str(n)])
 
 
 def main() -> None:

@@ -19,16 +19,12 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import warnings
 from pathlib import Path
-
-_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
 def run_side(side: str, n: int, base: str, transport: str) -> None:
@@ -48,16 +44,11 @@ def run_side(side: str, n: int, base: str, transport: str) -> None:
 
 def instructions(side: str, n: int, base: str, transport: str) -> int:
     """Instructions valgrind counted for one run of ``side`` over ``n`` sends."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
-             sys.executable, "-P", __file__, "--run", side, "--sends", str(n), "--url", base,
-             "--transport", transport],
-            capture_output=True, text=True, check=True)
-    match = _COLLECTED.search(out.stderr)
-    if match is None:
-        raise RuntimeError(f"callgrind printed no total:\n{out.stderr[-2000:]}")
-    return int(match.group(1))
+    sys.path.insert(0, str(Path(__file__).parent))
+    from ingest_callgrind import callgrind  # the inbound counter's runner
+
+    return callgrind([__file__, "--run", side, "--sends", str(n), "--url", base,
+                      "--transport", transport])
 
 
 def main() -> None:
