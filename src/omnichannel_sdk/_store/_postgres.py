@@ -34,6 +34,8 @@ T = TypeVar("T")
 _RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 _BATCH_UNITS = 64
 """Units per group-committed transaction at most (a long transaction holds its locks longer)."""
+_BATCH_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '50ms'"
+"""How long a batch waits for a lock before it falls back to one transaction per write."""
 _MIN_SHARE = 16
 """Units a transaction takes at least when the queue is shared out over free slots."""
 
@@ -257,6 +259,11 @@ class PostgresStore(SqlStore):
             async with self.pool.acquire() as conn:
                 transaction = conn.transaction()
                 await transaction.start()
+                # a batch that would wait long for a row another transaction holds (two
+                # processes writing the same customers) gives up at once and its writes run
+                # alone, instead of holding its own locks meanwhile: a deadlock between two
+                # batches otherwise costs the server's deadlock_timeout (1 s) to detect
+                await conn.execute(_BATCH_LOCK_TIMEOUT)
                 tx = PgTx(conn)
                 results: list[tuple[bool, Any]] = []
                 try:
