@@ -28,8 +28,6 @@ def store_url(request: pytest.FixtureRequest, store_url: str | None) -> str | No
 
 async def test_two_hubs_store_each_message_once(omni_config: dict[str, Any],
                                                 register_plugin: list[object]) -> None:
-    if not str(omni_config["omnichannel"]["store"]).startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     first = Hub.from_config(omni_config, plugins=register_plugin)
     second = Hub.from_config(omni_config, plugins=register_plugin)
     async with first, second:

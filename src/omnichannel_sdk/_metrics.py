@@ -60,12 +60,11 @@ class HubMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        self._send_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        # labelled children by (metric, label values), looked up once: ``labels()`` takes a
+        # lock and checks its values on every call (only metrics never cleared go through it)
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self.webhooks = Counter("omnichannel_webhooks", "Webhook requests by channel and outcome.",
                                 ["channel_key", "outcome"], registry=registry)
-        # one child per (channel, outcome), looked up once: ``labels()`` takes a lock and
-        # checks its values on every call, once per webhook (the counter is never cleared)
-        self._webhook_counts: dict[tuple[str, str], Counter] = {}
         self.duplicates = Counter("omnichannel_duplicates", "Vendor retries of events already stored.",
                                   ["channel_key"], registry=registry)
         self.dead_letters = Counter("omnichannel_dead_letters", "Payloads and sends dead-lettered.",
@@ -95,13 +94,17 @@ class HubMetrics:
 
     # -- one-line calls at the instrumentation points ------------------------------------------
 
+    def _labelled(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, the child made once (for metrics that are never cleared)."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def record_webhook(self, channel_key: str | None, outcome: str) -> None:
         """A webhook request was answered (``channel_key`` ``None``: not a configured one)."""
-        key = (channel_key or "", outcome)
-        child = self._webhook_counts.get(key)
-        if child is None:
-            child = self._webhook_counts[key] = self.webhooks.labels(*key)
-        child.inc()
+        self._labelled(self.webhooks, channel_key or "", outcome).inc()
 
     def record_duplicates(self, channel_key: str, count: int) -> None:
         """``count`` stored events arrived again."""
@@ -115,12 +118,8 @@ class HubMetrics:
     def record_send(self, channel_key: str, seconds: float, outcome: str, *,
                     code: str | None = None, vendor_code: str | int | None = None) -> None:
         """A vendor call of a send took ``seconds``: ``accepted``, ``retry`` or ``failed``."""
-        children = self._send_children.get((channel_key, outcome))
-        if children is None:  # labels() takes a lock and builds a key tuple: once per pair
-            children = self._send_children[(channel_key, outcome)] = (
-                self.send_duration.labels(channel_key), self.sends.labels(channel_key, outcome))
-        children[0].observe(seconds)
-        children[1].inc()
+        self._labelled(self.send_duration, channel_key).observe(seconds)
+        self._labelled(self.sends, channel_key, outcome).inc()
         if code is not None:
             self.vendor_errors.labels(channel_key, code,
                                       "" if vendor_code is None else str(vendor_code)).inc()

@@ -56,8 +56,9 @@ def redact_url(url: str, secret: Iterable[str] | None = None) -> str:
     still be able to read): only the password in the user info and those parameters' values are
     replaced. A URL that cannot be split is :data:`REDACTED` whole.
     """
-    if isinstance(secret, frozenset):
-        # a channel's webhook URL with its declared names: the same few URLs on every request
+    if isinstance(secret, frozenset) and "?" not in url and "@" not in url:
+        # a channel's plain webhook URL with its declared names: the same few URLs on every
+        # request (a query or user info differs per request, or may hold a secret: not kept)
         return _stored_url(url, secret)
     return _redact_url(url, secret)
 

@@ -45,19 +45,13 @@ class JobSql(SqlBase):
                           attempt_us: int | None = None) -> None:
         """Insert ``job``; ``attempt_us``: its first vendor call starts then (what
         :meth:`begin_attempt` records, in the insert)."""
-        if attempt_us is None:
-            await tx.execute(
-                "INSERT INTO jobs (id, kind, channel_key, message_id, attempts, next_us, "
-                "lease_us, state, payload, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                job.id, job.kind, job.channel_key, job.message_id, job.attempts, next_us, lease_us,
-                state, orjson.dumps(job.payload).decode(), owner)
-            return
         await tx.execute(
             "INSERT INTO jobs (id, kind, channel_key, message_id, attempts, next_us, lease_us, "
             "state, payload, owner, attempt_us, vendor_attempts) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             job.id, job.kind, job.channel_key, job.message_id, job.attempts, next_us, lease_us,
-            state, orjson.dumps(job.payload).decode(), owner, attempt_us)
+            state, orjson.dumps(job.payload).decode(), owner, attempt_us,
+            0 if attempt_us is None else 1)
 
     async def enqueue_job(self, job: Job, *, delay: float = 0.0) -> None:
         """Add a job, due after ``delay`` seconds."""

@@ -11,6 +11,7 @@ caller's model in place cannot reach another's.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 from .._models import Contact, Conversation
@@ -18,28 +19,29 @@ from .._models import Contact, Conversation
 __all__ = ["parsed_contact", "parsed_conversation"]
 
 _SIZE = 2048
-"""Remembered parses per model (about the active conversations of a busy process); the oldest
-is dropped first."""
+"""Remembered parses per model (about the active conversations of a busy process); the least
+recently used is dropped first."""
 
-_conversations: dict[str, Conversation] = {}
-_contacts: dict[str, Contact] = {}
+
+@functools.lru_cache(maxsize=_SIZE)
+def _conversation(data: str) -> Conversation:
+    return Conversation.model_validate_json(data)
+
+
+@functools.lru_cache(maxsize=_SIZE)
+def _contact(data: str) -> Contact:
+    return Contact.model_validate_json(data)
 
 
 def parsed_conversation(data: str, update: dict[str, Any] | None = None) -> Conversation:
     """The conversation stored as ``data``, with ``update`` applied (the window's columns)."""
-    model = _conversations.get(data)
-    if model is None:
-        model = Conversation.model_validate_json(data)
-        _remember(_conversations, data, model)
+    model = _conversation(data)
     return model.model_copy(update={"participants": list(model.participants), **(update or {})})
 
 
 def parsed_contact(data: str) -> Contact:
     """The contact stored as ``data``."""
-    model = _contacts.get(data)
-    if model is None:
-        model = Contact.model_validate_json(data)
-        _remember(_contacts, data, model)
+    model = _contact(data)
     return model.model_copy(update={
         "addresses": list(model.addresses), "opted_out": list(model.opted_out),
         "profile": copy.deepcopy(model.profile) if _nested(model.profile) else dict(model.profile)})
@@ -47,9 +49,3 @@ def parsed_contact(data: str) -> Contact:
 
 def _nested(values: dict[str, Any]) -> bool:
     return any(isinstance(v, dict | list) for v in values.values())
-
-
-def _remember(cache: dict[str, Any], data: str, model: Any) -> None:
-    if len(cache) >= _SIZE:
-        cache.pop(next(iter(cache)), None)
-    cache[data] = model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 from typing_extensions import TypeVar
@@ -25,6 +26,7 @@ def normalize_number(value: str, region: str | None = None, *, international: bo
     return normalize_phone(value, region, international=international)
 
 
+@functools.lru_cache(maxsize=8192)  # frozen, only strings inside: one object serves every message
 def address(channel: str, number: str, region: str | None, *, international: bool = False) -> Address:
     """An :class:`Address` for ``number`` normalized with ``region`` (raises ``ValueError``).
 
@@ -32,21 +34,8 @@ def address(channel: str, number: str, region: str | None, *, international: boo
     normalization would leave unchanged, so the model is built without validating it again:
     a phone number parse costs more than the rest of an SMS webhook's parsing.
     """
-    key = (channel, number, region, international)
-    known = _addresses.get(key)
-    if known is not None:
-        return known  # frozen, and only strings inside: one object serves every message
     handle = normalize_number(number, region, international=international)
-    made = Address.model_construct(channel=channel, handle=handle, display_name=None)
-    if len(_addresses) >= _ADDRESSES:
-        _addresses.pop(next(iter(_addresses)), None)
-    _addresses[key] = made
-    return made
-
-
-_ADDRESSES = 8192
-_addresses: dict[tuple[str, str, str | None, bool], Address] = {}
-"""Addresses :func:`address` made, by its arguments (the oldest dropped first)."""
+    return Address.model_construct(channel=channel, handle=handle, display_name=None)
 
 
 SmsSettingsT = TypeVar("SmsSettingsT", bound=SmsSettings, default=SmsSettings, covariant=True)

@@ -132,24 +132,25 @@ async def deliver(chat: ChatBackend, session: Session, data: dict[str, Any],
     return {"type": "ack", "ref": client_id, "message": wire(chat, message) if message else None}
 
 
-async def _session_and_object(request: Request) -> tuple[Session, dict[str, Any]] | Response:
-    """The visitor session and the JSON object body of a request, or the error to answer."""
+async def _session_and_object(
+        request: Request) -> tuple[ChatBackend, Session, dict[str, Any]] | Response:
+    """The chat backend, the visitor session and the JSON object body of a request, or the
+    error to answer."""
     found = await session_of(request)
     if isinstance(found, Response):
         return found
     data = await json_object(request)
     if isinstance(data, Response):
         return data
-    return found, data
+    return backend(request), found, data
 
 
 async def send(request: Request) -> Response:
     """A visitor message over HTTP (the fallback transport)."""
-    chat = backend(request)
     asked = await _session_and_object(request)
     if isinstance(asked, Response):
         return asked
-    found, data = asked
+    chat, found, data = asked
     answer = await deliver(chat, found, data, None)
     status = {"rate_limited": 429, "invalid": 422, "prechat": 409, "unavailable": 503}.get(
         answer.get("code", ""), 200)
@@ -195,22 +196,20 @@ async def poll(request: Request) -> Response:
 
 async def typing(request: Request) -> Response:
     """The visitor is (not) typing."""
-    chat = backend(request)
     asked = await _session_and_object(request)
     if isinstance(asked, Response):
         return asked
-    found, data = asked
+    chat, found, data = asked
     await chat.visitor_typing(found, bool(data.get("on")))
     return JSONResponse({"ok": True})
 
 
 async def receipts(request: Request) -> Response:
     """The widget's delivered / read receipts."""
-    chat = backend(request)
     asked = await _session_and_object(request)
     if isinstance(asked, Response):
         return asked
-    found, data = asked
+    chat, found, data = asked
     applied = 0
     for status in ("delivered", "read"):
         ids = data.get(status)
