@@ -224,3 +224,20 @@ async def test_every_declared_content_length_is_checked_whatever_its_case(
         assert await _asgi_post(app, iter([*raw, (b"Content-Length", str(len(body)).encode())]),
                                 body) == 200
         assert len(await hub.store.list_conversations()) == 1
+
+
+@pytest.mark.parametrize(("url", "items"), [
+    ("https://hub.example.com/webhooks/sms", []),
+    ("https://hub.example.com/webhooks/sms?", []),
+    ("https://hub.example.com/webhooks/sms?a=1&b=&a=2", [("a", "1"), ("b", ""), ("a", "2")]),
+    ("https://hub.example.com/webhooks/sms#frag?x=1", []),
+    ("https://hub.example.com/webhooks/sms?bodySHA256=ab#f", [("bodySHA256", "ab")]),
+])
+def test_request_query_is_the_urls_query(url: str, items: list[tuple[str, str]]) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from omnichannel_sdk import WebhookRequest
+
+    request = WebhookRequest("POST", url)
+    assert request.query_items == items == parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    assert request.query == dict(reversed(items))

@@ -85,7 +85,9 @@ class WebhookRequest:
     def query_items(self) -> list[tuple[str, str]]:
         """Every query parameter pair, in order (parsed from ``url`` on first use)."""
         if self._query_items is None:
-            self._query_items = parse_qsl(urlsplit(self.url).query, keep_blank_values=True)
+            # without "?" there is no query (most webhook URLs): no split, no parse to run
+            self._query_items = (parse_qsl(urlsplit(self.url).query, keep_blank_values=True)
+                                 if "?" in self.url else [])
         return self._query_items
 
     @property
