@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -183,3 +184,60 @@ def test_alternate_port_url() -> None:
     assert alternate_port_url("http://u:p@a.test/h") == "http://u:p@a.test:80/h"
     assert alternate_port_url("https://a.test:8443/h") is None
     assert alternate_port_url("ftp://a.test/h") is None
+
+
+async def _asgi_post(app: Any, headers: Any, body: bytes) -> int:
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app({"type": "http", "method": "POST", "path": "/webhooks/fake", "root_path": "",
+               "query_string": b"", "headers": headers}, receive, send)
+    return status
+
+
+async def test_every_declared_content_length_is_checked_whatever_its_case(
+        omni_config: dict, register_plugin: list) -> None:
+    omni_config["omnichannel"]["max_body_bytes"] = 100
+    async with Hub.from_config(omni_config, plugins=register_plugin) as hub:
+        app = hub.asgi(lifespan=False)
+        body, signed_headers = signed([{"id": "cl", "from": "a", "text": "x"}])
+        raw = [(k.encode(), v.encode()) for k, v in signed_headers.items()]
+        # the same name twice, in two cases: the larger one over the limit is refused
+        assert await _asgi_post(app, [*raw, (b"Content-Length", b"999"),
+                                      (b"content-length", str(len(body)).encode())], body) == 413
+        # the last numeric one is the declared length: a body of another size is cut, 400
+        assert await _asgi_post(app, [*raw, (b"content-length", str(len(body)).encode()),
+                                      (b"Content-Length", b"3")], body) == 400
+        # headers as any iterable (ASGI allows it), read once
+        assert await _asgi_post(app, iter([*raw, (b"Content-Length", str(len(body)).encode())]),
+                                body) == 200
+        assert len(await hub.store.list_conversations()) == 1
+
+
+@pytest.mark.parametrize(("url", "items"), [
+    ("https://hub.example.com/webhooks/sms", []),
+    ("https://hub.example.com/webhooks/sms?", []),
+    ("https://hub.example.com/webhooks/sms?a=1&b=&a=2", [("a", "1"), ("b", ""), ("a", "2")]),
+    ("https://hub.example.com/webhooks/sms#frag?x=1", []),
+    ("https://hub.example.com/webhooks/sms?bodySHA256=ab#f", [("bodySHA256", "ab")]),
+])
+def test_request_query_is_the_urls_query(url: str, items: list[tuple[str, str]]) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from omnichannel_sdk import WebhookRequest
+
+    request = WebhookRequest("POST", url)
+    assert request.query_items == items == parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    assert request.query == dict(reversed(items))

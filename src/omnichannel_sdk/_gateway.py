@@ -145,9 +145,15 @@ class Gateway:
         if method not in ("POST", "GET", "HEAD"):
             metrics.record_webhook(key, "method_not_allowed")
             return _error(405, "method not allowed")
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        # decoded and lower-cased once, into the dict the request keeps (the last value of a
+        # repeated name wins, as WebhookRequest's own constructor has it)
+        raw_headers = scope["headers"]
+        if not isinstance(raw_headers, list | tuple):  # ASGI allows any iterable: read it once
+            raw_headers = list(raw_headers)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
         try:
-            body = await _read_body(receive, headers, self.max_body)
+            body = await _read_body(receive, _declared_length(headers, raw_headers, self.max_body),
+                                    self.max_body)
         except _TooLarge:
             metrics.record_webhook(key, "too_large")
             return _error(413, f"body larger than {self.max_body} bytes")
@@ -157,7 +163,8 @@ class Gateway:
             log.warning("ignored an incomplete request on %s: %s", key, exc)
             return _error(400, "incomplete body")
         query = scope.get("query_string", b"").decode("latin-1")
-        request = WebhookRequest(method, self.hub.request_url(key, query), headers, body)
+        request = WebhookRequest._from_lowered(method, self.hub.request_url(key, query), headers,
+                                               body)
         try:
             response = await self.hub.handle_webhook(key, request)
         except SignatureError as exc:
@@ -268,13 +275,27 @@ class _LimitedBody:
         await self._send(message)
 
 
-async def _read_body(receive: Any, headers: list[tuple[str, str]], limit: int) -> bytes:
+def _declared_length(headers: dict[str, str], raw_headers: Any, limit: int) -> int | None:
+    """The ``Content-Length`` a request declares (the last numeric one), raising
+    :class:`_TooLarge` when any numeric one is over ``limit``."""
+    if len(headers) == len(raw_headers):  # no name repeated: the dict holds the only one
+        value = headers.get("content-length")
+        if value is None or not value.isdigit():
+            return None
+        if int(value) > limit:
+            raise _TooLarge
+        return int(value)
     declared: int | None = None
-    for name, value in headers:
-        if name.lower() == "content-length" and value.isdigit():
-            declared = int(value)
+    for name, raw in raw_headers:
+        text = raw.decode("latin-1")
+        if name.decode("latin-1").lower() == "content-length" and text.isdigit():
+            declared = int(text)
             if declared > limit:
                 raise _TooLarge
+    return declared
+
+
+async def _read_body(receive: Any, declared: int | None, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     more = True

@@ -24,7 +24,7 @@ from ._metrics import HubMetrics
 from ._models import Author, DeadLetter, Message, StatusUpdate
 from ._outbound import render
 from ._publisher import Publisher
-from ._redact import redact_headers, redact_url, storable_text
+from ._redact import redact_lowered_headers, redact_url, storable_text
 from ._store import IngestItem, IngestOutcome, RawPayload, SqlStore
 from ._store._feed import contact_events
 from ._store._sql import early_receipt_key, status_moves
@@ -319,4 +319,5 @@ class Inbound:
 def _storable_headers(adapter: ChannelAdapter, headers: Mapping[str, str]) -> dict[str, str]:
     # signatures stay (replay needs none, audits want them); credentials and bearer-like
     # secrets the adapter declares never reach the disk
-    return redact_headers(headers, adapter.secret_headers)
+    # a WebhookRequest's header names are lower case: no lower() per header
+    return redact_lowered_headers(headers, adapter.secret_headers)

@@ -13,7 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-__all__ = ["BOT_TOKEN", "REDACTED", "redact_headers", "redact_query", "redact_url", "storable_text"]
+__all__ = ["BOT_TOKEN", "REDACTED", "redact_headers", "redact_lowered_headers", "redact_query",
+           "redact_url", "storable_text"]
 
 REDACTED = "<redacted>"
 """What a redacted value is replaced with."""
@@ -23,6 +24,15 @@ def redact_headers(headers: Mapping[str, str], secret: Iterable[str]) -> dict[st
     """``headers`` with the value of every name in ``secret`` (case-insensitive) replaced."""
     names = _lowered(secret)
     return {k: (REDACTED if k.lower() in names else v) for k, v in headers.items()}
+
+
+def redact_lowered_headers(headers: Mapping[str, str], secret: Iterable[str]) -> dict[str, str]:
+    """:func:`redact_headers` for ``headers`` whose names are lower case already (a
+    :class:`~omnichannel_sdk.WebhookRequest`'s): a plain copy when none of them is secret."""
+    names = _lowered(secret)
+    if names.isdisjoint(headers):
+        return dict(headers)
+    return {k: (REDACTED if k in names else v) for k, v in headers.items()}
 
 
 def _lowered(names: Iterable[str]) -> frozenset[str]:

@@ -65,5 +65,8 @@ def twilio_signature(auth_token: str | bytes, url: str, params: Iterable[tuple[s
     parameter's name and value, sorted by name then value, an identical pair counted once
     (what Twilio's own ``RequestValidator.compute_signature`` computes). A GET's parameters are
     in the URL: pass no ``params``."""
-    data = url + "".join(name + value for name, value in sorted(set(params)))
-    return hmac_digest(auth_token, data, algorithm="sha1", encoding="base64")
+    data = url + "".join(map("".join, sorted(set(params))))
+    # hmac.digest with a digest name is OpenSSL's one-shot HMAC, no HMAC object built (the
+    # same bytes as hmac_digest's hmac.new(...).digest(), a microsecond less per webhook)
+    digest = hmac.digest(_bytes(auth_token), data.encode("utf-8"), "sha1")
+    return base64.b64encode(digest).decode("ascii")

@@ -68,11 +68,26 @@ class WebhookRequest:
             list(self._query.items()) if self._query is not None else None)
         self._form: dict[str, str] | None = None
 
+    @classmethod
+    def _from_lowered(cls, method: str, url: str, headers: dict[str, str],
+                      body: bytes) -> WebhookRequest:
+        """A request whose ``headers`` dict already has lower-case names (the gateway decodes
+        the ASGI headers into one): taken as it is, not copied and lowered again."""
+        self = cls.__new__(cls)
+        self.method = method.upper()
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self._query = self._query_items = self._form = None
+        return self
+
     @property
     def query_items(self) -> list[tuple[str, str]]:
         """Every query parameter pair, in order (parsed from ``url`` on first use)."""
         if self._query_items is None:
-            self._query_items = parse_qsl(urlsplit(self.url).query, keep_blank_values=True)
+            # without "?" there is no query (most webhook URLs): no split, no parse to run
+            self._query_items = (parse_qsl(urlsplit(self.url).query, keep_blank_values=True)
+                                 if "?" in self.url else [])
         return self._query_items
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode
 
@@ -20,6 +21,7 @@ from omnichannel_sdk import (
     Address,
     AuthenticationError,
     EventPart,
+    InboundMessage,
     MediaPart,
     Message,
     OptedOutError,
@@ -231,6 +233,27 @@ def test_parse_form_matches_stdlib() -> None:
 def test_parse_form_matches_stdlib_on_any_form(text: str) -> None:
     # parse_form's shortcuts (no unquoting without "%" or "+") answer as the stdlib does
     assert parse_form(text.encode()) == parse_qsl(text, keep_blank_values=True)
+
+
+def test_parse_takes_the_first_value_of_a_repeated_name_and_keeps_the_vendor_fields_in_order() -> None:
+    from omnichannel_sms._twilio import signed_request
+
+    form = [("MessageSid", "SM1"), ("ToCity", "PARIS"), ("From", "+14155550100"), ("Body", "first"),
+            ("MediaUrl0", "https://api.twilio.com/m"), ("ToCity", "LYON"), ("Body", "second"),
+            ("MediaUrlX", "kept"), ("AccountSid", "AC1")]
+    message = make().parse(signed_request(TOKEN, URL, form)).items[0]
+    assert isinstance(message, InboundMessage)
+    assert [p.text for p in message.parts if isinstance(p, TextPart)] == ["first"]
+    # the media pattern takes MediaUrl0 out; a name that only starts with "Media" stays
+    assert list(message.metadata["twilio"].items()) == [
+        ("ToCity", "PARIS"), ("MediaUrlX", "kept"), ("AccountSid", "AC1")]
+
+
+def test_twilio_signature_is_twilios_hmac_sha1_of_url_and_sorted_pairs() -> None:
+    pairs = [("b", "2"), ("a", "1"), ("a", "1"), ("a", "0")]
+    data = (URL + "a0" + "a1" + "b2").encode()
+    expected = base64.b64encode(hmac.new(TOKEN.encode(), data, hashlib.sha1).digest()).decode()
+    assert twilio_signature(TOKEN, URL, pairs) == expected == twilio_signature(TOKEN.encode(), URL, pairs)
 
 
 # -- sending ----------------------------------------------------------------------------------

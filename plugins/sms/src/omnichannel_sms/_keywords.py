@@ -58,12 +58,16 @@ def keyword_event(text: str, settings: SmsSettings, vendor_hint: str | None = No
         return EventPart(name=name, data={"keyword": text.strip(), "source": "vendor"})
     if len(text) > 64:  # keywords are single words; spare long texts the folding
         return None
-    table, longest = _keyword_table(tuple(settings.opt_out_words), tuple(settings.opt_in_words),
-                                    tuple(settings.help_words))
     # Fast path: the folded form is at least as long as the text's ASCII letters and digits,
     # so a text with more of them than the longest keyword cannot be one (most messages), and
-    # the per-character Unicode folding (a measurable share of a webhook's parse) is skipped.
-    if _ascii_alnum_count(text) > min(longest, 32):
+    # the per-character Unicode folding (a measurable share of a webhook's parse) is skipped;
+    # no form longer than 32 matches, so past 32 the keyword table is not even looked up.
+    count = _ascii_alnum_count(text)
+    if count > 32:
+        return None
+    table, longest = _keyword_table(tuple(settings.opt_out_words), tuple(settings.opt_in_words),
+                                    tuple(settings.help_words))
+    if count > longest:
         return None
     form = _keyword_form(text)
     if not form or len(form) > 32:
