@@ -88,9 +88,11 @@ class ContactSql(MergeSql):
 
     async def _resolve_contact(
         self, tx: Tx, addresses: list[Address], known_id: str | None = None,
-        changes: ContactChanges | None = None,
+        changes: ContactChanges | None = None, *, known: Contact | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> Contact:
-        """Find the contact of the first known address (or ``known_id``); attach the others.
+        """Find the contact of the first known address (or ``known_id``: ``known`` when it was
+        read already in this transaction); attach the others. A new contact gets ``profile``.
 
         The addresses are proven by the vendor: one that already belongs to another contact
         means both are one person, and the two are merged into the older one (a recorded,
@@ -99,7 +101,8 @@ class ContactSql(MergeSql):
         """
         contact: Contact | None = None
         if known_id:
-            contact = await self._contact(tx, known_id)
+            contact = (known if known is not None and known.id == known_id
+                       else await self._contact(tx, known_id))
         if contact is None:
             for address in addresses:
                 row = await tx.fetchone(
@@ -109,7 +112,7 @@ class ContactSql(MergeSql):
                     contact = parsed_contact(row[0])
                     break
         if contact is None:
-            return await self._create_contact(tx, addresses, changes)
+            return await self._create_contact(tx, addresses, changes, profile)
         have = {(a.channel, a.handle) for a in contact.addresses}
         added: list[Address] = []
         attached: list[Address] = []
@@ -156,8 +159,11 @@ class ContactSql(MergeSql):
         return await self._resolve_contact(tx, addresses, conversation.contact_id, changes)
 
     async def _create_contact(self, tx: Tx, addresses: list[Address],
-                              changes: ContactChanges | None = None) -> Contact:
-        """A new contact owning ``addresses`` (those no one else claimed meanwhile)."""
+                              changes: ContactChanges | None = None,
+                              profile: dict[str, Any] | None = None) -> Contact:
+        """A new contact owning ``addresses`` (those no one else claimed meanwhile), with
+        ``profile`` (the first message's profile fields: stored with the contact instead of
+        by an update after it)."""
         contact_id = new_id("ct")
         unique: list[Address] = []
         for address in addresses:
@@ -171,9 +177,10 @@ class ContactSql(MergeSql):
                 unique.append(address)
             elif not unique:
                 # another transaction created this person a moment ago: use theirs
-                return await self._resolve_contact(tx, addresses, None, changes)
+                return await self._resolve_contact(tx, addresses, None, changes, profile=profile)
         name = next((a.display_name for a in addresses if a.display_name), None)
-        contact = Contact(id=contact_id, display_name=name, addresses=unique)
+        contact = Contact(id=contact_id, display_name=name, addresses=unique,
+                          profile=dict(profile or {}))
         await tx.execute("INSERT INTO contacts (id, data) VALUES ($1, $2)", contact.id, dump(contact))
         await self._propose_same_person(tx, contact.id, unique, changes)
         return contact

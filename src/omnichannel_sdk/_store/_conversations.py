@@ -3,6 +3,8 @@ and moving the reply window with a small update (its columns: :mod:`._conversati
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +15,16 @@ from ._contacts import ContactChanges, ContactSql
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row, window_columns
 from ._tx import SqlBase, Tx, dump, now_us, to_us
 
-__all__ = ["ConversationSql"]
+__all__ = ["UNREAD", "ConversationSql", "Unread"]
+
+
+class Unread(enum.Enum):
+    """A row not read yet."""
+
+    UNREAD = enum.auto()
+
+
+UNREAD = Unread.UNREAD
 
 
 class ConversationSql(ContactSql, SqlBase):
@@ -77,15 +88,20 @@ class ConversationSql(ContactSql, SqlBase):
         contact_addresses: list[Address], participants: list[Address], subject: str | None,
         now: datetime, inbound_window: timedelta | bool | None = False,
         changes: ContactChanges | None = None, spoke_at: datetime | None = None,
+        row: Sequence[Any] | Unread | None = UNREAD, profile: dict[str, Any] | None = None,
     ) -> tuple[Conversation, bool, Contact | None]:
-        row = await tx.fetchone(
-            f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
-            "WHERE channel_key = $1 AND thread_key = $2 AND status = 'open'", channel_key, thread_key)
+        """The thread's open conversation (``row``: as already read in this transaction), or a
+        new one, with its contact when one was resolved (a new contact gets ``profile``)."""
+        if row is UNREAD:
+            row = await tx.fetchone(
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
+                "WHERE channel_key = $1 AND thread_key = $2 AND status = 'open'",
+                channel_key, thread_key)
         if row:
             conversation = conversation_from_row(row)
             return conversation, False, await self._contact_if_needed(
                 tx, contact_addresses, conversation, changes)
-        contact = await self._resolve_contact(tx, contact_addresses, None, changes)
+        contact = await self._resolve_contact(tx, contact_addresses, None, changes, profile=profile)
         seen: set[tuple[str, str]] = set()
         unique = []
         for a in participants:

@@ -23,8 +23,9 @@ import orjson
 
 from .._errors import ConfigurationError, OmnichannelError
 from .._models import Conversation, Message
-from ._base import RawPayload
+from ._base import IngestItem, RawPayload
 from ._errors import store_error
+from ._ingest import CLAIM_SQL, Claimed
 from ._pg_tx import PgTx
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
 from ._sql import SqlStore, Tx, to_us
@@ -38,6 +39,20 @@ _BATCH_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '50ms'"
 """How long a batch waits for a lock before it falls back to one transaction per write."""
 _MIN_SHARE = 16
 """Units a transaction takes at least when the queue is shared out over free slots."""
+
+CLAIM_THREAD_SQL = (
+    f"WITH claim AS ({CLAIM_SQL}) "  # noqa: S608 - constants
+    "SELECT c.data, c.last_inbound_us, c.window_expires_us FROM claim "
+    "LEFT JOIN conversations c ON c.channel_key = $4 AND c.thread_key = $5 AND c.status = 'open'")
+"""The claim of a vendor id and the thread's open conversation: no row for a duplicate, a row
+of ``NULL`` when the thread has no open conversation."""
+
+CLAIM_THREAD_CONTACT_SQL = (
+    f"WITH claim AS ({CLAIM_SQL}) "  # noqa: S608 - constants
+    "SELECT c.data, c.last_inbound_us, c.window_expires_us, k.data FROM claim "
+    "LEFT JOIN conversations c ON c.channel_key = $4 AND c.thread_key = $5 AND c.status = 'open' "
+    "LEFT JOIN contacts k ON k.id = c.contact_id")
+"""The same with the conversation's contact's JSON."""
 
 _Unit = tuple[Callable[[Any], Awaitable[Any]], "asyncio.Future[Any]"]
 
@@ -189,6 +204,23 @@ class PostgresStore(SqlStore):
         if isinstance(tx, PgTx):
             tx.join_next()
         await super()._save_window(tx, conversation, updated_us)
+
+    async def _claim(self, tx: Tx, item: IngestItem, thread: tuple[str, str] | None,
+                     *, with_contact: bool) -> Claimed | None:
+        """The shared claim and the thread's read as one statement (one round trip): the claim
+        in a ``WITH`` clause, the conversation (and its contact) joined to the row it returns,
+        so a duplicate reads nothing. The read sees the statement's snapshot, which is what a
+        read right after the claim would see: the claim writes neither table."""
+        if thread is None:
+            return await super()._claim(tx, item, thread, with_contact=with_contact)
+        row = await tx.fetchone(CLAIM_THREAD_CONTACT_SQL if with_contact else CLAIM_THREAD_SQL,
+                                item.channel_key, item.draft.external_id, item.message_id, *thread)
+        if row is None:
+            return None
+        if row[0] is None:
+            return Claimed(thread_read=True)
+        return Claimed(thread_read=True, conversation_row=row,
+                       contact_data=row[3] if with_contact else None)
 
     async def _read(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         pool = self.pool
