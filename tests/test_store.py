@@ -493,3 +493,17 @@ async def test_postgres_returning_customer_costs_two_statements(pg_schema: str) 
     finally:
         await store.close()
         await _drop_schema(pg_schema)
+
+
+async def test_a_first_message_is_stored_when_a_duplicate_follows_it(store: SqlStore) -> None:
+    await store.ingest([item("F1", sender="+14155550301")], None)
+    # one transaction: the new customer's message, then a duplicate whose claim finds the id
+    # taken (on PostgreSQL the first message's insert goes with that claim)
+    [[new], [dup]] = await asyncio.gather(
+        store.ingest([item("F2", sender="+14155550302")], None),
+        store.ingest([item("F1", sender="+14155550301")], None))
+    assert not new.duplicate and new.conversation_created and new.message is not None
+    assert dup.duplicate
+    assert await store.get_message(new.message.id) == new.message
+    found = await store.find_message_by_external("sms", "F2")
+    assert found is not None and found.id == new.message.id

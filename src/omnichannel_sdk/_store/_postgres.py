@@ -213,6 +213,10 @@ class PostgresStore(SqlStore):
         read right after the claim would see: the claim writes neither table."""
         if thread is None:
             return await super()._claim(tx, item, thread, with_contact=with_contact)
+        if isinstance(tx, PgTx):
+            # the previous message's insert, still held when it opened its conversation, goes
+            # with this statement: neither the claim nor the read touches ``messages``
+            tx.join_next()
         row = await tx.fetchone(CLAIM_THREAD_CONTACT_SQL if with_contact else CLAIM_THREAD_SQL,
                                 item.channel_key, item.draft.external_id, item.message_id, *thread)
         if row is None:
@@ -299,9 +303,10 @@ class PostgresStore(SqlStore):
                 tx = PgTx(conn)
                 results: list[tuple[bool, Any]] = []
                 try:
+                    # what a unit held goes with the next unit's first statement when that one
+                    # joins it (the claim), else on its own before it; the rest before the commit
                     for fn, _ in batch:
                         results.append((True, await fn(tx)))
-                        await tx.release()  # what a unit held goes in before the next one runs
                     await tx.flush()
                 except Exception:  # noqa: BLE001 - the unit runs again alone and reports it
                     with contextlib.suppress(Exception):
