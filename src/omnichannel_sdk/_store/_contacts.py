@@ -181,9 +181,12 @@ class ContactSql(MergeSql):
         name = next((a.display_name for a in addresses if a.display_name), None)
         contact = Contact(id=contact_id, display_name=name, addresses=unique,
                           profile=dict(profile or {}))
-        await tx.execute("INSERT INTO contacts (id, data) VALUES ($1, $2)", contact.id, dump(contact))
+        await self._insert_contact(tx, contact)
         await self._propose_same_person(tx, contact.id, unique, changes)
         return contact
+
+    async def _insert_contact(self, tx: Tx, contact: Contact) -> None:
+        await tx.execute("INSERT INTO contacts (id, data) VALUES ($1, $2)", contact.id, dump(contact))
 
     async def _set_opt(self, tx: Tx, contact: Contact, channel: str, opted_out: bool) -> Contact:
         current = set(contact.opted_out)

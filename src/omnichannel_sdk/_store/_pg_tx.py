@@ -8,8 +8,9 @@ Two savings, both invisible inside the transaction:
 - a plain single-row ``INSERT`` the caller marks (:meth:`PgTx.hold_next`: the new message) is
   held back and sent with the next statement when that one is marked too
   (:meth:`PgTx.join_next`: the conversation's reply-window update, or the next message's
-  claim when a new conversation has no window to update), as one statement with the insert
-  in a ``WITH`` clause. The statements of a ``WITH`` clause share one snapshot, so only a
+  claim when a new conversation has no window to update; a new contact's insert goes with
+  the look-up of the same person on other channels), as one statement with the insert in a
+  ``WITH`` clause. The statements of a ``WITH`` clause share one snapshot, so only a
   statement that reads nothing the insert writes may be marked. Any other statement sends
   the held insert first, on its own, so every read still sees it.
 """
@@ -132,7 +133,18 @@ class PgTx:
         return row
 
     async def fetchall(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        join = self._join
         self._hold = self._join = False
+        rows: list[Sequence[Any]]
+        if join and self._held is not None:
+            first, first_args = self._held
+            self._held = None
+            rows = await self.conn.fetch(_join(first, len(first_args), sql), *first_args, *args)
+            return rows
         await self.release()
-        rows: list[Sequence[Any]] = await self.conn.fetch(sql, *args)
+        rows = await self.conn.fetch(sql, *args)
         return rows
+
+    def cancel_join(self) -> None:
+        """Take back a :meth:`join_next` no statement used."""
+        self._join = False

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -22,8 +22,9 @@ import asyncpg
 import orjson
 
 from .._errors import ConfigurationError, OmnichannelError
-from .._models import Conversation, Message
+from .._models import Address, Contact, Conversation, Message
 from ._base import IngestItem, RawPayload
+from ._contacts import ContactChanges
 from ._errors import store_error
 from ._ingest import CLAIM_SQL, Claimed
 from ._pg_tx import PgTx
@@ -204,6 +205,26 @@ class PostgresStore(SqlStore):
         if isinstance(tx, PgTx):
             tx.join_next()
         await super()._save_window(tx, conversation, updated_us)
+
+    async def _insert_contact(self, tx: Tx, contact: Contact) -> None:
+        """The shared insert, held back to go with the look-up after it (see
+        :meth:`_propose_same_person`)."""
+        if isinstance(tx, PgTx):
+            tx.hold_next()
+        await super()._insert_contact(tx, contact)
+
+    async def _propose_same_person(self, tx: Tx, contact_id: str, addresses: Sequence[Address],
+                                   changes: ContactChanges | None) -> None:
+        """The shared look-up, its first query sent with a held contact insert (it reads only
+        ``contact_addresses``, then ``merge_proposals``)."""
+        if not isinstance(tx, PgTx):
+            await super()._propose_same_person(tx, contact_id, addresses, changes)
+            return
+        tx.join_next()
+        try:
+            await super()._propose_same_person(tx, contact_id, addresses, changes)
+        finally:
+            tx.cancel_join()  # no address to look up: the next statement is not marked
 
     async def _claim(self, tx: Tx, item: IngestItem, thread: tuple[str, str] | None,
                      *, with_contact: bool) -> Claimed | None:
