@@ -20,6 +20,7 @@ from .._timeline import ContactTimeline, TimelineItem
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 from ._merges import ContactChanges, MergeSql, dump
 from ._parsed import parsed_contact
+from ._tx import UNREAD, Unread
 
 if TYPE_CHECKING:
     from ._tx import Tx
@@ -89,10 +90,11 @@ class ContactSql(MergeSql):
     async def _resolve_contact(
         self, tx: Tx, addresses: list[Address], known_id: str | None = None,
         changes: ContactChanges | None = None, *, known: Contact | None = None,
-        profile: dict[str, Any] | None = None,
+        profile: dict[str, Any] | None = None, owner: str | Unread | None = UNREAD,
     ) -> Contact:
         """Find the contact of the first known address (or ``known_id``: ``known`` when it was
-        read already in this transaction); attach the others. A new contact gets ``profile``.
+        read already in this transaction; ``owner``: the JSON of the contact owning the first
+        address, when read already); attach the others. A new contact gets ``profile``.
 
         The addresses are proven by the vendor: one that already belongs to another contact
         means both are one person, and the two are merged into the older one (a recorded,
@@ -104,12 +106,16 @@ class ContactSql(MergeSql):
             contact = (known if known is not None and known.id == known_id
                        else await self._contact(tx, known_id))
         if contact is None:
-            for address in addresses:
-                row = await tx.fetchone(
-                    "SELECT c.data FROM contact_addresses a JOIN contacts c ON c.id = a.contact_id "
-                    "WHERE a.channel = $1 AND a.handle = $2", address.channel, address.handle)
-                if row:
-                    contact = parsed_contact(row[0])
+            for index, address in enumerate(addresses):
+                if index == 0 and owner is not UNREAD:
+                    data = owner
+                else:
+                    row = await tx.fetchone(
+                        "SELECT c.data FROM contact_addresses a JOIN contacts c ON c.id = a.contact_id "
+                        "WHERE a.channel = $1 AND a.handle = $2", address.channel, address.handle)
+                    data = row[0] if row else None
+                if data is not None:
+                    contact = parsed_contact(data)
                     break
         if contact is None:
             return await self._create_contact(tx, addresses, changes, profile)
@@ -119,11 +125,11 @@ class ContactSql(MergeSql):
         for address in addresses:
             if (address.channel, address.handle) in have:
                 continue
-            owner = await tx.fetchone(
+            taken = await tx.fetchone(
                 "INSERT INTO contact_addresses (channel, handle, contact_id) VALUES ($1, $2, $3) "
                 "ON CONFLICT DO NOTHING RETURNING contact_id",
                 address.channel, address.handle, contact.id)
-            if owner is not None:
+            if taken is not None:
                 added.append(address)
                 attached.append(address)
                 have.add((address.channel, address.handle))

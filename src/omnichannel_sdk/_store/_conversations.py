@@ -3,7 +3,6 @@ and moving the reply window with a small update (its columns: :mod:`._conversati
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,18 +12,9 @@ from .._ids import new_id
 from .._models import Address, Contact, Conversation
 from ._contacts import ContactChanges, ContactSql
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row, window_columns
-from ._tx import SqlBase, Tx, dump, now_us, to_us
+from ._tx import UNREAD, SqlBase, Tx, Unread, dump, now_us, to_us
 
-__all__ = ["UNREAD", "ConversationSql", "Unread"]
-
-
-class Unread(enum.Enum):
-    """A row not read yet."""
-
-    UNREAD = enum.auto()
-
-
-UNREAD = Unread.UNREAD
+__all__ = ["ConversationSql"]
 
 
 class ConversationSql(ContactSql, SqlBase):
@@ -89,9 +79,12 @@ class ConversationSql(ContactSql, SqlBase):
         now: datetime, inbound_window: timedelta | bool | None = False,
         changes: ContactChanges | None = None, spoke_at: datetime | None = None,
         row: Sequence[Any] | Unread | None = UNREAD, profile: dict[str, Any] | None = None,
+        owner: str | Unread | None = UNREAD,
     ) -> tuple[Conversation, bool, Contact | None]:
         """The thread's open conversation (``row``: as already read in this transaction), or a
-        new one, with its contact when one was resolved (a new contact gets ``profile``)."""
+        new one, with its contact when one was resolved (a new contact gets ``profile``;
+        ``owner``: the JSON of the contact owning the first of ``contact_addresses``, when
+        already read)."""
         if row is UNREAD:
             row = await tx.fetchone(
                 f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
@@ -101,7 +94,8 @@ class ConversationSql(ContactSql, SqlBase):
             conversation = conversation_from_row(row)
             return conversation, False, await self._contact_if_needed(
                 tx, contact_addresses, conversation, changes)
-        contact = await self._resolve_contact(tx, contact_addresses, None, changes, profile=profile)
+        contact = await self._resolve_contact(tx, contact_addresses, None, changes, profile=profile,
+                                              owner=owner)
         seen: set[tuple[str, str]] = set()
         unique = []
         for a in participants:

@@ -16,10 +16,10 @@ from .._numbered import answered_action, numbered_reply
 from ._base import IngestItem, IngestOutcome, Job, RawPayload
 from ._contacts import ContactChanges, ContactSql
 from ._conversation_rows import utc
-from ._conversations import UNREAD, ConversationSql
+from ._conversations import ConversationSql
 from ._messages import MessageSql
 from ._parsed import parsed_contact
-from ._tx import Tx, now_us, to_us
+from ._tx import UNREAD, Tx, now_us, to_us
 
 __all__ = ["CLAIM_SQL", "THREAD_CONTACT_SQL", "THREAD_SQL", "Claimed", "IngestSql"]
 
@@ -48,6 +48,11 @@ class Claimed:
     """The conversation (``CONVERSATION_COLUMNS`` first), ``None`` if the thread has none open."""
     contact_data: str | None = None
     """The conversation's contact's JSON, when asked for and the contact exists."""
+    owner_read: bool = False
+    """Whether, the thread having no open conversation, the contact owning the message's first
+    contact address was read too (``owner_data``)."""
+    owner_data: str | None = None
+    """That contact's JSON (``None``: no one owns the address)."""
 
 
 class IngestSql(MessageSql, ConversationSql, ContactSql):
@@ -105,7 +110,7 @@ class IngestSql(MessageSql, ConversationSql, ContactSql):
                 inbound_window=item.window if draft.direction == "inbound" else False,
                 changes=changes, spoke_at=spoke_at,
                 row=claimed.conversation_row if claimed.thread_read else UNREAD,
-                profile=draft.profile)
+                profile=draft.profile, owner=claimed.owner_data if claimed.owner_read else UNREAD)
         else:
             contact = await self._contact_if_needed(tx, item.contact_addresses, conversation, changes)
         contact_moved = bool(changes.merged and contact is not None

@@ -41,18 +41,27 @@ _BATCH_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '50ms'"
 _MIN_SHARE = 16
 """Units a transaction takes at least when the queue is shared out over free slots."""
 
+_OWNER_JOIN = (
+    "LEFT JOIN LATERAL (SELECT o.data FROM contact_addresses a JOIN contacts o "
+    "ON o.id = a.contact_id WHERE c.id IS NULL AND a.channel = $6 AND a.handle = $7 LIMIT 1) o ON true")
+"""Only when the thread has no open conversation: the contact owning the first address (a
+lateral subquery kept apart by its ``LIMIT``, so that its condition on ``c`` is checked before
+any index is searched)."""
+
 CLAIM_THREAD_SQL = (
     f"WITH claim AS ({CLAIM_SQL}) "  # noqa: S608 - constants
-    "SELECT c.data, c.last_inbound_us, c.window_expires_us FROM claim "
-    "LEFT JOIN conversations c ON c.channel_key = $4 AND c.thread_key = $5 AND c.status = 'open'")
+    "SELECT c.data, c.last_inbound_us, c.window_expires_us, NULL, o.data FROM claim "
+    "LEFT JOIN conversations c ON c.channel_key = $4 AND c.thread_key = $5 AND c.status = 'open' "
+    f"{_OWNER_JOIN}")
 """The claim of a vendor id and the thread's open conversation: no row for a duplicate, a row
-of ``NULL`` when the thread has no open conversation."""
+of ``NULL`` when the thread has no open conversation (but for the owner of the message's first
+contact address, the contact a new conversation goes to when it has one)."""
 
 CLAIM_THREAD_CONTACT_SQL = (
     f"WITH claim AS ({CLAIM_SQL}) "  # noqa: S608 - constants
-    "SELECT c.data, c.last_inbound_us, c.window_expires_us, k.data FROM claim "
+    "SELECT c.data, c.last_inbound_us, c.window_expires_us, k.data, o.data FROM claim "
     "LEFT JOIN conversations c ON c.channel_key = $4 AND c.thread_key = $5 AND c.status = 'open' "
-    "LEFT JOIN contacts k ON k.id = c.contact_id")
+    f"LEFT JOIN contacts k ON k.id = c.contact_id {_OWNER_JOIN}")
 """The same with the conversation's contact's JSON."""
 
 _Unit = tuple[Callable[[Any], Awaitable[Any]], "asyncio.Future[Any]"]
@@ -238,12 +247,14 @@ class PostgresStore(SqlStore):
             # the previous message's insert, still held when it opened its conversation, goes
             # with this statement: neither the claim nor the read touches ``messages``
             tx.join_next()
+        first = item.contact_addresses[0] if item.contact_addresses else None
         row = await tx.fetchone(CLAIM_THREAD_CONTACT_SQL if with_contact else CLAIM_THREAD_SQL,
-                                item.channel_key, item.draft.external_id, item.message_id, *thread)
+                                item.channel_key, item.draft.external_id, item.message_id, *thread,
+                                first.channel if first else None, first.handle if first else None)
         if row is None:
             return None
         if row[0] is None:
-            return Claimed(thread_read=True)
+            return Claimed(thread_read=True, owner_read=first is not None, owner_data=row[4])
         return Claimed(thread_read=True, conversation_row=row,
                        contact_data=row[3] if with_contact else None)
 
