@@ -432,3 +432,85 @@ async def test_merge_and_unmerge_keep_the_window_the_columns_hold(store: SqlStor
     await store.unmerge(record.id)
     restored = await store.get_conversation(first.conversation.id)
     assert restored is not None and restored.window_expires_at == window
+
+
+def _with_profile(draft_item: IngestItem, profile: dict[str, str]) -> IngestItem:
+    """The item with profile fields from the vendor (Twilio's ``FromCountry``)."""
+    draft = draft_item.draft.model_copy(update={"profile": profile})
+    return IngestItem(**{**draft_item.__dict__, "draft": draft})
+
+
+async def test_profile_fields_meet_the_contact_as_stored(store: SqlStore) -> None:
+    [first] = await store.ingest([_with_profile(item("P1"), {"country": "US"})], None)
+    assert first.contact is not None and first.contact.profile == {"country": "US"}
+    contact_id = first.contact.id
+    assert (await store.get_contact(contact_id)) == first.contact
+    # a change made elsewhere between two messages is what the next message builds on
+    await store.modify_contact(contact_id, lambda c: c.model_copy(
+        update={"profile": {**c.profile, "vip": True}}))
+    [same] = await store.ingest([_with_profile(item("P2"), {"country": "US"})], None)
+    assert same.contact is not None and same.contact.profile == {"country": "US", "vip": True}
+    [moved] = await store.ingest([_with_profile(item("P3"), {"country": "CA"})], None)
+    assert moved.contact is not None and moved.contact.profile == {"country": "CA", "vip": True}
+    # two messages of one transaction: the second sees what the first wrote
+    [[_], [b]] = await asyncio.gather(
+        store.ingest([_with_profile(item("P4"), {"country": "MX"})], None),
+        store.ingest([_with_profile(item("P5"), {"city": "Oaxaca"})], None))
+    assert b.contact is not None
+    assert b.contact.profile == {"country": "MX", "vip": True, "city": "Oaxaca"}
+    [dup] = await store.ingest([_with_profile(item("P5"), {"country": "FR"})], None)
+    assert dup.duplicate
+    stored = await store.get_contact(contact_id)
+    assert stored is not None and stored.profile == b.contact.profile
+
+
+@pytest.mark.postgres
+async def test_postgres_statements_of_a_message(pg_schema: str) -> None:
+    import asyncpg
+
+    store = PostgresStore(PG_DSN, schema=pg_schema)
+    await store.open()
+    sent: list[str] = []
+    try:
+        original = {name: getattr(asyncpg.Connection, name) for name in ("execute", "fetchrow", "fetch")}
+
+        def counted(name: str):  # type: ignore[no-untyped-def]
+            async def call(self, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+                sent.append(query)
+                return await original[name](self, query, *args, **kwargs)
+            return call
+
+        def work() -> list[str]:
+            found = [q for q in sent if not q.startswith(("BEGIN", "COMMIT", "SELECT pg_advisory"))]
+            sent.clear()
+            return found
+
+        with pytest.MonkeyPatch.context() as patch:
+            for name in original:
+                patch.setattr(asyncpg.Connection, name, counted(name))
+            [first] = await store.ingest([_with_profile(item("R1"), {"country": "US"})], None)
+            # the claim with the thread's read and the owner of the number; the address; the
+            # contact with its look-up on other channels; the conversation; the message
+            assert len(work()) == 5
+            [again] = await store.ingest([_with_profile(item("R2"), {"country": "US"})], None)
+            # the claim with the conversation and its contact; the insert with the window's update
+            assert len(work()) == 2
+        assert first.contact is not None and first.contact.profile == {"country": "US"}
+        assert not again.duplicate and again.contact == first.contact
+    finally:
+        await store.close()
+        await _drop_schema(pg_schema)
+
+
+async def test_a_first_message_is_stored_when_a_duplicate_follows_it(store: SqlStore) -> None:
+    await store.ingest([item("F1", sender="+14155550301")], None)
+    # one transaction: the new customer's message, then a duplicate whose claim finds the id
+    # taken (on PostgreSQL the first message's insert goes with that claim)
+    [[new], [dup]] = await asyncio.gather(
+        store.ingest([item("F2", sender="+14155550302")], None),
+        store.ingest([item("F1", sender="+14155550301")], None))
+    assert not new.duplicate and new.conversation_created and new.message is not None
+    assert dup.duplicate
+    assert await store.get_message(new.message.id) == new.message
+    found = await store.find_message_by_external("sms", "F2")
+    assert found is not None and found.id == new.message.id

@@ -99,6 +99,28 @@ async def test_writes_of_one_turn_share_a_transaction(store: PostgresStore) -> N
     assert count is not None and count[0] == 20
 
 
+async def test_a_held_insert_goes_with_the_next_units_marked_read(store: PostgresStore) -> None:
+    async def holding(tx: Any, key: str) -> None:
+        tx.hold_next()
+        await tx.execute(INSERT, key, "held", None)
+
+    async def joining(tx: Any) -> Any:
+        tx.join_next()  # reads nothing the held insert writes: one statement with it
+        row = await tx.fetchone("WITH one AS (SELECT $1::text AS v) SELECT v FROM one", "x")
+        return row[0] if row else None
+
+    async def reading(tx: Any) -> Any:  # not marked: the held insert goes first, and is seen
+        row = await tx.fetchone("SELECT value FROM kv WHERE key = $1", "h2")
+        return row[0] if row else None
+
+    results = await asyncio.gather(store._write(lambda tx: holding(tx, "h1")), store._write(joining),
+                                   store._write(lambda tx: holding(tx, "h2")), store._write(reading),
+                                   store._write(lambda tx: holding(tx, "h3")))
+    assert results == [None, "x", None, "held", None]
+    rows = await store._read(lambda tx: tx.fetchall("SELECT key FROM kv ORDER BY key"))
+    assert [r[0] for r in rows] == ["h1", "h2", "h3"]  # the last one went before the commit
+
+
 async def test_close_finishes_queued_writes(pg_schema: str) -> None:
     opened = PostgresStore(f"{PG_DSN}?schema={pg_schema}")
     await opened.open()

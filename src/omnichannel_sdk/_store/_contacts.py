@@ -20,6 +20,7 @@ from .._timeline import ContactTimeline, TimelineItem
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 from ._merges import ContactChanges, MergeSql, dump
 from ._parsed import parsed_contact
+from ._tx import UNREAD, Unread
 
 if TYPE_CHECKING:
     from ._tx import Tx
@@ -88,9 +89,12 @@ class ContactSql(MergeSql):
 
     async def _resolve_contact(
         self, tx: Tx, addresses: list[Address], known_id: str | None = None,
-        changes: ContactChanges | None = None,
+        changes: ContactChanges | None = None, *, known: Contact | None = None,
+        profile: dict[str, Any] | None = None, owner: str | Unread | None = UNREAD,
     ) -> Contact:
-        """Find the contact of the first known address (or ``known_id``); attach the others.
+        """Find the contact of the first known address (or ``known_id``: ``known`` when it was
+        read already in this transaction; ``owner``: the JSON of the contact owning the first
+        address, when read already); attach the others. A new contact gets ``profile``.
 
         The addresses are proven by the vendor: one that already belongs to another contact
         means both are one person, and the two are merged into the older one (a recorded,
@@ -99,28 +103,33 @@ class ContactSql(MergeSql):
         """
         contact: Contact | None = None
         if known_id:
-            contact = await self._contact(tx, known_id)
+            contact = (known if known is not None and known.id == known_id
+                       else await self._contact(tx, known_id))
         if contact is None:
-            for address in addresses:
-                row = await tx.fetchone(
-                    "SELECT c.data FROM contact_addresses a JOIN contacts c ON c.id = a.contact_id "
-                    "WHERE a.channel = $1 AND a.handle = $2", address.channel, address.handle)
-                if row:
-                    contact = parsed_contact(row[0])
+            for index, address in enumerate(addresses):
+                if index == 0 and owner is not UNREAD:
+                    data = owner
+                else:
+                    row = await tx.fetchone(
+                        "SELECT c.data FROM contact_addresses a JOIN contacts c ON c.id = a.contact_id "
+                        "WHERE a.channel = $1 AND a.handle = $2", address.channel, address.handle)
+                    data = row[0] if row else None
+                if data is not None:
+                    contact = parsed_contact(data)
                     break
         if contact is None:
-            return await self._create_contact(tx, addresses, changes)
+            return await self._create_contact(tx, addresses, changes, profile)
         have = {(a.channel, a.handle) for a in contact.addresses}
         added: list[Address] = []
         attached: list[Address] = []
         for address in addresses:
             if (address.channel, address.handle) in have:
                 continue
-            owner = await tx.fetchone(
+            taken = await tx.fetchone(
                 "INSERT INTO contact_addresses (channel, handle, contact_id) VALUES ($1, $2, $3) "
                 "ON CONFLICT DO NOTHING RETURNING contact_id",
                 address.channel, address.handle, contact.id)
-            if owner is not None:
+            if taken is not None:
                 added.append(address)
                 attached.append(address)
                 have.add((address.channel, address.handle))
@@ -156,8 +165,11 @@ class ContactSql(MergeSql):
         return await self._resolve_contact(tx, addresses, conversation.contact_id, changes)
 
     async def _create_contact(self, tx: Tx, addresses: list[Address],
-                              changes: ContactChanges | None = None) -> Contact:
-        """A new contact owning ``addresses`` (those no one else claimed meanwhile)."""
+                              changes: ContactChanges | None = None,
+                              profile: dict[str, Any] | None = None) -> Contact:
+        """A new contact owning ``addresses`` (those no one else claimed meanwhile), with
+        ``profile`` (the first message's profile fields: stored with the contact instead of
+        by an update after it)."""
         contact_id = new_id("ct")
         unique: list[Address] = []
         for address in addresses:
@@ -171,12 +183,16 @@ class ContactSql(MergeSql):
                 unique.append(address)
             elif not unique:
                 # another transaction created this person a moment ago: use theirs
-                return await self._resolve_contact(tx, addresses, None, changes)
+                return await self._resolve_contact(tx, addresses, None, changes, profile=profile)
         name = next((a.display_name for a in addresses if a.display_name), None)
-        contact = Contact(id=contact_id, display_name=name, addresses=unique)
-        await tx.execute("INSERT INTO contacts (id, data) VALUES ($1, $2)", contact.id, dump(contact))
+        contact = Contact(id=contact_id, display_name=name, addresses=unique,
+                          profile=dict(profile or {}))
+        await self._insert_contact(tx, contact)
         await self._propose_same_person(tx, contact.id, unique, changes)
         return contact
+
+    async def _insert_contact(self, tx: Tx, contact: Contact) -> None:
+        await tx.execute("INSERT INTO contacts (id, data) VALUES ($1, $2)", contact.id, dump(contact))
 
     async def _set_opt(self, tx: Tx, contact: Contact, channel: str, opted_out: bool) -> Contact:
         current = set(contact.opted_out)

@@ -3,6 +3,7 @@ and moving the reply window with a small update (its columns: :mod:`._conversati
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from .._ids import new_id
 from .._models import Address, Contact, Conversation
 from ._contacts import ContactChanges, ContactSql
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row, window_columns
-from ._tx import SqlBase, Tx, dump, now_us, to_us
+from ._tx import UNREAD, SqlBase, Tx, Unread, dump, now_us, to_us
 
 __all__ = ["ConversationSql"]
 
@@ -77,15 +78,24 @@ class ConversationSql(ContactSql, SqlBase):
         contact_addresses: list[Address], participants: list[Address], subject: str | None,
         now: datetime, inbound_window: timedelta | bool | None = False,
         changes: ContactChanges | None = None, spoke_at: datetime | None = None,
+        row: Sequence[Any] | Unread | None = UNREAD, profile: dict[str, Any] | None = None,
+        owner: str | Unread | None = UNREAD,
     ) -> tuple[Conversation, bool, Contact | None]:
-        row = await tx.fetchone(
-            f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
-            "WHERE channel_key = $1 AND thread_key = $2 AND status = 'open'", channel_key, thread_key)
+        """The thread's open conversation (``row``: as already read in this transaction), or a
+        new one, with its contact when one was resolved (a new contact gets ``profile``;
+        ``owner``: the JSON of the contact owning the first of ``contact_addresses``, when
+        already read)."""
+        if row is UNREAD:
+            row = await tx.fetchone(
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
+                "WHERE channel_key = $1 AND thread_key = $2 AND status = 'open'",
+                channel_key, thread_key)
         if row:
             conversation = conversation_from_row(row)
             return conversation, False, await self._contact_if_needed(
                 tx, contact_addresses, conversation, changes)
-        contact = await self._resolve_contact(tx, contact_addresses, None, changes)
+        contact = await self._resolve_contact(tx, contact_addresses, None, changes, profile=profile,
+                                              owner=owner)
         seen: set[tuple[str, str]] = set()
         unique = []
         for a in participants:

@@ -3,6 +3,8 @@ and the raw request, in one transaction per request."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,9 +18,41 @@ from ._contacts import ContactChanges, ContactSql
 from ._conversation_rows import utc
 from ._conversations import ConversationSql
 from ._messages import MessageSql
-from ._tx import Tx, now_us, to_us
+from ._parsed import parsed_contact
+from ._tx import UNREAD, Tx, now_us, to_us
 
-__all__ = ["IngestSql"]
+__all__ = ["CLAIM_SQL", "THREAD_CONTACT_SQL", "THREAD_SQL", "Claimed", "IngestSql"]
+
+CLAIM_SQL = ("INSERT INTO message_refs (channel_key, external_id, message_id) VALUES ($1, $2, $3) "
+             "ON CONFLICT DO NOTHING RETURNING message_id")
+"""A message's claim of its vendor id: a row when it is the first to hold it."""
+
+THREAD_SQL = ("SELECT c.data, c.last_inbound_us, c.window_expires_us FROM conversations c "
+              "WHERE c.channel_key = $1 AND c.thread_key = $2 AND c.status = 'open'")
+"""A thread's open conversation (``CONVERSATION_COLUMNS``)."""
+
+THREAD_CONTACT_SQL = (
+    "SELECT c.data, c.last_inbound_us, c.window_expires_us, k.data FROM conversations c "
+    "LEFT JOIN contacts k ON k.id = c.contact_id "
+    "WHERE c.channel_key = $1 AND c.thread_key = $2 AND c.status = 'open'")
+"""A thread's open conversation and its contact's JSON."""
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A claimed vendor id, and what was read with the claim."""
+
+    thread_read: bool
+    """Whether the thread's open conversation was read (``conversation_row``)."""
+    conversation_row: Sequence[Any] | None = None
+    """The conversation (``CONVERSATION_COLUMNS`` first), ``None`` if the thread has none open."""
+    contact_data: str | None = None
+    """The conversation's contact's JSON, when asked for and the contact exists."""
+    owner_read: bool = False
+    """Whether, the thread having no open conversation, the contact owning the message's first
+    contact address was read too (``owner_data``)."""
+    owner_data: str | None = None
+    """That contact's JSON (``None``: no one owns the address)."""
 
 
 class IngestSql(MessageSql, ConversationSql, ContactSql):
@@ -39,10 +73,12 @@ class IngestSql(MessageSql, ConversationSql, ContactSql):
 
     async def _ingest_one(self, tx: Tx, item: IngestItem) -> IngestOutcome:
         draft = item.draft
-        claimed = await tx.fetchone(
-            "INSERT INTO message_refs (channel_key, external_id, message_id) VALUES ($1, $2, $3) "
-            "ON CONFLICT DO NOTHING RETURNING message_id",
-            item.channel_key, draft.external_id, item.message_id)
+        conv_channel, conv_key = item.thread_channel or (item.channel, item.channel_key)
+        # without a hint or references the conversation is the thread's: read it (and, when
+        # the vendor sent profile fields, its contact) with the claim
+        by_thread = not draft.conversation_hint and not draft.references
+        claimed = await self._claim(tx, item, (conv_key, item.thread_key) if by_thread else None,
+                                    with_contact=bool(draft.profile))
         if claimed is None:
             return IngestOutcome(duplicate=True)
 
@@ -68,12 +104,13 @@ class IngestSql(MessageSql, ConversationSql, ContactSql):
         spoke_at = min(draft.created_at or item.received_at, item.received_at)
         if conversation is None:
             participants = [draft.sender, *draft.recipients]
-            conv_channel, conv_key = item.thread_channel or (item.channel, item.channel_key)
             conversation, created, contact = await self._open_conversation(
                 tx, conv_channel, conv_key, item.thread_key, item.contact_addresses,
                 participants, draft.subject, now=item.received_at,
                 inbound_window=item.window if draft.direction == "inbound" else False,
-                changes=changes, spoke_at=spoke_at)
+                changes=changes, spoke_at=spoke_at,
+                row=claimed.conversation_row if claimed.thread_read else UNREAD,
+                profile=draft.profile, owner=claimed.owner_data if claimed.owner_read else UNREAD)
         else:
             contact = await self._contact_if_needed(tx, item.contact_addresses, conversation, changes)
         contact_moved = bool(changes.merged and contact is not None
@@ -138,7 +175,12 @@ class IngestSql(MessageSql, ConversationSql, ContactSql):
 
         opt_change = contact_opt_change(parts)
         if contact is None and (opt_change or draft.profile):
-            contact = await self._resolve_contact(tx, item.contact_addresses, conversation.contact_id)
+            # the conversation's contact, as read with the claim when it was (nothing of this
+            # unit wrote it since)
+            stored = (parsed_contact(claimed.contact_data)
+                     if claimed.contact_data is not None and claimed.thread_read else None)
+            contact = await self._resolve_contact(tx, item.contact_addresses,
+                                                  conversation.contact_id, known=stored)
         if opt_change and contact is not None:
             contact = await self._set_opt(tx, contact, item.channel, opt_change == "opt_out")
         if draft.profile and contact is not None:
@@ -152,6 +194,25 @@ class IngestSql(MessageSql, ConversationSql, ContactSql):
                              conversation_created=created, contact=contact, opt_change=opt_change,
                              merged=changes.merged, merges=changes.merges,
                              proposals=changes.proposals, message_json=message_json)
+
+    async def _claim(self, tx: Tx, item: IngestItem, thread: tuple[str, str] | None,
+                     *, with_contact: bool) -> Claimed | None:
+        """Claim the message's vendor id on its channel key: ``None`` if another message holds
+        it (a duplicate). With ``thread`` (channel key, thread key), also read that thread's
+        open conversation and, ``with_contact``, its contact's JSON.
+
+        Two statements here; a backend that can send both as one overrides this."""
+        claimed = await tx.fetchone(CLAIM_SQL, item.channel_key, item.draft.external_id,
+                                    item.message_id)
+        if claimed is None:
+            return None
+        if thread is None:
+            return Claimed(thread_read=False)
+        row = await tx.fetchone(THREAD_CONTACT_SQL if with_contact else THREAD_SQL, *thread)
+        if row is None:
+            return Claimed(thread_read=True)
+        return Claimed(thread_read=True, conversation_row=row,
+                       contact_data=row[3] if with_contact else None)
 
     async def _map_numbered_reply(self, tx: Tx, conversation_id: str, parts: list[Any]) -> list[Any]:
         """An inbound "2" answering a numbered list maps back to the second action."""

@@ -7,9 +7,12 @@ Two savings, both invisible inside the transaction:
   one multi-row statement before the commit (:meth:`PgTx.flush`);
 - a plain single-row ``INSERT`` the caller marks (:meth:`PgTx.hold_next`: the new message) is
   held back and sent with the next statement when that one is marked too
-  (:meth:`PgTx.join_next`: the conversation's reply-window update), as one statement with
-  the insert in a ``WITH`` clause. Any other statement sends the held insert first, on its
-  own, so every read still sees it.
+  (:meth:`PgTx.join_next`: the conversation's reply-window update, or the next message's
+  claim when a new conversation has no window to update; a new contact's insert goes with
+  the look-up of the same person on other channels), as one statement with the insert in a
+  ``WITH`` clause. The statements of a ``WITH`` clause share one snapshot, so only a
+  statement that reads nothing the insert writes may be marked. Any other statement sends
+  the held insert first, on its own, so every read still sees it.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ def _join(first: str, first_args: int, second: str) -> str:
     sql = _joined.get(key)
     if sql is None:
         moved = _PLACEHOLDER.sub(lambda m: f"${int(m.group(1)) + first_args}", second)
-        sql = _joined[key] = f"WITH _held AS ({first}) {moved}"
+        if moved.startswith("WITH "):  # one WITH clause, the held insert first
+            sql = _joined[key] = f"WITH _held AS ({first}), {moved[5:]}"
+        else:
+            sql = _joined[key] = f"WITH _held AS ({first}) {moved}"
     return sql
 
 
@@ -114,13 +120,31 @@ class PgTx:
         return int(tail) if tail.isdigit() else 0
 
     async def fetchone(self, sql: str, *args: Any) -> Sequence[Any] | None:
+        join = self._join
         self._hold = self._join = False
+        row: Sequence[Any] | None
+        if join and self._held is not None:
+            first, first_args = self._held
+            self._held = None
+            row = await self.conn.fetchrow(_join(first, len(first_args), sql), *first_args, *args)
+            return row
         await self.release()
-        row: Sequence[Any] | None = await self.conn.fetchrow(sql, *args)
+        row = await self.conn.fetchrow(sql, *args)
         return row
 
     async def fetchall(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        join = self._join
         self._hold = self._join = False
+        rows: list[Sequence[Any]]
+        if join and self._held is not None:
+            first, first_args = self._held
+            self._held = None
+            rows = await self.conn.fetch(_join(first, len(first_args), sql), *first_args, *args)
+            return rows
         await self.release()
-        rows: list[Sequence[Any]] = await self.conn.fetch(sql, *args)
+        rows = await self.conn.fetch(sql, *args)
         return rows
+
+    def cancel_join(self) -> None:
+        """Take back a :meth:`join_next` no statement used."""
+        self._join = False

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -22,9 +22,11 @@ import asyncpg
 import orjson
 
 from .._errors import ConfigurationError, OmnichannelError
-from .._models import Conversation, Message
-from ._base import RawPayload
+from .._models import Address, Contact, Conversation, Message
+from ._base import IngestItem, RawPayload
+from ._contacts import ContactChanges
 from ._errors import store_error
+from ._ingest import CLAIM_SQL, Claimed
 from ._pg_tx import PgTx
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
 from ._sql import SqlStore, Tx, to_us
@@ -38,6 +40,29 @@ _BATCH_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '50ms'"
 """How long a batch waits for a lock before it falls back to one transaction per write."""
 _MIN_SHARE = 16
 """Units a transaction takes at least when the queue is shared out over free slots."""
+
+_OWNER_JOIN = (
+    "LEFT JOIN LATERAL (SELECT o.data FROM contact_addresses a JOIN contacts o "
+    "ON o.id = a.contact_id WHERE c.id IS NULL AND a.channel = $6 AND a.handle = $7 LIMIT 1) o ON true")
+"""Only when the thread has no open conversation: the contact owning the first address (a
+lateral subquery kept apart by its ``LIMIT``, so that its condition on ``c`` is checked before
+any index is searched)."""
+
+CLAIM_THREAD_SQL = (
+    f"WITH claim AS ({CLAIM_SQL}) "  # noqa: S608 - constants
+    "SELECT c.data, c.last_inbound_us, c.window_expires_us, NULL, o.data FROM claim "
+    "LEFT JOIN conversations c ON c.channel_key = $4 AND c.thread_key = $5 AND c.status = 'open' "
+    f"{_OWNER_JOIN}")
+"""The claim of a vendor id and the thread's open conversation: no row for a duplicate, a row
+of ``NULL`` when the thread has no open conversation (but for the owner of the message's first
+contact address, the contact a new conversation goes to when it has one)."""
+
+CLAIM_THREAD_CONTACT_SQL = (
+    f"WITH claim AS ({CLAIM_SQL}) "  # noqa: S608 - constants
+    "SELECT c.data, c.last_inbound_us, c.window_expires_us, k.data, o.data FROM claim "
+    "LEFT JOIN conversations c ON c.channel_key = $4 AND c.thread_key = $5 AND c.status = 'open' "
+    f"LEFT JOIN contacts k ON k.id = c.contact_id {_OWNER_JOIN}")
+"""The same with the conversation's contact's JSON."""
 
 _Unit = tuple[Callable[[Any], Awaitable[Any]], "asyncio.Future[Any]"]
 
@@ -190,6 +215,49 @@ class PostgresStore(SqlStore):
             tx.join_next()
         await super()._save_window(tx, conversation, updated_us)
 
+    async def _insert_contact(self, tx: Tx, contact: Contact) -> None:
+        """The shared insert, held back to go with the look-up after it (see
+        :meth:`_propose_same_person`)."""
+        if isinstance(tx, PgTx):
+            tx.hold_next()
+        await super()._insert_contact(tx, contact)
+
+    async def _propose_same_person(self, tx: Tx, contact_id: str, addresses: Sequence[Address],
+                                   changes: ContactChanges | None) -> None:
+        """The shared look-up, its first query sent with a held contact insert (it reads only
+        ``contact_addresses``, then ``merge_proposals``)."""
+        if not isinstance(tx, PgTx):
+            await super()._propose_same_person(tx, contact_id, addresses, changes)
+            return
+        tx.join_next()
+        try:
+            await super()._propose_same_person(tx, contact_id, addresses, changes)
+        finally:
+            tx.cancel_join()  # no address to look up: the next statement is not marked
+
+    async def _claim(self, tx: Tx, item: IngestItem, thread: tuple[str, str] | None,
+                     *, with_contact: bool) -> Claimed | None:
+        """The shared claim and the thread's read as one statement (one round trip): the claim
+        in a ``WITH`` clause, the conversation (and its contact) joined to the row it returns,
+        so a duplicate reads nothing. The read sees the statement's snapshot, which is what a
+        read right after the claim would see: the claim writes neither table."""
+        if thread is None:
+            return await super()._claim(tx, item, thread, with_contact=with_contact)
+        if isinstance(tx, PgTx):
+            # the previous message's insert, still held when it opened its conversation, goes
+            # with this statement: neither the claim nor the read touches ``messages``
+            tx.join_next()
+        first = item.contact_addresses[0] if item.contact_addresses else None
+        row = await tx.fetchone(CLAIM_THREAD_CONTACT_SQL if with_contact else CLAIM_THREAD_SQL,
+                                item.channel_key, item.draft.external_id, item.message_id, *thread,
+                                first.channel if first else None, first.handle if first else None)
+        if row is None:
+            return None
+        if row[0] is None:
+            return Claimed(thread_read=True, owner_read=first is not None, owner_data=row[4])
+        return Claimed(thread_read=True, conversation_row=row,
+                       contact_data=row[3] if with_contact else None)
+
     async def _read(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         pool = self.pool
         try:
@@ -267,9 +335,10 @@ class PostgresStore(SqlStore):
                 tx = PgTx(conn)
                 results: list[tuple[bool, Any]] = []
                 try:
+                    # what a unit held goes with the next unit's first statement when that one
+                    # joins it (the claim), else on its own before it; the rest before the commit
                     for fn, _ in batch:
                         results.append((True, await fn(tx)))
-                        await tx.release()  # what a unit held goes in before the next one runs
                     await tx.flush()
                 except Exception:  # noqa: BLE001 - the unit runs again alone and reports it
                     with contextlib.suppress(Exception):

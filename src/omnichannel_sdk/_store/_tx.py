@@ -9,6 +9,7 @@ beside the columns that are queried.
 from __future__ import annotations
 
 import abc
+import enum
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -18,9 +19,18 @@ if TYPE_CHECKING:
     from .._models import Message
     from ._base import IngestOutcome, StatusOutcome
 
-__all__ = ["FeedLog", "SqlBase", "Tx", "dump", "from_us", "now_us", "to_us"]
+__all__ = ["UNREAD", "FeedLog", "SqlBase", "Tx", "Unread", "dump", "from_us", "now_us", "to_us"]
 
 T = TypeVar("T")
+
+
+class Unread(enum.Enum):
+    """A value not read yet (beside ``None``: read, and absent)."""
+
+    UNREAD = enum.auto()
+
+
+UNREAD = Unread.UNREAD
 
 
 def to_us(value: datetime | None) -> int | None:
