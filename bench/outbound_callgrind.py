@@ -2,7 +2,7 @@
 ``twilio-sms`` adapter against twilio's own ``AsyncTwilioHttpClient`` — a measure a loaded
 machine does not disturb.
 
-    python -P bench/outbound_callgrind.py [--sends 300] [--rounds 2] [--latency 0.02]
+    python -P bench/outbound_callgrind.py [--sends 300] [--rounds 2] [--latency 0.02] [--port 0]
 
 The vendor stub of ``bench/ingest.py`` runs in a process of its own (not counted). Each side
 runs under ``valgrind --tool=callgrind`` with ``--sends`` and with twice as many; the
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--transport", choices=["aiohttp", "httpx"], default="aiohttp")
+    parser.add_argument("--port", type=int, default=0, help="the stub's port (default: a free one)")
     parser.add_argument("--run", choices=["twilio", "hub"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -71,7 +72,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"# {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average "
           f"{load[0]:.1f} (instruction counts do not depend on the load)")
-    port = ingest.free_port()
+    port = args.port or ingest.free_port()
     ready = multiprocessing.Event()
     stub = multiprocessing.Process(target=ingest._stub, args=(port, args.latency, ready),
                                    daemon=True)

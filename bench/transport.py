@@ -2,6 +2,7 @@
 
     python -P bench/transport.py [--sends 2000] [--rounds 5] [--in-flight 100] [--latency 0.02]
                                  [--per-host 100] [--pool-size 8] [--sweep 32:32,100:4] [--hub]
+                                 [--port 0] [--callgrind]
 
 A loopback vendor stub (aiohttp, a separate process) answers every POST after ``--latency``
 seconds. Each round runs every side once, in an order that alternates between rounds, each side
@@ -13,6 +14,10 @@ the opt-in (min / median / max). ``--sweep`` adds default-transport sides with o
 ``http_max_per_host:http_pool_size`` pairs (``32:32`` is one pool of 32, the layout before
 the pools were split); ``--hub`` adds ``hub.send`` → outbox → vendor with both
 transports (json-mapping channel, ``delivery.concurrency = --in-flight``).
+
+``--callgrind`` counts instructions per request instead (valgrind's callgrind, each side run
+with ``--sends`` and with twice as many, the difference divided by ``--sends``; every thread
+counted): a measure a loaded machine does not disturb.
 
 The machine the numbers in docs/performance.md come from is shared and loaded: compare ratios
 from one run, never absolute numbers across runs.
@@ -152,6 +157,35 @@ def row(label: str, ours: list[Sample], base: list[Sample]) -> str:
             f"| {cpu_ratio:.2f} |")
 
 
+def instructions(side: str, layout: tuple[int, int], url: str, n: int, in_flight: int) -> int:
+    """Instructions valgrind counted for one run of ``n`` POSTs on ``side``."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from ingest_callgrind import callgrind  # the inbound counter's runner
+
+    return callgrind([__file__, "--run", side, "--sends", str(n), "--url", url,
+                      "--in-flight", str(in_flight), "--per-host", str(layout[0]),
+                      "--pool-size", str(layout[1])])
+
+
+def count(sides: list[tuple[str, tuple[int, int]]], url: str, n: int, in_flight: int,
+          rounds: int) -> None:
+    """Print instructions per request of every side, rounds interleaved."""
+    per: dict[str, list[float]] = {}
+    for r in range(rounds):
+        for transport, layout in sides if r % 2 == 0 else sides[::-1]:
+            name = transport if transport == "aiohttp" else f"httpx/{layout[0]}/{layout[1]}"
+            cost = (instructions(transport, layout, url, 2 * n, in_flight)
+                    - instructions(transport, layout, url, n, in_flight)) / n
+            per.setdefault(name, []).append(cost)
+            print(f"round {r + 1}: {name:14} {cost / 1e6:.3f} M instructions per request", flush=True)
+    base = per["aiohttp"]
+    print("| side | M instructions / request (median) | vs aiohttp (median) |")
+    print("|---|---|---|")
+    for name, costs in per.items():
+        ratio = statistics.median(c / b for c, b in zip(costs, base, strict=True))
+        print(f"| {name} | {statistics.median(costs) / 1e6:.3f} | {ratio:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sends", type=int, default=2000)
@@ -162,23 +196,40 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, default=DEFAULT_POOL_SIZE)
     parser.add_argument("--sweep", default="", help="more per_host:pool_size pairs, e.g. 32:32,100:16")
     parser.add_argument("--hub", action="store_true", help="add hub.send rows")
+    parser.add_argument("--port", type=int, default=0, help="the stub's port (default: a free one)")
+    parser.add_argument("--callgrind", action="store_true", help="count instructions per request")
+    parser.add_argument("--run", choices=["aiohttp", "httpx"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run:  # one side, under valgrind
+        asyncio.run(posts(args.run, (args.per_host, args.pool_size), args.url, args.sends,
+                          args.in_flight))
+        return
 
-    port = free_port()
+    port = args.port or free_port()
     ready = multiprocessing.Event()
     stub = multiprocessing.Process(target=_stub, args=(port, args.latency, ready), daemon=True)
     stub.start()
     if not ready.wait(20):
         raise SystemExit("the vendor stub did not start")
     url = f"http://127.0.0.1:{port}/messages"
+    layouts = [(args.per_host, args.pool_size)] + [
+        (int(a), int(b)) for a, b in (pair.split(":") for pair in args.sweep.split(",") if pair.strip())]
+    if args.callgrind:
+        print(f"# {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average "
+              f"{os.getloadavg()[0]:.1f} (instruction counts do not depend on the load)")
+        try:
+            count([("aiohttp", (1, 1))] + [("httpx", layout) for layout in dict.fromkeys(layouts)],
+                  url, args.sends, args.in_flight, args.rounds)
+        finally:
+            stub.terminate()
+        return
 
     def side(transport: str, layout: tuple[int, int]) -> Callable[[], Sample]:
         return lambda: timed(args.sends, lambda: posts(transport, layout, url, args.sends,
                                                        args.in_flight))
 
     sides: dict[str, Callable[[], Sample]] = {"aiohttp": side("aiohttp", (1, 1))}
-    layouts = [(args.per_host, args.pool_size)] + [
-        (int(a), int(b)) for a, b in (pair.split(":") for pair in args.sweep.split(",") if pair.strip())]
     for layout in dict.fromkeys(layouts):
         sides[f"httpx/{layout[0]}/{layout[1]}"] = side("httpx", layout)
     if args.hub:

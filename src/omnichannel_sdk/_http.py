@@ -5,7 +5,9 @@ plain ``respx.mock()`` intercepts every vendor call in an embedder's tests (SPEC
 pool does not scale with its size (its bookkeeping grows with the square of the connections it
 holds, see docs/performance.md), so the default transport carries each vendor origin's
 requests over several small pools and bounds the requests in flight to each: a request waits
-on a semaphore (cheap) instead of in httpcore's queue (expensive).
+on a semaphore (cheap) instead of in httpcore's queue (expensive). The pools move their bytes
+with :class:`~omnichannel_sdk._netbackend.AsyncioBackend` instead of httpcore's anyio one and
+share one TLS context.
 ``http_transport = "aiohttp"`` (the ``[aiohttp]`` extra) carries requests over aiohttp's pool
 through ``httpx-aiohttp`` instead: faster under high outbound concurrency, but invisible
 to a plain ``respx.mock()``.
@@ -18,13 +20,16 @@ and tenant, and a shared jar would carry one vendor session's cookies into anoth
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpcore
 import httpx
 
 from ._errors import ConfigurationError
 from ._extras import missing_extra
+from ._netbackend import AsyncioBackend
 
 __all__ = ["NoCookies", "PerHostTransport", "make_http_client"]
 
@@ -120,6 +125,27 @@ class PerHostTransport(httpx.AsyncBaseTransport):
                                     max_keepalive_connections=self.pool_size,
                                     keepalive_expiry=keepalive_expiry)
         self._origins: dict[tuple[bytes, bytes, int | None], _Origin] = {}
+        self._ssl_context: ssl.SSLContext | None = None
+        self._backend = AsyncioBackend()
+
+    def _pool(self) -> httpx.AsyncHTTPTransport:
+        """A new small pool: httpx's transport over an httpcore pool on the asyncio backend.
+
+        Every pool shares one TLS context: httpx would make one per transport, loading the CA
+        bundle again each time (≈ 30 ms of CPU a pool). httpx's own (``verify=True``, the
+        environment's ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured) made once.
+        """
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context()
+        limits = self._limits
+        transport = httpx.AsyncHTTPTransport(verify=self._ssl_context, limits=limits)
+        # httpx builds its pool without a way to choose the network backend: the same pool,
+        # built the same way, on ours (respx patches this class, so it still intercepts)
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=self._ssl_context, max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry, network_backend=self._backend)
+        return transport
 
     def _origin(self, url: httpx.URL) -> _Origin:
         key = (url.raw_scheme, url.raw_host, url.port)
@@ -135,7 +161,7 @@ class PerHostTransport(httpx.AsyncBaseTransport):
             if shard.busy < self.pool_size:
                 break
         else:
-            shard = _Shard(httpx.AsyncHTTPTransport(limits=self._limits))
+            shard = _Shard(self._pool())
             origin.shards.append(shard)
         shard.busy += 1
         return shard
@@ -153,9 +179,9 @@ class PerHostTransport(httpx.AsyncBaseTransport):
         if not isinstance(response.stream, httpx.AsyncByteStream):  # pragma: no cover - httpx's own
             _release(origin, shard)
             return response
-        return httpx.Response(status_code=response.status_code, headers=response.headers,
-                              stream=_ReleasingStream(response.stream, origin, shard),
-                              extensions=response.extensions, request=request)
+        # the same response, its body wrapped (a second httpx.Response would copy the headers)
+        response.stream = _ReleasingStream(response.stream, origin, shard)
+        return response
 
     async def aclose(self) -> None:
         """Close every origin's pools."""
