@@ -201,6 +201,8 @@ class _Stream(httpcore.AsyncNetworkStream):
             fd = -1 if sock is None else sock.fileno()
             if fd < 0:
                 return True
+            if not hasattr(select, "poll"):  # Windows: no poll, select takes sockets
+                return bool(select.select([fd], [], [], 0)[0])
             poller = self._poller = select.poll()
             poller.register(fd, select.POLLIN)
         return bool(poller.poll(0))
