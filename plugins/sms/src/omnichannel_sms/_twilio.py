@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import quote_plus, unquote, unquote_to_bytes, urlencode
+from urllib.parse import quote_plus, urlencode
 from xml.sax.saxutils import escape
 
 import httpx
@@ -48,6 +47,7 @@ from omnichannel_sdk import (
     twilio_signature,
 )
 
+from ._forms import parse_form
 from ._keywords import keyword_event
 from ._numbers import PhoneNumberAdapter, address
 from ._outbound_sms import OutboundSms, SendProgress, prepare_outbound
@@ -92,48 +92,6 @@ _STATUS = {
 _MEDIA_KEY = re.compile(r"^Media(?:Url|ContentType)\d+$")
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _CORE_FIELDS = frozenset({"Body", "From", "To", "MessageSid", "SmsMessageSid", "SmsSid", "NumMedia"})
-
-
-def parse_form(body: bytes) -> list[tuple[str, str]]:
-    """Every ``(name, value)`` pair of an ``application/x-www-form-urlencoded`` body, in order.
-
-    Equivalent to ``urllib.parse.parse_qsl(..., keep_blank_values=True)`` on a UTF-8 body but
-    decodes only the pairs that need it. Raises :class:`UnparseablePayloadError` when the body
-    is not UTF-8.
-    """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UnparseablePayloadError("form body is not UTF-8", adapter="twilio-sms") from None
-    # unquote_plus is "+" → " " then unquote, for names and values alike: one replace for the
-    # whole body (the separators "&" and "=" are never "+"), then only pairs with "%" decode
-    if "+" in text:
-        text = text.replace("+", " ")
-    chunks = [chunk.partition("=") for chunk in text.split("&") if chunk]
-    if "%" not in text:
-        return [(name, value) for name, _, value in chunks]
-    pairs: list[tuple[str, str]] = []
-    append = pairs.append
-    for name, _, value in chunks:
-        if "%" in name:
-            name = _unquote(name)
-        if "%" in value:
-            # short values (phone numbers, ``To`` above all) repeat from message to message
-            value = _unquote_short(value) if len(value) <= 32 else _unquote(value)
-        append((name, value))
-    return pairs
-
-
-def _unquote(value: str) -> str:
-    """``urllib.parse.unquote(value)``: for ASCII text (what a form body is unless a client
-    sent raw UTF-8) that is its percent-decoding as UTF-8 with replacement, which
-    ``unquote_to_bytes`` does without ``unquote``'s regular-expression split."""
-    if value.isascii():
-        return unquote_to_bytes(value).decode("utf-8", "replace")
-    return unquote(value)
-
-
-_unquote_short = functools.lru_cache(maxsize=4096)(_unquote)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,11 +45,11 @@ from omnichannel_sdk import (
 )
 
 from ._concat import ConcatAssembler, ConcatPart
+from ._forms import parse_form
 from ._keywords import keyword_event
 from ._numbers import PhoneNumberAdapter, address, normalize_number
 from ._outbound_sms import SendProgress, prepare_outbound
 from ._settings import SmsSettings
-from ._twilio import parse_form
 
 __all__ = ["VONAGE_DLR_ERRORS", "VonageSmsAdapter", "VonageSmsSettings", "signed_params", "vonage_signature"]
 

@@ -1,0 +1,52 @@
+"""Form bodies (``application/x-www-form-urlencoded``) as Twilio and Vonage post them."""
+
+from __future__ import annotations
+
+import functools
+from urllib.parse import unquote, unquote_to_bytes
+
+from omnichannel_sdk import UnparseablePayloadError
+
+__all__ = ["parse_form"]
+
+
+def parse_form(body: bytes) -> list[tuple[str, str]]:
+    """Every ``(name, value)`` pair of an ``application/x-www-form-urlencoded`` body, in order.
+
+    Equivalent to ``urllib.parse.parse_qsl(..., keep_blank_values=True)`` on a UTF-8 body but
+    decodes only the pairs that need it. Raises :class:`UnparseablePayloadError` when the body
+    is not UTF-8.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnparseablePayloadError("form body is not UTF-8", adapter="twilio-sms") from None
+    # unquote_plus is "+" → " " then unquote, for names and values alike: one replace for the
+    # whole body (the separators "&" and "=" are never "+"), then only pairs with "%" decode
+    if "+" in text:
+        text = text.replace("+", " ")
+    chunks = [chunk.partition("=") for chunk in text.split("&") if chunk]
+    if "%" not in text:
+        return [(name, value) for name, _, value in chunks]
+    pairs: list[tuple[str, str]] = []
+    append = pairs.append
+    for name, _, value in chunks:
+        if "%" in name:
+            name = _unquote(name)
+        if "%" in value:
+            # short values (phone numbers, ``To`` above all) repeat from message to message
+            value = _unquote_short(value) if len(value) <= 32 else _unquote(value)
+        append((name, value))
+    return pairs
+
+
+def _unquote(value: str) -> str:
+    """``urllib.parse.unquote(value)``: for ASCII text (what a form body is unless a client
+    sent raw UTF-8) that is its percent-decoding as UTF-8 with replacement, which
+    ``unquote_to_bytes`` does without ``unquote``'s regular-expression split."""
+    if value.isascii():
+        return unquote_to_bytes(value).decode("utf-8", "replace")
+    return unquote(value)
+
+
+_unquote_short = functools.lru_cache(maxsize=4096)(_unquote)
