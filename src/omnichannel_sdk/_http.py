@@ -38,9 +38,11 @@ USER_AGENT = "omnichannel-sdk"
 DEFAULT_PER_HOST = 100
 """Requests in flight to one vendor origin with httpx's transport."""
 
-DEFAULT_POOL_SIZE = 8
+DEFAULT_POOL_SIZE = 4
 """Connections per httpcore pool with httpx's transport (an origin gets as many pools as its
-requests in flight need; see :class:`PerHostTransport`)."""
+requests in flight need; see :class:`PerHostTransport`). 4 measured best at 100 in flight once
+the pools shared one TLS context: 0.85x the aiohttp opt-in's rate against 0.61x for pools of 8
+and 0.71x for pools of 2 (docs/performance.md)."""
 
 
 class NoCookies(httpx.Cookies):
@@ -105,8 +107,8 @@ class PerHostTransport(httpx.AsyncBaseTransport):
 
     httpcore's pool does work on every request and every response that grows with the square
     of its connections (it rescans them all for each one, polling each idle socket), so one
-    pool of 32 costs ≈ 5 ms of CPU per request and one of 100 ≈ 15 ms. Several pools of 8
-    cost as little per request as one of 8 and together carry as many requests at once as a
+    pool of 32 costs ≈ 5 ms of CPU per request and one of 100 ≈ 15 ms. Several pools of 4
+    cost as little per request as one of 4 and together carry as many requests at once as a
     big one. A request goes to the first pool with a free connection, so a quiet origin uses
     the first pool only and the others' connections expire.
 
