@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from omnichannel_sdk.testing import free_port, require
+from omnichannel_sdk.testing import LocalCA, free_port, require
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -170,61 +170,6 @@ def dovecot() -> Iterator[Dovecot]:
     """A running Dovecot (needs the ``dovecot-imapd`` package and root to start it)."""
     with running_dovecot() as server:
         yield server
-
-
-class LocalCA:
-    """A certificate authority made for one test run, and a server certificate it signed
-    for ``localhost`` / ``127.0.0.1`` (PEM files in ``directory``)."""
-
-    def __init__(self, directory: Path, name: str = "omnichannel test CA") -> None:
-        import datetime
-        import ipaddress
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        directory.mkdir(parents=True, exist_ok=True)
-        now = datetime.datetime.now(datetime.UTC)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-                   .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                   .add_extension(x509.KeyUsage(
-                       digital_signature=True, content_commitment=False, key_encipherment=False,
-                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                                  critical=False)
-                   .sign(ca_key, hashes.SHA256()))
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-                .issuer_name(ca_name).public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.SubjectAlternativeName([
-                    x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                    critical=False)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
-                               critical=False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    ca_key.public_key()), critical=False)
-                .sign(ca_key, hashes.SHA256()))
-        self.ca_file = directory / "ca.pem"
-        self.cert_file = directory / "server.pem"
-        self.key_file = directory / "server.key"
-        self.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-        self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        self.key_file.write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ from omnichannel_email import _plugin
 from omnichannel_email._imap import ImapPoller, imap_ssl_context
 
 from omnichannel_sdk import ConfigurationError, Hub, Message
-from omnichannel_sdk.testing import MemoryKV
+from omnichannel_sdk.testing import LocalCA, MemoryKV
 
 KEY = "mail"
 Dovecot = Any  # conftest's classes (not importable under --import-mode=importlib)
-LocalCA = Any
 
 
 def letter(n: int) -> EmailMessage:

@@ -5,7 +5,8 @@ Fixtures: ``omni_config`` (a hub config dict on a temporary SQLite file), ``regi
 ``webhook_client`` (an ``httpx.AsyncClient`` talking to ``hub.asgi()`` in process).
 
 :class:`ChannelContract` is the suite every adapter proves itself with; :class:`FakeAdapter`
-is a complete small adapter to read and to test against. Async tests use anyio
+is a complete small adapter to read and to test against; :class:`LocalCA` makes a
+certificate authority for loopback TLS servers. Async tests use anyio
 (``@pytest.mark.anyio``).
 """
 
@@ -21,12 +22,14 @@ from ._fixtures import (
     webhook_client,
 )
 from ._requirements import free_port, require, require_binary, require_package, require_service
+from ._tls import LocalCA
 from ._vendor import SendCase
 
 __all__ = [
     "PUBLIC_URL",
     "ChannelContract",
     "FakeAdapter",
+    "LocalCA",
     "MemoryKV",
     "SendCase",
     "fake_signature",
