@@ -9,8 +9,8 @@ on a semaphore (cheap) instead of in httpcore's queue (expensive). The pools mov
 with :class:`~omnichannel_sdk._netbackend.AsyncioBackend` instead of httpcore's anyio one and
 share one TLS context.
 ``http_transport = "aiohttp"`` (the ``[aiohttp]`` extra) carries requests over aiohttp's pool
-through ``httpx-aiohttp`` instead: faster under high outbound concurrency, but invisible
-to a plain ``respx.mock()``.
+instead (:mod:`~omnichannel_sdk._aiohttp_transport`): faster under high outbound
+concurrency, but invisible to a plain ``respx.mock()``.
 
 The client keeps no cookies: vendor APIs are server-to-server, one client serves every channel
 and tenant, and a shared jar would carry one vendor session's cookies into another's requests
@@ -207,12 +207,10 @@ def make_http_client(transport: str = "httpx", *, timeout: float = 20.0,
     carrier: httpx.AsyncBaseTransport
     if transport == "aiohttp":
         try:
-            from httpx_aiohttp import AiohttpTransport
+            from ._aiohttp_transport import AiohttpTransport
         except ImportError as exc:
             raise missing_extra("aiohttp", 'http_transport = "aiohttp"', exc) from None
-        limits = httpx.Limits(max_connections=max_connections,
-                              max_keepalive_connections=max_connections)
-        carrier = AiohttpTransport(limits=limits)
+        carrier = AiohttpTransport(max_connections=max_connections)
     else:
         carrier = PerHostTransport(per_host=per_host, pool_size=pool_size)
     client = httpx.AsyncClient(transport=carrier, timeout=timeout, headers=headers,
