@@ -96,6 +96,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self.ssl_context = ssl_context or httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, URL] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self.max_connections,
@@ -132,11 +133,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             data = request.stream
             headers = [h for h in headers if h[0].lower() != "transfer-encoding"]
         extensions = request.extensions
-        with _mapped():
+        text = str(request.url)
+        url = self._urls.get(text)
+        if url is None:
+            if len(self._urls) >= 256:  # many URLs (media downloads): no unbounded cache
+                self._urls.clear()
+            url = self._urls[text] = URL(text, encoded=True)  # httpx encoded it already
+        try:  # (a plain try rather than a context manager: this runs on every vendor call)
             response = await session.request(
-                request.method, URL(str(request.url), encoded=True), headers=headers,
-                data=data, allow_redirects=False, compress=None,
-                timeout=self._timeout(extensions.get("timeout", {})),
+                request.method, url, headers=headers, data=data, allow_redirects=False,
+                compress=None, timeout=self._timeout(extensions.get("timeout", {})),
                 server_hostname=extensions.get("sni_hostname"))
             try:
                 length = response.content_length
@@ -148,6 +154,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             except BaseException:
                 response.release()
                 raise
+        except aiohttp.ClientError as exc:
+            mapped = map_error(exc)
+            if mapped is None:  # pragma: no cover - every ClientError maps
+                raise
+            raise mapped from exc
         extensions = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode("latin-1")
