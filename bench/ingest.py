@@ -441,6 +441,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sends", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--port", type=int, default=0, help="the vendor stub's port (default: a free one)")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL row")
     parser.add_argument("--no-outbound", action="store_true", help="skip the outbound table")
     parser.add_argument("--no-inbound", action="store_true", help="skip the inbound table")
@@ -504,7 +505,7 @@ def inbound(args: argparse.Namespace) -> None:
 
 def outbound(args: argparse.Namespace) -> None:
     """The outbound table: the floor, twilio's client and the hub, interleaved."""
-    port = free_port()
+    port = args.port or free_port()
     ready = multiprocessing.Event()
     stub = multiprocessing.Process(target=_stub, args=(port, args.latency, ready), daemon=True)
     stub.start()

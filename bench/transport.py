@@ -260,7 +260,7 @@ def main() -> None:
     for name in out:
         if name.startswith("hub"):
             continue
-        label = "aiohttp opt-in (httpx-aiohttp)"
+        label = "aiohttp opt-in"
         if name != "aiohttp":
             _, per_host, pool = name.split("/")
             label = f"default (httpx), {per_host} per host in pools of {pool}"

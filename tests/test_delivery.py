@@ -477,3 +477,35 @@ async def test_a_custom_render_keeps_the_numbered_actions(omni_config: dict,
             sent = await hub.send(await conversation_id(hub), parts=[actions], wait=True)
         assert "1=Choice 1 / 2=Choice 2" in route.calls.last.request.content.decode()
         assert [a["id"] for a in sent.metadata["numbered_actions"]] == ["a1", "a2", "a3", "a4", "a5"]
+
+
+async def test_send_events_are_built_only_when_someone_gets_them(
+        omni_config: dict, register_plugin: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    from omnichannel_sdk import _delivery
+
+    built: list[str] = []
+    for name in ("MessageSent", "StatusChanged"):
+        real = getattr(_delivery, name)
+
+        def counting(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            event = _real(*args, **kwargs)
+            built.append(event.type)
+            return event
+
+        monkeypatch.setattr(_delivery, name, counting)
+    async with Hub.from_config(omni_config, plugins=register_plugin) as hub:
+        transport = httpx.ASGITransport(app=hub.asgi(lifespan=False))
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+            await inbound(client, "in1")
+        cid = await conversation_id(hub)
+        with respx.mock() as vendor:
+            vendor.post(SEND).respond(200, json={"id": "v1"})
+            sent = await hub.send(cid, text="nobody listens", wait=True)
+            assert sent.status == "sent" and built == []  # no subscriber, no hook, no feed
+            events = hub.events()
+            got = asyncio.ensure_future(anext(aiter(events)))
+            await asyncio.sleep(0)  # subscribed
+            vendor.post(SEND).respond(200, json={"id": "v2"})
+            await hub.send(cid, text="now someone does", wait=True)
+            assert built == ["message.sent", "message.status"]
+            got.cancel()

@@ -156,3 +156,47 @@ async def test_an_origin_is_carried_by_several_small_pools(stub: tuple[_Stub, st
             assert len(shard.transport._pool.connections) <= 2
     assert [a.status_code for a in answers] == [200] * 40
     assert 2 < server.peak <= 8  # more at once than one pool of 2, never past the bound
+
+
+@pytest.mark.parametrize(("method", "headers", "content"), [
+    ("POST", httpx.Headers({"authorization": "Basic x", "content-type": "application/x-www-form-urlencoded"}),
+     b"To=%2B1&Body=hi"),
+    ("post", None, b"x" * 70_000),
+    ("PUT", httpx.Headers({"User-Agent": "mine", "X-A": "1", "x-a": "2"}), b"{}"),
+])
+def test_the_vendor_client_builds_the_request_httpx_builds(
+        method: str, headers: httpx.Headers | None, content: bytes) -> None:
+    from omnichannel_sdk._http import VendorClient
+
+    client = make_http_client()
+    assert isinstance(client, VendorClient)
+    url = httpx.URL("https://api.vendor.test:8443/2010-04-01/Messages.json?a=1")
+    for _ in range(2):  # built, then from the cache
+        ours = client.build_request(method, url, content=content, headers=headers)
+        theirs = httpx.AsyncClient.build_request(client, method, url, content=content,
+                                                 headers=headers)
+        assert ours.headers.raw == theirs.headers.raw
+        assert (ours.method, ours.url, ours.content, ours.extensions) == (
+            theirs.method, theirs.url, theirs.content, theirs.extensions)
+
+
+def test_the_vendor_client_takes_its_short_way_for_the_usual_call(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    client = make_http_client()
+    url = httpx.URL("https://api.vendor.test/send")
+    given = httpx.Headers({"b": "2"})
+    assert "x-client" not in client.build_request("POST", url, content=b"a", headers=given).headers
+    client.headers["x-client"] = "1"  # the client's or the given headers changing is seen
+    given["c"] = "3"
+    ours = client.build_request("POST", url, content=b"a", headers=given)
+    assert (ours.headers["x-client"], ours.headers["c"]) == ("1", "3")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("httpx's build_request was used")
+
+    monkeypatch.setattr(httpx.AsyncClient, "build_request", refuse)
+    assert client.build_request("POST", url, content=b"ab").headers["content-length"] == "2"
+    with pytest.raises(AssertionError):  # a header httpx adds itself: httpx's own way
+        client.build_request("POST", url, content=b"a", headers=httpx.Headers({"Host": "h"}))
+    with pytest.raises(AssertionError):  # a string URL, json, params: httpx's own way
+        client.build_request("POST", "https://api.vendor.test/send", content=b"a")

@@ -355,8 +355,11 @@ class Delivery:
                                      if len(result.external_ids) > 1 else {})}, job.attempts + 1),
         })
         final = await store.record_sent(updated, result.external_ids, job.id)
-        self.publisher.publish(MessageSent(message=final))
-        self.publisher.publish(StatusChanged(message=final, previous=message.status))
+        heard = self.publisher.heard  # events built only when someone gets them
+        if heard("message.sent"):
+            self.publisher.publish(MessageSent(message=final))
+        if heard("message.status"):
+            self.publisher.publish(StatusChanged(message=final, previous=message.status))
         self._resolve(final)
 
     async def _not_sendable(self, job: Job, message: Message | None, no_adapter: bool) -> None:

@@ -16,7 +16,7 @@ __all__ = ["EXTRAS", "missing_extra", "require_extra"]
 EXTRAS: dict[str, tuple[str, ...]] = {
     "postgres": ("asyncpg",),
     "nats": ("nats",),
-    "aiohttp": ("aiohttp", "httpx_aiohttp"),
+    "aiohttp": ("aiohttp",),
     "serve": ("uvicorn",),
     "testing": ("respx",),
 }
