@@ -7,7 +7,7 @@ configured as ``bench/ingest.py`` configures it in process. The floor is a Starl
 by hand what ``bench/ingest.py``'s floor does — the HMAC-SHA1 signature check, the form parse,
 one pydantic model, one insert (SQLite committed per message, or asyncpg on a pool of 8) — run by
 ``uvicorn.run`` with the very settings ``omnichannel serve`` uses (``uvicorn_settings``). Both
-listen on loopback ports 18700-18799.
+listen on loopback ports 18700-18799 (``--ports`` picks others).
 
 A load generator in its own process (aiohttp, keep-alive connections, signed Twilio webhooks
 with a unique ``MessageSid`` each) drives one side at a time in two modes:
@@ -222,7 +222,7 @@ def pick_port(taken: set[int]) -> int:
                 continue
         taken.add(port)
         return port
-    raise RuntimeError("no free port in 18700-18799")
+    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
 def write_config(tmp: str, store: str) -> Path:
@@ -370,9 +370,14 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=200, help="untimed requests before each run")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--pg-latency", action="store_true", help="open loop on PostgreSQL too")
+    parser.add_argument("--ports", default="18700-18799", metavar="FIRST-LAST",
+                        help="loopback ports the servers may listen on (several benches at once)")
     parser.add_argument("--run-floor", nargs=2, metavar=("STORE", "PORT"), help=argparse.SUPPRESS)
     parser.add_argument("--run-load", metavar="JSON", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global PORTS
+    first, _, last = args.ports.partition("-")
+    PORTS = range(int(first), int(last or first) + 1)
     if args.run_floor:
         run_floor(args.run_floor[0], int(args.run_floor[1]))
         return

@@ -73,3 +73,39 @@ async def test_a_full_subscriber_queue_counts_and_logs_its_drops(caplog: pytest.
     assert any("dropped" in r.getMessage() and "conversation.opened" in r.getMessage()
                for r in caplog.records)
     await bus.close()
+
+
+async def test_the_hub_skips_an_in_memory_bus_nobody_subscribed_to() -> None:
+    import pluggy
+
+    from omnichannel_sdk import hookspecs
+    from omnichannel_sdk._plugins import PROJECT
+    from omnichannel_sdk._publisher import Publisher
+
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    bus = MemoryBus()
+    published: list[str] = []
+    real = bus.publish
+
+    async def spy(event: ConversationOpened) -> None:  # type: ignore[override]
+        published.append(event.conversation.id)
+        await real(event)
+
+    bus.publish = spy  # type: ignore[method-assign]
+    publisher = Publisher(pm, bus, hub=None)
+    publisher.start()
+    try:
+        publisher.publish(opened(1))
+        assert publisher.outgoing is not None
+        await publisher.outgoing.join()
+        assert published == []  # no subscriber: the pump did not call the bus
+        events = bus.subscribe()
+        waiter = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(0)
+        publisher.publish(opened(2))
+        assert (await asyncio.wait_for(waiter, 5)).conversation.id == "conv_2"
+        assert published == ["conv_2"]
+    finally:
+        await publisher.stop()
+        await bus.close()

@@ -123,12 +123,15 @@ def test_the_served_app_freezes_what_start_up_left(tmp_path: Path,
     served = importlib.import_module("omnichannel_sdk._serve")
     inbox: list[dict[str, Any]] = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent: list[tuple[str, int]] = []
+    thresholds: list[int] = []
+    before = gc.get_threshold()
 
     async def receive() -> dict[str, Any]:
         return inbox.pop(0)
 
     async def send(message: dict[str, Any]) -> None:
         sent.append((message["type"], gc.get_freeze_count()))
+        thresholds.append(gc.get_threshold()[0])
 
     async def request() -> int:
         statuses: list[int] = []
@@ -146,9 +149,12 @@ def test_the_served_app_freezes_what_start_up_left(tmp_path: Path,
         assert asyncio.run(request()) == 404  # requests pass straight through
     finally:
         gc.unfreeze()
+        gc.set_threshold(*before)
         sys.modules.pop("omnichannel_sdk._serve", None)
     assert [t for t, _ in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert sent[0][1] > 10_000  # the modules, the registries and the open hub
+    # the youngest generation collects less often once started (CPython's default is 700)
+    assert thresholds[0] == served.GEN0_THRESHOLD == 10_000
 
 
 @pytest.mark.postgres

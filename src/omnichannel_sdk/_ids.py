@@ -15,11 +15,27 @@ _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
 _RAND_MASK = (1 << 80) - 1
+# the random parts come from os.urandom 640 bytes at a time: one system call per 64 new
+# milliseconds instead of one each (≈ 0.9 µs of the 1.6 an id cost at 1,000 requests a second,
+# where nearly every id starts a new millisecond); the bytes are as random as before
+_POOL_BYTES = 640
+_pool = b""
+_pool_at = 0
+
+
+def _forget_pool() -> None:
+    # a forked child must not draw the parent's next bytes: two processes making ids in one
+    # millisecond would make the same ones
+    global _pool, _pool_at, _last_ms
+    _pool, _pool_at, _last_ms = b"", 0, 0
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def new_id(prefix: str) -> str:
     """Return a new identifier such as ``msg_0193…`` (32 hex digits) that sorts by time."""
-    global _last_ms, _last_rand
+    global _last_ms, _last_rand, _pool, _pool_at
     with _lock:
         now = time.time_ns() // 1_000_000
         if now <= _last_ms:
@@ -27,7 +43,11 @@ def new_id(prefix: str) -> str:
             _last_rand = (_last_rand + 1) & _RAND_MASK
         else:
             _last_ms = now
-            _last_rand = int.from_bytes(os.urandom(10), "big") >> 1
+            if _pool_at >= len(_pool):
+                _pool, _pool_at = os.urandom(_POOL_BYTES), 0
+            # one bit spare below the mask: room to increment within the millisecond
+            _last_rand = int.from_bytes(_pool[_pool_at:_pool_at + 10], "big") >> 1
+            _pool_at += 10
         rand = _last_rand
     return f"{prefix}_{now:012x}{rand:020x}"
 

@@ -83,7 +83,9 @@ class Inbound:
             await self._keep_dead_letter(adapter, raw, error)
             self.metrics.record_dead_letter(channel_key, "inbound")
             return adapter.acknowledge(request, None)
-        if adapter.capabilities.passive_reply and stored:
+        # no plugin answers in the vendor's response: not even a coroutine for it
+        if (adapter.capabilities.passive_reply and stored
+                and self.pm.hook.omni_inbound_passive_reply.get_hookimpls()):
             try:
                 passive = await self._passive_reply(adapter, request, stored)
             except RetryLaterError:
@@ -116,7 +118,7 @@ class Inbound:
         self, adapter: ChannelAdapter, request: WebhookRequest, stored: list[Message]
     ) -> WebhookResponse | None:
         inbound = next((m for m in stored if m.direction == "inbound"), None)
-        if inbound is None or not self.pm.hook.omni_inbound_passive_reply.get_hookimpls():
+        if inbound is None:
             return None
         conversation = await self.store.get_conversation(inbound.conversation_id)
         if conversation is None:

@@ -111,7 +111,8 @@ class Publisher:
             event = await self.outgoing.get()
             try:
                 self._dispatch_hooks(event)
-                await self.bus.publish(event)
+                if self.bus.listened:  # an in-memory bus nobody subscribed to: no coroutine
+                    await self.bus.publish(event)
             except Exception:
                 log.exception("publishing %s failed", event.type)
             finally:

@@ -55,3 +55,27 @@ async def test_passive_reply_rides_on_twiml(hub: Hub, webhook_client: httpx.Asyn
 async def conversation_of(hub: Hub, key: str) -> Any:
     (conversation,) = [c for c in await hub.store.list_conversations() if c.channel_key == key]
     return conversation
+
+
+@pytest.mark.anyio
+async def test_no_passive_reply_work_without_a_hook(hub: Hub, webhook_client: httpx.AsyncClient,
+                                                    samples: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # with no plugin implementing omni_inbound_passive_reply the hub does not even start the
+    # passive-reply step (it used to, and found out inside that nobody answers)
+    hub.pm.unregister(next(p for p in hub.pm.get_plugins() if isinstance(p, _Bot)))
+    calls: list[object] = []
+
+    async def spy(*args: Any) -> None:
+        calls.append(args)
+
+    monkeypatch.setattr(hub.inbound, "_passive_reply", spy)
+    request = samples.twilio("twilio_inbound_sms", MessageSid="SMnohook")
+    response = await webhook_client.post("/webhooks/twilio", content=request.body, headers={
+        "content-type": request.headers["content-type"],
+        "x-twilio-signature": request.headers["x-twilio-signature"]})
+    assert response.status_code == 200
+    assert response.text == '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+    assert calls == []
+    conversation = await conversation_of(hub, "twilio")
+    assert [m.direction for m in await hub.store.list_messages(conversation.id)] == ["inbound"]
