@@ -99,6 +99,34 @@ async def test_writes_of_one_turn_share_a_transaction(store: PostgresStore) -> N
     assert count is not None and count[0] == 20
 
 
+async def test_a_batch_begins_with_its_lock_timeout_in_one_query(store: PostgresStore) -> None:
+    import asyncpg
+
+    sent: list[str] = []
+    original = asyncpg.Connection.execute
+
+    async def counted(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)
+        return await original(self, query, *args, **kwargs)
+
+    async def unit(tx: Any, key: str) -> str:
+        await tx.execute(INSERT, key, "v", None)
+        row = await tx.fetchone("SELECT current_setting('lock_timeout')")
+        return str(row[0])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(asyncpg.Connection, "execute", counted)
+        timeouts = await asyncio.gather(*[store._write(lambda tx, k=f"t{i}": unit(tx, k))
+                                          for i in range(20)])
+    assert set(timeouts) == {"50ms"}  # every unit ran in a batch, under the batch's timeout
+    begins = [q for q in sent if q.startswith("BEGIN")]
+    assert begins and all("lock_timeout" in q for q in begins)  # BEGIN and SET LOCAL together
+    assert not [q for q in sent if q.startswith("SET LOCAL")]
+    assert len([q for q in sent if q == "COMMIT"]) == len(begins)
+    count = await store._read(lambda tx: tx.fetchone("SELECT count(*) FROM kv"))
+    assert count is not None and count[0] == 20
+
+
 async def test_a_held_insert_goes_with_the_next_units_marked_read(store: PostgresStore) -> None:
     async def holding(tx: Any, key: str) -> None:
         tx.hold_next()
