@@ -6,10 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from omnichannel_sdk import InboundMessage
+from omnichannel_sdk._ids import new_id
 from omnichannel_sdk._models import Address, Contact, Conversation, Message, TextPart
+from omnichannel_sdk._store import IngestItem
 from omnichannel_sdk._store._copies import constructed, copied
+from omnichannel_sdk._store._sqlite import SQLiteStore
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 
@@ -77,3 +82,52 @@ def test_other_models_go_through_pydantic() -> None:
     assert copied(private, {"a": 2})._seen == 3
     assert constructed(_Private, {"a": 1}).__pydantic_private__ == _Private.model_construct(a=1).__pydantic_private__
     assert constructed(_Aliased, {"a": 5}).a == _Aliased.model_construct(a=5).a
+
+
+@pytest.mark.anyio
+async def test_a_returning_customer_is_stored_without_pydantic_copies(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The common case (a returning customer, its window moved, a profile field unchanged):
+    no ``model_copy`` / ``model_construct`` of pydantic's on the store's path (until
+    2026-12-02 three copies and a construct, a sixth of the store's share of the message)."""
+    store = SQLiteStore(str(tmp_path / "hub.db"))
+    await store.open()
+    try:
+        [first] = await store.ingest([_sms("SM1")], None)
+        [second] = await store.ingest([_sms("SM2")], None)  # the conversation's first parse
+        calls: list[str] = []
+        for name in ("model_copy", "model_construct"):
+            original = getattr(BaseModel, name)
+
+            def spy(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
+                calls.append(_name)
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(BaseModel, name, spy if name == "model_copy" else classmethod(
+                lambda cls, *a, _spy=spy, _o=original, **k: (calls.append("model_construct"),
+                                                              _o.__func__(cls, *a, **k))[1]))
+        [third] = await store.ingest([_sms("SM3")], None)
+        monkeypatch.undo()
+        assert calls == []
+        assert third.conversation and first.conversation and third.contact
+        assert third.conversation.id == first.conversation.id and not third.conversation_created
+        assert third.conversation.last_inbound_at == NOW + timedelta(minutes=2)
+        assert third.conversation.window_expires_at == NOW + timedelta(minutes=2, hours=24)
+        assert third.message and third.message.status == "received"
+        assert third.contact.profile == {"country": "US"}
+        assert (await store.get_conversation(first.conversation.id)) == third.conversation
+        assert (await store.get_message(third.message.id)) == third.message
+        assert second.message is not None
+    finally:
+        await store.close()
+
+
+def _sms(ext: str) -> IngestItem:
+    minutes = int(ext[2:]) - 1
+    draft = InboundMessage(external_id=ext, sender=Address(channel="sms", handle="+14155550100"),
+                           recipients=[Address(channel="sms", handle="+15550000")],
+                           parts=[TextPart(text="hi")], profile={"country": "US"})
+    return IngestItem(message_id=new_id("msg"), channel="sms", channel_key="sms", adapter="t",
+                      draft=draft, thread_key="+14155550100|+15550000",
+                      contact_addresses=[draft.sender],
+                      received_at=NOW + timedelta(minutes=minutes), window=timedelta(hours=24))
