@@ -15,9 +15,9 @@ from .._models import STATUS_RANK, Contact, Conversation, MediaPart, Message
 from .._numbered import answered_action, numbered_reply
 from ._base import IngestItem, IngestOutcome, Job, RawPayload
 from ._contacts import ContactChanges, ContactSql
-from ._copies import constructed, copied
 from ._conversation_rows import utc
 from ._conversations import ConversationSql
+from ._copies import constructed, copied
 from ._messages import MessageSql
 from ._parsed import parsed_contact
 from ._tx import UNREAD, Tx, now_us, to_us
