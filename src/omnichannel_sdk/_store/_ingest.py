@@ -17,6 +17,7 @@ from ._base import IngestItem, IngestOutcome, Job, RawPayload
 from ._contacts import ContactChanges, ContactSql
 from ._conversation_rows import utc
 from ._conversations import ConversationSql
+from ._copies import constructed, copied
 from ._messages import MessageSql
 from ._parsed import parsed_contact
 from ._tx import UNREAD, Tx, now_us, to_us
@@ -144,7 +145,7 @@ class IngestSql(MessageSql, ConversationSql, ContactSql):
         }
         # every field but the status is a validated model, or one of our own values: validating
         # the message again is a tenth of the insert's cost
-        message = (Message.model_construct(**fields) if fields["status"] in STATUS_RANK
+        message = (constructed(Message, fields) if fields["status"] in STATUS_RANK
                    else Message(**fields))
         message_json = await self._insert_message(tx, message)
         if item.fetch_media:
@@ -167,7 +168,7 @@ class IngestSql(MessageSql, ConversationSql, ContactSql):
         if new_participants:
             updates["participants"] = [*conversation.participants, *new_participants]
         if not created:
-            conversation = conversation.model_copy(update=updates)
+            conversation = copied(conversation, updates)
             if new_participants or contact_moved:
                 await self._save_conversation(tx, conversation, to_us(received_at) or 0)
             else:  # the common case: the window moved, nothing the JSON holds did

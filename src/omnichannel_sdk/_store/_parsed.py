@@ -15,6 +15,7 @@ import functools
 from typing import Any
 
 from .._models import Contact, Conversation
+from ._copies import copied
 
 __all__ = ["parsed_contact", "parsed_conversation"]
 
@@ -36,13 +37,13 @@ def _contact(data: str) -> Contact:
 def parsed_conversation(data: str, update: dict[str, Any] | None = None) -> Conversation:
     """The conversation stored as ``data``, with ``update`` applied (the window's columns)."""
     model = _conversation(data)
-    return model.model_copy(update={"participants": list(model.participants), **(update or {})})
+    return copied(model, {"participants": list(model.participants), **(update or {})})
 
 
 def parsed_contact(data: str) -> Contact:
     """The contact stored as ``data``."""
     model = _contact(data)
-    return model.model_copy(update={
+    return copied(model, {
         "addresses": list(model.addresses), "opted_out": list(model.opted_out),
         "profile": copy.deepcopy(model.profile) if _nested(model.profile) else dict(model.profile)})
 
