@@ -4,8 +4,6 @@ errors the outbox classifies (a call that cannot have reached the vendor against
 from __future__ import annotations
 
 import asyncio
-import ssl
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -19,48 +17,13 @@ from omnichannel_sdk._error_mapping import transport_error
 from omnichannel_sdk._http import make_http_client
 from omnichannel_sdk.testing import LocalCA
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return head, (await reader.readexactly(length) if length else b"")
+from .loopback_server import LoopbackServer as _Server
+from .loopback_server import answer
+from .loopback_server import read_request as _read_request
 
 
 def _answer(body: bytes, *extra: bytes) -> bytes:
-    return b"\r\n".join([b"HTTP/1.1 201 Created", b"content-length: %d" % len(body), *extra,
-                         b"", body])
-
-
-class _Server:
-    """A loopback server running ``handler`` for each connection; counts connections."""
-
-    def __init__(self, handler: Handler, context: ssl.SSLContext | None = None) -> None:
-        self.handler = handler
-        self.context = context
-        self.connections = 0
-        self.server: asyncio.Server | None = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            await self.handler(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
-            return  # the client went away or refused the certificate: what those tests want
-        finally:
-            writer.close()
-
-    async def __aenter__(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.context)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
+    return answer(body, *extra, status=b"201 Created")
 
 
 heads: list[bytes] = []

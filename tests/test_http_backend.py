@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,53 +18,14 @@ from omnichannel_sdk._http import PerHostTransport, make_http_client
 from omnichannel_sdk._netbackend import AsyncioBackend
 from omnichannel_sdk.testing import LocalCA
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def _read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return await reader.readexactly(length) if length else b""
-
-
-def _answer(body: bytes, *extra: bytes) -> bytes:
-    return b"\r\n".join([b"HTTP/1.1 200 OK", b"content-length: %d" % len(body), *extra,
-                         b"", body])
-
-
-class _Server:
-    """A loopback server running ``handler`` for each connection; counts connections."""
-
-    def __init__(self, handler: Handler, context: ssl.SSLContext | None = None) -> None:
-        self.handler = handler
-        self.context = context
-        self.connections = 0
-        self.server: asyncio.Server | None = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            await self.handler(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
-            return  # the client went away or refused the certificate: what those tests want
-        finally:
-            writer.close()
-
-    async def __aenter__(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.context)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
+from .loopback_server import LoopbackServer as _Server
+from .loopback_server import answer as _answer
+from .loopback_server import read_request as _read_request
 
 
 async def _keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while True:
-        body = await _read_request(reader)
+        _, body = await _read_request(reader)
         writer.write(_answer(b"got %d" % len(body)))
         await writer.drain()
 
@@ -154,7 +114,7 @@ async def test_large_bodies_both_ways() -> None:
 
     async def echo_big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            body = await _read_request(reader)
+            _, body = await _read_request(reader)
             assert body == upload
             writer.write(_answer(download))
             await writer.drain()
@@ -221,7 +181,7 @@ async def test_a_reset_mid_answer_is_an_error_not_a_short_body() -> None:
 async def test_cancelling_a_request_leaves_the_pool_usable() -> None:
     async def slow_then_fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            body = await _read_request(reader)
+            _, body = await _read_request(reader)
             if body == b"slow":
                 await asyncio.sleep(5)
             writer.write(_answer(b"ok"))

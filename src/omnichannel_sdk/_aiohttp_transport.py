@@ -21,7 +21,7 @@ import io
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import httpx
@@ -57,15 +57,20 @@ def map_error(exc: BaseException) -> httpx.TransportError | None:
     return None
 
 
+def _raise_mapped(exc: aiohttp.ClientError) -> NoReturn:
+    """Raise the httpx error for ``exc`` (``exc`` itself if none maps)."""
+    mapped = map_error(exc)
+    if mapped is None:  # pragma: no cover - every ClientError maps
+        raise exc
+    raise mapped from exc
+
+
 @contextmanager
 def _mapped() -> Iterator[None]:
     try:
         yield
     except aiohttp.ClientError as exc:
-        mapped = map_error(exc)
-        if mapped is None:  # pragma: no cover - every ClientError maps
-            raise
-        raise mapped from exc
+        _raise_mapped(exc)
 
 
 class _Streamed(httpx.AsyncByteStream):
@@ -155,10 +160,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 response.release()
                 raise
         except aiohttp.ClientError as exc:
-            mapped = map_error(exc)
-            if mapped is None:  # pragma: no cover - every ClientError maps
-                raise
-            raise mapped from exc
+            _raise_mapped(exc)
         extensions = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode("latin-1")
