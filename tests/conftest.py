@@ -6,11 +6,12 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from omnichannel_sdk.testing import FakeAdapter, require_service
+from omnichannel_sdk.testing import FakeAdapter, LocalCA, require_service
 
 PG_DSN = os.environ.get("OMNICHANNEL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("OMNICHANNEL_TEST_NATS", "nats://127.0.0.1:4222")
@@ -20,6 +21,13 @@ FAKE_SECRET = "fake-webhook-secret"
 def need_service(name: str, port: int) -> None:
     """Skip without the service on a laptop; fail under CI=true."""
     require_service(name, port)
+
+
+@pytest.fixture
+def local_ca(tmp_path: Path) -> LocalCA:
+    """A certificate authority of this test's own (the transport tests' HTTPS servers)."""
+    pytest.importorskip("cryptography")
+    return LocalCA(tmp_path)
 
 
 @pytest.fixture

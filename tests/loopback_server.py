@@ -53,3 +53,42 @@ class LoopbackServer:
     async def __aexit__(self, *exc: object) -> None:
         assert self.server is not None
         self.server.close()
+
+
+# ------------------------------------------------------------------ the cases both transports meet
+
+async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read the request, never answer."""
+    await read_request(reader)
+    await asyncio.sleep(5)
+
+
+async def reset_mid_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer part of a declared body, then reset the connection."""
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
+    await writer.drain()
+    writer.transport.abort()
+
+
+async def slow_then_fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Keep-alive ``ok`` answers; a request whose body is ``slow`` waits 5 s first."""
+    while True:
+        _, body = await read_request(reader)
+        if body == b"slow":
+            await asyncio.sleep(5)
+        writer.write(answer(b"ok"))
+        await writer.drain()
+
+
+def echo_big(upload: bytes, download: bytes) -> Handler:
+    """Keep-alive: each request's body must be ``upload``; each answer is ``download``."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            _, body = await read_request(reader)
+            assert body == upload
+            writer.write(answer(download))
+            await writer.drain()
+
+    return handle

@@ -4,7 +4,6 @@ errors the outbox classifies (a call that cannot have reached the vendor against
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +16,7 @@ from omnichannel_sdk._error_mapping import transport_error
 from omnichannel_sdk._http import make_http_client
 from omnichannel_sdk.testing import LocalCA
 
+from . import loopback_server as loopback
 from .loopback_server import LoopbackServer as _Server
 from .loopback_server import answer
 from .loopback_server import read_request as _read_request
@@ -68,14 +68,7 @@ async def test_large_bodies_both_ways_and_a_large_answer_streams() -> None:
     upload = bytes(range(256)) * 16384  # 4 MiB
     download = b"z" * (3 * 1024 * 1024 + 7)
 
-    async def echo_big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            _, body = await _read_request(reader)
-            assert body == upload
-            writer.write(_answer(download))
-            await writer.drain()
-
-    async with _Server(echo_big) as port, _client() as client:
+    async with _Server(loopback.echo_big(upload, download)) as port, _client() as client:
         answer = await client.post(f"http://127.0.0.1:{port}/", content=upload)
         assert answer.content == download
         async with client.stream("POST", f"http://127.0.0.1:{port}/", content=upload) as streamed:
@@ -132,11 +125,7 @@ async def test_a_refused_connection_cannot_have_arrived() -> None:
 
 @pytest.mark.anyio
 async def test_a_vendor_that_does_not_answer_is_a_read_timeout_that_may_have_arrived() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        await asyncio.sleep(5)
-
-    async with _Server(silent) as port, _client(timeout=0.2) as client:
+    async with _Server(loopback.silent) as port, _client(timeout=0.2) as client:
         with pytest.raises(httpx.ReadTimeout) as caught:
             await client.post(f"http://127.0.0.1:{port}/", content=b"send")
     assert _classified(caught.value) == (httpx.ReadTimeout, True)
@@ -170,13 +159,7 @@ async def test_a_server_that_hangs_up_after_the_request_may_have_got_it() -> Non
 
 @pytest.mark.anyio
 async def test_a_reset_mid_answer_is_an_error_not_a_short_body() -> None:
-    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
-        await writer.drain()
-        writer.transport.abort()
-
-    async with _Server(reset) as port, _client() as client:
+    async with _Server(loopback.reset_mid_answer) as port, _client() as client:
         with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)) as caught:
             await client.get(f"http://127.0.0.1:{port}/")
     assert _classified(caught.value)[1] is True
@@ -184,25 +167,11 @@ async def test_a_reset_mid_answer_is_an_error_not_a_short_body() -> None:
 
 @pytest.mark.anyio
 async def test_cancelling_a_request_leaves_the_pool_usable() -> None:
-    async def slow_then_fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            _, body = await _read_request(reader)
-            if body == b"slow":
-                await asyncio.sleep(5)
-            writer.write(_answer(b"ok"))
-            await writer.drain()
-
-    async with _Server(slow_then_fast) as port, _client() as client:
+    async with _Server(loopback.slow_then_fast) as port, _client() as client:
         url = f"http://127.0.0.1:{port}/"
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(client.post(url, content=b"slow"), 0.2)
         assert (await asyncio.wait_for(client.post(url, content=b"fast"), 5)).content == b"ok"
-
-
-@pytest.fixture
-def local_ca(tmp_path: Path) -> LocalCA:
-    pytest.importorskip("cryptography")
-    return LocalCA(tmp_path)
 
 
 @pytest.mark.anyio

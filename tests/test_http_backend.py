@@ -6,7 +6,6 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpcore
@@ -18,6 +17,7 @@ from omnichannel_sdk._http import PerHostTransport, make_http_client
 from omnichannel_sdk._netbackend import AsyncioBackend
 from omnichannel_sdk.testing import LocalCA
 
+from . import loopback_server as loopback
 from .loopback_server import LoopbackServer as _Server
 from .loopback_server import answer as _answer
 from .loopback_server import read_request as _read_request
@@ -112,14 +112,7 @@ async def test_large_bodies_both_ways() -> None:
     upload = bytes(range(256)) * 16384  # 4 MiB
     download = b"z" * (3 * 1024 * 1024 + 7)
 
-    async def echo_big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            _, body = await _read_request(reader)
-            assert body == upload
-            writer.write(_answer(download))
-            await writer.drain()
-
-    async with _Server(echo_big) as port, _pool(per_host=2) as client:
+    async with _Server(loopback.echo_big(upload, download)) as port, _pool(per_host=2) as client:
         for _ in range(2):
             answer = await client.post(f"http://127.0.0.1:{port}/", content=upload)
             assert answer.content == download
@@ -131,11 +124,7 @@ async def test_large_bodies_both_ways() -> None:
 
 @pytest.mark.anyio
 async def test_a_vendor_that_does_not_answer_is_a_read_timeout() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        await asyncio.sleep(5)
-
-    async with _Server(silent) as port, make_http_client(timeout=0.2) as client:
+    async with _Server(loopback.silent) as port, make_http_client(timeout=0.2) as client:
         with pytest.raises(httpx.ReadTimeout):
             await client.get(f"http://127.0.0.1:{port}/")
 
@@ -166,28 +155,14 @@ async def test_a_slow_connect_is_a_connect_timeout(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.anyio
 async def test_a_reset_mid_answer_is_an_error_not_a_short_body() -> None:
-    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
-        await writer.drain()
-        writer.transport.abort()
-
-    async with _Server(reset) as port, make_http_client() as client:
+    async with _Server(loopback.reset_mid_answer) as port, make_http_client() as client:
         with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
             await client.get(f"http://127.0.0.1:{port}/")
 
 
 @pytest.mark.anyio
 async def test_cancelling_a_request_leaves_the_pool_usable() -> None:
-    async def slow_then_fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            _, body = await _read_request(reader)
-            if body == b"slow":
-                await asyncio.sleep(5)
-            writer.write(_answer(b"ok"))
-            await writer.drain()
-
-    async with _Server(slow_then_fast) as port, _pool(per_host=1) as client:
+    async with _Server(loopback.slow_then_fast) as port, _pool(per_host=1) as client:
         url = f"http://127.0.0.1:{port}/"
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(client.post(url, content=b"slow"), 0.2)
@@ -195,12 +170,6 @@ async def test_cancelling_a_request_leaves_the_pool_usable() -> None:
 
 
 # ------------------------------------------------------------------------------------------ TLS
-
-@pytest.fixture
-def local_ca(tmp_path: Path) -> LocalCA:
-    pytest.importorskip("cryptography")
-    return LocalCA(tmp_path)
-
 
 @pytest.fixture
 async def tls_pool(local_ca: LocalCA) -> AsyncIterator[httpx.AsyncClient]:
