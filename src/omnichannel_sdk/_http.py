@@ -204,7 +204,9 @@ class VendorClient(httpx.AsyncClient):
     :meth:`httpx.AsyncClient.build_request` makes. Anything else goes through httpx's own.
     """
 
-    _prefixes: dict[tuple[Any, ...], list[tuple[bytes, bytes]] | None]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prefixes: dict[tuple[Any, ...], list[tuple[bytes, bytes]] | None] = {}
 
     def build_request(self, method: str, url: httpx.URL | str, *, content: Any = None,
                       data: Any = None, files: Any = None, json: Any = None,
@@ -235,10 +237,7 @@ class VendorClient(httpx.AsyncClient):
         own = tuple(self.headers.raw)
         given = tuple(headers.raw) if headers is not None else ()
         key = (url.netloc, own, given)
-        try:
-            cache = self._prefixes
-        except AttributeError:
-            cache = self._prefixes = {}
+        cache = self._prefixes
         if key in cache:
             return cache[key]
         merged = self._merge_headers(headers)
