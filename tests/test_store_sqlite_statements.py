@@ -4,6 +4,7 @@ the same result as the separate look-up it replaces."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from omnichannel_sdk import InboundMessage
 from omnichannel_sdk._ids import new_id
 from omnichannel_sdk._models import Address, TextPart
-from omnichannel_sdk._store import IngestItem
+from omnichannel_sdk._store import IngestItem, RawPayload
 from omnichannel_sdk._store._sqlite import SQLiteStore
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
@@ -72,5 +73,45 @@ async def test_the_owner_read_with_the_thread_finds_the_known_contact(tmp_path: 
         assert not any(s.startswith("INSERT INTO contacts") for s in statements)
         [third] = await store.ingest([_item("SM3", "+14155550199", ours="+15550001")], None)
         assert third.contact and third.contact.id != first.contact.id
+    finally:
+        await store.close()
+
+
+def _raw(i: int) -> RawPayload:
+    return RawPayload(id=f"raw_{i}", channel_key="sms", received_at=NOW, method="POST",
+                      url="https://x.test/webhooks/sms", headers={"content-type": "x"},
+                      body=b"Body=hi&n=%d" % i)
+
+
+@pytest.mark.anyio
+async def test_a_batch_stores_its_raw_payloads_together(tmp_path: Any) -> None:
+    """A group commit's raw payloads go in one ``executemany`` before it commits: every one is
+    stored, as the statement per payload stored them, and a unit that fails takes only its own
+    payload with it (the batch runs again unit by unit)."""
+    store = SQLiteStore(str(tmp_path / "hub.db"))
+    await store.open()
+    try:
+        statements = _counting(store)
+
+        async def bad(tx: Any) -> None:
+            await store._insert_raw(tx, _raw(99))
+            raise ValueError("boom")
+
+        results = await asyncio.gather(
+            *[store.ingest([_item(f"SM{i}", f"+1415555{i:04d}")], _raw(i)) for i in range(5)],
+            store._write(bad), store.save_raw(_raw(5)), return_exceptions=True)
+        assert isinstance(results[5], ValueError)
+        assert not any(isinstance(r, BaseException) for i, r in enumerate(results) if i != 5)
+        for i in range(6):
+            raw = await store.get_raw(f"raw_{i}")
+            assert raw is not None and raw.body == b"Body=hi&n=%d" % i
+            assert raw.headers == {"content-type": "x"} and raw.received_at == NOW
+        assert await store.get_raw("raw_99") is None
+        statements.clear()
+        await asyncio.gather(*[store.save_raw(_raw(i)) for i in range(10, 14)])
+        assert sum(s.startswith("INSERT INTO raw_payloads") for s in statements) == 4
+        assert sum(s == "COMMIT" for s in statements) == 1
+        for i in range(10, 14):
+            assert await store.get_raw(f"raw_{i}") is not None
     finally:
         await store.close()

@@ -11,7 +11,7 @@ import orjson
 
 from .._contact_rules import opt_change as contact_opt_change
 from .._ids import new_id
-from .._models import STATUS_RANK, Contact, Conversation, MediaPart, Message
+from .._models import STATUS_RANK, Address, Contact, Conversation, MediaPart, Message
 from .._numbered import answered_action, numbered_reply
 from ._base import IngestItem, IngestOutcome, Job, RawPayload
 from ._contacts import ContactChanges, ContactSql
@@ -196,8 +196,12 @@ class IngestSql(MessageSql, ConversationSql, ContactSql):
             # unit wrote it since)
             stored = (parsed_contact(claimed.contact_data)
                      if claimed.contact_data is not None and claimed.thread_read else None)
-            contact = await self._resolve_contact(tx, item.contact_addresses,
-                                                  conversation.contact_id, known=stored)
+            if stored is not None and stored.id == conversation.contact_id and _owns(
+                    stored, item.contact_addresses):
+                contact = stored  # what _resolve_contact gives it: nothing to attach or merge
+            else:
+                contact = await self._resolve_contact(tx, item.contact_addresses,
+                                                      conversation.contact_id, known=stored)
         if opt_change and contact is not None:
             contact = await self._set_opt(tx, contact, item.channel, opt_change == "opt_out")
         if draft.profile and contact is not None:
@@ -255,3 +259,9 @@ class IngestSql(MessageSql, ConversationSql, ContactSql):
             return parts
         numbered = orjson.loads(row[0]).get("metadata", {}).get("numbered_actions")
         return answered_action(parts, numbered, choice)
+
+
+def _owns(contact: Contact, addresses: list[Address]) -> bool:
+    """Whether ``contact`` has every one of ``addresses`` (the common returning customer)."""
+    have = {(a.channel, a.handle) for a in contact.addresses}
+    return all((a.channel, a.handle) in have for a in addresses)

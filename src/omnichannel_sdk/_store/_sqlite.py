@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._errors import ConfigurationError, OmnichannelError
+from ._base import RawPayload
+from ._dead_letters import RAW_INSERT_SQL, raw_row
 from ._errors import store_error
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
 from ._sql import SqlStore
+from ._tx import Tx
 
 log = logging.getLogger("omnichannel_sdk.store")
 T = TypeVar("T")
@@ -50,10 +53,19 @@ class _SqliteTx:
     statement is finished (reset) by the next one, and the last one by :meth:`close`, which
     runs before the transaction ends, as a per-statement cursor's release did."""
 
-    __slots__ = ("cursor",)
+    __slots__ = ("cursor", "raw_rows")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, write: bool = False) -> None:
         self.cursor = conn.cursor()
+        self.raw_rows: list[tuple[Any, ...]] | None = [] if write else None
+        """A write transaction's raw payloads, inserted together by :meth:`flush` (nothing
+        reads a raw payload in the transaction that stores it)."""
+
+    def flush(self) -> None:
+        """Insert the raw payloads held so far, in one ``executemany``."""
+        if self.raw_rows:
+            rows, self.raw_rows = self.raw_rows, []
+            self.cursor.executemany(_sql(RAW_INSERT_SQL), rows)
 
     async def execute(self, sql: str, *args: Any) -> int:
         return self.cursor.execute(_sql(sql), args).rowcount
@@ -244,19 +256,28 @@ class SQLiteStore(SqlStore):
         if not future.cancelled() and future.exception() is not None:
             log.warning("WAL checkpoint failed: %s", future.exception())
 
+    async def _insert_raw(self, tx: Tx, raw: RawPayload) -> None:
+        """Held on a write transaction, inserted with the batch's others before it commits."""
+        if isinstance(tx, _SqliteTx) and tx.raw_rows is not None:
+            tx.raw_rows.append(raw_row(raw))
+            return
+        await super()._insert_raw(tx, raw)
+
     def _run_batch(
         self, batch: list[tuple[Callable[[Any], Awaitable[Any]], asyncio.Future[Any]]]
     ) -> list[tuple[bool, Any]] | None:
         """Run ``batch`` in one transaction: its results, or ``None`` if a write failed (a
         batch of one reports the failure instead)."""
         conn = self.conn
-        tx = _SqliteTx(conn)
+        tx = _SqliteTx(conn, write=True)
         results: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, _ in batch:
+            for index, (fn, _) in enumerate(batch):
                 try:
                     value: Any = _run_now(fn(tx))  # type: ignore[arg-type]
+                    if index == len(batch) - 1:
+                        tx.flush()  # part of the last unit: a failure is handled as its own
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
                     tx.close()
                     if len(batch) > 1:
