@@ -19,7 +19,7 @@ from .._models import Address, Contact, Conversation, MergeProposal, Message
 from .._timeline import ContactTimeline, TimelineItem
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 from ._merges import ContactChanges, MergeSql, dump
-from ._parsed import parsed_contact
+from ._parsed import parsed_contact, remember_contact
 from ._tx import UNREAD, Unread
 
 if TYPE_CHECKING:
@@ -192,7 +192,9 @@ class ContactSql(MergeSql):
         return contact
 
     async def _insert_contact(self, tx: Tx, contact: Contact) -> None:
-        await tx.execute("INSERT INTO contacts (id, data) VALUES ($1, $2)", contact.id, dump(contact))
+        data = dump(contact)
+        await tx.execute("INSERT INTO contacts (id, data) VALUES ($1, $2)", contact.id, data)
+        remember_contact(data, contact)  # its next message reads it: no parse
 
     async def _set_opt(self, tx: Tx, contact: Contact, channel: str, opted_out: bool) -> Contact:
         current = set(contact.opted_out)

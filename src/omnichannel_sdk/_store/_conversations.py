@@ -12,6 +12,7 @@ from .._ids import new_id
 from .._models import Address, Contact, Conversation
 from ._contacts import ContactChanges, ContactSql
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row, window_columns
+from ._parsed import remember_conversation
 from ._tx import UNREAD, SqlBase, Tx, Unread, dump, now_us, to_us
 
 __all__ = ["ConversationSql"]
@@ -108,12 +109,13 @@ class ConversationSql(ContactSql, SqlBase):
             last_inbound_at=None if inbound_window is False else (spoke_at or now),
             window_expires_at=(spoke_at or now) + inbound_window if isinstance(inbound_window, timedelta)
             else None)
+        data = dump(conversation)
         inserted = await tx.fetchone(
             "INSERT INTO conversations (id, channel_key, thread_key, contact_id, status, "
             "updated_us, data, last_inbound_us, window_expires_us) "
             "VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8) "
             "ON CONFLICT (channel_key, thread_key) WHERE status = 'open' DO NOTHING RETURNING id",
-            conversation.id, channel_key, thread_key, contact.id, to_us(now), dump(conversation),
+            conversation.id, channel_key, thread_key, contact.id, to_us(now), data,
             *window_columns(conversation))
         if inserted is None:  # another process opened it meanwhile
             row = await tx.fetchone(
@@ -123,6 +125,7 @@ class ConversationSql(ContactSql, SqlBase):
             if row is None:
                 raise NotFoundError(f"conversation for thread {thread_key!r} vanished")
             return conversation_from_row(row), False, contact
+        remember_conversation(data, conversation)  # the customer's next message reads it
         return conversation, True, contact
 
     async def open_conversation(

@@ -11,7 +11,18 @@ from .._models import DeadLetter
 from ._base import RawPayload
 from ._tx import SqlBase, Tx, from_us, now_us, to_us
 
-__all__ = ["DeadLetterSql"]
+__all__ = ["RAW_INSERT_SQL", "DeadLetterSql", "raw_row"]
+
+RAW_INSERT_SQL = (
+    "INSERT INTO raw_payloads (id, channel_key, received_us, method, url, headers, body) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING")
+"""A raw payload's insert (:func:`raw_row` gives its values)."""
+
+
+def raw_row(raw: RawPayload) -> tuple[Any, ...]:
+    """The values of ``RAW_INSERT_SQL`` for ``raw``."""
+    return (raw.id, raw.channel_key, to_us(raw.received_at), raw.method, raw.url,
+            orjson.dumps(raw.headers).decode(), raw.body)
 
 
 class DeadLetterSql(SqlBase):
@@ -67,11 +78,7 @@ class DeadLetterSql(SqlBase):
         await self._write(lambda tx: self._insert_raw(tx, raw))
 
     async def _insert_raw(self, tx: Tx, raw: RawPayload) -> None:
-        await tx.execute(
-            "INSERT INTO raw_payloads (id, channel_key, received_us, method, url, headers, body) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            raw.id, raw.channel_key, to_us(raw.received_at), raw.method, raw.url,
-            orjson.dumps(raw.headers).decode(), raw.body)
+        await tx.execute(RAW_INSERT_SQL, *raw_row(raw))
 
     async def get_raw(self, raw_id: str) -> RawPayload | None:
         """A stored raw payload."""
