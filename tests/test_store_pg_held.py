@@ -58,14 +58,14 @@ async def lite(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 
 
 def _item(ext: str, sender: str, written: datetime, *, profile: dict[str, str] | None = None,
-          ours: str = "+14155550199", to: str | None = None) -> IngestItem:
-    recipients = [Address(channel="sms", handle=ours)]
+          ours: str = "+14155550199", to: str | None = None, channel: str = "sms") -> IngestItem:
+    recipients = [Address(channel=channel, handle=ours)]
     if to:
-        recipients.append(Address(channel="sms", handle=to))
-    draft = InboundMessage(external_id=ext, sender=Address(channel="sms", handle=sender),
+        recipients.append(Address(channel=channel, handle=to))
+    draft = InboundMessage(external_id=ext, sender=Address(channel=channel, handle=sender),
                            recipients=recipients, parts=[TextPart(text=ext)], created_at=written,
                            profile=profile or {})
-    return IngestItem(message_id=new_id("msg"), channel="sms", channel_key="sms", adapter="t",
+    return IngestItem(message_id=new_id("msg"), channel=channel, channel_key=channel, adapter="t",
                       draft=draft, thread_key=f"{sender}|{ours}",
                       contact_addresses=[draft.sender], received_at=NOW,
                       window=timedelta(hours=24))
@@ -80,16 +80,18 @@ def _batches() -> list[list[IngestItem]]:
     """Webhooks as they arrive, a list per turn of the event loop (one batch each): returning
     customers, the same customer twice in one batch with the older message last (its window
     must not move back), a duplicate right after its original, a new participant, profile
-    fields, and a new customer between returning ones."""
-    a, b, c = "+14155550101", "+14155550102", "+14155550103"
+    fields, new customers between returning ones, and a new SMS customer whose number is a
+    WhatsApp customer's (a proposal to merge them)."""
+    a, b, c, d = "+14155550101", "+14155550102", "+14155550103", "+14155550104"
     hour = timedelta(hours=1)
     return [
-        [_item("A1", a, NOW - 10 * hour), _item("B1", b, NOW - 9 * hour)],
+        [_item("A1", a, NOW - 10 * hour), _item("W1", d, NOW - 9 * hour, channel="whatsapp"),
+         _item("B1", b, NOW - 9 * hour)],
         [_item("A2", a, NOW - 2 * hour), _item("A3", a, NOW - 5 * hour),
          _item("B2", b, NOW - 3 * hour, profile={"country": "US"}), _item("A2", a, NOW)],
         [_item("C1", c, NOW - 4 * hour), _item("A4", a, NOW - 1 * hour, to="+14155550177"),
          _item("B3", b, NOW - 8 * hour, profile={"country": "CA"}), _item("C2", c, NOW - 6 * hour),
-         _item("A5", a, NOW - 7 * hour)],
+         _item("A5", a, NOW - 7 * hour), _item("D1", d, NOW - 2 * hour)],
     ]
 
 
@@ -109,7 +111,9 @@ async def _run(store: SqlStore) -> list[Any]:
                                   conversation.window_expires_at,
                                   [p.handle for p in conversation.participants]),
                 outcome.contact and (outcome.contact.profile,
-                                     [x.handle for x in outcome.contact.addresses])))
+                                     [x.handle for x in outcome.contact.addresses]),
+                [(p.reason, p.address.handle, p.matched and p.matched.channel)
+                 for p in outcome.proposals], len(outcome.merged)))
     for conversation in sorted(await store.list_conversations(), key=lambda c: c.thread_key):
         messages = await store.list_messages(conversation.id)
         contact = await store.get_contact(conversation.contact_id)
@@ -125,16 +129,68 @@ async def test_held_writes_store_what_the_general_path_stores(pg: PostgresStore,
     ours, general = await _run(pg), await _run(lite)
     assert ours == general
     # the older message of a batch, after a newer one of the same customer, kept the window
-    stored = {row[0]: row for row in general[-3:]}
+    stored = {row[0]: row for row in general[-5:]}
     assert stored["+14155550101|+14155550199"][1] == NOW - timedelta(hours=1)
     assert stored["+14155550101|+14155550199"][2] == NOW + timedelta(hours=23)
+    assert [o[5] for o in general if o[2] == "D1"] == [[("same_phone", "+14155550104", "whatsapp")]]
+    proposals = await pg.list_merge_proposals()
+    assert len(proposals) == 1 and proposals[0].reason == "same_phone"
 
 
-async def test_a_returning_customer_costs_one_statement_in_a_batch(pg: PostgresStore) -> None:
+async def _open(store: SqlStore, address: str, thread: str) -> tuple[Any, ...]:
+    """A new thread opened as the claim found it (no conversation, nobody owning the
+    address), whatever happened since."""
+    sender = Address(channel="sms", handle=address)
+
+    async def unit(tx: Any) -> tuple[Any, ...]:
+        conversation, created, contact = await store._open_conversation(
+            tx, "sms", "sms", thread, [sender], [sender], None, NOW, timedelta(hours=24),
+            row=None, owner=None)
+        assert contact is not None
+        return conversation.id, created, contact.id
+
+    return await store._write(unit)
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+async def either(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    """PostgreSQL's fast path and SQLite's general one (the same outcome expected of both)."""
+    if request.param == "sqlite":
+        lite = SQLiteStore(str(tmp_path / "store.db"))
+        await lite.open()
+        yield lite
+        await lite.close()
+        return
+    schema = request.getfixturevalue("pg_schema")
+    opened = PostgresStore(f"{PG_DSN}?schema={schema}")
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+        await _drop(schema)
+
+
+async def test_a_thread_whose_address_or_conversation_came_meanwhile(either: SqlStore) -> None:
+    store = either
+    # the address went to another contact after the claim read nobody owning it: theirs
+    [owned] = await store.ingest([_item("O1", "+14155550201", NOW)], None)
+    assert owned.contact is not None and owned.conversation is not None
+    _, created, contact_id = await _open(store, "+14155550201", "other-thread")
+    assert created and contact_id == owned.contact.id
+    # the thread's conversation was opened after the claim read none: that one, a new contact
+    conversation_id, created, contact_id = await _open(store, "+14155550202",
+                                                       owned.conversation.thread_key)
+    assert not created and conversation_id == owned.conversation.id
+    assert contact_id != owned.contact.id
+    found = await store.find_contact(Address(channel="sms", handle="+14155550202"))
+    assert found is not None and found.id == contact_id
+
+
+async def test_a_message_costs_one_statement_in_a_batch_two_for_a_new_customer(
+        pg: PostgresStore) -> None:
     import asyncpg
 
-    first = [_item(f"F{i}", f"+1415555{i:04d}", NOW - timedelta(hours=2)) for i in range(8)]
-    await asyncio.gather(*[pg.ingest([one], None) for one in first])
     sent: list[str] = []
     original = {name: getattr(asyncpg.Connection, name) for name in ("execute", "fetchrow", "fetch")}
 
@@ -144,22 +200,41 @@ async def test_a_returning_customer_costs_one_statement_in_a_batch(pg: PostgresS
             return await original[name](self, query, *args, **kwargs)
         return call
 
-    again = [_item(f"G{i}", f"+1415555{i:04d}", NOW - timedelta(hours=1)) for i in range(8)]
+    def work() -> list[str]:
+        found = [q for q in sent if not q.startswith(("BEGIN", "COMMIT", "SELECT pg_advisory"))
+                 and "RESET ALL" not in q]
+        sent.clear()
+        return found
+
+    async def batch(prefix: str, written: datetime) -> list[IngestOutcome]:
+        items = [_item(f"{prefix}{i}", f"+1415555{i:04d}", written) for i in range(8)]
+        results = await asyncio.gather(*[pg.ingest([one], _raw(one.draft.external_id))
+                                         for one in items])
+        return [one for [one] in results]
+
     with pytest.MonkeyPatch.context() as patch:
         for name in original:
             patch.setattr(asyncpg.Connection, name, counted(name))
-        results = await asyncio.gather(*[pg.ingest([one], _raw(one.draft.external_id))
-                                         for one in again])
-    assert all(not r.duplicate and not r.conversation_created for [r] in results)
-    work = [q for q in sent if not q.startswith(("BEGIN", "COMMIT", "SELECT pg_advisory",
-                                                   "SELECT pg_advisory_unlock_all"))]
-    work = [q for q in work if "RESET ALL" not in q]
-    # one batch: eight claims (each carrying the previous message's insert and window update)
-    # and the raw payloads with the last message's insert and window update
-    assert len(work) == 9, work
-    assert sum("_win" in q for q in work) == 8
-    for one in again:
-        stored = await pg.find_message_by_external("sms", one.draft.external_id)
-        assert stored is not None
+        first = await batch("F", NOW - timedelta(hours=2))
+        # one batch: eight claims (each with the message insert held before it), eight
+        # address + contact + same-person look-up + conversation statements, and the raw
+        # payloads with the last message's insert
+        sent_first = work()
+        again = await batch("G", NOW - timedelta(hours=1))
+        # eight claims (each carrying the previous message's insert and window update), and the
+        # raw payloads with the last message's insert and window update
+        sent_again = work()
+    assert all(not r.duplicate and r.conversation_created for r in first)
+    assert all(not r.duplicate and not r.conversation_created for r in again)
+    assert len(sent_first) == 17, sent_first
+    assert sum("_conv AS" in q for q in sent_first) == 8
+    assert len(sent_again) == 9, sent_again
+    assert sum("_win" in q for q in sent_again) == 8
+    for one in [*first, *again]:
+        assert one.message is not None
+        assert await pg.get_message(one.message.id) == one.message
     conversations = await pg.list_conversations()
+    assert len(conversations) == 8
     assert {c.window_expires_at for c in conversations} == {NOW + timedelta(hours=23)}
+    for one in first:
+        assert one.contact is not None and await pg.get_contact(one.contact.id) == one.contact

@@ -84,7 +84,7 @@ def _holdable(sql: str) -> bool:
 class PgTx:
     """One PostgreSQL transaction (or read) on a pooled connection."""
 
-    __slots__ = ("_held", "_hold", "_join", "conn", "raw_rows")
+    __slots__ = ("_answer", "_held", "_hold", "_join", "conn", "raw_rows")
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
@@ -92,6 +92,14 @@ class PgTx:
         self._held: list[_Held] = []
         self._hold = False
         self._join = False
+        self._answer: tuple[str, tuple[Any, ...], list[Sequence[Any]]] | None = None
+
+    def answer(self, sql: str | None, args: tuple[Any, ...] = (),
+               rows: list[Sequence[Any]] | None = None) -> None:
+        """Answer the next :meth:`fetchall` of exactly ``sql`` with ``args`` by ``rows``, read
+        already (by a statement of this transaction whose snapshot gives the same rows);
+        ``answer(None)`` takes it back."""
+        self._answer = None if sql is None else (sql, args, rows or [])
 
     def hold_next(self) -> None:
         """Hold the next statement if it is a plain single-row ``INSERT`` run by
@@ -176,6 +184,11 @@ class PgTx:
         return row
 
     async def fetchall(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        answer = self._answer
+        if answer is not None and answer[0] == sql and answer[1] == args:
+            self._answer = None
+            self._hold = self._join = False
+            return answer[2]
         joined = self._take(sql)
         rows: list[Sequence[Any]]
         if joined is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -28,9 +29,11 @@ from ._contacts import ContactChanges
 from ._conversation_rows import window_columns
 from ._errors import store_error
 from ._ingest import CLAIM_SQL, Claimed
+from ._pg_ingest import open_new_thread
 from ._pg_tx import PgTx
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
 from ._sql import SqlStore, Tx, to_us
+from ._tx import UNREAD, Unread
 
 T = TypeVar("T")
 
@@ -253,6 +256,32 @@ class PostgresStore(SqlStore):
             await super()._propose_same_person(tx, contact_id, addresses, changes)
         finally:
             tx.cancel_join()  # no address to look up: the next statement is not marked
+
+    async def _open_conversation(
+        self, tx: Tx, channel: str, channel_key: str, thread_key: str,
+        contact_addresses: list[Address], participants: list[Address], subject: str | None,
+        now: datetime, inbound_window: timedelta | bool | None = False,
+        changes: ContactChanges | None = None, spoke_at: datetime | None = None,
+        row: Sequence[Any] | Unread | None = UNREAD, profile: dict[str, Any] | None = None,
+        owner: str | Unread | None = UNREAD,
+    ) -> tuple[Conversation, bool, Contact | None]:
+        """The shared logic, but for a thread read with its claim and found without an open
+        conversation, whose only contact address nobody owned then: its address, contact and
+        conversation inserted by one statement (:mod:`._pg_ingest`)."""
+        if (isinstance(tx, PgTx) and row is None and owner is None and contact_addresses
+                and all((a.channel, a.handle) == (contact_addresses[0].channel,
+                                                  contact_addresses[0].handle)
+                        for a in contact_addresses)):
+            made = await open_new_thread(
+                tx, self._propose_same_person, channel, channel_key, thread_key,
+                contact_addresses, participants, subject, now, inbound_window, changes,
+                spoke_at, profile)
+            if made is not None:
+                return made
+            owner = UNREAD  # taken meanwhile: the shared path reads who owns it now
+        return await super()._open_conversation(
+            tx, channel, channel_key, thread_key, contact_addresses, participants, subject, now,
+            inbound_window, changes, spoke_at, row, profile, owner)
 
     async def _claim(self, tx: Tx, item: IngestItem, thread: tuple[str, str] | None,
                      *, with_contact: bool) -> Claimed | None:
