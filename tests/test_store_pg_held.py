@@ -238,3 +238,27 @@ async def test_a_message_costs_one_statement_in_a_batch_two_for_a_new_customer(
     assert {c.window_expires_at for c in conversations} == {NOW + timedelta(hours=23)}
     for one in first:
         assert one.contact is not None and await pg.get_contact(one.contact.id) == one.contact
+
+
+async def test_a_window_update_of_another_text_is_sent_not_held(pg: PostgresStore) -> None:
+    from omnichannel_sdk._store._pg_tx import PgTx
+
+    insert = "INSERT INTO kv (key, value, expires_us) VALUES ($1, $2, $3)"
+    await pg._write(lambda tx: tx.execute(insert, "b", "1", None))
+
+    async def unit(tx: Any) -> tuple[int, bool, bool]:
+        assert isinstance(tx, PgTx)
+        tx.hold_next()
+        await tx.execute(insert, "a", "1", None)
+        # the shared statement changed: sent at once, with the held insert, its count real
+        tx.hold_next_as("_win", "UPDATE kv SET value = $2 WHERE key = $1", " RETURNING key")
+        changed = await tx.execute("UPDATE kv SET value = $2 WHERE key = $1 AND true", "b", "x")
+        sent = not tx.holding("_win")
+        # the expected text is held, and reported as one row changed
+        tx.hold_next_as("_win", "UPDATE kv SET value = $2 WHERE key = $1", " RETURNING key")
+        held = await tx.execute("UPDATE kv SET value = $2 WHERE key = $1", "a", "y")
+        return changed + 10 * held, sent, tx.holding("_win")
+
+    assert await pg._write(unit) == (11, True, True)
+    rows = await pg._read(lambda tx: tx.fetchall("SELECT key, value FROM kv ORDER BY key"))
+    assert [tuple(r) for r in rows] == [("a", "y"), ("b", "x")]

@@ -84,7 +84,7 @@ def _holdable(sql: str) -> bool:
 class PgTx:
     """One PostgreSQL transaction (or read) on a pooled connection."""
 
-    __slots__ = ("_answer", "_held", "_hold", "_join", "conn", "raw_rows")
+    __slots__ = ("_answer", "_held", "_hold", "_hold_as", "_join", "conn", "raw_rows")
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
@@ -93,6 +93,7 @@ class PgTx:
         self._hold = False
         self._join = False
         self._answer: tuple[str, tuple[Any, ...], list[Sequence[Any]]] | None = None
+        self._hold_as: tuple[str, str, str] | None = None
 
     def answer(self, sql: str | None, args: tuple[Any, ...] = (),
                rows: list[Sequence[Any]] | None = None) -> None:
@@ -122,6 +123,12 @@ class PgTx:
         if any(held[0] == name for held in self._held):
             await self.release()
         self._held.append((name, sql, args))
+
+    def hold_next_as(self, name: str, expected: str, returning: str) -> None:
+        """Hold the next :meth:`execute` as ``name`` (with ``returning`` appended) if its text is
+        ``expected``; any other text is sent joined with what is held (as :meth:`join_next`),
+        so a change of the caller's statement costs a round trip, never a wrong read."""
+        self._hold_as = (name, expected, returning)
 
     def holding(self, name: str) -> bool:
         """Whether a statement is held as ``name`` (the next joined statement may read it)."""
@@ -159,6 +166,12 @@ class PgTx:
         return _join(held, sql), [a for _, _, args in held for a in args]
 
     async def execute(self, sql: str, *args: Any) -> int:
+        if self._hold_as is not None:
+            (name, expected, returning), self._hold_as = self._hold_as, None
+            if sql == expected:
+                await self.hold(name, sql + returning, *args)
+                return 1
+            self._join = True
         if self._hold and not self._join and _holdable(sql) and not any(
                 held[0] == "_ins" for held in self._held):
             self._hold = False

@@ -26,7 +26,6 @@ from .._errors import ConfigurationError, OmnichannelError
 from .._models import Address, Contact, Conversation, Message
 from ._base import IngestItem, RawPayload
 from ._contacts import ContactChanges
-from ._conversation_rows import window_columns
 from ._errors import store_error
 from ._ingest import CLAIM_SQL, Claimed
 from ._pg_ingest import open_new_thread
@@ -79,10 +78,12 @@ held window update): no row for a duplicate, a row of ``NULL`` when the thread h
 conversation (but for the owner of the message's first contact address, the contact a new
 conversation goes to when it has one)."""
 
-WINDOW_SQL = ("UPDATE conversations SET updated_us = $2, last_inbound_us = $3, "
-              "window_expires_us = $4 WHERE id = $1 RETURNING id, last_inbound_us, window_expires_us")
-"""The shared reply-window update (``ConversationSql._save_window``), its new columns returned
-for the next claim that joins it."""
+SHARED_WINDOW_SQL = ("UPDATE conversations SET updated_us = $2, last_inbound_us = $3, "
+                     "window_expires_us = $4 WHERE id = $1")
+"""The shared reply-window update (``ConversationSql._save_window``) as this backend expects
+it: held only when the shared code sends exactly this text (the claim reads what it returns)."""
+WINDOW_RETURNING = " RETURNING id, last_inbound_us, window_expires_us"
+"""What the held update returns for the next claim that joins it."""
 
 _Unit = tuple[Callable[[Any], Awaitable[Any]], "asyncio.Future[Any]"]
 
@@ -232,10 +233,9 @@ class PostgresStore(SqlStore):
         """The shared update, held with the message insert before it: both go with the next
         message's claim (which reads the window through the update's ``RETURNING``), or with
         the transaction's raw payloads, or before any other statement."""
-        if not isinstance(tx, PgTx):
-            await super()._save_window(tx, conversation, updated_us)
-            return
-        await tx.hold("_win", WINDOW_SQL, conversation.id, updated_us, *window_columns(conversation))
+        if isinstance(tx, PgTx):
+            tx.hold_next_as("_win", SHARED_WINDOW_SQL, WINDOW_RETURNING)
+        await super()._save_window(tx, conversation, updated_us)
 
     async def _insert_contact(self, tx: Tx, contact: Contact) -> None:
         """The shared insert, held back to go with the look-up after it (see
