@@ -224,9 +224,9 @@ def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None,
             feed: bool = False, read_back: bool = True) -> Sample:
     """The real pipeline: the gateway's ASGI app called in process, ``CONCURRENCY`` in flight
     (with the durable feed's log when ``feed``). Afterwards every message is read back through
-    the store (untimed); with ``read_back=False`` (SQLite only) the rows are only counted in
-    SQL, for ``bench/ingest_callgrind.py``, which counts the whole process: the read-back parses
-    every stored message, work the floor has no counterpart of (≈ 0.13 M instructions a message)."""
+    the store (untimed); with ``read_back=False`` the rows are only counted in SQL, for
+    ``bench/ingest_callgrind.py``, which counts the whole process: the read-back parses every
+    stored message, work the floor has no counterpart of (≈ 0.13 M instructions a message)."""
     box: list[Sample] = []
 
     async def main() -> None:
@@ -277,7 +277,7 @@ def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None,
                 stored = sum([len(await hub.store.list_messages(c.id)) for c in conversations])
                 if stored != len(bodies):
                     raise RuntimeError(f"stored {stored} of {len(bodies)}")
-        if not read_back:
+        if not read_back and store is None:
             with sqlite3.connect(f"{tmp}/hub.db") as conn:
                 stored = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
             if stored != len(bodies):
@@ -285,12 +285,16 @@ def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None,
         if store is not None:  # after the hub closed: its outbox poller still runs until then
             import asyncpg
 
-            conn = await asyncpg.connect(PG_DSN)
+            pg = await asyncpg.connect(PG_DSN)
             try:
                 schema = store.split("schema=", 1)[1].split("&", 1)[0]
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                if not read_back:
+                    stored = await pg.fetchval(f'SELECT count(*) FROM "{schema}".messages')
+                    if stored != len(bodies):
+                        raise RuntimeError(f"stored {stored} of {len(bodies)}")
+                await pg.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             finally:
-                await conn.close()
+                await pg.close()
 
     asyncio.run(main())
     return box[0]

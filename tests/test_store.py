@@ -489,9 +489,9 @@ async def test_postgres_statements_of_a_message(pg_schema: str) -> None:
             for name in original:
                 patch.setattr(asyncpg.Connection, name, counted(name))
             [first] = await store.ingest([_with_profile(item("R1"), {"country": "US"})], None)
-            # the claim with the thread's read and the owner of the number; the address; the
-            # contact with its look-up on other channels; the conversation; the message
-            assert len(work()) == 5
+            # the claim with the thread's read and the owner of the number; the address, the
+            # contact, its look-up on other channels and the conversation; the message
+            assert len(work()) == 3
             [again] = await store.ingest([_with_profile(item("R2"), {"country": "US"})], None)
             # the claim with the conversation and its contact; the insert with the window's update
             assert len(work()) == 2

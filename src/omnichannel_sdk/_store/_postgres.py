@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -27,9 +28,11 @@ from ._base import IngestItem, RawPayload
 from ._contacts import ContactChanges
 from ._errors import store_error
 from ._ingest import CLAIM_SQL, Claimed
+from ._pg_ingest import open_new_thread
 from ._pg_tx import PgTx
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
 from ._sql import SqlStore, Tx, to_us
+from ._tx import UNREAD, Unread
 
 T = TypeVar("T")
 
@@ -49,21 +52,38 @@ _OWNER_JOIN = (
 lateral subquery kept apart by its ``LIMIT``, so that its condition on ``c`` is checked before
 any index is searched)."""
 
-CLAIM_THREAD_SQL = (
-    f"WITH claim AS ({CLAIM_SQL}) "  # noqa: S608 - constants
-    "SELECT c.data, c.last_inbound_us, c.window_expires_us, NULL, o.data FROM claim "
-    "LEFT JOIN conversations c ON c.channel_key = $4 AND c.thread_key = $5 AND c.status = 'open' "
-    f"{_OWNER_JOIN}")
-"""The claim of a vendor id and the thread's open conversation: no row for a duplicate, a row
-of ``NULL`` when the thread has no open conversation (but for the owner of the message's first
-contact address, the contact a new conversation goes to when it has one)."""
+_WINDOW = ("CASE WHEN w.id IS NULL THEN c.last_inbound_us ELSE w.last_inbound_us END, "
+           "CASE WHEN w.id IS NULL THEN c.window_expires_us ELSE w.window_expires_us END")
+"""The reply window's columns as they are after a held window update (``_win``: its
+``RETURNING``; the statement's snapshot still shows the row before it)."""
 
-CLAIM_THREAD_CONTACT_SQL = (
-    f"WITH claim AS ({CLAIM_SQL}) "  # noqa: S608 - constants
-    "SELECT c.data, c.last_inbound_us, c.window_expires_us, k.data, o.data FROM claim "
-    "LEFT JOIN conversations c ON c.channel_key = $4 AND c.thread_key = $5 AND c.status = 'open' "
-    f"LEFT JOIN contacts k ON k.id = c.contact_id {_OWNER_JOIN}")
-"""The same with the conversation's contact's JSON."""
+
+def _claim_thread(*, contact: bool, held_window: bool) -> str:
+    """The claim of a vendor id and the thread's open conversation (with its contact's JSON
+    when ``contact``; reading a held window update's ``_win`` when ``held_window``)."""
+    window = _WINDOW if held_window else "c.last_inbound_us, c.window_expires_us"
+    return (
+        f"WITH claim AS ({CLAIM_SQL}) "  # noqa: S608 - constants
+        f"SELECT c.data, {window}, {'k.data' if contact else 'NULL'}, o.data FROM claim "
+        "LEFT JOIN conversations c ON c.channel_key = $4 AND c.thread_key = $5 "
+        "AND c.status = 'open' "
+        f"{'LEFT JOIN _win w ON w.id = c.id ' if held_window else ''}"
+        f"{'LEFT JOIN contacts k ON k.id = c.contact_id ' if contact else ''}{_OWNER_JOIN}")
+
+
+CLAIM_THREAD_SQL = {(contact, held): _claim_thread(contact=contact, held_window=held)
+                    for contact in (False, True) for held in (False, True)}
+"""The claim of a vendor id and the thread's open conversation, by (with the contact, after a
+held window update): no row for a duplicate, a row of ``NULL`` when the thread has no open
+conversation (but for the owner of the message's first contact address, the contact a new
+conversation goes to when it has one)."""
+
+SHARED_WINDOW_SQL = ("UPDATE conversations SET updated_us = $2, last_inbound_us = $3, "
+                     "window_expires_us = $4 WHERE id = $1")
+"""The shared reply-window update (``ConversationSql._save_window``) as this backend expects
+it: held only when the shared code sends exactly this text (the claim reads what it returns)."""
+WINDOW_RETURNING = " RETURNING id, last_inbound_us, window_expires_us"
+"""What the held update returns for the next claim that joins it."""
 
 _Unit = tuple[Callable[[Any], Awaitable[Any]], "asyncio.Future[Any]"]
 
@@ -203,17 +223,18 @@ class PostgresStore(SqlStore):
                             orjson.dumps(raw.headers).decode(), raw.body))
 
     async def _insert_message(self, tx: Tx, message: Message) -> str:
-        """The shared insert, held back to go with the statement after it (the reply
-        window's update, see :meth:`_save_window`) in one round trip."""
+        """The shared insert, held back to go with a later statement (see
+        :meth:`_save_window`) in one round trip."""
         if isinstance(tx, PgTx):
             tx.hold_next()
         return await super()._insert_message(tx, message)
 
     async def _save_window(self, tx: Tx, conversation: Conversation, updated_us: int) -> None:
-        """The shared update, sent with the message insert held before it (it reads no
-        message, so the ``WITH`` clause's snapshot changes nothing)."""
+        """The shared update, held with the message insert before it: both go with the next
+        message's claim (which reads the window through the update's ``RETURNING``), or with
+        the transaction's raw payloads, or before any other statement."""
         if isinstance(tx, PgTx):
-            tx.join_next()
+            tx.hold_next_as("_win", SHARED_WINDOW_SQL, WINDOW_RETURNING)
         await super()._save_window(tx, conversation, updated_us)
 
     async def _insert_contact(self, tx: Tx, contact: Contact) -> None:
@@ -236,6 +257,32 @@ class PostgresStore(SqlStore):
         finally:
             tx.cancel_join()  # no address to look up: the next statement is not marked
 
+    async def _open_conversation(
+        self, tx: Tx, channel: str, channel_key: str, thread_key: str,
+        contact_addresses: list[Address], participants: list[Address], subject: str | None,
+        now: datetime, inbound_window: timedelta | bool | None = False,
+        changes: ContactChanges | None = None, spoke_at: datetime | None = None,
+        row: Sequence[Any] | Unread | None = UNREAD, profile: dict[str, Any] | None = None,
+        owner: str | Unread | None = UNREAD,
+    ) -> tuple[Conversation, bool, Contact | None]:
+        """The shared logic, but for a thread read with its claim and found without an open
+        conversation, whose only contact address nobody owned then: its address, contact and
+        conversation inserted by one statement (:mod:`._pg_ingest`)."""
+        if (isinstance(tx, PgTx) and row is None and owner is None and contact_addresses
+                and all((a.channel, a.handle) == (contact_addresses[0].channel,
+                                                  contact_addresses[0].handle)
+                        for a in contact_addresses)):
+            made = await open_new_thread(
+                tx, self._propose_same_person, channel, channel_key, thread_key,
+                contact_addresses, participants, subject, now, inbound_window, changes,
+                spoke_at, profile)
+            if made is not None:
+                return made
+            owner = UNREAD  # taken meanwhile: the shared path reads who owns it now
+        return await super()._open_conversation(
+            tx, channel, channel_key, thread_key, contact_addresses, participants, subject, now,
+            inbound_window, changes, spoke_at, row, profile, owner)
+
     async def _claim(self, tx: Tx, item: IngestItem, thread: tuple[str, str] | None,
                      *, with_contact: bool) -> Claimed | None:
         """The shared claim and the thread's read as one statement (one round trip): the claim
@@ -244,12 +291,15 @@ class PostgresStore(SqlStore):
         read right after the claim would see: the claim writes neither table."""
         if thread is None:
             return await super()._claim(tx, item, thread, with_contact=with_contact)
+        held_window = False
         if isinstance(tx, PgTx):
-            # the previous message's insert, still held when it opened its conversation, goes
-            # with this statement: neither the claim nor the read touches ``messages``
+            # what the previous message held (its insert, its conversation's window update)
+            # goes with this statement: the claim and the read touch no message, and the
+            # window columns are read through the held update's RETURNING
+            held_window = tx.holding("_win")
             tx.join_next()
         first = item.contact_addresses[0] if item.contact_addresses else None
-        row = await tx.fetchone(CLAIM_THREAD_CONTACT_SQL if with_contact else CLAIM_THREAD_SQL,
+        row = await tx.fetchone(CLAIM_THREAD_SQL[with_contact, held_window],
                                 item.channel_key, item.draft.external_id, item.message_id, *thread,
                                 first.channel if first else None, first.handle if first else None)
         if row is None:
