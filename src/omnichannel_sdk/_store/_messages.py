@@ -174,38 +174,12 @@ class MessageSql(JobSql, DeadLetterSql):
                     "INSERT INTO message_refs (channel_key, external_id, message_id) "
                     "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                     message.channel_key, ext, message.id)
-            early_values: list[str] = []
-            if len(external_ids) == 1:
-                # the usual send: the stored status and a receipt that came before the vendor's
-                # answer in one statement; the receipt (rare) is then deleted by key
-                key = early_receipt_key(message.channel_key, external_ids[0])
-                row = await tx.fetchone(
-                    "SELECT status, (SELECT value FROM kv WHERE key = $2 AND "
-                    "(expires_us IS NULL OR expires_us > $3)) FROM messages WHERE id = $1",
-                    message.id, key, now_us())
-                if row is not None and row[1] is not None:
-                    await tx.execute("DELETE FROM kv WHERE key = $1", key)
-                    early_values.append(row[1])
+            if len(external_ids) == 1 and await self._save_unreceipted(tx, message,
+                                                                       external_ids[0]):
+                stored, final = "queued", message  # what _merge_receipts makes of it then
             else:
-                row = await tx.fetchone("SELECT status FROM messages WHERE id = $1", message.id)
-                for ext in external_ids:  # receipts that arrived before the vendor's answer
-                    early = await tx.fetchone(
-                        "DELETE FROM kv WHERE key = $1 AND (expires_us IS NULL OR expires_us > $2) "
-                        "RETURNING value", early_receipt_key(message.channel_key, ext), now_us())
-                    if early:
-                        early_values.append(early[0])
-            stored = row[0] if row else "queued"
-            final = message
-            if STATUS_RANK.get(stored, 0) > STATUS_RANK[message.status] and stored != "failed":
-                final = message.model_copy(update={"status": stored})  # a receipt came first
-            for value in early_values:
-                update = StatusUpdate.model_validate_json(value)
-                if status_moves(final.status, update.status):
-                    changes: dict[str, Any] = {"status": update.status}
-                    if update.error is not None:
-                        changes["error"] = update.error
-                    final = final.model_copy(update=changes)
-            await self._save_message(tx, final)
+                stored, final = await self._merge_receipts(tx, message, external_ids)
+                await self._save_message(tx, final)
             if job_id:
                 await tx.execute("DELETE FROM jobs WHERE id = $1", job_id)
             if self.feed_log is not None:
@@ -213,6 +187,59 @@ class MessageSql(JobSql, DeadLetterSql):
             return final
 
         return await self._write(unit)
+
+    async def _save_unreceipted(self, tx: Tx, message: Message, external_id: str) -> bool:
+        """The usual send in one statement instead of a read and a write: save ``message``
+        if the stored one is still ``queued`` and no receipt for ``external_id`` came before
+        the vendor's answer (:meth:`_merge_receipts` then keeps ``message`` as it is). False:
+        nothing written, the general way decides."""
+        if STATUS_RANK.get(message.status, 0) < STATUS_RANK["queued"]:
+            return False  # (not a send's status: the general way lifts it to "queued")
+        changed = await tx.execute(
+            "UPDATE messages SET status = $2, external_id = $3, data = $4 "
+            "WHERE id = $1 AND status = 'queued' AND NOT EXISTS (SELECT 1 FROM kv "
+            "WHERE key = $5 AND (expires_us IS NULL OR expires_us > $6))",
+            message.id, message.status, message.external_id, dump(message),
+            early_receipt_key(message.channel_key, external_id), now_us())
+        return changed == 1
+
+    async def _merge_receipts(self, tx: Tx, message: Message, external_ids: list[str]
+                              ) -> tuple[str, Message]:
+        """The stored status, and ``message`` moved by what came before the vendor's answer:
+        a status stored meanwhile, receipts waiting for its ids (taken out of ``kv``)."""
+        early_values: list[str] = []
+        if len(external_ids) == 1:
+            # the stored status and a receipt that came before the vendor's answer in one
+            # statement; the receipt is then deleted by key
+            key = early_receipt_key(message.channel_key, external_ids[0])
+            row = await tx.fetchone(
+                "SELECT status, (SELECT value FROM kv WHERE key = $2 AND "
+                "(expires_us IS NULL OR expires_us > $3)) FROM messages WHERE id = $1",
+                message.id, key, now_us())
+            if row is not None and row[1] is not None:
+                await tx.execute("DELETE FROM kv WHERE key = $1", key)
+                early_values.append(row[1])
+        else:
+            row = await tx.fetchone("SELECT status FROM messages WHERE id = $1", message.id)
+            for ext in external_ids:  # receipts that arrived before the vendor's answer
+                early = await tx.fetchone(
+                    "DELETE FROM kv WHERE key = $1 AND (expires_us IS NULL OR expires_us > $2) "
+                    "RETURNING value", early_receipt_key(message.channel_key, ext), now_us())
+                if early:
+                    early_values.append(early[0])
+        stored = row[0] if row else "queued"
+        final = message
+        if STATUS_RANK.get(stored, 0) > STATUS_RANK[message.status] and stored != "failed":
+            final = message.model_copy(update={"status": stored})  # a receipt came first
+        for value in early_values:
+            update = StatusUpdate.model_validate_json(value)
+            if status_moves(final.status, update.status):
+                changes: dict[str, Any] = {"status": update.status}
+                if update.error is not None:
+                    changes["error"] = update.error
+                final = final.model_copy(update=changes)
+        return stored, final
+
 
     async def fail_job(self, job: Job, letter: DeadLetter, message: Message | None) -> None:
         """Give a job up: remove it, store the dead letter and the failed message together."""
