@@ -81,3 +81,20 @@ async def test_the_usual_send_in_one_statement_is_the_general_way(
         k: v for k, v in long[4].items() if k != "external_id"}
     if case == "usual":
         assert short[0] == "sent" and short[-2:] == (None, 0)
+
+
+def test_the_outbox_copy_of_a_sent_message_is_model_copy() -> None:
+    """``Delivery`` copies the sent message with ``copied``: the same as pydantic's copy."""
+    from omnichannel_sdk._store._copies import copied
+
+    now = datetime.now(UTC)
+    message = Message(id="msg_1", channel="sms", channel_key="sms", adapter="t",
+                      direction="outbound", conversation_id="conv_1",
+                      sender=sms("+14155550199"), recipients=[sms("+14155550100")],
+                      parts=[TextPart(text="out")], created_at=now, received_at=now,
+                      status="queued", metadata={"k": 1})
+    update = {"external_id": "SM1", "status": "sent", "metadata": {"k": 1, "attempts": 1}}
+    mine, theirs = copied(message, update), message.model_copy(update=update)
+    assert mine == theirs and mine.model_dump_json() == theirs.model_dump_json()
+    assert mine.__pydantic_fields_set__ == theirs.__pydantic_fields_set__
+    assert mine.__dict__ == theirs.__dict__ and message.status == "queued"

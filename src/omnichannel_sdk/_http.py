@@ -211,6 +211,9 @@ class VendorClient(httpx.AsyncClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._prefixes: dict[tuple[Any, ...], httpx.Headers | None] = {}
+        self._last: tuple[Any, ...] | None = None
+        """The previous call's origin, client and call headers (objects and contents) and
+        prefix."""
 
     def build_request(self, method: str, url: httpx.URL | str, *, content: Any = None,
                       data: Any = None, files: Any = None, json: Any = None,
@@ -266,6 +269,22 @@ class VendorClient(httpx.AsyncClient):
 
     def _prefix(self, url: httpx.URL, headers: httpx.Headers | None) -> httpx.Headers | None:
         """``Host`` and the merged headers (``None``: they set what httpx would add itself)."""
+        last = self._last
+        # the usual vendor call repeats the previous one's origin and header objects: their
+        # contents compared as they are (a C-level list comparison, so a change is seen)
+        # spares building the key
+        if (last is not None and last[0] == url.netloc and last[1] is self._headers
+                and last[2] == self._headers._list and last[3] is headers
+                and (headers is None or last[4] == headers._list)):
+            kept: httpx.Headers | None = last[5]
+            return kept
+        prefix = self._prefix_for(url, headers)
+        self._last = (url.netloc, self._headers, list(self._headers._list), headers,
+                      list(headers._list) if headers is not None else None, prefix)
+        return prefix
+
+    def _prefix_for(self, url: httpx.URL, headers: httpx.Headers | None) -> httpx.Headers | None:
+        """See :meth:`_prefix` (kept per origin and headers)."""
         own = tuple(self.headers.raw)
         given = tuple(headers.raw) if headers is not None else ()
         key = (url.netloc, own, given)
