@@ -98,3 +98,21 @@ def test_the_outbox_copy_of_a_sent_message_is_model_copy() -> None:
     assert mine == theirs and mine.model_dump_json() == theirs.model_dump_json()
     assert mine.__pydantic_fields_set__ == theirs.__pydantic_fields_set__
     assert mine.__dict__ == theirs.__dict__ and message.status == "queued"
+
+
+async def test_the_read_for_a_send_is_get_conversation_and_get_contact(store: SqlStore) -> None:
+    """``hub.send``'s one read gives what its two reads gave (window columns, opt-outs)."""
+    [first] = await store.ingest([item("R1")], None)  # the reply window is in its columns
+    assert first.conversation and first.contact
+    await store.set_opted_out(first.contact.id, "whatsapp", True)
+    conversation, contact = await store.conversation_for_send(first.conversation.id)
+    assert conversation == await store.get_conversation(first.conversation.id)
+    assert conversation is not None and conversation.window_expires_at is not None
+    assert contact == await store.get_contact(first.conversation.contact_id)
+    assert contact is not None and "whatsapp" in contact.opted_out
+    assert await store.conversation_for_send("conv_none") == (None, None)
+    opened, _ = await store.open_conversation(  # no inbound yet: the window in the JSON
+        "sms", "sms", "+14155550111|+14155550199", [sms("+14155550111")],
+        [sms("+14155550111")], None)
+    assert await store.conversation_for_send(opened.id) == (
+        await store.get_conversation(opened.id), await store.get_contact(opened.contact_id))

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._models import STATUS_RANK, DeadLetter, Message, StatusUpdate
+from .._models import STATUS_RANK, Contact, Conversation, DeadLetter, Message, StatusUpdate
 from ._base import Job, StatusOutcome
+from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 from ._dead_letters import DeadLetterSql
 from ._jobs import JobSql
+from ._parsed import parsed_contact
 from ._tx import Tx, dump, now_us, to_us
 
 __all__ = ["MessageSql", "early_receipt_key", "status_moves"]
@@ -49,6 +51,18 @@ class MessageSql(JobSql, DeadLetterSql):
             "SELECT m.data FROM message_refs r JOIN messages m ON m.id = r.message_id "
             "WHERE r.channel_key = $1 AND r.external_id = $2", channel_key, external_id))
         return Message.model_validate_json(row[0]) if row else None
+
+    async def conversation_for_send(self, conversation_id: str
+                                    ) -> tuple[Conversation | None, Contact | None]:
+        """What ``hub.send`` reads: the conversation and its contact in one statement (as
+        :meth:`get_conversation` and :meth:`get_contact` give them); ``(None, None)`` if no
+        such conversation."""
+        row = await self._read(lambda tx: tx.fetchone(_FOR_SEND, conversation_id))
+        if row is None:
+            return None, None
+        contact = row[-1]
+        return (conversation_from_row(row[:-1]),
+                parsed_contact(contact) if contact is not None else None)
 
     async def _insert_message(self, tx: Tx, message: Message) -> str:
         """Insert ``message``; its JSON as stored."""
@@ -253,6 +267,12 @@ class MessageSql(JobSql, DeadLetterSql):
                 await self._save_message(tx, message)
 
         await self._write(unit)
+
+
+_JOINED = ", ".join(f"c.{column.strip()}" for column in CONVERSATION_COLUMNS.split(","))
+_FOR_SEND = (  # the conversation's columns as conversation_from_row takes them, then the contact
+    f"SELECT {_JOINED}, k.data FROM conversations c "  # noqa: S608 - constants only
+    "LEFT JOIN contacts k ON k.id = c.contact_id WHERE c.id = $1")
 
 
 def early_receipt_key(channel_key: str, external_id: str) -> str:

@@ -92,8 +92,10 @@ _STATUS = {
 _MEDIA_KEY = re.compile(r"^Media(?:Url|ContentType)\d+$")
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _CORE_FIELDS = frozenset({"Body", "From", "To", "MessageSid", "SmsMessageSid", "SmsSid", "NumMedia"})
-_PREPARED_KEPT = 1024
-"""Preparations of sends kept from ``hub.send`` for their vendor call (more: all dropped)."""
+_PREPARED_KEPT = 4096
+"""Preparations of sends kept from ``hub.send`` for their vendor call: as many sends as may
+wait in the outbox at once (past that all are dropped, and sends prepare again; an entry whose
+send never comes, a failed ``hub.send``, goes then too)."""
 
 
 @dataclass(frozen=True, slots=True)
