@@ -60,9 +60,13 @@ class MessageSql(JobSql, DeadLetterSql):
         row = await self._read(lambda tx: tx.fetchone(_FOR_SEND, conversation_id))
         if row is None:
             return None, None
-        contact = row[-1]
-        return (conversation_from_row(row[:-1]),
-                parsed_contact(contact) if contact is not None else None)
+        conversation = conversation_from_row(row[:-1])
+        contact = parsed_contact(row[-1]) if row[-1] is not None else None
+        if contact is None or contact.id != conversation.contact_id:
+            # the row's contact column and the JSON's disagree (or no contact): the JSON's
+            # contact, as get_contact reads it
+            contact = await self.get_contact(conversation.contact_id)  # type: ignore[attr-defined]
+        return conversation, contact
 
     async def _insert_message(self, tx: Tx, message: Message) -> str:
         """Insert ``message``; its JSON as stored."""
