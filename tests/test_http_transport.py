@@ -200,3 +200,28 @@ def test_the_vendor_client_takes_its_short_way_for_the_usual_call(
         client.build_request("POST", url, content=b"a", headers=httpx.Headers({"Host": "h"}))
     with pytest.raises(AssertionError):  # a string URL, json, params: httpx's own way
         client.build_request("POST", "https://api.vendor.test/send", content=b"a")
+
+
+def test_the_vendor_client_sees_every_change_between_two_calls() -> None:
+    """The previous call's prefix is reused only for the same origin and unchanged headers."""
+    client = make_http_client()
+    url = httpx.URL("https://api.vendor.test/send")
+    given = httpx.Headers({"b": "2"})
+
+    def same() -> None:
+        ours = client.build_request("POST", url, content=b"a", headers=given)
+        theirs = httpx.AsyncClient.build_request(client, "POST", url, content=b"a", headers=given)
+        assert ours.headers.raw == theirs.headers.raw
+
+    same()
+    given["b"] = "3"  # the same length, changed in place
+    same()
+    client.headers["user-agent"] = "other"
+    same()
+    client.headers = httpx.Headers({"x-new": "1"})  # a new object
+    same()
+    url = httpx.URL("https://other.vendor.test/send")  # another origin
+    same()
+    given = httpx.Headers({"b": "3"})  # equal contents, another object
+    same()
+    assert client.build_request("POST", url, content=b"a").headers.get("b") is None

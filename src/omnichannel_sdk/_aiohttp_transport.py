@@ -27,10 +27,15 @@ import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["EAGER_LIMIT", "AiohttpTransport", "map_error"]
+__all__ = ["EAGER_BODY", "EAGER_LIMIT", "AiohttpTransport", "map_error"]
 
 EAGER_LIMIT = 256 * 1024
 """Answers declaring at most this many bytes are read whole before the response is returned."""
+
+EAGER_BODY = "_omnichannel_eager_body"
+"""Where an answer read at once keeps its body on the :class:`httpx.Response` (in its
+``__dict__``), for :meth:`~omnichannel_sdk._http.VendorClient.send` to hand over without
+httpx's chain of async generators."""
 
 _CHUNK = 64 * 1024
 _LARGE = 1024 * 1024  # aiohttp warns about bytes bodies larger than this: a file-like instead
@@ -144,6 +149,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             if len(self._urls) >= 256:  # many URLs (media downloads): no unbounded cache
                 self._urls.clear()
             url = self._urls[text] = URL(text, encoded=True)  # httpx encoded it already
+        body: bytes | None = None
         try:  # (a plain try rather than a context manager: this runs on every vendor call)
             response = await session.request(
                 request.method, url, headers=headers, data=data, allow_redirects=False,
@@ -152,7 +158,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             try:
                 length = response.content_length
                 if length is not None and length <= EAGER_LIMIT:
-                    stream: httpx.AsyncByteStream = httpx.ByteStream(await response.read())
+                    body = await response.read()
+                    stream: httpx.AsyncByteStream = httpx.ByteStream(body)
                     response.release()
                 else:
                     stream = _Streamed(response)
@@ -164,8 +171,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         extensions = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode("latin-1")
-        return httpx.Response(response.status, headers=response.raw_headers, stream=stream,
-                              extensions=extensions)
+        answer = httpx.Response(response.status, headers=response.raw_headers, stream=stream,
+                                extensions=extensions)
+        if body is not None:
+            answer.__dict__[EAGER_BODY] = body
+        return answer
 
     async def aclose(self) -> None:
         """Close the session and its connections."""

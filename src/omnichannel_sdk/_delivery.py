@@ -41,6 +41,7 @@ from ._redact import redact_url
 from ._retry import backoff_delay
 from ._retry_state import finished, retrying
 from ._store import Job
+from ._store._copies import copied
 from ._token_bucket import TokenBucket
 
 if TYPE_CHECKING:
@@ -347,7 +348,7 @@ class Delivery:
         # the vendor answered: whatever it calls it ("queued", "accepted", "sending"), the
         # message has left our outbox, so it is ``sent`` to us (``queued`` means ours only)
         status = result.status if result.status in ("delivered", "read") else "sent"
-        updated = message.model_copy(update={
+        updated = copied(message, {  # model_copy's result, without its generic handling
             "external_id": result.external_ids[0] if result.external_ids else None,
             "status": status,
             "metadata": finished({**message.metadata, **result.metadata,

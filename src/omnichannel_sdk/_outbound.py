@@ -84,7 +84,8 @@ class Outbound:
         wait: bool = False,
     ) -> Message:
         """Queue a reply; see :meth:`omnichannel_sdk.Hub.send`."""
-        conversation = await self.store.get_conversation(conversation_id)
+        # the conversation and its contact (opt-outs, recipients) in one read
+        conversation, contact = await self.store.conversation_for_send(conversation_id)
         if conversation is None:
             raise NotFoundError(f"no conversation {conversation_id!r}")
         adapter = self.channels.adapter(conversation.channel_key)
@@ -98,7 +99,6 @@ class Outbound:
                 found = await self.store.get_message(existing)
                 if found is not None:
                     return found
-        contact = await self.store.get_contact(conversation.contact_id)
         if contact is not None and adapter.channel in contact.opted_out:
             raise OptedOutError(f"contact {contact.id} opted out of {adapter.channel}")
         extra: dict[str, Any] = {}

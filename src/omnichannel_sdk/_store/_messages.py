@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._models import STATUS_RANK, DeadLetter, Message, StatusUpdate
+from .._models import STATUS_RANK, Contact, Conversation, DeadLetter, Message, StatusUpdate
 from ._base import Job, StatusOutcome
+from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 from ._dead_letters import DeadLetterSql
 from ._jobs import JobSql
+from ._parsed import parsed_contact
 from ._tx import Tx, dump, now_us, to_us
 
 __all__ = ["MessageSql", "early_receipt_key", "status_moves"]
@@ -49,6 +51,22 @@ class MessageSql(JobSql, DeadLetterSql):
             "SELECT m.data FROM message_refs r JOIN messages m ON m.id = r.message_id "
             "WHERE r.channel_key = $1 AND r.external_id = $2", channel_key, external_id))
         return Message.model_validate_json(row[0]) if row else None
+
+    async def conversation_for_send(self, conversation_id: str
+                                    ) -> tuple[Conversation | None, Contact | None]:
+        """What ``hub.send`` reads: the conversation and its contact in one statement (as
+        :meth:`get_conversation` and :meth:`get_contact` give them); ``(None, None)`` if no
+        such conversation."""
+        row = await self._read(lambda tx: tx.fetchone(_FOR_SEND, conversation_id))
+        if row is None:
+            return None, None
+        conversation = conversation_from_row(row[:-1])
+        contact = parsed_contact(row[-1]) if row[-1] is not None else None
+        if contact is None or contact.id != conversation.contact_id:
+            # the row's contact column and the JSON's disagree (or no contact): the JSON's
+            # contact, as get_contact reads it
+            contact = await self.get_contact(conversation.contact_id)  # type: ignore[attr-defined]
+        return conversation, contact
 
     async def _insert_message(self, tx: Tx, message: Message) -> str:
         """Insert ``message``; its JSON as stored."""
@@ -174,38 +192,12 @@ class MessageSql(JobSql, DeadLetterSql):
                     "INSERT INTO message_refs (channel_key, external_id, message_id) "
                     "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                     message.channel_key, ext, message.id)
-            early_values: list[str] = []
-            if len(external_ids) == 1:
-                # the usual send: the stored status and a receipt that came before the vendor's
-                # answer in one statement; the receipt (rare) is then deleted by key
-                key = early_receipt_key(message.channel_key, external_ids[0])
-                row = await tx.fetchone(
-                    "SELECT status, (SELECT value FROM kv WHERE key = $2 AND "
-                    "(expires_us IS NULL OR expires_us > $3)) FROM messages WHERE id = $1",
-                    message.id, key, now_us())
-                if row is not None and row[1] is not None:
-                    await tx.execute("DELETE FROM kv WHERE key = $1", key)
-                    early_values.append(row[1])
+            if len(external_ids) == 1 and await self._save_unreceipted(tx, message,
+                                                                       external_ids[0]):
+                stored, final = "queued", message  # what _merge_receipts makes of it then
             else:
-                row = await tx.fetchone("SELECT status FROM messages WHERE id = $1", message.id)
-                for ext in external_ids:  # receipts that arrived before the vendor's answer
-                    early = await tx.fetchone(
-                        "DELETE FROM kv WHERE key = $1 AND (expires_us IS NULL OR expires_us > $2) "
-                        "RETURNING value", early_receipt_key(message.channel_key, ext), now_us())
-                    if early:
-                        early_values.append(early[0])
-            stored = row[0] if row else "queued"
-            final = message
-            if STATUS_RANK.get(stored, 0) > STATUS_RANK[message.status] and stored != "failed":
-                final = message.model_copy(update={"status": stored})  # a receipt came first
-            for value in early_values:
-                update = StatusUpdate.model_validate_json(value)
-                if status_moves(final.status, update.status):
-                    changes: dict[str, Any] = {"status": update.status}
-                    if update.error is not None:
-                        changes["error"] = update.error
-                    final = final.model_copy(update=changes)
-            await self._save_message(tx, final)
+                stored, final = await self._merge_receipts(tx, message, external_ids)
+                await self._save_message(tx, final)
             if job_id:
                 await tx.execute("DELETE FROM jobs WHERE id = $1", job_id)
             if self.feed_log is not None:
@@ -213,6 +205,59 @@ class MessageSql(JobSql, DeadLetterSql):
             return final
 
         return await self._write(unit)
+
+    async def _save_unreceipted(self, tx: Tx, message: Message, external_id: str) -> bool:
+        """The usual send in one statement instead of a read and a write: save ``message``
+        if the stored one is still ``queued`` and no receipt for ``external_id`` came before
+        the vendor's answer (:meth:`_merge_receipts` then keeps ``message`` as it is). False:
+        nothing written, the general way decides."""
+        if STATUS_RANK.get(message.status, 0) < STATUS_RANK["queued"]:
+            return False  # (not a send's status: the general way lifts it to "queued")
+        changed = await tx.execute(
+            "UPDATE messages SET status = $2, external_id = $3, data = $4 "
+            "WHERE id = $1 AND status = 'queued' AND NOT EXISTS (SELECT 1 FROM kv "
+            "WHERE key = $5 AND (expires_us IS NULL OR expires_us > $6))",
+            message.id, message.status, message.external_id, dump(message),
+            early_receipt_key(message.channel_key, external_id), now_us())
+        return changed == 1
+
+    async def _merge_receipts(self, tx: Tx, message: Message, external_ids: list[str]
+                              ) -> tuple[str, Message]:
+        """The stored status, and ``message`` moved by what came before the vendor's answer:
+        a status stored meanwhile, receipts waiting for its ids (taken out of ``kv``)."""
+        early_values: list[str] = []
+        if len(external_ids) == 1:
+            # the stored status and a receipt that came before the vendor's answer in one
+            # statement; the receipt is then deleted by key
+            key = early_receipt_key(message.channel_key, external_ids[0])
+            row = await tx.fetchone(
+                "SELECT status, (SELECT value FROM kv WHERE key = $2 AND "
+                "(expires_us IS NULL OR expires_us > $3)) FROM messages WHERE id = $1",
+                message.id, key, now_us())
+            if row is not None and row[1] is not None:
+                await tx.execute("DELETE FROM kv WHERE key = $1", key)
+                early_values.append(row[1])
+        else:
+            row = await tx.fetchone("SELECT status FROM messages WHERE id = $1", message.id)
+            for ext in external_ids:  # receipts that arrived before the vendor's answer
+                early = await tx.fetchone(
+                    "DELETE FROM kv WHERE key = $1 AND (expires_us IS NULL OR expires_us > $2) "
+                    "RETURNING value", early_receipt_key(message.channel_key, ext), now_us())
+                if early:
+                    early_values.append(early[0])
+        stored = row[0] if row else "queued"
+        final = message
+        if STATUS_RANK.get(stored, 0) > STATUS_RANK[message.status] and stored != "failed":
+            final = message.model_copy(update={"status": stored})  # a receipt came first
+        for value in early_values:
+            update = StatusUpdate.model_validate_json(value)
+            if status_moves(final.status, update.status):
+                changes: dict[str, Any] = {"status": update.status}
+                if update.error is not None:
+                    changes["error"] = update.error
+                final = final.model_copy(update=changes)
+        return stored, final
+
 
     async def fail_job(self, job: Job, letter: DeadLetter, message: Message | None) -> None:
         """Give a job up: remove it, store the dead letter and the failed message together."""
@@ -226,6 +271,12 @@ class MessageSql(JobSql, DeadLetterSql):
                 await self._save_message(tx, message)
 
         await self._write(unit)
+
+
+_JOINED = ", ".join(f"c.{column.strip()}" for column in CONVERSATION_COLUMNS.split(","))
+_FOR_SEND = (  # the conversation's columns as conversation_from_row takes them, then the contact
+    f"SELECT {_JOINED}, k.data FROM conversations c "  # noqa: S608 - constants only
+    "LEFT JOIN contacts k ON k.id = c.contact_id WHERE c.id = $1")
 
 
 def early_receipt_key(channel_key: str, external_id: str) -> str:

@@ -92,6 +92,10 @@ _STATUS = {
 _MEDIA_KEY = re.compile(r"^Media(?:Url|ContentType)\d+$")
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _CORE_FIELDS = frozenset({"Body", "From", "To", "MessageSid", "SmsMessageSid", "SmsSid", "NumMedia"})
+_PREPARED_KEPT = 4096
+"""Preparations of sends kept from ``hub.send`` for their vendor call: as many sends as may
+wait in the outbox at once (past that all are dropped, and sends prepare again; an entry whose
+send never comes, a failed ``hub.send``, goes then too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +142,9 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         self._pairs_cache: tuple[bytes, list[tuple[str, str]]] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._send_cache: tuple[str, _SendTemplate] | None = None
+        self._prepared: dict[int, tuple[Sequence[Part], str, OutboundSms]] = {}
+        """What :meth:`outbound_metadata` prepared, by the identity of the parts list
+        ``hub.send`` hands on to :meth:`send` (held, so the identity is not reused)."""
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -350,7 +357,10 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         """POST each SMS body to the Messages API (form fields, Basic auth), asking for status
         callbacks at our webhook URL. Media ride as MMS to US/Canada numbers, else as links."""
         to = self._recipient(message)
-        prepared = self._prepare(parts, to)
+        # a fresh send's parts are the very list outbound_metadata prepared at hub.send
+        kept = self._prepared.pop(id(parts), None)
+        prepared = (kept[2] if kept is not None and kept[0] is parts and kept[1] == to
+                    else self._prepare(parts, to))
         media = prepared.media
         bodies: list[str | None] = list(prepared.bodies) or [None]
         sids: list[str] = []
@@ -412,10 +422,14 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         refused here, before anything is queued."""
         if not recipients:
             return {}
+        to = recipients[0].handle
         try:
-            prepared = self._prepare(parts, recipients[0].handle)
+            prepared = self._prepare(parts, to)
         except UnsupportedFeatureError:
             return {}  # the send itself gives up with this error, as it always did
+        if len(self._prepared) >= _PREPARED_KEPT:  # sends that never ran: no unbounded cache
+            self._prepared.clear()
+        self._prepared[id(parts)] = (parts, to, prepared)  # for send (the same parts, once)
         return self._metadata(prepared)
 
     async def reconcile(self, message: Message, parts: Sequence[Part],
