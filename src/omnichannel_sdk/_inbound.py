@@ -17,7 +17,13 @@ from ._adapter import ChannelAdapter, InboundMessage, ParseResult
 from ._channels import ChannelRegistry
 from ._delivery import Delivery
 from ._errors import PayloadError, RetryLaterError, StoreDataError
-from ._events import ContactUpdated, ConversationOpened, MessageReceived, MessageSent, StatusChanged
+from ._events import (
+    ContactUpdated,
+    MessageSent,
+    StatusChanged,
+    conversation_opened,
+    message_received,
+)
 from ._ids import new_id
 from ._jobs import defer_job
 from ._metrics import HubMetrics
@@ -299,11 +305,10 @@ class Inbound:
                 continue
             heard = self.publisher.heard
             if outcome.conversation_created and heard("conversation.opened"):
-                publish(ConversationOpened(conversation=outcome.conversation))
+                publish(conversation_opened(outcome.conversation))
             if outcome.message.direction == "inbound":
                 if heard("message.received"):
-                    publish(MessageReceived(message=outcome.message,
-                                            conversation=outcome.conversation))
+                    publish(message_received(outcome.message, outcome.conversation))
             elif heard("message.sent"):
                 publish(MessageSent(message=outcome.message))
             if outcome.opt_change and outcome.contact is not None:
