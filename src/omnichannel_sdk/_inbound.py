@@ -7,6 +7,7 @@ verified is lost: what cannot be completed becomes a dead letter with its raw re
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -68,9 +69,11 @@ class Inbound:
                 return response
             if not adapter.inbound_get or request.method == "HEAD":
                 return WebhookResponse(405, b"method not allowed")
+        steps = _steps(type(adapter))
         if not trusted:
             adapter.verify(request)
-            await adapter.check_replay(request)
+            if steps.check_replay:  # the base class's check finds nothing: no coroutine for it
+                await adapter.check_replay(request)
         raw = RawPayload(id=new_id("raw"), channel_key=channel_key,
                          received_at=datetime.now(UTC), method=request.method,
                          url=redact_url(request.url, adapter.secret_query),
@@ -80,7 +83,14 @@ class Inbound:
         # (a certificate being fetched, the store unreachable) ends in a dead letter with the
         # raw request, and the vendor is answered so it stops retrying
         try:
-            result = await adapter.complete(request, await adapter.parse_request(request))
+            limit = adapter.parse_in_thread_above
+            # the base class's parse_request calls parse on the loop for a small body, and its
+            # complete returns the result as it is: the same without two coroutines
+            result = (adapter.parse(request)
+                      if not steps.parse_request and (limit is None or len(request.body) <= limit)
+                      else await adapter.parse_request(request))
+            if steps.complete:
+                result = await adapter.complete(request, result)
             stored = await self.store_result(adapter, result, raw, raw.received_at)
         except RetryLaterError:
             raise
@@ -321,6 +331,22 @@ class Inbound:
         if any(p.type == "media" for m in stored for p in m.parts):
             self.delivery.poke()
         return stored
+
+
+@dataclasses.dataclass(frozen=True)
+class _Steps:
+    """Which of the base class's async inbound steps an adapter class overrides."""
+
+    check_replay: bool
+    parse_request: bool
+    complete: bool
+
+
+@functools.cache
+def _steps(cls: type[ChannelAdapter]) -> _Steps:
+    return _Steps(check_replay=cls.check_replay is not ChannelAdapter.check_replay,
+                  parse_request=cls.parse_request is not ChannelAdapter.parse_request,
+                  complete=cls.complete is not ChannelAdapter.complete)
 
 
 def _storable_headers(adapter: ChannelAdapter, headers: Mapping[str, str]) -> dict[str, str]:
