@@ -194,7 +194,7 @@ class Inbound:
                                 raw_id=raw.id if raw else None)
             await self.store.add_dead_letter(letter, None, failure.fragment)
             self.metrics.record_dead_letter(key, "inbound")
-        self.metrics.record_duplicates(key, sum(o.duplicate for o in outcomes))
+        self.metrics.record_duplicates(key, sum(1 for o in outcomes if o.duplicate))
         for follow_up in result.jobs:  # stored before the vendor is answered: durable
             await defer_job(self.store, self.delivery.poke, key, follow_up.task, follow_up.data,
                             delay=follow_up.delay, raw_id=raw.id if raw else None)
@@ -305,6 +305,7 @@ class Inbound:
         """Publish what storing inbound messages did; return the new messages."""
         publish = self.publisher.publish
         stored = []
+        media = False
         for outcome in outcomes:
             if outcome.duplicate or outcome.message is None or outcome.conversation is None:
                 continue
@@ -312,6 +313,7 @@ class Inbound:
             if outcome.events is not None:  # built and logged with the message in the feed
                 for event in outcome.events:
                     publish(event)
+                media = media or any(p.type == "media" for p in outcome.message.parts)
                 continue
             heard = self.publisher.heard
             if outcome.conversation_created and heard("conversation.opened"):
@@ -326,9 +328,12 @@ class Inbound:
             if outcome.merged and outcome.contact is not None:
                 publish(ContactUpdated(contact=outcome.contact, change="merged",
                                        merged=outcome.merged))
-            for event in contact_events(outcome):
-                publish(event)
-        if any(p.type == "media" for m in stored for p in m.parts):
+            if outcome.proposals or outcome.merges:  # rare: no list built for none
+                for event in contact_events(outcome):
+                    publish(event)
+            if not media and any(p.type == "media" for p in outcome.message.parts):
+                media = True
+        if media:
             self.delivery.poke()
         return stored
 
