@@ -69,3 +69,52 @@ async def test_complete_runs_before_storing_and_on_replay(tmp_path: Path) -> Non
         assert report.replayed == [letter.id] and not report.failed
         texts = [m.parts[0] for m in await hub.store.list_messages(conversation.id)]
         assert texts == [TextPart(text="HELLO"), TextPart(text="BOOM")]
+
+
+class CountingAdapter(FakeAdapter):
+    """Overrides the async inbound steps the hub skips for adapters that keep the base ones."""
+
+    name: ClassVar[str] = "counting"
+    calls: ClassVar[list[str]] = []
+
+    async def check_replay(self, request: WebhookRequest) -> None:
+        self.calls.append("check_replay")
+        if b"replayed" in request.body:
+            from omnichannel_sdk import SignatureError
+
+            raise SignatureError("replayed", adapter=self.name)
+
+    async def parse_request(self, request: WebhookRequest) -> ParseResult:
+        self.calls.append("parse_request")
+        return await super().parse_request(request)
+
+
+class _Counting:
+    @hookimpl
+    def omni_register_adapters(self, register: Any) -> None:
+        register(CountingAdapter)
+        register(FakeAdapter)
+
+
+async def test_overridden_async_steps_run_and_base_ones_are_skipped_alike(tmp_path: Path) -> None:
+    from omnichannel_sdk import SignatureError
+
+    hub = Hub.from_config({"omnichannel": {"store": f"sqlite:///{tmp_path / 'c.db'}", "blobs": "memory://"},
+                           "channels": {"c": {"adapter": "counting", "secret": SECRET},
+                                        "f": {"adapter": "fake", "secret": SECRET}}},
+                          plugins=[_Counting()])
+    async with hub:
+        assert (await hub.handle_webhook("c", _request(hub, "e1", "hello"))).status == 200
+        assert CountingAdapter.calls == ["check_replay", "parse_request"]
+        with pytest.raises(SignatureError):  # refused before anything is stored
+            await hub.handle_webhook("c", _request(hub, "e2", "replayed"))
+        assert CountingAdapter.calls == ["check_replay", "parse_request", "check_replay"]
+        # an adapter with the base steps parses and stores the same message
+        plain = _request(hub, "e1", "hello")
+        plain.url = hub.request_url("f")
+        assert (await hub.handle_webhook("f", plain)).status == 200
+        stored = [m for c in await hub.store.list_conversations()
+                  for m in await hub.store.list_messages(c.id)]
+        assert sorted((m.channel_key, m.parts[0]) for m in stored) == [
+            ("c", TextPart(text="hello")), ("f", TextPart(text="hello"))]
+        assert not await hub.store.list_dead_letters()

@@ -241,3 +241,58 @@ def test_request_query_is_the_urls_query(url: str, items: list[tuple[str, str]])
     request = WebhookRequest("POST", url)
     assert request.query_items == items == parse_qsl(urlsplit(url).query, keep_blank_values=True)
     assert request.query == dict(reversed(items))
+
+
+async def test_a_body_in_one_message_is_checked_as_one_in_chunks(
+        omni_config: dict, register_plugin: list) -> None:
+    # the gateway reads a one-message body without its streaming loop: every answer must be
+    # the one the loop gives for the same bytes in several messages
+    omni_config["omnichannel"]["max_body_bytes"] = 200
+    async with Hub.from_config(omni_config, plugins=register_plugin) as hub:
+        app = hub.asgi(lifespan=False)
+
+        async def post(headers: Any, messages: list[dict[str, Any]]) -> int:
+            queue = list(messages)
+            status = 0
+
+            async def receive() -> dict[str, Any]:
+                return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+            async def send(message: dict[str, Any]) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+
+            await app({"type": "http", "method": "POST", "path": "/webhooks/fake", "root_path": "",
+                       "query_string": b"", "headers": headers}, receive, send)
+            return status
+
+        def split(body: bytes) -> list[dict[str, Any]]:
+            half = len(body) // 2
+            return [{"type": "http.request", "body": body[:half], "more_body": True},
+                    {"type": "http.request", "body": body[half:], "more_body": False}]
+
+        results = []
+        for n, (declared, extra) in enumerate([(None, b""), ("exact", b""), ("3", b""),
+                                               (None, b" " * 300), ("exact", b" " * 300)]):
+            body, signed_headers = signed([{"id": f"one-{n}", "from": "a", "text": "x"}])
+            body += extra
+            raw = [(k.encode(), v.encode()) for k, v in signed_headers.items()
+                   if k.lower() != "content-length"]
+            if declared is not None:
+                raw.append((b"content-length",
+                            str(len(body)).encode() if declared == "exact" else declared.encode()))
+            one = await post(raw, [{"type": "http.request", "body": bytearray(body),
+                                    "more_body": False}])
+            body2, signed2 = signed([{"id": f"two-{n}", "from": "a", "text": "x"}])
+            body2 += extra
+            raw2 = [(k.encode(), v.encode()) for k, v in signed2.items()
+                    if k.lower() != "content-length"]
+            if declared is not None:
+                raw2.append((b"content-length",
+                             str(len(body2)).encode() if declared == "exact" else declared.encode()))
+            results.append((one, await post(raw2, split(body2))))
+        assert results == [(200, 200), (200, 200), (400, 400), (413, 413), (413, 413)]
+        stored = [m for c in await hub.store.list_conversations()
+                  for m in await hub.store.list_messages(c.id)]
+        assert sorted(m.external_id for m in stored) == ["one-0", "one-1", "two-0", "two-1"]

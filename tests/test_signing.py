@@ -89,3 +89,18 @@ def test_hmac_refuses_unknown_choices() -> None:
         hmac_digest("k", "m", algorithm="md5")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="base32"):
         hmac_digest("k", "m", encoding="base32")  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(token=st.one_of(st.text(max_size=40), st.binary(max_size=80)),
+       pairs=st.lists(st.tuples(st.text(max_size=8), st.text(max_size=12)), max_size=6))
+def test_twilio_signature_keyed_copy_is_the_one_shot_hmac(
+        token: str | bytes, pairs: list[tuple[str, str]]) -> None:
+    # the keyed state is copied per call (never updated itself): the same digest as a fresh
+    # HMAC, token after token and call after call
+    url = "https://example.test/webhooks/sms"
+    key = token.encode("utf-8") if isinstance(token, str) else token
+    data = (url + "".join(map("".join, sorted(set(pairs))))).encode("utf-8")
+    expected = base64.b64encode(hmac.new(key, data, hashlib.sha1).digest()).decode("ascii")
+    assert twilio_signature(token, url, pairs) == expected
+    assert twilio_signature(token, url, pairs) == expected

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -144,3 +144,38 @@ Event = Annotated[
 
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 """Validates and serialises events (used by buses that cross processes)."""
+
+_E = TypeVar("_E", bound=_Event)
+
+
+_set = object.__setattr__
+
+
+def _built(cls: type[_E], values: dict[str, Any], fields_set: set[str]) -> _E:
+    # the instance pydantic's validation makes of values it would keep as they are: the same
+    # __dict__ (field order), fields set, no extra, no private state
+    event = cls.__new__(cls)
+    _set(event, "__dict__", values)
+    _set(event, "__pydantic_fields_set__", fields_set)
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
+
+
+def message_received(message: Message, conversation: Conversation) -> MessageReceived:
+    """``MessageReceived(message=message, conversation=conversation)`` for models the hub
+    built itself, without validating them again (pydantic keeps model instances as they are;
+    the rest is the event's defaults): one is made for every inbound message someone hears."""
+    if type(message) is not Message or type(conversation) is not Conversation:
+        return MessageReceived(message=message, conversation=conversation)
+    return _built(MessageReceived, {"at": utcnow(), "seq": None, "type": "message.received",
+                                    "message": message, "conversation": conversation},
+                  {"message", "conversation"})
+
+
+def conversation_opened(conversation: Conversation) -> ConversationOpened:
+    """``ConversationOpened(conversation=conversation)``, as :func:`message_received`."""
+    if type(conversation) is not Conversation:
+        return ConversationOpened(conversation=conversation)
+    return _built(ConversationOpened, {"at": utcnow(), "seq": None, "type": "conversation.opened",
+                                       "conversation": conversation}, {"conversation"})

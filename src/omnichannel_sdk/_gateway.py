@@ -152,8 +152,12 @@ class Gateway:
             raw_headers = list(raw_headers)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
         try:
-            body = await _read_body(receive, _declared_length(headers, raw_headers, self.max_body),
-                                    self.max_body)
+            declared = _declared_length(headers, raw_headers, self.max_body)
+            first = await receive()
+            # a body in one message (nearly every webhook): no coroutine to read the rest
+            body = (_whole_body(first, declared, self.max_body)
+                    if first["type"] == "http.request" and not first.get("more_body", False)
+                    else await _read_body(receive, declared, self.max_body, first))
         except _TooLarge:
             metrics.record_webhook(key, "too_large")
             return _error(413, f"body larger than {self.max_body} bytes")
@@ -295,12 +299,30 @@ def _declared_length(headers: dict[str, str], raw_headers: Any, limit: int) -> i
     return declared
 
 
-async def _read_body(receive: Any, declared: int | None, limit: int) -> bytes:
+def _whole_body(message: dict[str, Any], declared: int | None, limit: int) -> bytes:
+    """The body of a request whose first ``http.request`` message is its last, checked as
+    :func:`_read_body` checks it."""
+    body = message.get("body", b"")
+    if type(body) is not bytes:  # bytes, as joining the chunks makes them
+        body = bytes(body)
+    if len(body) > limit:
+        raise _TooLarge
+    if declared is not None and len(body) != declared:
+        raise _Truncated(f"{len(body)} bytes of a declared {declared}")
+    return body
+
+
+async def _read_body(receive: Any, declared: int | None, limit: int,
+                     message: dict[str, Any]) -> bytes:
+    """The body, from the first ASGI ``message`` (already received) on."""
     chunks: list[bytes] = []
     size = 0
     more = True
+    first = True
     while more:
-        message = await receive()
+        if not first:
+            message = await receive()
+        first = False
         if message["type"] == "http.disconnect":
             raise _Truncated(f"connection closed after {size} bytes")
         chunk = message.get("body", b"")

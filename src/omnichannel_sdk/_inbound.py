@@ -7,6 +7,7 @@ verified is lost: what cannot be completed becomes a dead letter with its raw re
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -17,7 +18,13 @@ from ._adapter import ChannelAdapter, InboundMessage, ParseResult
 from ._channels import ChannelRegistry
 from ._delivery import Delivery
 from ._errors import PayloadError, RetryLaterError, StoreDataError
-from ._events import ContactUpdated, ConversationOpened, MessageReceived, MessageSent, StatusChanged
+from ._events import (
+    ContactUpdated,
+    MessageSent,
+    StatusChanged,
+    conversation_opened,
+    message_received,
+)
 from ._ids import new_id
 from ._jobs import defer_job
 from ._metrics import HubMetrics
@@ -62,9 +69,11 @@ class Inbound:
                 return response
             if not adapter.inbound_get or request.method == "HEAD":
                 return WebhookResponse(405, b"method not allowed")
+        steps = _steps(type(adapter))
         if not trusted:
             adapter.verify(request)
-            await adapter.check_replay(request)
+            if steps.check_replay:  # the base class's check finds nothing: no coroutine for it
+                await adapter.check_replay(request)
         raw = RawPayload(id=new_id("raw"), channel_key=channel_key,
                          received_at=datetime.now(UTC), method=request.method,
                          url=redact_url(request.url, adapter.secret_query),
@@ -74,7 +83,14 @@ class Inbound:
         # (a certificate being fetched, the store unreachable) ends in a dead letter with the
         # raw request, and the vendor is answered so it stops retrying
         try:
-            result = await adapter.complete(request, await adapter.parse_request(request))
+            limit = adapter.parse_in_thread_above
+            # the base class's parse_request calls parse on the loop for a small body, and its
+            # complete returns the result as it is: the same without two coroutines
+            result = (adapter.parse(request)
+                      if not steps.parse_request and (limit is None or len(request.body) <= limit)
+                      else await adapter.parse_request(request))
+            if steps.complete:
+                result = await adapter.complete(request, result)
             stored = await self.store_result(adapter, result, raw, raw.received_at)
         except RetryLaterError:
             raise
@@ -178,7 +194,7 @@ class Inbound:
                                 raw_id=raw.id if raw else None)
             await self.store.add_dead_letter(letter, None, failure.fragment)
             self.metrics.record_dead_letter(key, "inbound")
-        self.metrics.record_duplicates(key, sum(o.duplicate for o in outcomes))
+        self.metrics.record_duplicates(key, sum(1 for o in outcomes if o.duplicate))
         for follow_up in result.jobs:  # stored before the vendor is answered: durable
             await defer_job(self.store, self.delivery.poke, key, follow_up.task, follow_up.data,
                             delay=follow_up.delay, raw_id=raw.id if raw else None)
@@ -289,6 +305,7 @@ class Inbound:
         """Publish what storing inbound messages did; return the new messages."""
         publish = self.publisher.publish
         stored = []
+        media = False
         for outcome in outcomes:
             if outcome.duplicate or outcome.message is None or outcome.conversation is None:
                 continue
@@ -296,14 +313,14 @@ class Inbound:
             if outcome.events is not None:  # built and logged with the message in the feed
                 for event in outcome.events:
                     publish(event)
+                media = media or any(p.type == "media" for p in outcome.message.parts)
                 continue
             heard = self.publisher.heard
             if outcome.conversation_created and heard("conversation.opened"):
-                publish(ConversationOpened(conversation=outcome.conversation))
+                publish(conversation_opened(outcome.conversation))
             if outcome.message.direction == "inbound":
                 if heard("message.received"):
-                    publish(MessageReceived(message=outcome.message,
-                                            conversation=outcome.conversation))
+                    publish(message_received(outcome.message, outcome.conversation))
             elif heard("message.sent"):
                 publish(MessageSent(message=outcome.message))
             if outcome.opt_change and outcome.contact is not None:
@@ -311,11 +328,30 @@ class Inbound:
             if outcome.merged and outcome.contact is not None:
                 publish(ContactUpdated(contact=outcome.contact, change="merged",
                                        merged=outcome.merged))
-            for event in contact_events(outcome):
-                publish(event)
-        if any(p.type == "media" for m in stored for p in m.parts):
+            if outcome.proposals or outcome.merges:  # rare: no list built for none
+                for event in contact_events(outcome):
+                    publish(event)
+            if not media and any(p.type == "media" for p in outcome.message.parts):
+                media = True
+        if media:
             self.delivery.poke()
         return stored
+
+
+@dataclasses.dataclass(frozen=True)
+class _Steps:
+    """Which of the base class's async inbound steps an adapter class overrides."""
+
+    check_replay: bool
+    parse_request: bool
+    complete: bool
+
+
+@functools.cache
+def _steps(cls: type[ChannelAdapter]) -> _Steps:
+    return _Steps(check_replay=cls.check_replay is not ChannelAdapter.check_replay,
+                  parse_request=cls.parse_request is not ChannelAdapter.parse_request,
+                  complete=cls.complete is not ChannelAdapter.complete)
 
 
 def _storable_headers(adapter: ChannelAdapter, headers: Mapping[str, str]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from ._events import (
     MessageUpdated,
     StatusChanged,
 )
+from ._plugins import HookCalls
 
 __all__ = ["Publisher"]
 
@@ -46,6 +47,8 @@ class Publisher:
 
     def __init__(self, pm: pluggy.PluginManager, bus: EventBus, hub: object) -> None:
         self.pm = pm
+        self.hooks = HookCalls(pm)
+        """Calls the observer hooks (directly when pluggy would do nothing more)."""
         self.bus = bus
         self.hub = hub
         self.observers: list[Callable[[Event], None]] = []
@@ -142,7 +145,7 @@ class Publisher:
             self._unobserved.add(event.type)  # no plugin watches this: skip it from now on
             return
         try:
-            results = caller(**kwargs)  # synchronous observers run here, in order
+            results = self.hooks.call(caller, kwargs)  # synchronous observers run here, in order
         except Exception:
             log.exception("hook %s failed", caller.name)
             return

@@ -9,10 +9,16 @@ and asks :func:`hmac_matches`; nothing here logs or returns the secret.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
+
+try:  # OpenSSL's HMAC, as hmac.digest uses it: a keyed state that can be copied
+    from _hashlib import hmac_new as _openssl_hmac
+except ImportError:  # pragma: no cover - a Python built without OpenSSL
+    _openssl_hmac = None  # type: ignore[assignment]
 
 __all__ = ["hmac_digest", "hmac_matches", "twilio_signature"]
 
@@ -65,8 +71,23 @@ def twilio_signature(auth_token: str | bytes, url: str, params: Iterable[tuple[s
     parameter's name and value, sorted by name then value, an identical pair counted once
     (what Twilio's own ``RequestValidator.compute_signature`` computes). A GET's parameters are
     in the URL: pass no ``params``."""
-    data = url + "".join(map("".join, sorted(set(params))))
-    # hmac.digest with a digest name is OpenSSL's one-shot HMAC, no HMAC object built (the
-    # same bytes as hmac_digest's hmac.new(...).digest(), a microsecond less per webhook)
-    digest = hmac.digest(_bytes(auth_token), data.encode("utf-8"), "sha1")
+    data = (url + "".join(map("".join, sorted(set(params))))).encode("utf-8")
+    keyed = _keyed_sha1(_bytes(auth_token)) if _openssl_hmac is not None else None
+    if keyed is None:
+        digest = hmac.digest(_bytes(auth_token), data, "sha1")
+    else:
+        # a copy of the state already keyed with the token: the same HMAC-SHA1 as
+        # hmac.digest's one-shot call, without looking up SHA-1 and hashing the key's pads
+        # again on every webhook (about half of the one-shot call's cost)
+        mac = keyed.copy()
+        mac.update(data)
+        digest = mac.digest()
     return base64.b64encode(digest).decode("ascii")
+
+
+@functools.lru_cache(maxsize=16)
+def _keyed_sha1(key: bytes) -> Any:
+    """OpenSSL's HMAC-SHA1 state keyed with ``key`` and nothing hashed yet (copied per use,
+    never updated itself); a few auth tokens per process."""
+    assert _openssl_hmac is not None
+    return _openssl_hmac(key, digestmod="sha1")

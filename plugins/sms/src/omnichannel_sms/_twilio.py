@@ -47,6 +47,7 @@ from omnichannel_sdk import (
     twilio_signature,
 )
 
+from ._built import inbound_message, text_part
 from ._forms import parse_form
 from ._keywords import keyword_event
 from ._numbers import PhoneNumberAdapter, address
@@ -243,7 +244,7 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         parts: list[Part] = []
         body = form.get("Body", "")
         if body:
-            parts.append(TextPart(text=body))
+            parts.append(text_part(body))
         try:
             count = int(form.get("NumMedia") or 0)
         except ValueError:
@@ -269,9 +270,10 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         if form.get("NumSegments", "").isdigit():
             metadata["segments"] = int(form["NumSegments"])
         profile = {"country": form["FromCountry"]} if form.get("FromCountry") else {}
-        return InboundMessage(external_id=sid, sender=customer,
-                              recipients=[ours] if ours is not None else [], parts=parts,
-                              metadata=metadata, profile=profile)
+        # every value is already what validation would keep: built without it (``_built``)
+        return inbound_message(external_id=sid, sender=customer,
+                               recipients=[ours] if ours is not None else [], parts=parts,
+                               metadata=metadata, profile=profile)
 
     def acknowledge(self, request: WebhookRequest, result: ParseResult | None) -> WebhookResponse:
         """Empty TwiML: Twilio sends nothing back."""
