@@ -65,3 +65,23 @@ def test_missing_or_unknown_fields_are_refused_by_validation() -> None:
     with pytest.raises(ValidationError):
         inbound_message(external_id="SM1", sender=Address(channel="sms", handle="+14155550100"),
                         unknown=1)
+
+
+def test_a_model_with_checks_validation_makes_has_no_plan() -> None:
+    from typing import Annotated
+
+    from omnichannel_sms._built import _plan
+    from pydantic import AfterValidator, Field
+
+    class Plain(BaseModel):
+        text: str
+
+    class Limited(BaseModel):
+        text: str = Field(max_length=3)
+
+    class Checked(BaseModel):
+        text: Annotated[str, AfterValidator(str.strip)]
+
+    assert _plan(Plain) is not None
+    assert _plan(Limited) is None  # a constraint: built without it, "toolong" would get in
+    assert _plan(Checked) is None

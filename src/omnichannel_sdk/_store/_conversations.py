@@ -15,7 +15,7 @@ from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row, win
 from ._parsed import remember_conversation
 from ._tx import UNREAD, SqlBase, Tx, Unread, dump, now_us, to_us
 
-__all__ = ["ConversationSql"]
+__all__ = ["ConversationSql", "new_conversation"]
 
 
 class ConversationSql(ContactSql, SqlBase):
@@ -97,18 +97,8 @@ class ConversationSql(ContactSql, SqlBase):
                 tx, contact_addresses, conversation, changes)
         contact = await self._resolve_contact(tx, contact_addresses, None, changes, profile=profile,
                                               owner=owner)
-        seen: set[tuple[str, str]] = set()
-        unique = []
-        for a in participants:
-            if (a.channel, a.handle) not in seen:
-                seen.add((a.channel, a.handle))
-                unique.append(a)
-        conversation = Conversation(
-            id=new_id("conv"), channel=channel, channel_key=channel_key, contact_id=contact.id,
-            participants=unique, thread_key=thread_key, subject=subject, created_at=now,
-            last_inbound_at=None if inbound_window is False else (spoke_at or now),
-            window_expires_at=(spoke_at or now) + inbound_window if isinstance(inbound_window, timedelta)
-            else None)
+        conversation = new_conversation(channel, channel_key, thread_key, contact.id, participants,
+                                        subject, now, inbound_window, spoke_at)
         data = dump(conversation)
         inserted = await tx.fetchone(
             "INSERT INTO conversations (id, channel_key, thread_key, contact_id, status, "
@@ -171,3 +161,25 @@ class ConversationSql(ContactSql, SqlBase):
             return conversation
 
         return await self._write(unit)
+
+
+def new_conversation(channel: str, channel_key: str, thread_key: str, contact_id: str,
+                     participants: Sequence[Address], subject: str | None, now: datetime,
+                     inbound_window: timedelta | bool | None, spoke_at: datetime | None
+                     ) -> Conversation:
+    """A conversation the store opens for ``thread_key``: each participant once (first
+    seen first), its reply window open from ``spoke_at`` (else ``now``) for
+    ``inbound_window`` when that is a duration, no inbound time at all when it is ``False``.
+    Shared by the general path and PostgreSQL's one-statement new thread."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for a in participants:
+        if (a.channel, a.handle) not in seen:
+            seen.add((a.channel, a.handle))
+            unique.append(a)
+    return Conversation(
+        id=new_id("conv"), channel=channel, channel_key=channel_key, contact_id=contact_id,
+        participants=unique, thread_key=thread_key, subject=subject, created_at=now,
+        last_inbound_at=None if inbound_window is False else (spoke_at or now),
+        window_expires_at=(spoke_at or now) + inbound_window
+        if isinstance(inbound_window, timedelta) else None)

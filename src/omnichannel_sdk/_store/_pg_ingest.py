@@ -33,6 +33,7 @@ from .._ids import new_id
 from .._models import Address, Contact, Conversation
 from ._contacts import ContactChanges
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row, window_columns
+from ._conversations import new_conversation
 from ._pg_tx import PgTx
 from ._tx import dump, to_us
 
@@ -80,18 +81,8 @@ async def open_new_thread(
     name = next((a.display_name for a in contact_addresses if a.display_name), None)
     contact = Contact(id=contact_id, display_name=name, addresses=[address],
                       profile=dict(profile or {}))
-    seen: set[tuple[str, str]] = set()
-    unique = []
-    for a in participants:
-        if (a.channel, a.handle) not in seen:
-            seen.add((a.channel, a.handle))
-            unique.append(a)
-    conversation = Conversation(
-        id=new_id("conv"), channel=channel, channel_key=channel_key, contact_id=contact.id,
-        participants=unique, thread_key=thread_key, subject=subject, created_at=now,
-        last_inbound_at=None if inbound_window is False else (spoke_at or now),
-        window_expires_at=(spoke_at or now) + inbound_window
-        if isinstance(inbound_window, timedelta) else None)
+    conversation = new_conversation(channel, channel_key, thread_key, contact.id, participants,
+                                    subject, now, inbound_window, spoke_at)
     look_up = identity(address) is not None
     rows = await tx.fetchall(
         NEW_THREAD_SAME_PERSON_SQL if look_up else NEW_THREAD_SQL,

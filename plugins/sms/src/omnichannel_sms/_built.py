@@ -53,14 +53,16 @@ class _Plan:
 
 def _plan(cls: type[BaseModel], allowed: frozenset[str] = frozenset()) -> _Plan | None:
     """The plan for ``cls``, or ``None`` when validating it may do more than keep its values
-    (decorators other than ``allowed``, aliases, private state, extra fields, factories that
-    take the data)."""
+    (decorators other than ``allowed``, aliases, field constraints, private state, extra
+    fields, factories that take the data)."""
     decorators = cls.__pydantic_decorators__
     names = {name for kind in _DecoratorKinds for name in getattr(decorators, kind, {})}
     if (names - allowed or cls.__private_attributes__ or cls.__pydantic_post_init__ is not None
             or cls.model_config.get("extra") == "allow"):
         return None
-    if any(f.alias is not None or f.validation_alias is not None
+    # a field's constraints or Annotated validators (``metadata``) are checks validation
+    # makes on every value: such a model is validated
+    if any(f.alias is not None or f.validation_alias is not None or f.metadata
            or getattr(f, "default_factory_takes_data", False) for f in cls.__pydantic_fields__.values()):
         return None
     return _Plan(cls)
