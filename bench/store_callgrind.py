@@ -23,7 +23,6 @@ import asyncio
 import cProfile
 import pickle
 import pstats
-import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +30,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 CONCURRENCY = 64
 
 
@@ -83,19 +81,6 @@ def replay(path: str, store_it: bool) -> None:
         asyncio.run(main(tmp))
 
 
-def callgrind(args: list[str]) -> int:
-    """Instructions valgrind counts for one run of ``python -P *args`` (every thread)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
-             sys.executable, "-P", *args],
-            capture_output=True, text=True, check=True)
-    match = _COLLECTED.search(out.stderr)
-    if match is None:
-        raise RuntimeError(f"callgrind printed no total:\n{out.stderr[-2000:]}")
-    return int(match.group(1))
-
-
 def profile(path: str) -> None:
     """The replay under cProfile: the store's functions by own time."""
     profiler = cProfile.Profile()
@@ -134,6 +119,8 @@ def main() -> None:
             return
         if shutil.which("valgrind") is None:
             sys.exit("valgrind is not installed (apt-get install valgrind)")
+        sys.path.insert(0, str(Path(__file__).parent))
+        from ingest_callgrind import callgrind  # the inbound counter's runner
         for r in range(args.rounds):
             counts = {}
             for load_only in (True, False):

@@ -23,6 +23,17 @@ def need_service(name: str, port: int) -> None:
     require_service(name, port)
 
 
+async def drop_pg_schema(schema: str) -> None:
+    """Drop a test's PostgreSQL schema (``pg_schema``) and everything in it."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 def local_ca(tmp_path: Path) -> LocalCA:
     """A certificate authority of this test's own (the transport tests' HTTPS servers)."""
@@ -52,17 +63,7 @@ def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     need_service("PostgreSQL", 5432)
     schema = "t_" + uuid.uuid4().hex[:12]
     yield f"{PG_DSN}?schema={schema}"
-
-    async def drop() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    asyncio.run(drop_pg_schema(schema))
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ def test_conversation_opened_is_the_validated_event() -> None:
 
 def test_a_subclassed_model_is_validated_as_before() -> None:
     class Special(Message):
-        pass
+        """A message type of an application's own (validated, not built)."""
 
     message, conversation = _models()
     special = Special(**dict(message))

@@ -23,19 +23,9 @@ from omnichannel_sdk._store import IngestItem, Job, RawPayload, SqlStore
 from omnichannel_sdk._store._postgres import PostgresStore
 from omnichannel_sdk._store._sqlite import SQLiteStore
 
-from .conftest import PG_DSN, need_service
+from .conftest import PG_DSN, drop_pg_schema, need_service
 
 pytestmark = pytest.mark.anyio
-
-
-async def _drop_schema(schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_DSN)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -52,7 +42,7 @@ async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[SqlSt
         await s.open()
         yield s
         await s.close()
-        await _drop_schema(schema)
+        await drop_pg_schema(schema)
 
 
 def sms(handle: str) -> Address:
@@ -359,7 +349,7 @@ async def test_postgres_two_processes_deduplicate(pg_schema: str) -> None:
     finally:
         await a.close()
         await b.close()
-        await _drop_schema(pg_schema)
+        await drop_pg_schema(pg_schema)
 
 
 async def test_one_person_on_two_channels_is_merged(store: SqlStore) -> None:
@@ -499,7 +489,7 @@ async def test_postgres_statements_of_a_message(pg_schema: str) -> None:
         assert not again.duplicate and again.contact == first.contact
     finally:
         await store.close()
-        await _drop_schema(pg_schema)
+        await drop_pg_schema(pg_schema)
 
 
 async def test_a_first_message_is_stored_when_a_duplicate_follows_it(store: SqlStore) -> None:

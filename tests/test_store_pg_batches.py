@@ -13,7 +13,7 @@ import pytest
 from omnichannel_sdk._store._pg_tx import PgTx
 from omnichannel_sdk._store._postgres import PostgresStore
 
-from .conftest import PG_DSN
+from .conftest import PG_DSN, drop_pg_schema
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -26,7 +26,7 @@ async def store(pg_schema: str) -> AsyncIterator[PostgresStore]:
         yield opened
     finally:
         await opened.close()
-        await _drop(pg_schema)
+        await drop_pg_schema(pg_schema)
 
 
 INSERT = "INSERT INTO kv (key, value, expires_us) VALUES ($1, $2, $3)"
@@ -164,17 +164,7 @@ async def test_close_finishes_queued_writes(pg_schema: str) -> None:
         assert count is not None and count[0] == 10
     finally:
         await reopened.close()
-        await _drop(pg_schema)
-
-
-async def _drop(schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_DSN)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+        await drop_pg_schema(pg_schema)
 
 
 async def test_a_write_to_a_closed_store_says_so(pg_schema: str) -> None:

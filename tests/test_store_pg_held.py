@@ -19,21 +19,11 @@ from omnichannel_sdk._store import IngestItem, IngestOutcome, RawPayload, SqlSto
 from omnichannel_sdk._store._postgres import PostgresStore
 from omnichannel_sdk._store._sqlite import SQLiteStore
 
-from .conftest import PG_DSN
+from .conftest import PG_DSN, drop_pg_schema
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
-
-
-async def _drop(schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_DSN)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
@@ -44,7 +34,7 @@ async def pg(pg_schema: str) -> AsyncIterator[PostgresStore]:
         yield opened
     finally:
         await opened.close()
-        await _drop(pg_schema)
+        await drop_pg_schema(pg_schema)
 
 
 @pytest.fixture
@@ -168,7 +158,7 @@ async def either(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield opened
     finally:
         await opened.close()
-        await _drop(schema)
+        await drop_pg_schema(schema)
 
 
 async def test_a_thread_whose_address_or_conversation_came_meanwhile(either: SqlStore) -> None:

@@ -15,7 +15,12 @@ from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row, win
 from ._parsed import remember_conversation
 from ._tx import UNREAD, SqlBase, Tx, Unread, dump, now_us, to_us
 
-__all__ = ["ConversationSql", "new_conversation"]
+__all__ = ["OPEN_CONVERSATION_SQL", "ConversationSql", "new_conversation", "opened_meanwhile"]
+
+OPEN_CONVERSATION_SQL = (
+    f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
+    "WHERE channel_key = $1 AND thread_key = $2 AND status = 'open'")
+"""A thread's open conversation (``CONVERSATION_COLUMNS``)."""
 
 
 class ConversationSql(ContactSql, SqlBase):
@@ -87,10 +92,7 @@ class ConversationSql(ContactSql, SqlBase):
         ``owner``: the JSON of the contact owning the first of ``contact_addresses``, when
         already read)."""
         if row is UNREAD:
-            row = await tx.fetchone(
-                f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
-                "WHERE channel_key = $1 AND thread_key = $2 AND status = 'open'",
-                channel_key, thread_key)
+            row = await tx.fetchone(OPEN_CONVERSATION_SQL, channel_key, thread_key)
         if row:
             conversation = conversation_from_row(row)
             return conversation, False, await self._contact_if_needed(
@@ -108,13 +110,7 @@ class ConversationSql(ContactSql, SqlBase):
             conversation.id, channel_key, thread_key, contact.id, to_us(now), data,
             *window_columns(conversation))
         if inserted is None:  # another process opened it meanwhile
-            row = await tx.fetchone(
-                f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
-                "WHERE channel_key = $1 AND thread_key = $2 AND status = 'open'",
-                channel_key, thread_key)
-            if row is None:
-                raise NotFoundError(f"conversation for thread {thread_key!r} vanished")
-            return conversation_from_row(row), False, contact
+            return await opened_meanwhile(tx, channel_key, thread_key), False, contact
         remember_conversation(data, conversation)  # the customer's next message reads it
         return conversation, True, contact
 
@@ -183,3 +179,12 @@ def new_conversation(channel: str, channel_key: str, thread_key: str, contact_id
         last_inbound_at=None if inbound_window is False else (spoke_at or now),
         window_expires_at=(spoke_at or now) + inbound_window
         if isinstance(inbound_window, timedelta) else None)
+
+
+async def opened_meanwhile(tx: Tx, channel_key: str, thread_key: str) -> Conversation:
+    """The thread's open conversation that another transaction opened while this one was
+    about to (its insert met the open-thread unique index)."""
+    row = await tx.fetchone(OPEN_CONVERSATION_SQL, channel_key, thread_key)
+    if row is None:
+        raise NotFoundError(f"conversation for thread {thread_key!r} vanished")
+    return conversation_from_row(row)

@@ -28,12 +28,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .._contact_rules import identity
-from .._errors import NotFoundError
 from .._ids import new_id
 from .._models import Address, Contact, Conversation
 from ._contacts import ContactChanges
-from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row, window_columns
-from ._conversations import new_conversation
+from ._conversation_rows import window_columns
+from ._conversations import new_conversation, opened_meanwhile
 from ._pg_tx import PgTx
 from ._tx import dump, to_us
 
@@ -100,10 +99,4 @@ async def open_new_thread(
     if rows[0][1]:
         return conversation, True, contact
     # another process opened the thread meanwhile
-    row = await tx.fetchone(
-        f"SELECT {CONVERSATION_COLUMNS} FROM conversations "  # noqa: S608 - constants
-        "WHERE channel_key = $1 AND thread_key = $2 AND status = 'open'",
-        channel_key, thread_key)
-    if row is None:
-        raise NotFoundError(f"conversation for thread {thread_key!r} vanished")
-    return conversation_from_row(row), False, contact
+    return await opened_meanwhile(tx, channel_key, thread_key), False, contact
