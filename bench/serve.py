@@ -28,7 +28,8 @@ A further SQLite-free row (``--no-http-layer`` skips it) measures the HTTP layer
 the server CPU per request splits into what serving over HTTP costs and what the pipeline
 costs: our ``Gateway`` over a stub hub (``StubHost``: no verification, no store) against a
 Starlette route that reads the body and the signature header, both answering the same TwiML
-under the same uvicorn settings.
+under the same uvicorn settings. ``bench/serve_callgrind.py`` counts the same servers'
+instructions per request (the measure for A/B work on a shared machine).
 
 ``--run-floor STORE PORT``, ``--run-layer KIND PORT`` and ``--run-load JSON`` are what the driver
 starts in subprocesses.
