@@ -24,7 +24,15 @@ not counted). Rows: SQLite, one process; PostgreSQL, one process (skipped when 1
 does not answer); PostgreSQL, two gateway processes on two ports with the load split, and
 ``omnichannel serve --workers 2`` on one port (the workers' CPU counted), each against one.
 
-``--run-floor STORE PORT`` and ``--run-load JSON`` are what the driver starts in subprocesses.
+A further SQLite-free row (``--no-http-layer`` skips it) measures the HTTP layer alone, so that
+the server CPU per request splits into what serving over HTTP costs and what the pipeline
+costs: our ``Gateway`` over a stub hub (``StubHost``: no verification, no store) against a
+Starlette route that reads the body and the signature header, both answering the same TwiML
+under the same uvicorn settings. ``bench/serve_callgrind.py`` counts the same servers'
+instructions per request (the measure for A/B work on a shared machine).
+
+``--run-floor STORE PORT``, ``--run-layer KIND PORT`` and ``--run-load JSON`` are what the driver
+starts in subprocesses.
 """
 
 from __future__ import annotations
@@ -119,6 +127,77 @@ def run_floor(store: str, port: int) -> None:
     from omnichannel_sdk._cli import uvicorn_settings
 
     uvicorn.run(floor_app(store), host="127.0.0.1", port=port, **uvicorn_settings())
+
+
+# ------------------------------------------------------------------- the HTTP layer on its own
+
+class StubHost:
+    """A ``GatewayHost`` whose pipeline does nothing: ``handle_webhook`` reads the signature
+    header and answers the empty TwiML, as :func:`http_layer_app`'s Starlette route does."""
+
+    def __init__(self) -> None:
+        from omnichannel_sdk._config import HubSettings
+        from omnichannel_sdk._metrics import HubMetrics
+
+        self.settings, self.metrics = HubSettings(), HubMetrics()
+        self.adapters: dict[str, Any] = {"sms": None}
+        self.is_open = True
+        self.storage, self.bus = self, self
+
+    async def schema_version(self) -> int:  # (storage, for /healthz)
+        return 1
+
+    async def check(self) -> None:  # (bus, for /healthz)
+        return None
+
+    def request_url(self, channel_key: str, query_string: str = "") -> str:
+        url = f"{ingest.PUBLIC_URL}/webhooks/{channel_key}"
+        return f"{url}?{query_string}" if query_string else url
+
+    async def handle_webhook(self, channel_key: str, request: Any, *, trusted: bool = False) -> Any:
+        from omnichannel_sdk._webhook import WebhookResponse
+
+        request.headers.get("x-twilio-signature", "")
+        return WebhookResponse(200, EMPTY_TWIML, "text/xml; charset=utf-8")
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def http_layer_app(kind: str) -> Any:
+    """uvicorn's and the app's share alone: ``gateway`` is our ASGI app (``hub.asgi()``'s
+    :class:`Gateway`) over :class:`StubHost`; ``starlette`` is the floor's Starlette app with a
+    route that reads the body and the signature header and answers the same bytes."""
+    if kind == "gateway":
+        from omnichannel_sdk._gateway import Gateway
+
+        return Gateway(StubHost(), lifespan=False)  # type: ignore[arg-type]
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def webhook(request: Request) -> Response:
+        await request.body()
+        request.headers.get("x-twilio-signature", "")
+        return Response(EMPTY_TWIML, media_type="text/xml")
+
+    async def health(_: Request) -> Response:
+        return Response(b'{"ok": true}', media_type="application/json")
+
+    return Starlette(routes=[Route("/webhooks/sms", webhook, methods=["POST"]),
+                             Route("/healthz", health)])
+
+
+def run_layer(kind: str, port: int) -> None:
+    import uvicorn
+
+    from omnichannel_sdk._cli import uvicorn_settings
+
+    uvicorn.run(http_layer_app(kind), host="127.0.0.1", port=port, **uvicorn_settings())
 
 
 # --------------------------------------------------------------------------- the load process
@@ -282,6 +361,10 @@ def floor_command(store: str, port: int) -> list[str]:
     return [sys.executable, "-P", __file__, "--run-floor", store, str(port)]
 
 
+def layer_command(kind: str, port: int) -> list[str]:
+    return [sys.executable, "-P", __file__, "--run-layer", kind, str(port)]
+
+
 class Driver:
     """Runs load processes; hands out MessageSid ranges that never repeat."""
 
@@ -372,7 +455,10 @@ def main() -> None:
     parser.add_argument("--pg-latency", action="store_true", help="open loop on PostgreSQL too")
     parser.add_argument("--ports", default="18700-18799", metavar="FIRST-LAST",
                         help="loopback ports the servers may listen on (several benches at once)")
+    parser.add_argument("--no-http-layer", action="store_true",
+                        help="skip the row of the HTTP layer alone (stub pipeline on both sides)")
     parser.add_argument("--run-floor", nargs=2, metavar=("STORE", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--run-layer", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     parser.add_argument("--run-load", metavar="JSON", help=argparse.SUPPRESS)
     args = parser.parse_args()
     global PORTS
@@ -380,6 +466,9 @@ def main() -> None:
     PORTS = range(int(first), int(last or first) + 1)
     if args.run_floor:
         run_floor(args.run_floor[0], int(args.run_floor[1]))
+        return
+    if args.run_layer:
+        run_layer(args.run_layer[0], int(args.run_layer[1]))
         return
     if args.run_load:
         sys.stdout.write(json.dumps(asyncio.run(drive(json.loads(args.run_load)))))
@@ -414,6 +503,17 @@ def main() -> None:
             print(f"\nopen loop, {args.rate:.0f} req/s for {args.duration:.0f} s\n{lat_header}")
             for s in ("floor", "ours"):
                 print(latency_line(s, res[s]["open"]))
+            if not args.no_http_layer:
+                ports = [pick_port(taken), pick_port(taken)]
+                sides = {"starlette": ([layer_command("starlette", ports[0])], [ports[0]]),
+                         "gateway": ([layer_command("gateway", ports[1])], [ports[1]])}
+                res = bench_row(driver, sides, log, latency=False)
+                print(f"\n## The HTTP layer alone: uvicorn + the app, no pipeline (loadavg after: "
+                      f"{loadavg()})\n{header}")
+                print(ratio_line("Starlette route (body, header, answer)",
+                                 res["starlette"]["throughput"], res["starlette"]["throughput"]))
+                print(ratio_line("our Gateway over a stub hub", res["gateway"]["throughput"],
+                                 res["starlette"]["throughput"]))
             if args.no_postgres or not ingest.postgres_up():
                 print("\n(PostgreSQL rows skipped)")
                 return

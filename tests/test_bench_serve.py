@@ -17,3 +17,4 @@ def test_serve_bench_runs_end_to_end() -> None:
     out = done.stdout
     assert "| Starlette floor |" in out and "| omnichannel serve |" in out, out
     assert "| ours |" in out and "p99" in out, out
+    assert "| our Gateway over a stub hub |" in out, out

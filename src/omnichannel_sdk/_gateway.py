@@ -343,6 +343,8 @@ def _error(status: int, detail: str) -> WebhookResponse:
 async def _respond(send: Any, response: WebhookResponse) -> None:
     headers = [(b"content-type", response.content_type.encode("latin-1")),
                (b"content-length", str(len(response.body)).encode("latin-1"))]
-    headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items())
+    if response.headers:  # (nearly every answer has none: no generator to run)
+        headers.extend((k.encode("latin-1"), v.encode("latin-1"))
+                       for k, v in response.headers.items())
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
