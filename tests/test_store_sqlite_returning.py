@@ -49,7 +49,7 @@ async def test_planned_insert_answers_as_returning(tmp_path: Any, sql: str, firs
                 rows = [tx.cursor.execute(_sql(sql), args).fetchone() for args in (first, conflicting)]
             tx.close()
             table = sql.split()[2]
-            stored = store.conn.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
+            stored = store.conn.execute(f"SELECT * FROM {table}").fetchall()
             answers.append(([tuple(r) if r is not None else None for r in rows], stored))
         finally:
             await store.close()

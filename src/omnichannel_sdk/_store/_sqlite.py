@@ -92,7 +92,7 @@ _cache: dict[str, str] = {}
 
 _INSERT_RETURNING = re.compile(
     r"INSERT INTO (\w+) \(([^()]*)\) VALUES \(([^()]*)\) "
-    r"(ON CONFLICT (?:\([^()]*\) (?:WHERE [^()]*? )?)?DO NOTHING) RETURNING (\w+)")
+    r"ON CONFLICT (?:\([^()]*\) (?:WHERE [^()]*? )?)?DO NOTHING RETURNING (\w+)")
 _UNPLANNED: Any = object()
 _inserts: dict[str, tuple[str, int] | None] = {}
 """Per statement text: its form without ``RETURNING`` and the argument its returned column
@@ -112,7 +112,7 @@ def _insert_plan(sql: str, conn: sqlite3.Connection) -> tuple[str, int] | None:
     match = _INSERT_RETURNING.fullmatch(sql)
     if match is None:
         return None
-    table, columns, values, conflict, returned = match.groups()
+    table, columns, values, returned = match.groups()
     names = [c.strip() for c in columns.split(",")]
     given = [v.strip() for v in values.split(",")]
     if len(names) != len(given) or returned not in names:
@@ -124,7 +124,7 @@ def _insert_plan(sql: str, conn: sqlite3.Connection) -> tuple[str, int] | None:
                 for row in conn.execute(f"PRAGMA table_info({table})")}  # our own tables
     if "TEXT" not in declared.get(returned, "") or "INT" in declared[returned]:
         return None
-    return _sql(sql[:match.start(5) - len(" RETURNING ")]), int(value[1:]) - 1
+    return _sql(sql[:match.start(4) - len(" RETURNING ")]), int(value[1:]) - 1
 
 
 def _file_safe(name: str) -> str:
