@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from omnichannel_sdk import hookimpl
+from omnichannel_sdk import hookimpl, observes
 from omnichannel_sdk._plugins import HookCalls, build_plugin_manager
 
 ARGS = {"hub": "hub", "message": "m", "conversation": "c"}
@@ -118,3 +118,42 @@ def test_wrappers_and_tracing_go_through_pluggy() -> None:
     assert calls.call(pm.hook.omni_inbound_received, dict(ARGS)) == ["a"]
     assert traced == ["omni_inbound_received"]
     assert calls._plans["omni_inbound_received"][2] is not None
+
+
+class _Watching:
+    """Acts on one adapter's messages with a media part only (declared with ``observes``)."""
+
+    def __init__(self, seen: list[str]) -> None:
+        self.seen = seen
+
+    @hookimpl
+    @observes(adapters=[int], part_types=["media"])
+    def omni_inbound_received(self, message: Any) -> Any:
+        self.seen.append(message)
+        return "watched"
+
+
+class _Part:
+    def __init__(self, type: str) -> None:
+        self.type = type
+
+
+def test_a_declared_watch_leaves_other_events_out() -> None:
+    pm, _ = build_plugin_manager(entry_points=False)
+    calls = HookCalls(pm)
+    seen: list[str] = []
+    pm.register(_Watching(seen))
+    caller = pm.hook.omni_inbound_received
+    media, text = [_Part("text"), _Part("media")], [_Part("text")]
+    assert calls.hears(caller, 1, media) and calls.call(caller, dict(ARGS), 1, media) == ["watched"]
+    assert not calls.hears(caller, "other adapter", media)
+    assert calls.call(caller, dict(ARGS), "other adapter", media) == []
+    assert not calls.hears(caller, 1, text) and calls.call(caller, dict(ARGS), 1, text) == []
+    # what cannot be judged (no adapter known, no parts) is called
+    assert calls.hears(caller, None, None) and calls.call(caller, dict(ARGS)) == ["watched"]
+    assert seen == ["m", "m"]
+    pm.register(_Returns("a", []))  # an implementation watching everything hears everything
+    assert calls.hears(caller, "other adapter", text)
+    assert calls.call(caller, dict(ARGS), "other adapter", text) == ["a"]
+    pm.register(_Wraps([]))  # pluggy's way calls every implementation (the watch allows it)
+    assert calls.call(caller, dict(ARGS), "other adapter", text) == ["a", "watched"]

@@ -92,6 +92,7 @@ from ._models import (
     TranscriptSegment,
     media_kind,
 )
+from ._observes import observes
 from ._redact import REDACTED, redact_headers, redact_url
 from ._render import Rendered, html_to_text, render_parts, split_text
 from ._replay_guard import ReplayGuard, check_timestamp, replay_fingerprint
@@ -225,6 +226,7 @@ __all__ = [
     "media_origin_allowed",
     "normalize_email",
     "normalize_phone",
+    "observes",
     "parse_form",
     "parse_retry_after",
     "read_form",

@@ -72,6 +72,7 @@ class Hub(HubOperations):
         self.channel_registry = ChannelRegistry(channels or {}, self.public_url, self._context_for)
         """Channel key → configuration and adapter."""
         self.channels, self.adapters = self.channel_registry.configs, self.channel_registry.adapters
+        self.publisher.adapters = self.adapters  # observers that declared the adapters they watch
         self.mutations = Mutations(self.storage, self.publisher)
         self.delivery = Delivery(
             settings.delivery, store=self.storage, channels=self.channel_registry,

@@ -315,11 +315,15 @@ class Inbound:
                     publish(event)
                 media = media or any(p.type == "media" for p in outcome.message.parts)
                 continue
-            heard = self.publisher.heard
-            if outcome.conversation_created and heard("conversation.opened"):
+            # an event is built only when someone hears it: an observer that declared it
+            # watches other channels or parts (``observes``) does not count
+            heard, about = self.publisher.heard, self.publisher.heard_about
+            key = outcome.message.channel_key
+            if outcome.conversation_created and about("conversation.opened",
+                                                      outcome.conversation.channel_key, None):
                 publish(conversation_opened(outcome.conversation))
             if outcome.message.direction == "inbound":
-                if heard("message.received"):
+                if about("message.received", key, outcome.message.parts):
                     publish(message_received(outcome.message, outcome.conversation))
             elif heard("message.sent"):
                 publish(MessageSent(message=outcome.message))

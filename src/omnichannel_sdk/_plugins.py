@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pluggy
@@ -10,6 +10,7 @@ import pluggy
 from . import hookspecs
 from ._adapter import AdapterSettings, ChannelAdapter
 from ._errors import ConfigurationError, PluginError
+from ._observes import Watch, watch_of
 
 __all__ = ["AdapterRegistry", "HookCalls", "build_plugin_manager", "check_hooks"]
 
@@ -114,7 +115,7 @@ def check_hooks(pm: pluggy.PluginManager) -> None:
                           "installed specifies is marked @hookimpl(optionalhook=True))") from None
 
 
-_Calls = tuple[tuple[Any, tuple[str, ...]], ...]
+_Calls = tuple[tuple[Any, tuple[str, ...], Watch | None], ...]
 
 # pluggy's own call loop, as a fresh manager has it (tracing and monitoring replace it)
 _PLAIN_HOOKEXEC = pluggy.PluginManager(PROJECT)._inner_hookexec
@@ -132,6 +133,10 @@ class HookCalls:
     loop and propagates, as in pluggy. What it saw is checked on every call (the same
     implementations, the same call loop), so registering or unregistering a plugin, or tracing
     the manager, sends the next call through pluggy again.
+
+    On the direct way, an implementation that declared with :func:`~omnichannel_sdk.observes`
+    what it watches is left out of a call about a channel adapter or parts it does not watch
+    (on pluggy's way every implementation is called, which that declaration allows).
     """
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
@@ -139,23 +144,38 @@ class HookCalls:
         # hook name -> (the implementations seen, the call loop seen, the direct calls or None)
         self._plans: dict[str, tuple[list[Any], Any, _Calls | None]] = {}
 
-    def call(self, caller: Any, kwargs: dict[str, Any]) -> list[Any]:
-        """``caller(**kwargs)`` (a :class:`pluggy.HookCaller` of ``pm``)."""
+    def call(self, caller: Any, kwargs: dict[str, Any], adapter: object | None = None,
+             parts: Sequence[Any] | None = None) -> list[Any]:
+        """``caller(**kwargs)`` (a :class:`pluggy.HookCaller` of ``pm``), for an event of a
+        channel with ``adapter`` about a message with ``parts`` (``None``: not known / no
+        message; see :class:`~omnichannel_sdk._observes.Watch`)."""
+        calls = self._current(caller)[2]
+        if calls is None:
+            results: list[Any] = caller(**kwargs)
+            return results
+        results = []
+        for function, argnames, watch in calls:
+            if watch is not None and not watch.matches(adapter, parts):
+                continue  # it declared it does nothing for this event
+            result = function(*[kwargs[name] for name in argnames])
+            if result is not None:
+                results.append(result)
+        return results
+
+    def hears(self, caller: Any, adapter: object | None, parts: Sequence[Any] | None) -> bool:
+        """Whether :meth:`call` with ``adapter`` and ``parts`` would call any implementation."""
+        calls = self._current(caller)[2]
+        if calls is None:
+            return bool(caller.get_hookimpls())
+        return any(watch is None or watch.matches(adapter, parts) for _, _, watch in calls)
+
+    def _current(self, caller: Any) -> tuple[list[Any], Any, _Calls | None]:
         impls = getattr(caller, "_hookimpls", None)
         hookexec = getattr(self.pm, "_inner_hookexec", None)
         plan = self._plans.get(caller.name)
         if plan is None or plan[1] is not hookexec or plan[0] != impls:
             plan = self._plan(caller, impls, hookexec)
-        calls = plan[2]
-        if calls is None:
-            results: list[Any] = caller(**kwargs)
-            return results
-        results = []
-        for function, argnames in calls:
-            result = function(*[kwargs[name] for name in argnames])
-            if result is not None:
-                results.append(result)
-        return results
+        return plan
 
     def _plan(self, caller: Any, impls: Any, hookexec: Any) -> tuple[list[Any], Any, _Calls | None]:
         """What calling ``caller`` takes: its implementations' functions and arguments in
@@ -166,7 +186,8 @@ class HookCalls:
                 and not spec.opts.get("firstresult") and hookexec is _PLAIN_HOOKEXEC
                 and all(not (i.wrapper or i.hookwrapper or i.kwargnames)
                         and set(i.argnames) <= set(spec.argnames) for i in impls)):
-            calls = tuple((i.function, tuple(i.argnames)) for i in reversed(impls))
+            calls = tuple((i.function, tuple(i.argnames), watch_of(i.function))
+                          for i in reversed(impls))
         plan = (list(impls) if isinstance(impls, list) else [], hookexec, calls)
         self._plans[caller.name] = plan
         return plan

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import pluggy
@@ -25,6 +25,7 @@ from ._events import (
     MessageUpdated,
     StatusChanged,
 )
+from ._models import Conversation, Message
 from ._plugins import HookCalls
 
 __all__ = ["Publisher"]
@@ -59,21 +60,41 @@ class Publisher:
         """Background work in flight: async observers and spawned coroutines."""
         self._workers: list[asyncio.Task[Any]] = []
         self._unobserved: set[str] = set()
+        self.adapters: Mapping[str, object] = {}
+        """Channel key → adapter (the hub's): what observers that declared the adapters they
+        watch (:func:`~omnichannel_sdk.observes`) are matched against."""
         self.recorded = False
         """Whether every event is recorded (the durable feed is on), heard or not."""
 
     def heard(self, event_type: str) -> bool:
         """Whether an event of ``event_type`` would reach anyone now (a hook, a bus subscriber,
         the durable feed): storing inbound messages builds only the events someone gets."""
+        return self._observer(event_type) is not False
+
+    def heard_about(self, event_type: str, channel_key: str, parts: Sequence[Any] | None) -> bool:
+        """:meth:`heard` for an event of channel ``channel_key`` about a message with
+        ``parts`` (``None``: a conversation's event): also ``False`` when every hook
+        implementation declared it does nothing for such events (:func:`~omnichannel_sdk.observes`)."""
+        caller = self._observer(event_type)
+        if caller is None or caller is False:
+            return caller is None
+        return self.hooks.hears(caller, self.adapters.get(channel_key), parts)
+
+    def _observer(self, event_type: str) -> Any:
+        """``False`` when an event of ``event_type`` reaches nobody, ``None`` when it reaches
+        someone whatever it is about, else the observer hook that alone would hear it."""
         if self.outgoing is None:
             return False
         if self.recorded or self.bus.listened:
-            return True
+            return None
         if event_type in self._unobserved:
             return False
-        caller = _OBSERVER_HOOKS.get(event_type)
-        if caller is None or getattr(self.pm.hook, caller).get_hookimpls():
-            return True
+        name = _OBSERVER_HOOKS.get(event_type)
+        if name is None:
+            return None
+        caller = getattr(self.pm.hook, name)
+        if caller.get_hookimpls():
+            return caller
         self._unobserved.add(event_type)
         return False
 
@@ -126,6 +147,7 @@ class Publisher:
         if event.type in self._unobserved:
             return
         hub = self.hub
+        parts: Sequence[Any] | None = None
         if isinstance(event, MessageReceived):
             caller, kwargs = hook.omni_inbound_received, {
                 "hub": hub, "message": event.message, "conversation": event.conversation}
@@ -144,8 +166,15 @@ class Publisher:
         if not caller.get_hookimpls():
             self._unobserved.add(event.type)  # no plugin watches this: skip it from now on
             return
+        message: Message | None = getattr(event, "message", None)
+        subject: Message | Conversation = (message if message is not None
+                                           else getattr(event, "conversation"))  # noqa: B009
+        if message is not None:
+            parts = message.parts
         try:
-            results = self.hooks.call(caller, kwargs)  # synchronous observers run here, in order
+            # synchronous observers run here, in order (those that declared they do nothing
+            # for this channel's adapter or these parts are left out)
+            results = self.hooks.call(caller, kwargs, self.adapters.get(subject.channel_key), parts)
         except Exception:
             log.exception("hook %s failed", caller.name)
             return

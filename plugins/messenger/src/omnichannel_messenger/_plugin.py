@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from omnichannel_sdk import ChannelAdapter, Conversation, Demo, hookimpl
+from omnichannel_sdk import ChannelAdapter, Conversation, Demo, hookimpl, observes
 
 from ._adapter import InstagramAdapter, MessengerAdapter, MetaAdapter
 from ._demo import DEMO_SETTINGS, demo_channels, demo_requests, demo_vendor
@@ -24,6 +24,7 @@ def omni_register_adapters(register: Callable[[type[ChannelAdapter]], None]) -> 
 
 
 @hookimpl
+@observes(adapters=[MetaAdapter])  # the hub skips the call for other channels' conversations
 def omni_conversation_opened(hub: Hub, conversation: Conversation) -> None:
     """A new Messenger / Instagram conversation: fetch the customer's profile in the background
     (``fetch_profiles``) and store the name, locale and timezone into the contact."""

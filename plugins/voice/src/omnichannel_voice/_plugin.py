@@ -26,6 +26,7 @@ from omnichannel_sdk import (
     StatusUpdate,
     WebhookRequest,
     hookimpl,
+    observes,
 )
 
 from . import hookspecs
@@ -78,12 +79,14 @@ def omni_register_transcribers(register: Callable[[Any], None]) -> None:
 
 
 @hookimpl
+@observes(part_types=["media"])  # audio only: the hub skips the call for other messages
 def omni_inbound_received(hub: Hub, message: Message, conversation: Conversation) -> None:
     """Audio that is already downloaded and has no transcript gets one in the background."""
     service_for(hub).consider(message)
 
 
 @hookimpl
+@observes(part_types=["media"])
 def omni_message_updated(hub: Hub, message: Message) -> None:
     """Audio just downloaded by the media job gets a transcript in the background."""
     service_for(hub).consider(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from omnichannel_sdk import ChannelAdapter, Conversation, Demo, EventPart, Message, hookimpl
+from omnichannel_sdk import ChannelAdapter, Conversation, Demo, EventPart, Message, hookimpl, observes
 
 from ._adapter import WhatsAppAdapter
 from ._demo import demo_channels, demo_requests, demo_vendor
@@ -42,6 +42,7 @@ def _demo_vendor(adapter_name: str, hub: Hub) -> Any:
 
 
 @hookimpl
+@observes(adapters=[WhatsAppAdapter])  # the hub skips the call for other channels' messages
 def omni_inbound_received(hub: Hub, message: Message, conversation: Conversation) -> None:
     """A reply button or list row was chosen: complete its ``action`` event with the action we
     offered (kind and value), in the background."""
