@@ -89,3 +89,28 @@ async def test_a_response_hook_that_reads_and_a_stream_still_work() -> None:
         async with client.stream("POST", f"http://127.0.0.1:{port}/text") as streamed:
             assert not streamed.is_closed and not streamed.is_stream_consumed
             assert b"".join([c async for c in streamed.aiter_bytes()]) == "h\u00e9".encode()
+
+
+@pytest.mark.anyio
+async def test_an_answer_read_whole_is_freed_without_the_garbage_collector() -> None:
+    """httpx's response and its bound stream refer to each other; the short way leaves no such
+    cycle, so the response goes when its last reference does (a backlog of sends otherwise
+    pays for collections), and reading it again still gives its body."""
+    import gc
+    import weakref
+
+    async with LoopbackServer(_serve) as port, make_http_client("aiohttp") as client:
+        url = httpx.URL(f"http://127.0.0.1:{port}/json")
+        ours = await client.send(client.build_request("POST", url, content=b"x"))
+        theirs = await httpx.AsyncClient.send(client, client.build_request("POST", url,
+                                                                           content=b"x"))
+        assert [c async for c in ours.aiter_bytes()] == [b'{"sid": "SM1"}']
+        assert await ours.aread() == b'{"sid": "SM1"}'
+        gc.disable()
+        try:
+            gone, kept = weakref.ref(ours), weakref.ref(theirs)
+            del ours, theirs
+            assert gone() is None  # freed by its reference count
+            assert kept() is not None  # httpx's own: only the collector frees it
+        finally:
+            gc.enable()

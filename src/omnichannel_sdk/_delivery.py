@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,6 @@ import httpx
 
 from ._attempts import call_vendor, take_back_leases
 from ._config import DeliverySettings
-from ._error_mapping import transport_errors
 from ._errors import (
     AuthenticationError,
     ChannelError,
@@ -35,9 +35,9 @@ from ._errors import (
 from ._events import MessageSent, StatusChanged
 from ._ids import new_id
 from ._jobs import ADAPTER_JOB, run_adapter_job
-from ._media_origins import has_control, host_allowed, media_origin_allowed
+from ._media_download import download_media
+from ._media_origins import host_allowed, media_origin_allowed
 from ._models import DeadLetter, MediaPart, Message, MessageError, Part, utcnow
-from ._redact import redact_url
 from ._retry import backoff_delay
 from ._retry_state import finished, retrying
 from ._store import Job
@@ -96,7 +96,8 @@ class Delivery:
         self.http = http
         """The hub's current HTTP client (the hub may be given another one while open)."""
         self.http_loopback = http_loopback
-        self._sem = asyncio.Semaphore(settings.concurrency)
+        self._idle = settings.concurrency
+        """Workers free: a job runs holding one (``concurrency`` at most at once)."""
         self._channel_slots: dict[str, asyncio.Semaphore] = {}
         self._settled: set[str] = set()
         self._limiters: dict[str, TokenBucket] = {}
@@ -107,6 +108,9 @@ class Delivery:
         """Fresh sends holding a worker and a channel slot since ``hub.send`` (:meth:`reserve`)."""
         self._rendered: dict[str, list[Part]] = {}
         """The parts ``hub.send`` rendered for a fresh send, until it runs (:meth:`reserve`)."""
+        self._backlog: deque[tuple[Job, Message | None]] = deque()
+        """Jobs submitted while every worker was busy, in order: each gets its task when a
+        worker is handed to it (:meth:`_free_worker`), not before."""
         self._poller: asyncio.Task[None] | None = None
         self._waiters: dict[str, list[asyncio.Future[Message]]] = {}
         self._stopping = False
@@ -130,12 +134,19 @@ class Delivery:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
+        # in-flight jobs finish, and the backlog's start as workers free up (as jobs waiting
+        # for a worker did when each had a task of its own), until the timeout
+        deadline = time.monotonic() + timeout
+        while self._tasks and (remaining := deadline - time.monotonic()) > 0:
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        for job, _ in self._backlog:  # never started: handed back below with the others
+            self._running.discard(job.id)
+        self._backlog.clear()
+        pending = set(self._tasks)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
         # jobs leased to us but not finished (cancelled, or submitted and never started) go
         # back to the outbox now rather than waiting out their lease in a process that is gone
         leftover = list(self._leased)
@@ -164,10 +175,10 @@ class Delivery:
         from its payload."""
         self._rendered[job.id] = parts
         slot = self._slot(job.channel_key)
-        if self._stopping or self._sem.locked() or slot.locked():
+        if self._stopping or not self._idle or slot.locked():
             return False
-        await self._sem.acquire()  # free: returns at once, no other task runs in between
-        await slot.acquire()
+        self._idle -= 1
+        await slot.acquire()  # free: returns at once, no other task runs in between
         self._reserved.add(job.id)
         return True
 
@@ -177,7 +188,7 @@ class Delivery:
         if job.id in self._reserved:
             self._reserved.discard(job.id)
             self._slot(job.channel_key).release()
-            self._sem.release()
+            self._free_worker()
 
     def submit(self, job: Job, message: Message | None = None) -> None:
         """Run ``job`` now in this process (it is already leased to us)."""
@@ -185,9 +196,29 @@ class Delivery:
             return
         self._running.add(job.id)
         self._leased.add(job.id)
+        if job.id not in self._reserved:  # (a reserved job holds its worker already)
+            if not self._idle:
+                # no worker free: the job waits in line without a task (a task, its
+                # coroutines, context and semaphore future per waiting job are what a
+                # backlog of thousands of sends would keep alive, and the garbage
+                # collector scan again and again)
+                self._backlog.append((job, message))
+                return
+            self._idle -= 1
+        self._start(job, message)
+
+    def _start(self, job: Job, message: Message | None) -> None:
+        """Run ``job`` in a task of its own, holding a worker."""
         task = asyncio.create_task(self._run(job, message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _free_worker(self) -> None:
+        """A job is done with its worker: hand it to the backlog's first job, else back."""
+        if self._backlog:
+            self._start(*self._backlog.popleft())
+        else:
+            self._idle += 1
 
     def wait_for(self, message_id: str) -> asyncio.Future[Message]:
         """A future resolved with the message once its send succeeded or finally failed."""
@@ -232,9 +263,7 @@ class Delivery:
         reserved = job.id in self._reserved
         self._reserved.discard(job.id)
         try:
-            if not reserved:
-                await self._sem.acquire()
-            try:
+            try:  # (the job holds a worker: reserved, taken at submit, or handed over)
                 if job.kind == "send":
                     await self._send(job, message, parts, reserved)
                 elif job.kind == "media":
@@ -247,7 +276,7 @@ class Delivery:
                     log.error("unknown job kind %r; dropping job %s", job.kind, job.id)
                     await self.store.finish_job(job.id)
             finally:
-                self._sem.release()
+                self._free_worker()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker
@@ -438,50 +467,8 @@ class Delivery:
 
     async def download(self, adapter: Any, part: MediaPart) -> MediaPart:
         """Fetch ``part`` into the blob store: declared hosts only, size-capped."""
-        if part.url is not None and has_control(part.url):
-            raise MediaError(f"{adapter.name}: media URL with control characters refused")
-        try:
-            request = await adapter.media_request(part)
-        except (httpx.InvalidURL, ValueError) as exc:  # a vendor URL httpx cannot even build
-            raise MediaError(f"{adapter.name}: bad media URL: {type(exc).__name__}") from None
-        if request is None:
-            raise MediaError("nothing to download")
-        configured = frozenset(getattr(adapter.settings, "media_hosts", None) or ())
-        hosts = adapter.capabilities.media_hosts | configured
-        exact = frozenset(h for h in configured if "://" in h)
-        if adapter.settings.api_base:
-            exact = exact | {adapter.settings.api_base}
-        loopback = self.http_loopback
-        url = str(request.url)
-        limit = adapter.settings.media_max_bytes
-        for _ in range(5):  # follow redirects ourselves so every hop is checked
-            if not media_origin_allowed(url, hosts, exact, http_loopback=loopback):
-                # credentials go to the exact declared origins only: https, the right port
-                raise MediaError(f"{adapter.name}: media origin of {redact_url(url)!r} "
-                                 "is not declared by the adapter")
-            with transport_errors(adapter.name, "downloading media"):
-                response = await self.http().send(request, stream=True)
-            try:
-                if response.is_redirect and "location" in response.headers:
-                    url = str(response.url.join(response.headers["location"]))
-                    # credentials never follow a redirect to another host
-                    request = self.http().build_request("GET", url)
-                    continue
-                if response.status_code >= 400:
-                    raise adapter.error_for_status(response.status_code, response, None,
-                                                   "media download")
-                await adapter.check_media_response(response)
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > limit:
-                    raise MediaError(f"{adapter.name}: media of {declared} bytes exceeds {limit}")
-                info = await self.blobs.put_stream(response.aiter_bytes(), max_bytes=limit)
-                content_type = part.content_type or response.headers.get("content-type")
-                return part.model_copy(update={
-                    "blob_key": info.key, "sha256": info.sha256, "size": info.size,
-                    "content_type": content_type.split(";")[0].strip() if content_type else None})
-            finally:
-                await response.aclose()
-        raise MediaError(f"{adapter.name}: too many redirects")
+        return await download_media(self.http, self.blobs, adapter, part,
+                                    http_loopback=self.http_loopback)
 
 
 _PARTS: Any = None

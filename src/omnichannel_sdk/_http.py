@@ -262,6 +262,11 @@ class VendorClient(httpx.AsyncClient):
                 response._num_bytes_downloaded = len(body)
                 response._content = body
                 await response.aclose()  # as aread's end: closed, elapsed set
+                # httpx's BoundAsyncStream and the response refer to each other: a cycle
+                # only the garbage collector frees (11 objects a send, and with them the
+                # collections a backlog of sends pays for). A consumed, closed response never
+                # reads its stream again; a plain one over the same bytes breaks the cycle
+                response.stream = httpx.ByteStream(body)
         except BaseException:
             await response.aclose()
             raise
