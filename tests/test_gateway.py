@@ -187,15 +187,17 @@ def test_alternate_port_url() -> None:
 
 
 async def _asgi_post(app: Any, headers: Any, body: bytes) -> int:
-    sent = False
+    return await _asgi_messages(app, headers, [{"type": "http.request", "body": body,
+                                                 "more_body": False}])
+
+
+async def _asgi_messages(app: Any, headers: Any, messages: list[dict[str, Any]]) -> int:
+    """POST to the fake channel with ``messages`` as the ASGI body (then a disconnect)."""
+    queue = list(messages)
     status = 0
 
     async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
         nonlocal status
@@ -252,20 +254,7 @@ async def test_a_body_in_one_message_is_checked_as_one_in_chunks(
         app = hub.asgi(lifespan=False)
 
         async def post(headers: Any, messages: list[dict[str, Any]]) -> int:
-            queue = list(messages)
-            status = 0
-
-            async def receive() -> dict[str, Any]:
-                return queue.pop(0) if queue else {"type": "http.disconnect"}
-
-            async def send(message: dict[str, Any]) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-
-            await app({"type": "http", "method": "POST", "path": "/webhooks/fake", "root_path": "",
-                       "query_string": b"", "headers": headers}, receive, send)
-            return status
+            return await _asgi_messages(app, headers, messages)
 
         def split(body: bytes) -> list[dict[str, Any]]:
             half = len(body) // 2

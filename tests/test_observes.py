@@ -18,8 +18,8 @@ from .conftest import signed
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("store_url")]
 
 
-class _OtherAdapter(ChannelAdapter):  # type: ignore[type-arg]  # never configured
-    pass
+class _OtherAdapter(ChannelAdapter):  # type: ignore[type-arg]
+    """An adapter no channel is configured with."""
 
 
 class _Watcher:
