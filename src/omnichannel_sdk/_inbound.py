@@ -7,7 +7,6 @@ verified is lost: what cannot be completed becomes a dead letter with its raw re
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -69,7 +68,7 @@ class Inbound:
                 return response
             if not adapter.inbound_get or request.method == "HEAD":
                 return WebhookResponse(405, b"method not allowed")
-        steps = _steps(type(adapter))
+        steps = _steps(adapter)
         if not trusted:
             adapter.verify(request)
             if steps.check_replay:  # the base class's check finds nothing: no coroutine for it
@@ -344,18 +343,44 @@ class Inbound:
 
 @dataclasses.dataclass(frozen=True)
 class _Steps:
-    """Which of the base class's async inbound steps an adapter class overrides."""
+    """Which of the base class's async inbound steps an adapter overrides."""
 
     check_replay: bool
     parse_request: bool
     complete: bool
 
 
-@functools.cache
-def _steps(cls: type[ChannelAdapter]) -> _Steps:
-    return _Steps(check_replay=cls.check_replay is not ChannelAdapter.check_replay,
-                  parse_request=cls.parse_request is not ChannelAdapter.parse_request,
-                  complete=cls.complete is not ChannelAdapter.complete)
+_BASE_STEPS = _Steps(check_replay=False, parse_request=False, complete=False)
+
+
+def _steps(adapter: ChannelAdapter) -> _Steps:
+    """What ``adapter`` itself resolves each step to: its class's method, or one set on the
+    instance (a test's monkeypatch, a wrapper a plugin installs), decided on every request so
+    that a step replaced after registration is run too. The common case (the base steps, no
+    instance attribute of those names) costs three type look-ups and three dict probes."""
+    cls = type(adapter)
+    own = getattr(adapter, "__dict__", None)
+    if (own is None or ("check_replay" not in own and "parse_request" not in own
+                        and "complete" not in own)):
+        # nothing on the instance: the class (and its bases, as patched now) decides
+        if (cls.check_replay is _BASE_CHECK_REPLAY and cls.parse_request is _BASE_PARSE_REQUEST
+                and cls.complete is _BASE_COMPLETE):
+            return _BASE_STEPS
+    return _Steps(check_replay=_overridden(adapter, "check_replay", _BASE_CHECK_REPLAY),
+                  parse_request=_overridden(adapter, "parse_request", _BASE_PARSE_REQUEST),
+                  complete=_overridden(adapter, "complete", _BASE_COMPLETE))
+
+
+def _overridden(adapter: ChannelAdapter, name: str, base: object) -> bool:
+    """Whether ``adapter.<name>`` is anything but the base class's method bound to it."""
+    resolved = getattr(adapter, name)
+    return (getattr(resolved, "__func__", None) is not base
+            or getattr(resolved, "__self__", None) is not adapter)
+
+
+_BASE_CHECK_REPLAY = ChannelAdapter.check_replay
+_BASE_PARSE_REQUEST = ChannelAdapter.parse_request
+_BASE_COMPLETE = ChannelAdapter.complete
 
 
 def _storable_headers(adapter: ChannelAdapter, headers: Mapping[str, str]) -> dict[str, str]:
