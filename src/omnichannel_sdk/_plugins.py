@@ -162,12 +162,18 @@ class HookCalls:
                 results.append(result)
         return results
 
-    def hears(self, caller: Any, adapter: object | None, parts: Sequence[Any] | None) -> bool:
-        """Whether :meth:`call` with ``adapter`` and ``parts`` would call any implementation."""
-        calls = self._current(caller)[2]
+    def hears(self, caller: Any, adapter: object | None, parts: Sequence[Any] | None) -> bool | None:
+        """Whether :meth:`call` with ``adapter`` and ``parts`` would call any implementation
+        (``None``: the hook has none at all, a falsy answer as well)."""
+        impls, _, calls = self._current(caller)
+        if not impls:  # (pluggy's own answer, should its private list ever be missing)
+            return True if caller.get_hookimpls() else None
         if calls is None:
-            return bool(caller.get_hookimpls())
-        return any(watch is None or watch.matches(adapter, parts) for _, _, watch in calls)
+            return True
+        for _, _, watch in calls:  # a loop, not any() over a generator: asked per message
+            if watch is None or watch.matches(adapter, parts):
+                return True
+        return False
 
     def _current(self, caller: Any) -> tuple[list[Any], Any, _Calls | None]:
         impls = getattr(caller, "_hookimpls", None)
