@@ -12,7 +12,7 @@ from ._adapter import AdapterSettings, ChannelAdapter
 from ._errors import ConfigurationError, PluginError
 from ._observes import Watch, watch_of
 
-__all__ = ["AdapterRegistry", "HookCalls", "build_plugin_manager", "check_hooks"]
+__all__ = ["AdapterRegistry", "HookCalls", "build_plugin_manager", "check_hooks", "implemented"]
 
 PROJECT = "omnichannel"
 
@@ -116,6 +116,16 @@ def check_hooks(pm: pluggy.PluginManager) -> None:
 
 
 _Calls = tuple[tuple[Any, tuple[str, ...], Watch | None], ...]
+
+def implemented(caller: Any) -> bool:
+    """Whether the :class:`pluggy.HookCaller` ``caller`` has an implementation: what
+    ``bool(caller.get_hookimpls())`` says, without the copy of the list pluggy's method makes
+    (asked several times per inbound message for hooks nobody implements)."""
+    impls = getattr(caller, "_hookimpls", None)
+    if type(impls) is list:
+        return bool(impls)
+    return bool(caller.get_hookimpls())  # a pluggy without that list: its own answer
+
 
 # pluggy's own call loop, as a fresh manager has it (tracing and monitoring replace it)
 _PLAIN_HOOKEXEC = pluggy.PluginManager(PROJECT)._inner_hookexec

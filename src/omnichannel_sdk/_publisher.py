@@ -26,7 +26,7 @@ from ._events import (
     StatusChanged,
 )
 from ._models import Conversation, Message
-from ._plugins import HookCalls
+from ._plugins import HookCalls, implemented
 
 __all__ = ["Publisher"]
 
@@ -106,7 +106,7 @@ class Publisher:
         if name is None:
             return None
         caller = getattr(self.pm.hook, name)
-        if caller.get_hookimpls():
+        if implemented(caller):
             return caller
         self._unobserved.add(event_type)
         return False
@@ -176,7 +176,7 @@ class Publisher:
             caller, kwargs = hook.omni_message_updated, {"hub": hub, "message": event.message}
         else:
             return
-        if not caller.get_hookimpls():
+        if not implemented(caller):
             self._unobserved.add(event.type)  # no plugin watches this: skip it from now on
             return
         message: Message | None = getattr(event, "message", None)
