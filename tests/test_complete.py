@@ -118,3 +118,77 @@ async def test_overridden_async_steps_run_and_base_ones_are_skipped_alike(tmp_pa
         assert sorted((m.channel_key, m.parts[0]) for m in stored) == [
             ("c", TextPart(text="hello")), ("f", TextPart(text="hello"))]
         assert not await hub.store.list_dead_letters()
+
+
+class PlainAdapter(FakeAdapter):
+    """The base class's async steps, patched by the test below (its own class: FakeAdapter
+    stays as it is)."""
+
+    name: ClassVar[str] = "plain"
+
+
+class _Plain:
+    @hookimpl
+    def omni_register_adapters(self, register: Any) -> None:
+        register(PlainAdapter)
+
+
+async def test_steps_set_on_the_instance_or_patched_later_run(tmp_path: Path) -> None:
+    """The hub decides per request what the adapter instance resolves each async step to:
+    a step set on the instance (or patched on the class after a first request) runs."""
+    from omnichannel_sdk import SignatureError
+
+    hub = Hub.from_config({"omnichannel": {"store": f"sqlite:///{tmp_path / 'c.db'}", "blobs": "memory://"},
+                           "channels": {"f": {"adapter": "plain", "secret": SECRET}}},
+                          plugins=[_Plain()])
+    calls: list[str] = []
+    async with hub:
+        adapter = hub.adapters["f"]
+
+        def request(event_id: str, text: str) -> WebhookRequest:
+            plain = _request(hub, event_id, text)
+            plain.url = hub.request_url("f")
+            return plain
+
+        assert (await hub.handle_webhook("f", request("e1", "plain"))).status == 200
+        base_parse = adapter.parse_request
+
+        async def check_replay(req: WebhookRequest) -> None:
+            calls.append("check_replay")
+            if b"replayed" in req.body:
+                raise SignatureError("replayed", adapter=adapter.name)
+
+        async def parse_request(req: WebhookRequest) -> ParseResult:
+            calls.append("parse_request")
+            return await base_parse(req)
+
+        async def complete(req: WebhookRequest, result: ParseResult) -> ParseResult:
+            calls.append("complete")
+            result.items = [item.model_copy(update={"parts": [TextPart(text="completed")]})
+                            if isinstance(item, InboundMessage) else item for item in result.items]
+            return result
+
+        adapter.check_replay = check_replay  # type: ignore[method-assign]
+        adapter.parse_request = parse_request  # type: ignore[method-assign]
+        adapter.complete = complete  # type: ignore[method-assign]
+        assert (await hub.handle_webhook("f", request("e2", "hello"))).status == 200
+        assert calls == ["check_replay", "parse_request", "complete"]
+        with pytest.raises(SignatureError):
+            await hub.handle_webhook("f", request("e3", "replayed"))
+        # back to the class's steps: none of them runs
+        del adapter.check_replay, adapter.parse_request, adapter.complete
+        calls.clear()
+        assert (await hub.handle_webhook("f", request("e4", "again"))).status == 200
+        assert calls == []
+        # the class patched after requests were handled: seen too
+        original = type(adapter).complete
+        try:
+            type(adapter).complete = lambda self, req, result: complete(req, result)  # type: ignore[method-assign]
+            assert (await hub.handle_webhook("f", request("e5", "late"))).status == 200
+        finally:
+            type(adapter).complete = original  # type: ignore[method-assign]
+        assert calls == ["complete"]
+        [conversation] = await hub.store.list_conversations()
+        texts = [m.parts[0] for m in await hub.store.list_messages(conversation.id)]
+        assert texts == [TextPart(text="plain"), TextPart(text="completed"),
+                         TextPart(text="again"), TextPart(text="completed")]

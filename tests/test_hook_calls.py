@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from omnichannel_sdk import hookimpl, observes
-from omnichannel_sdk._plugins import HookCalls, build_plugin_manager
+from omnichannel_sdk._plugins import HookCalls, build_plugin_manager, implemented
 
 ARGS = {"hub": "hub", "message": "m", "conversation": "c"}
 
@@ -157,3 +157,28 @@ def test_a_declared_watch_leaves_other_events_out() -> None:
     assert calls.call(caller, dict(ARGS), "other adapter", text) == ["a"]
     pm.register(_Wraps([]))  # pluggy's way calls every implementation (the watch allows it)
     assert calls.call(caller, dict(ARGS), "other adapter", text) == ["a", "watched"]
+
+
+def test_implemented_answers_as_get_hookimpls_without_calling_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    pm, _ = build_plugin_manager(entry_points=False)
+    caller = pm.hook.omni_inbound_received
+    copies: list[int] = []
+    real = type(caller).get_hookimpls
+
+    def counting(self: Any) -> Any:
+        copies.append(1)
+        return real(self)
+
+    def answer() -> bool:
+        copies.clear()
+        result = implemented(caller)
+        assert not copies  # answered from pluggy's list, not its copy
+        return result
+
+    monkeypatch.setattr(type(caller), "get_hookimpls", counting)
+    assert not answer()
+    plugin = _Returns("a", [])
+    pm.register(plugin)
+    assert answer()
+    pm.unregister(plugin)
+    assert not answer()

@@ -84,3 +84,37 @@ async def test_an_observer_of_its_adapter_gets_every_event(
     watcher = _Watcher([FakeAdapter], ["text"])
     assert await _receive(omni_config, [*register_plugin, watcher], monkeypatch) == 2
     assert watcher.received == ["one", "two"] and watcher.opened == ["fake"]
+
+
+async def test_heard_about_answers_from_the_plan_without_pluggys_copy(
+        omni_config: dict[str, Any], register_plugin: list[object],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked for every stored message: answered from what the direct calls know (no copy of
+    the implementations by pluggy's ``get_hookimpls``), with the same answers."""
+    from omnichannel_sdk import TextPart
+    from omnichannel_sdk._models import MediaPart
+
+    watcher = _Watcher([FakeAdapter], part_types=["media"])
+    async with Hub.from_config(omni_config, plugins=[*register_plugin, watcher],
+                               entry_points=False) as hub:
+        publisher = hub.publisher
+        text, media = [TextPart(text="hi")], [MediaPart(kind="image", url="https://x/y")]
+        assert publisher.heard_about("message.received", "fake", media)  # the plan is made
+        copies = 0
+        caller = hub.pm.hook.omni_inbound_received
+        real = type(caller).get_hookimpls
+
+        def counting(self: Any) -> Any:
+            nonlocal copies
+            copies += self is caller
+            return real(self)
+
+        monkeypatch.setattr(type(caller), "get_hookimpls", counting)
+        assert publisher.heard_about("message.received", "fake", media)
+        assert not publisher.heard_about("message.received", "fake", text)
+        assert publisher.heard_about("conversation.opened", "fake", None)
+        assert not publisher.heard_about("message.received", "nowhere", text)
+        assert copies == 0
+        # a hook nobody implements: not heard, and skipped from then on
+        assert not publisher.heard_about("message.updated", "fake", text)
+        assert "message.updated" in publisher._unobserved

@@ -7,7 +7,6 @@ verified is lost: what cannot be completed becomes a dead letter with its raw re
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from ._jobs import defer_job
 from ._metrics import HubMetrics
 from ._models import Author, DeadLetter, Message, StatusUpdate
 from ._outbound import render
+from ._plugins import implemented
 from ._publisher import Publisher
 from ._redact import redact_lowered_headers, redact_url, storable_text
 from ._store import IngestItem, IngestOutcome, RawPayload, SqlStore
@@ -69,7 +69,7 @@ class Inbound:
                 return response
             if not adapter.inbound_get or request.method == "HEAD":
                 return WebhookResponse(405, b"method not allowed")
-        steps = _steps(type(adapter))
+        steps = _steps(adapter)
         if not trusted:
             adapter.verify(request)
             if steps.check_replay:  # the base class's check finds nothing: no coroutine for it
@@ -101,7 +101,7 @@ class Inbound:
             return adapter.acknowledge(request, None)
         # no plugin answers in the vendor's response: not even a coroutine for it
         if (adapter.capabilities.passive_reply and stored
-                and self.pm.hook.omni_inbound_passive_reply.get_hookimpls()):
+                and implemented(self.pm.hook.omni_inbound_passive_reply)):
             try:
                 passive = await self._passive_reply(adapter, request, stored)
             except RetryLaterError:
@@ -194,7 +194,10 @@ class Inbound:
                                 raw_id=raw.id if raw else None)
             await self.store.add_dead_letter(letter, None, failure.fragment)
             self.metrics.record_dead_letter(key, "inbound")
-        self.metrics.record_duplicates(key, sum(1 for o in outcomes if o.duplicate))
+        duplicates = 0
+        for outcome in outcomes:  # (no generator for the common one outcome)
+            duplicates += outcome.duplicate
+        self.metrics.record_duplicates(key, duplicates)
         for follow_up in result.jobs:  # stored before the vendor is answered: durable
             await defer_job(self.store, self.delivery.poke, key, follow_up.task, follow_up.data,
                             delay=follow_up.delay, raw_id=raw.id if raw else None)
@@ -231,12 +234,12 @@ class Inbound:
         addresses = [customer, *draft.contact_hints]
         hook = self.pm.hook
         # a hook nobody implements answers nothing: not calling it saves pluggy's dispatch
-        if hook.omni_contact_identify.get_hookimpls():
+        if implemented(hook.omni_contact_identify):
             for extra in hook.omni_contact_identify(adapter=adapter, message=draft):
                 if extra:
                     addresses.extend(extra)
         thread_key = ((hook.omni_inbound_thread_key(adapter=adapter, message=draft)
-                       if hook.omni_inbound_thread_key.get_hookimpls() else None)
+                       if implemented(hook.omni_inbound_thread_key) else None)
                       or draft.thread_key or adapter.thread_key_for(customer, draft))
         return IngestItem(
             message_id=new_id("msg"), channel=adapter.channel, channel_key=adapter.context.key,
@@ -344,18 +347,42 @@ class Inbound:
 
 @dataclasses.dataclass(frozen=True)
 class _Steps:
-    """Which of the base class's async inbound steps an adapter class overrides."""
+    """Which of the base class's async inbound steps an adapter overrides."""
 
     check_replay: bool
     parse_request: bool
     complete: bool
 
 
-@functools.cache
-def _steps(cls: type[ChannelAdapter]) -> _Steps:
-    return _Steps(check_replay=cls.check_replay is not ChannelAdapter.check_replay,
-                  parse_request=cls.parse_request is not ChannelAdapter.parse_request,
-                  complete=cls.complete is not ChannelAdapter.complete)
+_BASE_STEPS = _Steps(check_replay=False, parse_request=False, complete=False)
+
+
+def _steps(adapter: ChannelAdapter) -> _Steps:
+    """What ``adapter`` itself resolves each step to: its class's method, or one set on the
+    instance (a test's monkeypatch, a wrapper a plugin installs), decided on every request so
+    that a step replaced after registration is run too. The common case (the base steps, no
+    instance attribute of those names) costs three type look-ups and three dict probes."""
+    cls = type(adapter)
+    if (cls.check_replay is _BASE_CHECK_REPLAY and cls.parse_request is _BASE_PARSE_REQUEST
+            and cls.complete is _BASE_COMPLETE):
+        own = adapter.__dict__  # (ChannelAdapter has no __slots__: every instance has one)
+        if "check_replay" not in own and "parse_request" not in own and "complete" not in own:
+            return _BASE_STEPS
+    return _Steps(check_replay=_overridden(adapter, "check_replay", _BASE_CHECK_REPLAY),
+                  parse_request=_overridden(adapter, "parse_request", _BASE_PARSE_REQUEST),
+                  complete=_overridden(adapter, "complete", _BASE_COMPLETE))
+
+
+def _overridden(adapter: ChannelAdapter, name: str, base: object) -> bool:
+    """Whether ``adapter.<name>`` is anything but the base class's method bound to it."""
+    resolved = getattr(adapter, name)
+    return (getattr(resolved, "__func__", None) is not base
+            or getattr(resolved, "__self__", None) is not adapter)
+
+
+_BASE_CHECK_REPLAY = ChannelAdapter.check_replay
+_BASE_PARSE_REQUEST = ChannelAdapter.parse_request
+_BASE_COMPLETE = ChannelAdapter.complete
 
 
 def _storable_headers(adapter: ChannelAdapter, headers: Mapping[str, str]) -> dict[str, str]:

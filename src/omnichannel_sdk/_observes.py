@@ -37,7 +37,10 @@ class Watch:
             return False
         if self.part_types is not None and parts is not None:
             types = self.part_types
-            return any(part.type in types for part in parts)
+            for part in parts:  # not any() over a generator: asked for every stored message
+                if part.type in types:
+                    return True
+            return False
         return True
 
 

@@ -12,7 +12,7 @@ from ._adapter import AdapterSettings, ChannelAdapter
 from ._errors import ConfigurationError, PluginError
 from ._observes import Watch, watch_of
 
-__all__ = ["AdapterRegistry", "HookCalls", "build_plugin_manager", "check_hooks"]
+__all__ = ["AdapterRegistry", "HookCalls", "build_plugin_manager", "check_hooks", "implemented"]
 
 PROJECT = "omnichannel"
 
@@ -117,6 +117,16 @@ def check_hooks(pm: pluggy.PluginManager) -> None:
 
 _Calls = tuple[tuple[Any, tuple[str, ...], Watch | None], ...]
 
+def implemented(caller: Any) -> bool:
+    """Whether the :class:`pluggy.HookCaller` ``caller`` has an implementation: what
+    ``bool(caller.get_hookimpls())`` says, without the copy of the list pluggy's method makes
+    (asked several times per inbound message for hooks nobody implements)."""
+    impls = getattr(caller, "_hookimpls", None)
+    if type(impls) is list:
+        return bool(impls)
+    return bool(caller.get_hookimpls())  # a pluggy without that list: its own answer
+
+
 # pluggy's own call loop, as a fresh manager has it (tracing and monitoring replace it)
 _PLAIN_HOOKEXEC = pluggy.PluginManager(PROJECT)._inner_hookexec
 
@@ -162,12 +172,18 @@ class HookCalls:
                 results.append(result)
         return results
 
-    def hears(self, caller: Any, adapter: object | None, parts: Sequence[Any] | None) -> bool:
-        """Whether :meth:`call` with ``adapter`` and ``parts`` would call any implementation."""
-        calls = self._current(caller)[2]
+    def hears(self, caller: Any, adapter: object | None, parts: Sequence[Any] | None) -> bool | None:
+        """Whether :meth:`call` with ``adapter`` and ``parts`` would call any implementation
+        (``None``: the hook has none at all, a falsy answer as well)."""
+        impls, _, calls = self._current(caller)
+        if not impls:  # (pluggy's own answer, should its private list ever be missing)
+            return True if caller.get_hookimpls() else None
         if calls is None:
-            return bool(caller.get_hookimpls())
-        return any(watch is None or watch.matches(adapter, parts) for _, _, watch in calls)
+            return True
+        for _, _, watch in calls:  # a loop, not any() over a generator: asked per message
+            if watch is None or watch.matches(adapter, parts):
+                return True
+        return False
 
     def _current(self, caller: Any) -> tuple[list[Any], Any, _Calls | None]:
         impls = getattr(caller, "_hookimpls", None)

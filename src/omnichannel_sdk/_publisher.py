@@ -26,7 +26,7 @@ from ._events import (
     StatusChanged,
 )
 from ._models import Conversation, Message
-from ._plugins import HookCalls
+from ._plugins import HookCalls, implemented
 
 __all__ = ["Publisher"]
 
@@ -75,10 +75,23 @@ class Publisher:
         """:meth:`heard` for an event of channel ``channel_key`` about a message with
         ``parts`` (``None``: a conversation's event): also ``False`` when every hook
         implementation declared it does nothing for such events (:func:`~omnichannel_sdk.observes`)."""
-        caller = self._observer(event_type)
-        if caller is None or caller is False:
-            return caller is None
-        return self.hooks.hears(caller, self.adapters.get(channel_key), parts)
+        # :meth:`_observer` then :meth:`HookCalls.hears`, in one frame: asked for nearly every
+        # stored message (twice for a conversation's first), so no call it can do without
+        if self.outgoing is None:
+            return False
+        if self.recorded or self.bus.listened:
+            return True
+        if event_type in self._unobserved:
+            return False
+        name = _OBSERVER_HOOKS.get(event_type)
+        if name is None:
+            return True
+        caller = getattr(self.pm.hook, name)
+        heard = self.hooks.hears(caller, self.adapters.get(channel_key), parts)
+        if heard is None:  # no implementation at all: skipped from now on, as _observer does
+            self._unobserved.add(event_type)
+            return False
+        return heard
 
     def _observer(self, event_type: str) -> Any:
         """``False`` when an event of ``event_type`` reaches nobody, ``None`` when it reaches
@@ -93,7 +106,7 @@ class Publisher:
         if name is None:
             return None
         caller = getattr(self.pm.hook, name)
-        if caller.get_hookimpls():
+        if implemented(caller):
             return caller
         self._unobserved.add(event_type)
         return False
@@ -163,7 +176,7 @@ class Publisher:
             caller, kwargs = hook.omni_message_updated, {"hub": hub, "message": event.message}
         else:
             return
-        if not caller.get_hookimpls():
+        if not implemented(caller):
             self._unobserved.add(event.type)  # no plugin watches this: skip it from now on
             return
         message: Message | None = getattr(event, "message", None)

@@ -235,6 +235,31 @@ def test_parse_form_matches_stdlib_on_any_form(text: str) -> None:
     assert parse_form(text.encode()) == parse_qsl(text, keep_blank_values=True)
 
 
+@settings(max_examples=3000, derandomize=True, deadline=None)
+@given(st.text(alphabet="a=&+%236dDCcEeF089AB", max_size=48))
+def test_parse_form_matches_stdlib_on_escapes(text: str) -> None:
+    # the whole-body decoding (no escaped "&" or "="): truncated, invalid and lower-case
+    # escapes, invalid UTF-8 sequences next to separators, all answered as the stdlib does
+    assert parse_form(text.encode()) == parse_qsl(text, keep_blank_values=True)
+
+
+def test_parse_form_decodes_a_body_of_escaped_fields_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import omnichannel_sms._forms as forms
+
+    calls: list[str] = []
+    real = forms.unquote_to_bytes
+
+    def counting(value: str) -> bytes:
+        calls.append(value)
+        return real(value)
+
+    monkeypatch.setattr(forms, "unquote_to_bytes", counting)
+    body = urlencode({"Body": "Hello, where is my order? Thanks!" * 2, "ToCity": "SAN FRANCISCO",
+                      "ErrorMessage": "a long value, escaped: it is never cached here!"}).encode()
+    assert parse_form(body) == parse_qsl(body.decode(), keep_blank_values=True)
+    assert len(calls) == 1  # the body, not one call per escaped value
+
+
 def test_parse_takes_the_first_value_of_a_repeated_name_and_keeps_the_vendor_fields_in_order() -> None:
     from omnichannel_sms._twilio import signed_request
 

@@ -25,9 +25,18 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
     # whole body (the separators "&" and "=" are never "+"), then only pairs with "%" decode
     if "+" in text:
         text = text.replace("+", " ")
-    chunks = [chunk.partition("=") for chunk in text.split("&") if chunk]
     if "%" not in text:
+        chunks = [chunk.partition("=") for chunk in text.split("&") if chunk]
         return [(name, value) for name, _, value in chunks]
+    if text.isascii() and "%26" not in text and "%3D" not in text and "%3d" not in text:
+        # no escaped separator: decoding the whole body first splits it where decoding each
+        # name and value would (an escape always decodes to at least one character, so no
+        # chunk becomes empty, and a pair's bytes end at an ASCII "&" or "=", so replacing
+        # invalid UTF-8 gives the same text): one decode instead of one per escaped field
+        whole = unquote_to_bytes(text).decode("utf-8", "replace")
+        chunks = [chunk.partition("=") for chunk in whole.split("&") if chunk]
+        return [(name, value) for name, _, value in chunks]
+    chunks = [chunk.partition("=") for chunk in text.split("&") if chunk]
     pairs: list[tuple[str, str]] = []
     append = pairs.append
     for name, _, value in chunks:
