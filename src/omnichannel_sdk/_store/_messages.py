@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .._models import STATUS_RANK, Contact, Conversation, DeadLetter, Message, StatusUpdate
@@ -202,21 +202,24 @@ class MessageSql(JobSql, DeadLetterSql):
 
         return await self._write(unit)
 
-    async def _touch_conversation(self, tx: Tx, conversation_id: str, now: int) -> None:
+    # the three below hand back the statement's awaitable rather than awaiting it in a
+    # coroutine of their own (one frame fewer per statement on SQLite's per-send path);
+    # PostgreSQL's store holds them instead (see its overrides)
+    def _touch_conversation(self, tx: Tx, conversation_id: str, now: int) -> Awaitable[Any]:
         """A new outbound message's conversation was updated ``now``."""
-        await tx.execute("UPDATE conversations SET updated_us = $2 WHERE id = $1",
-                         conversation_id, now)
+        return tx.execute("UPDATE conversations SET updated_us = $2 WHERE id = $1",
+                          conversation_id, now)
 
-    async def _insert_ref(self, tx: Tx, index: int, channel_key: str, external_id: str,
-                          message_id: str) -> None:
+    def _insert_ref(self, tx: Tx, index: int, channel_key: str, external_id: str,
+                    message_id: str) -> Awaitable[Any]:
         """The vendor's ``external_id`` (the ``index``-th of the send's) names ``message_id``."""
-        await tx.execute(
+        return tx.execute(
             "INSERT INTO message_refs (channel_key, external_id, message_id) "
             "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", channel_key, external_id, message_id)
 
-    async def _delete_job(self, tx: Tx, job_id: str) -> None:
+    def _delete_job(self, tx: Tx, job_id: str) -> Awaitable[Any]:
         """A job done with."""
-        await tx.execute("DELETE FROM jobs WHERE id = $1", job_id)
+        return tx.execute("DELETE FROM jobs WHERE id = $1", job_id)
 
     async def _save_unreceipted(self, tx: Tx, message: Message, external_id: str) -> bool:
         """The usual send in one statement instead of a read and a write: save ``message``
