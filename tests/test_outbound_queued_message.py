@@ -116,3 +116,39 @@ def test_what_validation_refuses_is_refused() -> None:
         queued_message(fields(metadata={1: "not a string key"}))
     with pytest.raises(pydantic.ValidationError):
         queued_message(fields(subject=5))
+
+
+class _Caller:
+    """Stands in for pluggy's caller of ``omni_outbound_render``: says whether it was called."""
+
+    def __init__(self, impls: list[Any], answer: Any) -> None:
+        self.impls, self.answer, self.calls = impls, answer, 0
+
+    def get_hookimpls(self) -> list[Any]:
+        return self.impls
+
+    def __call__(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.answer
+
+
+class _PM:
+    def __init__(self, caller: _Caller) -> None:
+        self.hook = type("Hooks", (), {"omni_outbound_render": caller})()
+
+
+def test_render_calls_pluggy_only_when_a_plugin_renders() -> None:
+    from omnichannel_sdk import Capabilities
+    from omnichannel_sdk._outbound import render
+    from omnichannel_sdk._render import render_parts
+
+    adapter: Any = type("A", (), {"name": "a", "capabilities": Capabilities(formats={"plain"})})()
+    parts = [TextPart(text="hello")]
+    nobody = _Caller([], None)
+    assert render(_PM(nobody), adapter, parts) == render_parts(  # type: ignore[arg-type]
+        parts, adapter.capabilities, adapter="a")
+    assert nobody.calls == 0
+    custom = [TextPart(text="HELLO")]
+    somebody = _Caller([object()], custom)
+    assert render(_PM(somebody), adapter, parts).parts == custom  # type: ignore[arg-type]
+    assert somebody.calls == 1

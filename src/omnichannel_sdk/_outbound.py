@@ -26,8 +26,11 @@ __all__ = ["Outbound", "queued_message", "render"]
 def render(pm: pluggy.PluginManager, adapter: ChannelAdapter, parts: Sequence[Part]) -> Rendered:
     """``parts`` as ``adapter``'s channel can carry them: a plugin's ``omni_outbound_render``
     when one answers, the default renderer otherwise."""
-    custom = pm.hook.omni_outbound_render(
-        adapter=adapter, parts=list(parts), capabilities=adapter.capabilities)
+    hook = pm.hook.omni_outbound_render
+    # no plugin renders: pluggy's call (what it would answer is None) costs about as much as
+    # building the message, so it is made only when a plugin implements the hook
+    custom = hook(adapter=adapter, parts=list(parts), capabilities=adapter.capabilities) \
+        if hook.get_hookimpls() else None
     if isinstance(custom, Rendered):
         return custom
     if custom is not None:
