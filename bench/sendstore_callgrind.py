@@ -101,17 +101,47 @@ def run(n: int, store_it: bool, steps: int = 4) -> None:
         asyncio.run(main(tmp))
 
 
+def hub_send(n: int) -> None:
+    """``n`` calls of ``hub.send`` (the bench's hub, its outbox kept from sending)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import ingest
+
+    from omnichannel_sdk import Hub
+
+    async def main(tmp: str) -> None:
+        hub = Hub.from_config(ingest.config(tmp, api_base="http://127.0.0.1:9"))
+        async with hub:
+            hub.delivery.submit = lambda job, message=None: None  # type: ignore[method-assign]
+            conversations = [await hub.start_conversation("sms", f"+1415556{i:04d}")
+                             for i in range(CONVERSATIONS)]
+
+            async def agent(k: int) -> None:
+                for i in range(k, n, CONVERSATIONS):
+                    await hub.send(conversations[k].id, text=f"Reply {i}")
+
+            await asyncio.gather(*[agent(k) for k in range(CONVERSATIONS)])
+            if await hub.store.pending_jobs() != n:
+                raise RuntimeError("not every send was queued")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(main(tmp))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sends", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--hub-send", action="store_true")
     parser.add_argument("--run", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
-        run(args.run, not args.build_only, args.steps)
+        if args.hub_send:
+            hub_send(args.run)
+        else:
+            run(args.run, not args.build_only, args.steps)
         return
     if args.profile:
         profiler = cProfile.Profile()
@@ -128,6 +158,12 @@ def main() -> None:
     from ingest_callgrind import callgrind  # the inbound counter's runner
 
     n = args.sends
+    if args.hub_send:
+        for r in range(args.rounds):
+            counts = [callgrind([__file__, "--run", str(c), "--hub-send"]) for c in (n, 2 * n)]
+            print(f"round {r + 1}: hub.send {(counts[1] - counts[0]) / n / 1e6:.3f} M "
+                  "instructions per send", flush=True)
+        return
     for r in range(args.rounds):
         counts = {}
         for build_only in (True, False):
