@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import pluggy
 
@@ -18,15 +18,19 @@ from ._models import Address, Author, Conversation, Message, Part, TextPart
 from ._publisher import Publisher
 from ._render import Rendered, render_parts
 from ._store import Job, SqlStore
+from ._store._copies import constructed
 
-__all__ = ["Outbound", "render"]
+__all__ = ["Outbound", "queued_message", "render"]
 
 
 def render(pm: pluggy.PluginManager, adapter: ChannelAdapter, parts: Sequence[Part]) -> Rendered:
     """``parts`` as ``adapter``'s channel can carry them: a plugin's ``omni_outbound_render``
     when one answers, the default renderer otherwise."""
-    custom = pm.hook.omni_outbound_render(
-        adapter=adapter, parts=list(parts), capabilities=adapter.capabilities)
+    hook = pm.hook.omni_outbound_render
+    # no plugin renders: pluggy's call (what it would answer is None) costs about as much as
+    # building the message, so it is made only when a plugin implements the hook
+    custom = hook(adapter=adapter, parts=list(parts), capabilities=adapter.capabilities) \
+        if hook.get_hookimpls() else None
     if isinstance(custom, Rendered):
         return custom
     if custom is not None:
@@ -38,6 +42,58 @@ def render(pm: pluggy.PluginManager, adapter: ChannelAdapter, parts: Sequence[Pa
             metadata = {}
         return Rendered(list(custom), metadata)
     return render_parts(parts, adapter.capabilities, adapter=adapter.name)
+
+
+_UNSET = frozenset({"external_id", "error"})
+"""The fields ``hub.send`` leaves at their defaults (not in the message's fields set)."""
+_PART_TYPES = frozenset(get_args(get_args(Part)[0]))
+_OPTIONAL_TEXT = (str, type(None))
+_FIELDS_SET = frozenset(Message.model_fields) - _UNSET
+
+
+def _built_exactly(fields: dict[str, Any]) -> bool:
+    """Whether validating ``fields`` as a :class:`Message` would give them back unchanged:
+    our own models and plain strings where the fields want them (validation keeps such
+    instances as they are), a UTC time (the validator gives it back), string keys in the
+    metadata (its values are ``Any``), and no HTML text part (its sanitizer runs again on
+    every validation)."""
+    if not (type(fields["channel"]) is str and type(fields["channel_key"]) is str
+            and type(fields["adapter"]) is str and type(fields["conversation_id"]) is str
+            and type(fields["subject"]) in _OPTIONAL_TEXT
+            and type(fields["reply_to"]) in _OPTIONAL_TEXT
+            and (fields["author"] is None or type(fields["author"]) is Author)
+            and type(fields["sender"]) is Address
+            and fields["created_at"].tzinfo is UTC and fields["received_at"].tzinfo is UTC):
+        return False
+    # loops rather than all(...) over generators: this runs for every send
+    for address in fields["recipients"]:
+        if type(address) is not Address:
+            return False
+    for part in fields["parts"]:
+        kind = type(part)
+        if kind not in _PART_TYPES or (kind is TextPart and part.format == "html"):
+            return False
+    for key in fields["metadata"]:
+        if type(key) is not str:
+            return False
+    return True
+
+
+def queued_message(fields: dict[str, Any]) -> Message:
+    """The :class:`Message` ``hub.send`` queues, from ``fields`` (every field, in order):
+    what ``Message(**fields)`` without ``external_id`` and ``error`` gives, built without
+    validating again what :func:`_built_exactly` finds built already (our models, our
+    strings, our UTC time); validated as before otherwise (a part given as a dict, an HTML
+    text, a naive time). Validation was most of what building the message cost."""
+    if not _built_exactly(fields):
+        return Message(**{k: v for k, v in fields.items() if k not in _UNSET})
+    # fresh containers, as validation makes them: the caller's lists stay its own
+    fields["recipients"] = list(fields["recipients"])
+    fields["parts"] = list(fields["parts"])
+    fields["metadata"] = dict(fields["metadata"])
+    message = constructed(Message, fields)
+    object.__setattr__(message, "__pydantic_fields_set__", set(_FIELDS_SET))
+    return message
 
 
 class Outbound:
@@ -122,14 +178,16 @@ class Outbound:
         sender = own or next((a for a in conversation.participants
                               if (a.channel, a.handle) not in handles),
                              Address(channel=adapter.channel, handle=conversation.channel_key))
-        message = Message(
-            id=new_id("msg"), channel=adapter.channel, channel_key=conversation.channel_key,
-            adapter=adapter.name, direction="outbound", conversation_id=conversation.id,
-            sender=sender, recipients=recipients, parts=all_parts,
-            subject=subject if subject is not None else conversation.subject,
-            reply_to=reply_to, created_at=now, received_at=now, status="queued", author=author,
-            metadata={**dict(metadata or {}), **rendered.metadata,
-                      **adapter.outbound_metadata(rendered.parts, recipients), **extra})
+        message = queued_message({
+            "id": new_id("msg"), "channel": adapter.channel,
+            "channel_key": conversation.channel_key, "adapter": adapter.name,
+            "external_id": None, "direction": "outbound", "conversation_id": conversation.id,
+            "sender": sender, "recipients": recipients, "parts": all_parts,
+            "subject": subject if subject is not None else conversation.subject,
+            "reply_to": reply_to, "created_at": now, "received_at": now, "status": "queued",
+            "error": None, "author": author,
+            "metadata": {**dict(metadata or {}), **rendered.metadata,
+                         **adapter.outbound_metadata(rendered.parts, recipients), **extra}})
         if idempotency_key and not await self.store.kv_add(
                 f"idem:{idempotency_key}", message.id, ttl=7 * 86400):
             existing = await self.store.kv_get(f"idem:{idempotency_key}")

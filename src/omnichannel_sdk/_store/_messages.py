@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .._models import STATUS_RANK, Contact, Conversation, DeadLetter, Message, StatusUpdate
@@ -172,8 +172,7 @@ class MessageSql(JobSql, DeadLetterSql):
 
         async def unit(tx: Tx) -> None:
             await self._insert_message(tx, message)
-            await tx.execute("UPDATE conversations SET updated_us = $2 WHERE id = $1",
-                             message.conversation_id, now)
+            await self._touch_conversation(tx, message.conversation_id, now)
             await self._insert_job(tx, job, now, state="running", lease_us=now + int(lease * 1e6),
                                    owner=self.identity, attempt_us=now_us() if attempt else None)
             if self.feed_log is not None:
@@ -187,24 +186,40 @@ class MessageSql(JobSql, DeadLetterSql):
         """Store the vendor's ids for a sent message, update it, finish the job."""
 
         async def unit(tx: Tx) -> Message:
-            for ext in external_ids:
-                await tx.execute(
-                    "INSERT INTO message_refs (channel_key, external_id, message_id) "
-                    "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    message.channel_key, ext, message.id)
+            for index, ext in enumerate(external_ids):
+                await self._insert_ref(tx, index, message.channel_key, ext, message.id)
+            if job_id:  # (before the message's update: nothing below reads the jobs table)
+                await self._delete_job(tx, job_id)
             if len(external_ids) == 1 and await self._save_unreceipted(tx, message,
                                                                        external_ids[0]):
                 stored, final = "queued", message  # what _merge_receipts makes of it then
             else:
                 stored, final = await self._merge_receipts(tx, message, external_ids)
                 await self._save_message(tx, final)
-            if job_id:
-                await tx.execute("DELETE FROM jobs WHERE id = $1", job_id)
             if self.feed_log is not None:
                 await self.feed_log.append_sent(tx, final, stored)
             return final
 
         return await self._write(unit)
+
+    # the three below hand back the statement's awaitable rather than awaiting it in a
+    # coroutine of their own (one frame fewer per statement on SQLite's per-send path);
+    # PostgreSQL's store holds them instead (see its overrides)
+    def _touch_conversation(self, tx: Tx, conversation_id: str, now: int) -> Awaitable[Any]:
+        """A new outbound message's conversation was updated ``now``."""
+        return tx.execute("UPDATE conversations SET updated_us = $2 WHERE id = $1",
+                          conversation_id, now)
+
+    def _insert_ref(self, tx: Tx, index: int, channel_key: str, external_id: str,
+                    message_id: str) -> Awaitable[Any]:
+        """The vendor's ``external_id`` (the ``index``-th of the send's) names ``message_id``."""
+        return tx.execute(
+            "INSERT INTO message_refs (channel_key, external_id, message_id) "
+            "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", channel_key, external_id, message_id)
+
+    def _delete_job(self, tx: Tx, job_id: str) -> Awaitable[Any]:
+        """A job done with."""
+        return tx.execute("DELETE FROM jobs WHERE id = $1", job_id)
 
     async def _save_unreceipted(self, tx: Tx, message: Message, external_id: str) -> bool:
         """The usual send in one statement instead of a read and a write: save ``message``

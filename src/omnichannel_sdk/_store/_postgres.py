@@ -24,7 +24,7 @@ import orjson
 
 from .._errors import ConfigurationError, OmnichannelError
 from .._models import Address, Contact, Conversation, Message
-from ._base import IngestItem, RawPayload
+from ._base import IngestItem, Job, RawPayload
 from ._contacts import ContactChanges
 from ._errors import store_error
 from ._ingest import CLAIM_SQL, Claimed
@@ -228,6 +228,51 @@ class PostgresStore(SqlStore):
         if isinstance(tx, PgTx):
             tx.hold_next()
         return await super()._insert_message(tx, message)
+
+    def _touch_conversation(self, tx: Tx, conversation_id: str, now: int) -> Awaitable[Any]:
+        """Held, with the new outbound message's insert before it: both go with the send's
+        job insert (:meth:`_insert_job`), one round trip for ``create_outbound``'s three."""
+        if not isinstance(tx, PgTx):
+            return super()._touch_conversation(tx, conversation_id, now)
+        return tx.hold("_touch", "UPDATE conversations SET updated_us = $2 WHERE id = $1",
+                       conversation_id, now)
+
+    async def _insert_job(self, tx: Tx, job: Job, next_us: int, *, state: str = "pending",
+                          lease_us: int | None = None, owner: str | None = None,
+                          attempt_us: int | None = None) -> None:
+        """The shared insert, sent with what is held (a new outbound message and its
+        conversation's update): a job insert reads no table."""
+        if isinstance(tx, PgTx):
+            tx.join_next()
+        await super()._insert_job(tx, job, next_us, state=state, lease_us=lease_us,
+                                  owner=owner, attempt_us=attempt_us)
+
+    def _insert_ref(self, tx: Tx, index: int, channel_key: str, external_id: str,
+                    message_id: str) -> Awaitable[Any]:
+        """Held: a sent message's vendor ids and its job's delete go with the message's
+        update (:meth:`_save_unreceipted`), one round trip for ``record_sent``'s three."""
+        if not isinstance(tx, PgTx):
+            return super()._insert_ref(tx, index, channel_key, external_id, message_id)
+        return tx.hold(f"_sentref{index}", "INSERT INTO message_refs (channel_key, external_id, "
+                       "message_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                       channel_key, external_id, message_id)
+
+    def _delete_job(self, tx: Tx, job_id: str) -> Awaitable[Any]:
+        """Held, as :meth:`_insert_ref`."""
+        if not isinstance(tx, PgTx):
+            return super()._delete_job(tx, job_id)
+        return tx.hold("_donejob", "DELETE FROM jobs WHERE id = $1", job_id)
+
+    async def _save_unreceipted(self, tx: Tx, message: Message, external_id: str) -> bool:
+        """The shared update, sent with what is held (the vendor ids, the job's delete): it
+        reads ``messages`` and ``kv``, which they do not write."""
+        if not isinstance(tx, PgTx):
+            return await super()._save_unreceipted(tx, message, external_id)
+        tx.join_next()
+        try:
+            return await super()._save_unreceipted(tx, message, external_id)
+        finally:
+            tx.cancel_join()  # not a send's status: no statement, the next one is not marked
 
     async def _save_window(self, tx: Tx, conversation: Conversation, updated_us: int) -> None:
         """The shared update, held with the message insert before it: both go with the next
