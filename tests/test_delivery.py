@@ -481,18 +481,19 @@ async def test_a_custom_render_keeps_the_numbered_actions(omni_config: dict,
 
 async def test_send_events_are_built_only_when_someone_gets_them(
         omni_config: dict, register_plugin: list, monkeypatch: pytest.MonkeyPatch) -> None:
-    from omnichannel_sdk import _delivery
+    from omnichannel_sdk import _delivery, _outbound
 
     built: list[str] = []
-    for name in ("MessageSent", "StatusChanged"):
-        real = getattr(_delivery, name)
+    for module, name in ((_delivery, "MessageSent"), (_delivery, "StatusChanged"),
+                         (_outbound, "MessageQueued")):
+        real = getattr(module, name)
 
         def counting(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
             event = _real(*args, **kwargs)
             built.append(event.type)
             return event
 
-        monkeypatch.setattr(_delivery, name, counting)
+        monkeypatch.setattr(module, name, counting)
     async with Hub.from_config(omni_config, plugins=register_plugin) as hub:
         transport = httpx.ASGITransport(app=hub.asgi(lifespan=False))
         async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
@@ -507,5 +508,5 @@ async def test_send_events_are_built_only_when_someone_gets_them(
             await asyncio.sleep(0)  # subscribed
             vendor.post(SEND).respond(200, json={"id": "v2"})
             await hub.send(cid, text="now someone does", wait=True)
-            assert built == ["message.sent", "message.status"]
-            got.cancel()
+            assert built == ["message.queued", "message.sent", "message.status"]
+            assert (await got).type == "message.queued"  # the subscriber gets the first one

@@ -206,7 +206,8 @@ class Outbound:
         except BaseException:
             self.delivery.unreserve(job)
             raise
-        self.publisher.publish(MessageQueued(message=message))
+        if self.publisher.heard("message.queued"):  # built only when someone gets it
+            self.publisher.publish(MessageQueued(message=message))
         waiter = self.delivery.wait_for(message.id) if wait else None
         self.delivery.submit(job, message)
         if waiter is not None:

@@ -84,8 +84,8 @@ class Publisher:
         if event_type in self._unobserved:
             return False
         name = _OBSERVER_HOOKS.get(event_type)
-        if name is None:
-            return True
+        if name is None:  # no observer hook runs for it (message.queued): the bus alone would
+            return False
         caller = getattr(self.pm.hook, name)
         heard = self.hooks.hears(caller, self.adapters.get(channel_key), parts)
         if heard is None:  # no implementation at all: skipped from now on, as _observer does
@@ -103,8 +103,8 @@ class Publisher:
         if event_type in self._unobserved:
             return False
         name = _OBSERVER_HOOKS.get(event_type)
-        if name is None:
-            return None
+        if name is None:  # no observer hook runs for it (message.queued, a signal), the bus
+            return False  # has no subscriber and the feed records nothing: nobody gets it
         caller = getattr(self.pm.hook, name)
         if implemented(caller):
             return caller
