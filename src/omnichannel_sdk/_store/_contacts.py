@@ -18,6 +18,7 @@ from .._ids import new_id
 from .._models import Address, Contact, Conversation, MergeProposal, Message
 from .._timeline import ContactTimeline, TimelineItem
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
+from ._copies import constructed
 from ._merges import ContactChanges, MergeSql, dump
 from ._parsed import parsed_contact, remember_contact
 from ._tx import UNREAD, Unread
@@ -25,7 +26,7 @@ from ._tx import UNREAD, Unread
 if TYPE_CHECKING:
     from ._tx import Tx
 
-__all__ = ["ContactChanges", "ContactSql"]
+__all__ = ["ContactChanges", "ContactSql", "new_contact"]
 
 MAX_TIMELINE = 500
 """The most messages one timeline page holds."""
@@ -185,8 +186,7 @@ class ContactSql(MergeSql):
                 # another transaction created this person a moment ago: use theirs
                 return await self._resolve_contact(tx, addresses, None, changes, profile=profile)
         name = next((a.display_name for a in addresses if a.display_name), None)
-        contact = Contact(id=contact_id, display_name=name, addresses=unique,
-                          profile=dict(profile or {}))
+        contact = new_contact(contact_id, name, unique, profile)
         await self._insert_contact(tx, contact)
         await self._propose_same_person(tx, contact.id, unique, changes)
         return contact
@@ -302,3 +302,19 @@ class ContactSql(MergeSql):
             return await self._set_opt(tx, found, channel, opted_out)
 
         return await self._write(unit)
+
+
+def new_contact(contact_id: str, name: str | None, addresses: list[Address],
+                profile: dict[str, Any] | None) -> Contact:
+    """A contact the store creates for an inbound message: ``addresses`` (the caller's fresh
+    list) and a copy of ``profile``. Shared by the general path and PostgreSQL's
+    one-statement new thread."""
+    fields: dict[str, Any] = {"id": contact_id, "display_name": name, "addresses": addresses,
+                              "profile": dict(profile or {}), "opted_out": []}
+    if (type(contact_id) is str and type(name) in (str, type(None))
+            and all(type(a) is Address for a in addresses)
+            and all(type(k) is str for k in fields["profile"])):
+        # validated addresses and exact strings are what validation gives back: a new
+        # customer's contact is not validated again
+        return constructed(Contact, fields)
+    return Contact(**fields)

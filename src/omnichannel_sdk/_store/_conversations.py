@@ -11,7 +11,13 @@ from .._errors import NotFoundError
 from .._ids import new_id
 from .._models import Address, Contact, Conversation
 from ._contacts import ContactChanges, ContactSql
-from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row, window_columns
+from ._conversation_rows import (
+    CONVERSATION_COLUMNS,
+    conversation_from_row,
+    utc,
+    window_columns,
+)
+from ._copies import constructed
 from ._parsed import remember_conversation
 from ._tx import UNREAD, SqlBase, Tx, Unread, dump, now_us, to_us
 
@@ -173,12 +179,27 @@ def new_conversation(channel: str, channel_key: str, thread_key: str, contact_id
         if (a.channel, a.handle) not in seen:
             seen.add((a.channel, a.handle))
             unique.append(a)
-    return Conversation(
-        id=new_id("conv"), channel=channel, channel_key=channel_key, contact_id=contact_id,
-        participants=unique, thread_key=thread_key, subject=subject, created_at=now,
-        last_inbound_at=None if inbound_window is False else (spoke_at or now),
-        window_expires_at=(spoke_at or now) + inbound_window
-        if isinstance(inbound_window, timedelta) else None)
+    start = spoke_at or now
+    fields: dict[str, Any] = {
+        "id": new_id("conv"), "channel": channel, "channel_key": channel_key,
+        "contact_id": contact_id, "participants": unique, "thread_key": thread_key,
+        "subject": subject, "status": "open", "created_at": now,
+        "last_inbound_at": None if inbound_window is False else start,
+        "window_expires_at": start + inbound_window
+        if isinstance(inbound_window, timedelta) else None}
+    if (all(type(a) is Address for a in unique) and type(subject) in _STR_OR_NONE
+            and all(type(v) is str for v in (channel, channel_key, contact_id, thread_key))
+            and type(now) is datetime and type(start) is datetime):
+        # every value is already what validation gives (validated addresses, exact strings):
+        # validating a new thread's conversation again was a tenth of its first message's
+        # store cost; the datetimes get what the model's UTC validator does
+        for name in ("created_at", "last_inbound_at", "window_expires_at"):
+            fields[name] = utc(fields[name])
+        return constructed(Conversation, fields)
+    return Conversation(**fields)
+
+
+_STR_OR_NONE = (str, type(None))
 
 
 async def opened_meanwhile(tx: Tx, channel_key: str, thread_key: str) -> Conversation:

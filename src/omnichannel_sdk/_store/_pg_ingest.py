@@ -30,7 +30,7 @@ from typing import Any
 from .._contact_rules import identity
 from .._ids import new_id
 from .._models import Address, Contact, Conversation
-from ._contacts import ContactChanges
+from ._contacts import ContactChanges, new_contact
 from ._conversation_rows import window_columns
 from ._conversations import new_conversation, opened_meanwhile
 from ._pg_tx import PgTx
@@ -78,8 +78,7 @@ async def open_new_thread(
     # as ``_create_contact`` and ``_open_conversation`` build them
     contact_id = new_id("ct")
     name = next((a.display_name for a in contact_addresses if a.display_name), None)
-    contact = Contact(id=contact_id, display_name=name, addresses=[address],
-                      profile=dict(profile or {}))
+    contact = new_contact(contact_id, name, [address], profile)
     conversation = new_conversation(channel, channel_key, thread_key, contact.id, participants,
                                     subject, now, inbound_window, spoke_at)
     look_up = identity(address) is not None
