@@ -148,7 +148,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if url is None:
             if len(self._urls) >= 256:  # many URLs (media downloads): no unbounded cache
                 self._urls.clear()
-            url = self._urls[text] = URL(text, encoded=True)  # httpx encoded it already
+            url = URL(text, encoded=True)  # httpx encoded it already
+            if url.raw_user is not None:  # httpx made them the Authorization header (aiohttp
+                url = url.with_user(None)  # refuses both at once)
+            self._urls[text] = url
         body: bytes | None = None
         try:  # (a plain try rather than a context manager: this runs on every vendor call)
             response = await session.request(
