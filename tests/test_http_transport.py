@@ -176,6 +176,8 @@ def test_the_vendor_client_builds_the_request_httpx_builds(
         theirs = httpx.AsyncClient.build_request(client, method, url, content=content,
                                                  headers=headers)
         assert ours.headers.raw == theirs.headers.raw
+        assert ours.headers._list == theirs.headers._list  # the lower-cased keys too
+        assert type(ours.stream) is type(theirs.stream) and ours.read() == theirs.read()
         assert (ours.method, ours.url, ours.content, ours.extensions) == (
             theirs.method, theirs.url, theirs.content, theirs.extensions)
 
@@ -212,6 +214,8 @@ def test_the_vendor_client_sees_every_change_between_two_calls() -> None:
         ours = client.build_request("POST", url, content=b"a", headers=given)
         theirs = httpx.AsyncClient.build_request(client, "POST", url, content=b"a", headers=given)
         assert ours.headers.raw == theirs.headers.raw
+        assert ours.headers._list == theirs.headers._list  # the lower-cased keys too
+        assert type(ours.stream) is type(theirs.stream) and ours.read() == theirs.read()
 
     same()
     given["b"] = "3"  # the same length, changed in place

@@ -43,6 +43,7 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 def _seen(response: httpx.Response) -> dict[str, Any]:
     """What a caller can see of a read response."""
     return {"status": response.status_code, "headers": response.headers.multi_items(),
+            "raw headers": response.headers._list,
             "content": response.content, "closed": response.is_closed,
             "consumed": response.is_stream_consumed,
             "downloaded": response.num_bytes_downloaded, "history": response.history,
@@ -142,3 +143,21 @@ async def test_a_plain_response_is_freed_without_the_garbage_collector(transport
                 assert gone() is None, path
             finally:
                 gc.enable()
+
+
+def test_the_aiohttp_transport_sends_each_requests_own_headers() -> None:
+    """Its pairs are kept per set of headers: a call with other headers (or only another
+    Content-Length) gets its own, as aiohttp's pairs of what httpx holds."""
+    pytest.importorskip("aiohttp")
+    from omnichannel_sdk._aiohttp_transport import AiohttpTransport
+
+    transport = AiohttpTransport()
+    client = make_http_client()
+    url = httpx.URL("https://api.vendor.test/send")
+    given = httpx.Headers({"authorization": "Basic x", "X-Tag": "\u00e9t\u00e9"}, encoding="utf-8")
+    for body in (b"a", b"a", b"abc"):
+        headers = client.build_request("POST", url, content=body, headers=given).headers
+        assert transport._headers(headers) == [
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in headers.raw]
+    other = client.build_request("POST", url, content=b"a").headers
+    assert ("authorization", "Basic x") not in transport._headers(other)

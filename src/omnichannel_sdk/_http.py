@@ -235,12 +235,15 @@ class VendorClient(httpx.AsyncClient):
             prefix = self._prefix(url, headers)
             if prefix is not None:
                 # httpx copies a Headers as it is (no per-header normalising): only
-                # Content-Length is added, last, as httpx's own build_request adds it
-                request = httpx.Request(method, url, stream=httpx.ByteStream(content),
-                                        headers=prefix,
-                                        extensions={"timeout": self.timeout.as_dict()})
-                request.headers["Content-Length"] = str(len(content))
-                request.read()  # as httpx's: the body is there to read (request.content)
+                # Content-Length is added, last, as httpx's own build_request adds it (the
+                # entry Headers.__setitem__ makes), and the body is there to read
+                # (request.content) as after httpx's read(); set here rather than by
+                # Request's own copies of the headers and extensions
+                request = httpx.Request(method, url, stream=httpx.ByteStream(content))
+                request.headers._list = [*prefix._list, (b"Content-Length", b"content-length",
+                                                         b"%d" % len(content))]
+                request.extensions = {"timeout": self.timeout.as_dict()}
+                request._content = content
                 return request
         return super().build_request(
             method, url, content=content, data=data, files=files, json=json, params=params,
@@ -303,12 +306,14 @@ class VendorClient(httpx.AsyncClient):
         response.request = request
         self._cookies.extract_cookies(response)
         response.default_encoding = self._default_encoding
-        _log.info('HTTP Request: %s %s "%s %d %s"', request.method, request.url,
-                  response.http_version, response.status_code, response.reason_phrase)
+        if _log.isEnabledFor(logging.INFO):  # (httpx works out the arguments regardless)
+            _log.info('HTTP Request: %s %s "%s %d %s"', request.method, request.url,
+                      response.http_version, response.status_code, response.reason_phrase)
         body = response.__dict__.pop(_EAGER_BODY, None)
         try:
             response.history = []
-            if response.has_redirect_location:  # not followed: the next request is said
+            if 300 <= response.status_code < 400 and response.has_redirect_location:
+                # not followed: the next request is said
                 response.next_request = self._build_redirect_request(request, response)
             if (type(body) is bytes and type(response.stream) is httpx.ByteStream
                     and not response.is_stream_consumed and not response.is_closed
