@@ -231,7 +231,10 @@ class VendorClient(httpx.AsyncClient):
                 and files is None and json is None and params is None and cookies is None
                 and extensions is None and timeout is httpx.USE_CLIENT_DEFAULT
                 and (headers is None or type(headers) is httpx.Headers)
-                and url.is_absolute_url and not self.params and not self.cookies):
+                and url.is_absolute_url and not self.params
+                # an empty jar's dict of domains says "no cookies" without iterating the jar
+                # (what Cookies.__bool__ does); a jar emptied cookie by cookie asks it
+                and (not self._cookies.jar._cookies or not self.cookies)):  # type: ignore[attr-defined]
             prefix = self._prefix(url, headers)
             if prefix is not None:
                 # httpx copies a Headers as it is (no per-header normalising): only
