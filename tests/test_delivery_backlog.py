@@ -118,3 +118,38 @@ async def test_a_backlog_left_at_the_timeout_goes_back_to_the_outbox(
         await delivery.stop(timeout=0.05)
         assert sorted(released) == [j.id for j in _jobs(3)]  # the running one and the waiting
         assert not delivery._tasks and not delivery._backlog and not delivery._running
+
+
+async def test_stop_cancelling_tasks_that_never_started_gives_their_workers_back(
+        omni_config: dict, register_plugin: list) -> None:
+    """A task handed a worker but cancelled by ``stop()`` before its first step never runs the
+    job's ``finally``: its worker, channel slot and reservation are given back all the same,
+    and the job goes back to the outbox."""
+    hub = _hub(omni_config, register_plugin, 3)
+    released: list[str] = []
+    async with hub:
+        delivery = hub.delivery
+        assert delivery._poller is not None
+        delivery._poller.cancel()  # (so that stop() below does not yield before cancelling)
+        await asyncio.gather(delivery._poller, return_exceptions=True)
+        delivery._poller = None
+
+        async def release(job_ids: list[str]) -> None:
+            released.extend(job_ids)
+
+        delivery.handlers["probe"] = lambda job: asyncio.sleep(3600)
+        delivery.store.release_jobs = release  # type: ignore[method-assign]
+        slot = delivery._slot("fake")
+        free_slots = slot._value
+        fresh = Job(id="job-fresh", kind="probe", channel_key="fake", message_id=None)
+        assert await delivery.reserve(fresh, [])
+        delivery.submit(fresh)
+        for job in _jobs(2):
+            delivery.submit(job)
+        assert len(delivery._tasks) == 3 and delivery._idle == 0
+        await delivery.stop(timeout=0)  # cancels the three before any has begun
+        assert sorted(released) == sorted([fresh.id] + [j.id for j in _jobs(2)])
+        assert delivery._idle == 3  # every worker given back
+        assert slot._value == free_slots  # and the reserved channel slot
+        assert not delivery._tasks and not delivery._running and not delivery._reserved
+        assert not delivery._rendered and not getattr(delivery, "_unstarted", None)

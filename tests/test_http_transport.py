@@ -176,6 +176,8 @@ def test_the_vendor_client_builds_the_request_httpx_builds(
         theirs = httpx.AsyncClient.build_request(client, method, url, content=content,
                                                  headers=headers)
         assert ours.headers.raw == theirs.headers.raw
+        assert ours.headers._list == theirs.headers._list  # the lower-cased keys too
+        assert type(ours.stream) is type(theirs.stream) and ours.read() == theirs.read()
         assert (ours.method, ours.url, ours.content, ours.extensions) == (
             theirs.method, theirs.url, theirs.content, theirs.extensions)
 
@@ -212,6 +214,8 @@ def test_the_vendor_client_sees_every_change_between_two_calls() -> None:
         ours = client.build_request("POST", url, content=b"a", headers=given)
         theirs = httpx.AsyncClient.build_request(client, "POST", url, content=b"a", headers=given)
         assert ours.headers.raw == theirs.headers.raw
+        assert ours.headers._list == theirs.headers._list  # the lower-cased keys too
+        assert type(ours.stream) is type(theirs.stream) and ours.read() == theirs.read()
 
     same()
     given["b"] = "3"  # the same length, changed in place
@@ -225,3 +229,21 @@ def test_the_vendor_client_sees_every_change_between_two_calls() -> None:
     given = httpx.Headers({"b": "3"})  # equal contents, another object
     same()
     assert client.build_request("POST", url, content=b"a").headers.get("b") is None
+
+
+def test_a_cookie_put_in_the_jar_still_goes_with_the_request() -> None:
+    """The short build_request is for a client without cookies: one put straight into the
+    jar (the client's own jar stores none from answers) is sent as httpx sends it, and once
+    it is gone again the request is the plain one."""
+    from http.cookiejar import Cookie
+
+    client = make_http_client()
+    url = httpx.URL("https://api.vendor.test/send")
+    client.cookies.jar.set_cookie(Cookie(
+        0, "k", "v", None, False, "api.vendor.test", True, False, "/", True, False, None,
+        False, None, None, {}))
+    ours = client.build_request("POST", url, content=b"a")
+    theirs = httpx.AsyncClient.build_request(client, "POST", url, content=b"a")
+    assert ours.headers["cookie"] == "k=v" and ours.headers.raw == theirs.headers.raw
+    client.cookies.jar.clear("api.vendor.test", "/", "k")  # leaves the jar's empty dicts
+    assert "cookie" not in client.build_request("POST", url, content=b"a").headers

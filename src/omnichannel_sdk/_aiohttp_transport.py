@@ -107,6 +107,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
         self._urls: dict[str, URL] = {}
+        self._header_lists: dict[tuple[tuple[bytes, bytes, bytes], ...], list[tuple[str, str]]] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self.max_connections,
@@ -130,10 +131,22 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 total=None, sock_connect=key[0], sock_read=key[1], connect=key[2])
         return found
 
+    def _headers(self, given: httpx.Headers) -> list[tuple[str, str]]:
+        """``given`` as aiohttp's pairs (never changed: aiohttp copies them), kept per set of
+        headers (a vendor's calls repeat theirs, but for Content-Length)."""
+        key = tuple(given._list)
+        found = self._header_lists.get(key)
+        if found is None:
+            if len(self._header_lists) >= 256:  # headers made up per call: no unbounded cache
+                self._header_lists.clear()
+            found = self._header_lists[key] = [(k.decode("latin-1"), v.decode("latin-1"))
+                                               for k, _, v in key]
+        return found
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` over aiohttp; the answer as an :class:`httpx.Response`."""
         session = self._session or self._open()
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        headers = self._headers(request.headers)
         data: Any
         try:
             data = request.content or None
@@ -148,7 +161,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if url is None:
             if len(self._urls) >= 256:  # many URLs (media downloads): no unbounded cache
                 self._urls.clear()
-            url = self._urls[text] = URL(text, encoded=True)  # httpx encoded it already
+            url = URL(text, encoded=True)  # httpx encoded it already
+            if url.raw_user is not None:  # httpx made them the Authorization header (aiohttp
+                url = url.with_user(None)  # refuses both at once)
+            self._urls[text] = url
         body: bytes | None = None
         try:  # (a plain try rather than a context manager: this runs on every vendor call)
             response = await session.request(
@@ -171,8 +187,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         extensions = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode("latin-1")
-        answer = httpx.Response(response.status, headers=response.raw_headers, stream=stream,
-                                extensions=extensions)
+        answer = httpx.Response(response.status, stream=stream, extensions=extensions)
+        # the entries httpx.Headers(raw_headers) makes of aiohttp's bytes pairs, without its
+        # per-header normalising (bytes are kept as they are)
+        answer.headers._list = [(k, k.lower(), v) for k, v in response.raw_headers]
         if body is not None:
             answer.__dict__[EAGER_BODY] = body
         return answer

@@ -101,7 +101,8 @@ class Delivery:
         self._channel_slots: dict[str, asyncio.Semaphore] = {}
         self._settled: set[str] = set()
         self._limiters: dict[str, TokenBucket] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: dict[asyncio.Task[Any], Job] = {}  # running jobs' tasks (see _done)
+        self._unstarted: dict[str, asyncio.Task[Any]] = {}  # by job id: _run not begun yet
         self._running: set[str] = set()
         self._leased: set[str] = set()
         self._reserved: set[str] = set()
@@ -210,8 +211,22 @@ class Delivery:
     def _start(self, job: Job, message: Message | None) -> None:
         """Run ``job`` in a task of its own, holding a worker."""
         task = asyncio.create_task(self._run(job, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = job
+        self._unstarted[job.id] = task
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        """A job's task ended. One ``stop()`` cancelled before its first step never ran
+        :meth:`_run`'s ``finally``: what the job holds is given back here (it stays leased)."""
+        job = self._tasks.pop(task)
+        if self._unstarted.get(job.id) is task:  # (the first thing _run does is take it out)
+            del self._unstarted[job.id]
+            self._running.discard(job.id)
+            self._rendered.pop(job.id, None)
+            if job.id in self._reserved:
+                self._reserved.discard(job.id)
+                self._slot(job.channel_key).release()
+            self._free_worker()
 
     def _free_worker(self) -> None:
         """A job is done with its worker: hand it to the backlog's first job, else back."""
@@ -259,6 +274,7 @@ class Delivery:
         return limiter
 
     async def _run(self, job: Job, message: Message | None) -> None:
+        del self._unstarted[job.id]  # begun: its finally gives back what it holds
         parts = self._rendered.pop(job.id, None)
         reserved = job.id in self._reserved
         self._reserved.discard(job.id)
@@ -478,8 +494,6 @@ def _parts_adapter() -> Any:
     global _PARTS
     if _PARTS is None:
         from pydantic import TypeAdapter
-
-        from ._models import Part
 
         _PARTS = TypeAdapter(list[Part])
     return _PARTS

@@ -20,12 +20,16 @@ and tenant, and a shared jar would carry one vendor session's cookies into anoth
 from __future__ import annotations
 
 import asyncio
+import datetime
+import logging
 import ssl
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpcore
 import httpx
+from httpx._client import ClientState
 
 from ._errors import ConfigurationError
 from ._extras import missing_extra
@@ -38,6 +42,8 @@ needs aiohttp, this one must not)."""
 __all__ = ["NoCookies", "PerHostTransport", "VendorClient", "make_http_client"]
 
 USER_AGENT = "omnichannel-sdk"
+
+_log = logging.getLogger("httpx")  # httpx's own logger: the same "HTTP Request" lines
 
 DEFAULT_PER_HOST = 100
 """Requests in flight to one vendor origin with httpx's transport."""
@@ -225,16 +231,22 @@ class VendorClient(httpx.AsyncClient):
                 and files is None and json is None and params is None and cookies is None
                 and extensions is None and timeout is httpx.USE_CLIENT_DEFAULT
                 and (headers is None or type(headers) is httpx.Headers)
-                and url.is_absolute_url and not self.params and not self.cookies):
+                and url.is_absolute_url and not self.params
+                # an empty jar's dict of domains says "no cookies" without iterating the jar
+                # (what Cookies.__bool__ does); a jar emptied cookie by cookie asks it
+                and (not self._cookies.jar._cookies or not self.cookies)):  # type: ignore[attr-defined]
             prefix = self._prefix(url, headers)
             if prefix is not None:
                 # httpx copies a Headers as it is (no per-header normalising): only
-                # Content-Length is added, last, as httpx's own build_request adds it
-                request = httpx.Request(method, url, stream=httpx.ByteStream(content),
-                                        headers=prefix,
-                                        extensions={"timeout": self.timeout.as_dict()})
-                request.headers["Content-Length"] = str(len(content))
-                request.read()  # as httpx's: the body is there to read (request.content)
+                # Content-Length is added, last, as httpx's own build_request adds it (the
+                # entry Headers.__setitem__ makes), and the body is there to read
+                # (request.content) as after httpx's read(); set here rather than by
+                # Request's own copies of the headers and extensions
+                request = httpx.Request(method, url, stream=httpx.ByteStream(content))
+                request.headers._list = [*prefix._list, (b"Content-Length", b"content-length",
+                                                         b"%d" % len(content))]
+                request.extensions = {"timeout": self.timeout.as_dict()}
+                request._content = content
                 return request
         return super().build_request(
             method, url, content=content, data=data, files=files, json=json, params=params,
@@ -243,11 +255,18 @@ class VendorClient(httpx.AsyncClient):
     async def send(self, request: httpx.Request, *, stream: bool = False,
                    auth: Any = httpx.USE_CLIENT_DEFAULT,
                    follow_redirects: Any = httpx.USE_CLIENT_DEFAULT) -> httpx.Response:
-        """See :meth:`httpx.AsyncClient.send`. An answer the aiohttp transport read whole
-        (:data:`~omnichannel_sdk._aiohttp_transport.EAGER_BODY`) is handed over as
-        :meth:`httpx.Response.aread` would leave it (content, bytes downloaded, closed,
-        ``elapsed``) without its five async generators (≈ 5 % of a send); anything else, or
-        one a response hook already read, is read by httpx itself."""
+        """See :meth:`httpx.AsyncClient.send`.
+
+        The usual vendor call (read whole, no auth, no redirect to follow, no event hooks)
+        goes to the transport directly (:meth:`_send_plain`): httpx's auth flow (an async
+        generator per request), its redirect loop and its stream wrapper only pass it
+        through. Anything else goes through httpx's own."""
+        if (not stream and auth is httpx.USE_CLIENT_DEFAULT and self._auth is None
+                and (follow_redirects is False or (follow_redirects is httpx.USE_CLIENT_DEFAULT
+                                                   and not self.follow_redirects))
+                and not self._event_hooks["request"] and not self._event_hooks["response"]
+                and not request.url.userinfo and self._state is not ClientState.CLOSED):
+            return await self._send_plain(request)
         response = await super().send(request, stream=True, auth=auth,
                                       follow_redirects=follow_redirects)
         body = response.__dict__.pop(_EAGER_BODY, None)
@@ -258,15 +277,60 @@ class VendorClient(httpx.AsyncClient):
                     or "content-encoding" in response.headers):  # httpx decodes those
                 await response.aread()
             else:
-                response.is_stream_consumed = True
-                response._num_bytes_downloaded = len(body)
-                response._content = body
+                _read_eagerly(response, body)
                 await response.aclose()  # as aread's end: closed, elapsed set
                 # httpx's BoundAsyncStream and the response refer to each other: a cycle
                 # only the garbage collector frees (11 objects a send, and with them the
                 # collections a backlog of sends pays for). A consumed, closed response never
                 # reads its stream again; a plain one over the same bytes breaks the cycle
                 response.stream = httpx.ByteStream(body)
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
+
+    async def _send_plain(self, request: httpx.Request) -> httpx.Response:
+        """What :meth:`httpx.AsyncClient.send` does for a request without auth, redirects to
+        follow or event hooks, read whole: the same response (request, history, a redirect's
+        ``next_request``, default encoding, content, bytes downloaded, closed, ``elapsed``),
+        the same ``HTTP Request`` log line, transport errors carrying the request."""
+        self._state = ClientState.OPENED
+        self._set_timeout(request)
+        transport = self._transport_for_url(request.url)
+        start = time.perf_counter()
+        if not isinstance(request.stream, httpx.AsyncByteStream):
+            raise RuntimeError("Attempted to send a sync request with an AsyncClient instance.")
+        try:
+            response = await transport.handle_async_request(request)
+        except httpx.RequestError as exc:  # as httpx's request_context
+            exc.request = request
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)  # as httpx's
+        response.request = request
+        self._cookies.extract_cookies(response)
+        response.default_encoding = self._default_encoding
+        if _log.isEnabledFor(logging.INFO):  # (httpx works out the arguments regardless)
+            _log.info('HTTP Request: %s %s "%s %d %s"', request.method, request.url,
+                      response.http_version, response.status_code, response.reason_phrase)
+        body = response.__dict__.pop(_EAGER_BODY, None)
+        try:
+            response.history = []
+            if 300 <= response.status_code < 400 and response.has_redirect_location:
+                # not followed: the next request is said
+                response.next_request = self._build_redirect_request(request, response)
+            if (type(body) is bytes and type(response.stream) is httpx.ByteStream
+                    and not response.is_stream_consumed and not response.is_closed
+                    and "content-encoding" not in response.headers):
+                # the transport read it whole into a plain stream (closing it does nothing):
+                # no stream wrapper, so no cycle between it and the response either
+                _read_eagerly(response, body)
+                response.is_closed = True
+                response.elapsed = datetime.timedelta(seconds=time.perf_counter() - start)
+            else:
+                response.stream = _Timed(response.stream, response, start)
+                await response.aread()
+                # read and closed: as above, no cycle left behind (the body is its content)
+                response.stream = httpx.ByteStream(response.content)
         except BaseException:
             await response.aclose()
             raise
@@ -305,6 +369,32 @@ class VendorClient(httpx.AsyncClient):
             cache.clear()
         cache[key] = prefix
         return prefix
+
+
+def _read_eagerly(response: httpx.Response, body: bytes) -> None:
+    """Leave ``response`` as :meth:`httpx.Response.aread` would for a body already read."""
+    response.is_stream_consumed = True
+    response._num_bytes_downloaded = len(body)
+    response._content = body
+
+
+class _Timed(httpx.AsyncByteStream):
+    """A response body that sets the response's ``elapsed`` when closed (httpx's own
+    ``BoundAsyncStream``)."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, response: httpx.Response,
+                 start: float) -> None:
+        self._inner = inner
+        self._response = response
+        self._start = start
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        self._response.elapsed = datetime.timedelta(seconds=time.perf_counter() - self._start)
+        await self._inner.aclose()
 
 
 def make_http_client(transport: str = "httpx", *, timeout: float = 20.0,

@@ -48,7 +48,7 @@ from ._concat import ConcatAssembler, ConcatPart
 from ._forms import parse_form
 from ._keywords import keyword_event
 from ._numbers import PhoneNumberAdapter, address, normalize_number
-from ._outbound_sms import SendProgress, prepare_outbound
+from ._outbound_sms import OutboundSms, SendProgress, prepare_outbound
 from ._settings import SmsSettings
 
 __all__ = ["VONAGE_DLR_ERRORS", "VonageSmsAdapter", "VonageSmsSettings", "signed_params", "vonage_signature"]
@@ -72,6 +72,7 @@ _DLR_STATUS = {"delivered": "delivered", "accepted": "sent", "buffered": "sent",
 _SEND_AUTH = frozenset({"4", "8", "11", "14", "32"})
 _SEND_RATE = frozenset({"1", "10"})
 _SEND_RETRY = frozenset({"5"})
+_PREPARED_KEPT = 4096  # sends prepared at hub.send whose send has not run yet, at most
 _INBOUND_CORE = frozenset({"msisdn", "to", "messageId", "text", "type", "sig", "timestamp", "nonce",
                            "concat", "concat-ref", "concat-part", "concat-total", "api-key"})
 
@@ -158,6 +159,10 @@ class VonageSmsAdapter(PhoneNumberAdapter[VonageSmsSettings]):
                                          self.settings.concat_timeout)
         self._flusher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._prepared: dict[int, tuple[Sequence[Part], OutboundSms]] = {}
+        """What :meth:`outbound_metadata` prepared, by the identity of the parts list
+        ``hub.send`` hands on to :meth:`send` (held, so the identity is not reused)."""
+        self._endpoint: tuple[str, httpx.URL, httpx.Headers] | None = None
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -344,7 +349,11 @@ class VonageSmsAdapter(PhoneNumberAdapter[VonageSmsSettings]):
             raise RejectedError(f"{self.name}: the message has no recipient")
         if self._own is None:
             raise RejectedError(f"{self.name}: no from_number configured")
-        prepared = prepare_outbound(parts, self.settings, self.name)
+        # a fresh send's parts are the very list outbound_metadata prepared at hub.send
+        kept = self._prepared.pop(id(parts), None)
+        prepared = (kept[1] if kept is not None and kept[0] is parts
+                    else prepare_outbound(parts, self.settings, self.name))
+        url, headers = self._send_endpoint()
         to = message.recipients[0].handle.lstrip("+")
         sender = self._own.handle.lstrip("+") if self._own.handle[1:].isdigit() else self._own.handle
         if not prepared.bodies:
@@ -362,10 +371,8 @@ class VonageSmsAdapter(PhoneNumberAdapter[VonageSmsSettings]):
                     "type": "unicode" if info.encoding == "UCS-2" else "text",
                     "status-report-req": "1", "callback": self.context.webhook_url,
                     "client-ref": message.id[:100]}
-            response = await self.request(
-                "POST", f"{self.api_base}/sms/json", content=urlencode(form).encode("utf-8"),
-                headers={"content-type": "application/x-www-form-urlencoded",
-                         "accept": "application/json"})
+            response = await self.request("POST", url, content=urlencode(form).encode("utf-8"),
+                                          headers=headers)
             if response.status_code >= 400:
                 raise self.error_for_status(response.status_code, response, None, None)
             accepted = self._accepted(response)
@@ -378,7 +385,22 @@ class VonageSmsAdapter(PhoneNumberAdapter[VonageSmsSettings]):
         """The encoding and segment count of the SMS ``parts`` become (SPEC §10), known before
         the send; a text past ``max_segments`` with ``max_segments_action = "refuse"`` is
         refused here, before anything is queued."""
-        return prepare_outbound(parts, self.settings, self.name).metadata()
+        prepared = prepare_outbound(parts, self.settings, self.name)
+        if len(self._prepared) >= _PREPARED_KEPT:  # sends that never ran: no unbounded cache
+            self._prepared.clear()
+        self._prepared[id(parts)] = (parts, prepared)  # for send (the same parts, once)
+        return prepared.metadata()
+
+    def _send_endpoint(self) -> tuple[httpx.URL, httpx.Headers]:
+        """The SMS API's URL, parsed, and the headers of a send, made once per ``api_base``
+        (httpx parses a string URL and a dict of headers again on every request)."""
+        base = self.api_base
+        kept = self._endpoint
+        if kept is None or kept[0] != base:
+            kept = self._endpoint = (base, httpx.URL(f"{base}/sms/json"), httpx.Headers({
+                "content-type": "application/x-www-form-urlencoded",
+                "accept": "application/json"}))
+        return kept[1], kept[2]
 
     def _accepted(self, response: httpx.Response) -> list[str]:
         try:
