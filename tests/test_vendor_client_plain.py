@@ -161,3 +161,20 @@ def test_the_aiohttp_transport_sends_each_requests_own_headers() -> None:
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in headers.raw]
     other = client.build_request("POST", url, content=b"a").headers
     assert ("authorization", "Basic x") not in transport._headers(other)
+
+
+async def test_an_httpx_without_the_private_names_gets_httpx_own_send(
+        monkeypatch: pytest.MonkeyPatch, through_httpx: list[str]) -> None:
+    """The short path reads httpx's private client state: a release that renamed it makes
+    every client send the long way, with the same answer, instead of failing mid-send."""
+    from omnichannel_sdk import _http
+
+    assert make_http_client()._plain  # this httpx has them
+    monkeypatch.setattr(_http, "_CLIENT_INTERNALS", (*_http._CLIENT_INTERNALS, "_renamed"))
+    async with LoopbackServer(_serve) as port, make_http_client() as client:
+        assert not client._plain
+        response = await client.post(f"http://127.0.0.1:{port}/json")
+        assert response.json() == {"sid": "SM1"} and response.is_closed
+    monkeypatch.setattr(_http, "ClientState", None)
+    assert not make_http_client()._plain
+    assert through_httpx == ["/json"]

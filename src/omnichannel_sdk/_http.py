@@ -29,7 +29,11 @@ from typing import Any
 
 import httpcore
 import httpx
-from httpx._client import ClientState
+
+try:  # read by VendorClient's short path (httpx's own send is used without it)
+    from httpx._client import ClientState
+except ImportError:  # pragma: no cover - an httpx that moved its private names
+    ClientState = None  # type: ignore[assignment,misc]
 
 from ._errors import ConfigurationError
 from ._extras import missing_extra
@@ -216,6 +220,10 @@ class VendorClient(httpx.AsyncClient):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._plain = _has_httpx_internals(self)
+        """Whether :meth:`send`'s short path can run: it reads and sets httpx's private
+        client state (written against httpx 0.29); an httpx without those names gets
+        httpx's own send, never an AttributeError in the middle of a vendor call."""
         self._prefixes: dict[tuple[Any, ...], httpx.Headers | None] = {}
         self._last: tuple[Any, ...] | None = None
         """The previous call's origin, client and call headers (objects and contents) and
@@ -234,7 +242,7 @@ class VendorClient(httpx.AsyncClient):
                 and url.is_absolute_url and not self.params
                 # an empty jar's dict of domains says "no cookies" without iterating the jar
                 # (what Cookies.__bool__ does); a jar emptied cookie by cookie asks it
-                and (not self._cookies.jar._cookies or not self.cookies)):  # type: ignore[attr-defined]
+                and (not getattr(self._cookies.jar, "_cookies", True) or not self.cookies)):
             prefix = self._prefix(url, headers)
             if prefix is not None:
                 # httpx copies a Headers as it is (no per-header normalising): only
@@ -261,7 +269,8 @@ class VendorClient(httpx.AsyncClient):
         goes to the transport directly (:meth:`_send_plain`): httpx's auth flow (an async
         generator per request), its redirect loop and its stream wrapper only pass it
         through. Anything else goes through httpx's own."""
-        if (not stream and auth is httpx.USE_CLIENT_DEFAULT and self._auth is None
+        if (self._plain and not stream and auth is httpx.USE_CLIENT_DEFAULT
+                and self._auth is None
                 and (follow_redirects is False or (follow_redirects is httpx.USE_CLIENT_DEFAULT
                                                    and not self.follow_redirects))
                 and not self._event_hooks["request"] and not self._event_hooks["response"]
@@ -369,6 +378,23 @@ class VendorClient(httpx.AsyncClient):
             cache.clear()
         cache[key] = prefix
         return prefix
+
+
+_CLIENT_INTERNALS = ("_auth", "_event_hooks", "_state", "_default_encoding", "_cookies",
+                     "_set_timeout", "_transport_for_url", "_build_redirect_request")
+_RESPONSE_INTERNALS = ("_content", "_num_bytes_downloaded", "is_stream_consumed", "is_closed")
+
+
+def _has_httpx_internals(client: httpx.AsyncClient) -> bool:
+    """Whether ``client`` (a new one) and httpx's Response have the private names
+    :meth:`VendorClient._send_plain` uses: checked once per client, so that an httpx release
+    that renames them falls back to httpx's own send instead of breaking sends."""
+    if ClientState is None or not hasattr(ClientState, "OPENED"):
+        return False
+    if not all(hasattr(client, name) for name in _CLIENT_INTERNALS):
+        return False
+    probe = httpx.Response(200, content=b"")
+    return all(hasattr(probe, name) for name in _RESPONSE_INTERNALS)
 
 
 def _read_eagerly(response: httpx.Response, body: bytes) -> None:
