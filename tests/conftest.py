@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,33 @@ def pg_schema() -> str:
     """A fresh PostgreSQL schema name for one test."""
     need_service("PostgreSQL", 5432)
     return "t_" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+async def pg(pg_schema: str) -> AsyncIterator[Any]:
+    """An open :class:`PostgresStore` on a fresh schema, dropped after."""
+    from omnichannel_sdk._store._postgres import PostgresStore
+
+    opened = PostgresStore(f"{PG_DSN}?schema={pg_schema}")
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+        await drop_pg_schema(pg_schema)
+
+
+@pytest.fixture
+async def lite(tmp_path: Path) -> AsyncIterator[Any]:
+    """An open :class:`SQLiteStore` in the test's own folder (to compare with ``pg``)."""
+    from omnichannel_sdk._store._sqlite import SQLiteStore
+
+    opened = SQLiteStore(str(tmp_path / "store.db"))
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

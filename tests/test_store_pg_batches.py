@@ -5,7 +5,6 @@ together without one failing write undoing the others."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,14 +18,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 
 @pytest.fixture
-async def store(pg_schema: str) -> AsyncIterator[PostgresStore]:
-    opened = PostgresStore(f"{PG_DSN}?schema={pg_schema}")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-        await drop_pg_schema(pg_schema)
+def store(pg: PostgresStore) -> PostgresStore:
+    """The open store of a fresh schema (conftest's ``pg``)."""
+    return pg
 
 
 INSERT = "INSERT INTO kv (key, value, expires_us) VALUES ($1, $2, $3)"

@@ -26,27 +26,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-async def pg(pg_schema: str) -> AsyncIterator[PostgresStore]:
-    opened = PostgresStore(f"{PG_DSN}?schema={pg_schema}")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-        await drop_pg_schema(pg_schema)
-
-
-@pytest.fixture
-async def lite(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(str(tmp_path / "store.db"))
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
 def _item(ext: str, sender: str, written: datetime, *, profile: dict[str, str] | None = None,
           ours: str = "+14155550199", to: str | None = None, channel: str = "sms") -> IngestItem:
     recipients = [Address(channel=channel, handle=ours)]

@@ -6,9 +6,7 @@ what they store is what SQLite (one statement at a time) stores for the same sen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,32 +18,9 @@ from omnichannel_sdk._store._postgres import PostgresStore
 from omnichannel_sdk._store._sqlite import SQLiteStore
 from omnichannel_sdk._store._tx import now_us
 
-from .conftest import PG_DSN, drop_pg_schema
-
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 NOW = datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def pg(pg_schema: str) -> AsyncIterator[PostgresStore]:
-    opened = PostgresStore(f"{PG_DSN}?schema={pg_schema}")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-        await drop_pg_schema(pg_schema)
-
-
-@pytest.fixture
-async def lite(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(str(tmp_path / "store.db"))
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 class Trips:
