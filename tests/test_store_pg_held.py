@@ -6,9 +6,7 @@ a time) stores and reports for the same webhooks."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +16,6 @@ from omnichannel_sdk._ids import new_id
 from omnichannel_sdk._store import IngestItem, IngestOutcome, RawPayload, SqlStore
 from omnichannel_sdk._store._postgres import PostgresStore
 from omnichannel_sdk._store._sqlite import SQLiteStore
-
-from .conftest import PG_DSN, drop_pg_schema
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -122,22 +118,11 @@ async def _open(store: SqlStore, address: str, thread: str) -> tuple[Any, ...]:
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
-async def either(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    """PostgreSQL's fast path and SQLite's general one (the same outcome expected of both)."""
-    if request.param == "sqlite":
-        lite = SQLiteStore(str(tmp_path / "store.db"))
-        await lite.open()
-        yield lite
-        await lite.close()
-        return
-    schema = request.getfixturevalue("pg_schema")
-    opened = PostgresStore(f"{PG_DSN}?schema={schema}")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-        await drop_pg_schema(schema)
+def either(request: pytest.FixtureRequest) -> SqlStore:
+    """PostgreSQL's fast path and SQLite's general one (the same outcome expected of both):
+    conftest's ``lite`` or ``pg``."""
+    store: SqlStore = request.getfixturevalue("lite" if request.param == "sqlite" else "pg")
+    return store
 
 
 async def test_a_thread_whose_address_or_conversation_came_meanwhile(either: SqlStore) -> None:

@@ -15,6 +15,7 @@ from ._errors import NotFoundError, OptedOutError, UnsupportedFeatureError, Wind
 from ._events import ConversationOpened, MessageQueued
 from ._ids import new_id
 from ._models import Address, Author, Conversation, Message, Part, TextPart
+from ._plugins import implemented
 from ._publisher import Publisher
 from ._render import Rendered, render_parts
 from ._store import Job, SqlStore
@@ -30,7 +31,7 @@ def render(pm: pluggy.PluginManager, adapter: ChannelAdapter, parts: Sequence[Pa
     # no plugin renders: pluggy's call (what it would answer is None) costs about as much as
     # building the message, so it is made only when a plugin implements the hook
     custom = hook(adapter=adapter, parts=list(parts), capabilities=adapter.capabilities) \
-        if hook.get_hookimpls() else None
+        if implemented(hook) else None
     if isinstance(custom, Rendered):
         return custom
     if custom is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -103,3 +103,33 @@ class SendProgress:
         """Remember that SMS ``index`` was accepted with ``ids``."""
         if self.kv is not None:
             await self.kv.kv_set(f"{self.prefix}{index}", orjson.dumps(ids).decode(), ttl=7 * 86400)
+
+
+_Kept = TypeVar("_Kept")
+
+
+class PreparedSends(Generic[_Kept]):
+    """What an adapter's ``outbound_metadata`` prepared at ``hub.send``, kept for its ``send``
+    of a fresh message: ``hub.send`` hands ``send`` the very parts list it gave
+    ``outbound_metadata``, so the list's identity finds it (the list is held meanwhile, so its
+    id is not reused) and the bodies are not prepared twice. At most ``limit`` are kept, as
+    many sends as may wait in the outbox at once: past that all are dropped (those sends
+    prepare again), so sends that never ran (a repeated idempotency key, a failed store
+    write) do not pile up."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._kept: dict[int, tuple[Sequence[Part], object, _Kept]] = {}
+        self._limit = limit
+
+    def keep(self, parts: Sequence[Part], key: object, prepared: _Kept) -> None:
+        """Keep ``prepared`` for a send of ``parts`` with ``key`` (what else it depends on)."""
+        if len(self._kept) >= self._limit:
+            self._kept.clear()
+        self._kept[id(parts)] = (parts, key, prepared)
+
+    def take(self, parts: Sequence[Part], key: object) -> _Kept | None:
+        """What was kept for this very ``parts`` list and an equal ``key`` (once), else ``None``."""
+        kept = self._kept.pop(id(parts), None)
+        if kept is None or kept[0] is not parts or kept[1] != key:
+            return None
+        return kept[2]

@@ -51,7 +51,7 @@ from ._built import inbound_message, text_part
 from ._forms import parse_form
 from ._keywords import keyword_event
 from ._numbers import PhoneNumberAdapter, address
-from ._outbound_sms import OutboundSms, SendProgress, prepare_outbound
+from ._outbound_sms import OutboundSms, PreparedSends, SendProgress, prepare_outbound
 from ._twilio_settings import TwilioSmsSettings
 
 __all__ = [
@@ -93,10 +93,6 @@ _STATUS = {
 _MEDIA_KEY = re.compile(r"^Media(?:Url|ContentType)\d+$")
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _CORE_FIELDS = frozenset({"Body", "From", "To", "MessageSid", "SmsMessageSid", "SmsSid", "NumMedia"})
-_PREPARED_KEPT = 4096
-"""Preparations of sends kept from ``hub.send`` for their vendor call: as many sends as may
-wait in the outbox at once (past that all are dropped, and sends prepare again; an entry whose
-send never comes, a failed ``hub.send``, goes then too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +139,7 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         self._pairs_cache: tuple[bytes, list[tuple[str, str]]] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._send_cache: tuple[str, _SendTemplate] | None = None
-        self._prepared: dict[int, tuple[Sequence[Part], str, OutboundSms]] = {}
+        self._prepared: PreparedSends[OutboundSms] = PreparedSends()
         """What :meth:`outbound_metadata` prepared, by the identity of the parts list
         ``hub.send`` hands on to :meth:`send` (held, so the identity is not reused)."""
 
@@ -360,9 +356,7 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         callbacks at our webhook URL. Media ride as MMS to US/Canada numbers, else as links."""
         to = self._recipient(message)
         # a fresh send's parts are the very list outbound_metadata prepared at hub.send
-        kept = self._prepared.pop(id(parts), None)
-        prepared = (kept[2] if kept is not None and kept[0] is parts and kept[1] == to
-                    else self._prepare(parts, to))
+        prepared = self._prepared.take(parts, to) or self._prepare(parts, to)
         media = prepared.media
         bodies: list[str | None] = list(prepared.bodies) or [None]
         sids: list[str] = []
@@ -429,9 +423,7 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
             prepared = self._prepare(parts, to)
         except UnsupportedFeatureError:
             return {}  # the send itself gives up with this error, as it always did
-        if len(self._prepared) >= _PREPARED_KEPT:  # sends that never ran: no unbounded cache
-            self._prepared.clear()
-        self._prepared[id(parts)] = (parts, to, prepared)  # for send (the same parts, once)
+        self._prepared.keep(parts, to, prepared)  # for send (the same parts, once)
         return self._metadata(prepared)
 
     async def reconcile(self, message: Message, parts: Sequence[Part],

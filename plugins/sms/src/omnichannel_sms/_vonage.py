@@ -48,7 +48,7 @@ from ._concat import ConcatAssembler, ConcatPart
 from ._forms import parse_form
 from ._keywords import keyword_event
 from ._numbers import PhoneNumberAdapter, address, normalize_number
-from ._outbound_sms import OutboundSms, SendProgress, prepare_outbound
+from ._outbound_sms import OutboundSms, PreparedSends, SendProgress, prepare_outbound
 from ._settings import SmsSettings
 
 __all__ = ["VONAGE_DLR_ERRORS", "VonageSmsAdapter", "VonageSmsSettings", "signed_params", "vonage_signature"]
@@ -72,7 +72,6 @@ _DLR_STATUS = {"delivered": "delivered", "accepted": "sent", "buffered": "sent",
 _SEND_AUTH = frozenset({"4", "8", "11", "14", "32"})
 _SEND_RATE = frozenset({"1", "10"})
 _SEND_RETRY = frozenset({"5"})
-_PREPARED_KEPT = 4096  # sends prepared at hub.send whose send has not run yet, at most
 _INBOUND_CORE = frozenset({"msisdn", "to", "messageId", "text", "type", "sig", "timestamp", "nonce",
                            "concat", "concat-ref", "concat-part", "concat-total", "api-key"})
 
@@ -159,9 +158,8 @@ class VonageSmsAdapter(PhoneNumberAdapter[VonageSmsSettings]):
                                          self.settings.concat_timeout)
         self._flusher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._prepared: dict[int, tuple[Sequence[Part], OutboundSms]] = {}
-        """What :meth:`outbound_metadata` prepared, by the identity of the parts list
-        ``hub.send`` hands on to :meth:`send` (held, so the identity is not reused)."""
+        self._prepared: PreparedSends[OutboundSms] = PreparedSends()
+        """What :meth:`outbound_metadata` prepared, for :meth:`send`."""
         self._endpoint: tuple[str, httpx.URL, httpx.Headers] | None = None
 
     # -- identity ----------------------------------------------------------------------------
@@ -350,9 +348,8 @@ class VonageSmsAdapter(PhoneNumberAdapter[VonageSmsSettings]):
         if self._own is None:
             raise RejectedError(f"{self.name}: no from_number configured")
         # a fresh send's parts are the very list outbound_metadata prepared at hub.send
-        kept = self._prepared.pop(id(parts), None)
-        prepared = (kept[1] if kept is not None and kept[0] is parts
-                    else prepare_outbound(parts, self.settings, self.name))
+        prepared = (self._prepared.take(parts, None)
+                    or prepare_outbound(parts, self.settings, self.name))
         url, headers = self._send_endpoint()
         to = message.recipients[0].handle.lstrip("+")
         sender = self._own.handle.lstrip("+") if self._own.handle[1:].isdigit() else self._own.handle
@@ -386,9 +383,7 @@ class VonageSmsAdapter(PhoneNumberAdapter[VonageSmsSettings]):
         the send; a text past ``max_segments`` with ``max_segments_action = "refuse"`` is
         refused here, before anything is queued."""
         prepared = prepare_outbound(parts, self.settings, self.name)
-        if len(self._prepared) >= _PREPARED_KEPT:  # sends that never ran: no unbounded cache
-            self._prepared.clear()
-        self._prepared[id(parts)] = (parts, prepared)  # for send (the same parts, once)
+        self._prepared.keep(parts, None, prepared)  # for send (the same parts, once)
         return prepared.metadata()
 
     def _send_endpoint(self) -> tuple[httpx.URL, httpx.Headers]:
