@@ -108,6 +108,7 @@ def main() -> None:
     inbound = str(HERE / "ingest_callgrind.py")
     stub = None
     if args.side == "outbound":
+        sys.path.insert(0, str(HERE))
         import ingest
 
         port = ingest.free_port()
