@@ -281,3 +281,39 @@ async def test_postgres_upgrades_a_database_before_the_window_columns() -> None:
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_upgrade_lock_is_the_schemas_own() -> None:
+    """A store's schema upgrade waits for another process upgrading the same schema, not for
+    one upgrading another schema of the database."""
+    need_service("PostgreSQL", 5432)
+    import asyncio
+
+    import asyncpg
+
+    busy, free = ("t_" + uuid.uuid4().hex[:12] for _ in range(2))
+    holder = await asyncpg.connect(PG_DSN)
+    try:
+        # another process upgrading ``busy``: it holds that schema's upgrade lock
+        await holder.execute("SELECT pg_advisory_lock(4242001, hashtext($1))", busy)
+        other = PostgresStore(f"{PG_DSN}?schema={free}")
+        await asyncio.wait_for(other.open(), 10)  # not held up by the busy schema
+        try:
+            assert await other.schema_version() == SCHEMA_VERSION
+        finally:
+            await other.close()
+        waiting = PostgresStore(f"{PG_DSN}?schema={busy}")
+        opening = asyncio.create_task(waiting.open())
+        await asyncio.sleep(0.5)
+        assert not opening.done()  # waits for the lock of its own schema
+        await holder.execute("SELECT pg_advisory_unlock(4242001, hashtext($1))", busy)
+        await asyncio.wait_for(opening, 10)
+        try:
+            assert await waiting.schema_version() == SCHEMA_VERSION
+        finally:
+            await waiting.close()
+    finally:
+        for schema in (busy, free):
+            await holder.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await holder.close()

@@ -147,9 +147,11 @@ class PostgresStore(SqlStore):
 
     async def _upgrade(self) -> None:
         """Bring the schema to :data:`SCHEMA_VERSION` under an advisory lock (one process
-        upgrades, the others wait and find it done), each step in its own transaction."""
+        upgrades, the others wait and find it done), each step in its own transaction. The
+        lock is the schema's own: stores of other schemas in the same database open meanwhile."""
+        key = self.schema or ""  # (no schema: the search path's tables; one lock for all of them)
         async with self.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock(4242001)")
+            await conn.execute("SELECT pg_advisory_lock(4242001, hashtext($1))", key)
             try:
                 while True:
                     async with conn.transaction():
@@ -169,7 +171,7 @@ class PostgresStore(SqlStore):
                             await conn.execute(statement.replace("{blob}", "BYTEA"))
                         await conn.execute("UPDATE schema_version SET version = $1", current + 1)
             finally:
-                await conn.execute("SELECT pg_advisory_unlock(4242001)")
+                await conn.execute("SELECT pg_advisory_unlock(4242001, hashtext($1))", key)
 
     async def _lock_identity(self, name: str) -> bool:
         """A session advisory lock on the identity (scoped by schema), on a connection of its
