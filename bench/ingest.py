@@ -29,6 +29,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import multiprocessing
 import os
 import platform
@@ -377,6 +378,54 @@ async def twilio_outbound(n: int, url: str, concurrency: int = 100) -> None:
         await asyncio.gather(*[worker(range(i, n, concurrency)) for i in range(concurrency)])
     finally:
         await client.close()
+
+
+async def durable_outbound(n: int, url: str, tmp: str, concurrency: int = 100) -> None:
+    """A durable send by hand: twilio's client (as ``twilio_outbound``) with the least an outbox
+    must write on SQLite — the message (pydantic, its JSON) and its job in one committed
+    transaction before the call, the vendor's id, the status and the job's removal in one after
+    it. No de-duplication, threading, events, retries or crash reconciliation: what a durable
+    send cannot cost less than."""
+    from twilio.http.async_http_client import AsyncTwilioHttpClient
+
+    conn = sqlite3.connect(f"{tmp}/durable.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE m (id TEXT PRIMARY KEY, status TEXT, external_id TEXT, data TEXT)")
+    conn.execute("CREATE TABLE j (id TEXT PRIMARY KEY, message_id TEXT)")
+    client = AsyncTwilioHttpClient(pool_connections=True)
+    now = datetime.now(UTC)
+    try:
+        async def worker(ids: range) -> None:
+            for i in ids:
+                message = Message(id=f"msg_{i}", channel="sms", channel_key="sms",
+                                  adapter="floor", direction="outbound", conversation_id="c",
+                                  sender=Address(channel="sms", handle="+15005550006"),
+                                  recipients=[Address(channel="sms", handle="+14155550100")],
+                                  parts=[TextPart(text=f"Reply {i}")], created_at=now,
+                                  received_at=now, status="queued")
+                conn.execute("BEGIN")
+                conn.execute("INSERT INTO m VALUES (?, 'queued', NULL, ?)",
+                             (message.id, message.model_dump_json()))
+                conn.execute("INSERT INTO j VALUES (?, ?)", (f"job_{i}", message.id))
+                conn.execute("COMMIT")
+                response = await client.request(
+                    "POST", url, data={"To": "+14155550100", "From": "+15005550006",
+                                       "Body": message.parts[0].text},  # type: ignore[union-attr]
+                    auth=("AC" + "0" * 32, TOKEN))
+                if response.status_code not in (200, 201):
+                    raise RuntimeError(f"stub answered {response.status_code}")
+                sid = json.loads(response.text)["sid"]
+                conn.execute("BEGIN")
+                conn.execute("UPDATE m SET status = 'sent', external_id = ? WHERE id = ?",
+                             (sid, message.id))
+                conn.execute("DELETE FROM j WHERE id = ?", (f"job_{i}",))
+                conn.execute("COMMIT")
+
+        await asyncio.gather(*[worker(range(i, n, concurrency)) for i in range(concurrency)])
+    finally:
+        await client.close()
+        conn.close()
 
 
 async def hub_outbound(n: int, base: str, transport: str, tmp: str) -> Sample:

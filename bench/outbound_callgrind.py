@@ -10,7 +10,10 @@ difference divided by ``--sends`` is the cost of one send, start-up and imports 
 out. Every thread of the process is counted. The sides alternate over ``--rounds`` rounds;
 the summary prints min / median / max of theirs / ours (issue 19 goal 4: ≥ 1.0). The hub
 uses the aiohttp opt-in (``--transport httpx`` for the default), 100 sends in flight, as the
-peer. ``--run SIDE --sends N --url URL`` is what the driver runs under valgrind.
+peer. ``--durable`` adds a third side: twilio's client with the least a durable outbox must
+write on SQLite, by hand (``ingest.durable_outbound``: two committed transactions a send), the
+floor for a send that survives a crash. ``--run SIDE --sends N --url URL`` is what the driver
+runs under valgrind.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ def run_side(side: str, n: int, base: str, transport: str) -> None:
     url = f"{base}/2010-04-01/Accounts/{'AC' + '0' * 32}/Messages.json"
     if side == "twilio":
         asyncio.run(ingest.twilio_outbound(n, url))
+    elif side == "durable":
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(ingest.durable_outbound(n, url, tmp))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             asyncio.run(ingest.hub_outbound(n, base, transport, tmp))
@@ -58,7 +64,10 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--transport", choices=["aiohttp", "httpx"], default="aiohttp")
     parser.add_argument("--port", type=int, default=0, help="the stub's port (default: a free one)")
-    parser.add_argument("--run", choices=["twilio", "hub"], help=argparse.SUPPRESS)
+    parser.add_argument("--durable", action="store_true",
+                        help="also count a durable send by hand (twilio's client and the least "
+                             "an outbox writes on SQLite: ingest.durable_outbound)")
+    parser.add_argument("--run", choices=["twilio", "durable", "hub"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -80,7 +89,7 @@ def main() -> None:
     ready.wait(10)
     base = f"http://127.0.0.1:{port}"
     n = args.sends
-    sides = ["twilio", "hub"]
+    sides = ["twilio", "durable", "hub"] if args.durable else ["twilio", "hub"]
     per: dict[str, list[float]] = {side: [] for side in sides}
     try:
         for r in range(args.rounds):
@@ -96,10 +105,17 @@ def main() -> None:
     print("| side | M instructions / send (median) |")
     print("|---|---|")
     print(f"| twilio AsyncTwilioHttpClient | {statistics.median(per['twilio']) / 1e6:.3f} |")
+    if args.durable:
+        print("| durable by hand: twilio's client + message and job committed before, "
+              f"status and job's removal after | {statistics.median(per['durable']) / 1e6:.3f} |")
     print(f"| hub.send → outbox → twilio-sms ({args.transport}) "
           f"| {statistics.median(per['hub']) / 1e6:.3f} |")
     print(f"twilio / hub: {ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} "
           "(min / median / max; goal ≥ 1.0)")
+    if args.durable:
+        durable = sorted(d / h for d, h in zip(per["durable"], per["hub"], strict=True))
+        print(f"durable by hand / hub: {durable[0]:.2f} / {statistics.median(durable):.2f} / "
+              f"{durable[-1]:.2f}")
 
 
 if __name__ == "__main__":
