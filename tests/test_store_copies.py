@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from omnichannel_sdk import InboundMessage
 from omnichannel_sdk._ids import new_id
 from omnichannel_sdk._models import Address, Contact, Conversation, Message, TextPart
-from omnichannel_sdk._store import IngestItem
-from omnichannel_sdk._store._copies import constructed, copied
+from omnichannel_sdk._store import IngestItem, _parsed
+from omnichannel_sdk._store._copies import constructed, copied, updated_own
 from omnichannel_sdk._store._sqlite import SQLiteStore
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
@@ -58,6 +58,45 @@ def test_copied_is_model_copy() -> None:
     contact = Contact(id="ct_1", addresses=[Address(channel="sms", handle="+1")])
     assert _state(copied(contact, {"profile": {"a": 1}})) == _state(
         contact.model_copy(update={"profile": {"a": 1}}))
+
+
+def test_updated_own_is_model_copy_without_the_copy() -> None:
+    """What ``model_copy(update=...)`` gives, set on the caller's own model."""
+    def made() -> Conversation:  # some fields left to their defaults: not in the fields set
+        return Conversation(id="conv_1", channel="sms", channel_key="sms", contact_id="ct_1",
+                            participants=[Address(channel="sms", handle="+1")], thread_key="t",
+                            created_at=NOW)
+
+    for update in ({}, {"last_inbound_at": NOW, "window_expires_at": NOW + timedelta(hours=24)},
+                   {"participants": [Address(channel="sms", handle="+2")]}):
+        mine, theirs = made(), made().model_copy(update=update)
+        assert updated_own(mine, update) is mine
+        assert _state(mine) == _state(theirs)
+    extra = _Extra(a=1, b=2)
+    assert updated_own(extra, {"c": 3}).__pydantic_extra__ == {"b": 2, "c": 3}
+    assert extra.__pydantic_extra__ == {"b": 2}  # not the short way: pydantic's copy
+
+
+@pytest.mark.anyio
+async def test_the_remembered_conversation_is_not_the_one_updated(tmp_path: Any) -> None:
+    """A returning customer's window is set on the conversation its row's parse handed out:
+    the parse remembered for the next message keeps the stored JSON's values."""
+    store = SQLiteStore(str(tmp_path / "hub.db"))
+    await store.open()
+    try:
+        outcomes = [(await store.ingest([_sms(f"SM{i}")], None))[0] for i in (1, 2, 3, 4)]
+        [data] = [r[0] for r in store.conn.execute("SELECT data FROM conversations")]
+        assert _state(_parsed._conversation(data)) == _state(Conversation.model_validate_json(data))
+        for index, outcome in enumerate(outcomes[1:], 1):
+            assert outcome.conversation is not None
+            assert outcome.conversation.last_inbound_at == NOW + timedelta(minutes=index)
+            assert outcome.conversation.window_expires_at == NOW + timedelta(minutes=index, hours=24)
+            assert outcome.conversation.__pydantic_fields_set__ >= {"last_inbound_at",
+                                                                     "window_expires_at"}
+        assert len({id(o.conversation) for o in outcomes}) == 4  # each message's own
+        assert await store.get_conversation(outcomes[3].conversation.id) == outcomes[3].conversation  # type: ignore[union-attr]
+    finally:
+        await store.close()
 
 
 class _Extra(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-__all__ = ["constructed", "copied"]
+__all__ = ["constructed", "copied", "updated_own"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -69,3 +69,14 @@ def copied(model: M, update: dict[str, Any]) -> M:
     _set_fields_set(new, model.__pydantic_fields_set__ | update.keys())
     _set_private(new, None)
     return new
+
+
+def updated_own(model: M, update: dict[str, Any]) -> M:
+    """``copied(model, update)`` for a ``model`` the caller alone holds (one it made, or a copy
+    handed to it, with its own ``__dict__`` and fields set): ``update`` set on it, no second
+    copy. A returning customer's conversation is copied from its parse once, not twice."""
+    if not _plain(type(model)) or model.__pydantic_extra__ is not None:
+        return model.model_copy(update=update)
+    model.__dict__.update(update)
+    model.__pydantic_fields_set__.update(update)
+    return model

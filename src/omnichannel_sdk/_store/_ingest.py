@@ -17,7 +17,7 @@ from ._base import IngestItem, IngestOutcome, Job, RawPayload
 from ._contacts import ContactChanges, ContactSql
 from ._conversation_rows import utc
 from ._conversations import ConversationSql
-from ._copies import constructed, copied
+from ._copies import constructed, updated_own
 from ._messages import MessageSql
 from ._parsed import parsed_contact
 from ._tx import UNREAD, Tx, now_us, to_us
@@ -184,7 +184,9 @@ class IngestSql(MessageSql, ConversationSql, ContactSql):
         if new_participants:
             updates["participants"] = [*conversation.participants, *new_participants]
         if not created:
-            conversation = copied(conversation, updates)
+            # the conversation is this unit's own (a row's parse is handed out as a copy, as
+            # is the contact's move above): the window is set on it, not on a second copy
+            conversation = updated_own(conversation, updates)
             if new_participants or contact_moved:
                 await self._save_conversation(tx, conversation, to_us(received_at) or 0)
             else:  # the common case: the window moved, nothing the JSON holds did

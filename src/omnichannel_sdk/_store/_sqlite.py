@@ -67,21 +67,23 @@ class _SqliteTx:
             rows, self.raw_rows = self.raw_rows, []
             self.cursor.executemany(_sql(RAW_INSERT_SQL), rows)
 
+    # (``_cache.get(sql) or _sql(sql)``: the converted text without a call, once it is known)
     async def execute(self, sql: str, *args: Any) -> int:
-        return self.cursor.execute(_sql(sql), args).rowcount
+        return self.cursor.execute(_cache.get(sql) or _sql(sql), args).rowcount
 
     async def fetchone(self, sql: str, *args: Any) -> Sequence[Any] | None:
-        plan = _inserts.get(sql, _UNPLANNED)
-        if plan is _UNPLANNED:
-            plan = _inserts[sql] = _insert_plan(sql, self.cursor.connection)
-        if plan is not None and type(args[plan[1]]) is str:
+        plan = _fetches.get(sql)
+        if plan is None:
+            plan = _fetches[sql] = _fetch_plan(sql, self.cursor.connection)
+        converted, short, returned = plan
+        if short is not None and type(args[returned]) is str:
             # the row's own value, when the insert wrote the row (see _insert_plan)
-            return (args[plan[1]],) if self.cursor.execute(plan[0], args).rowcount == 1 else None
-        row: Sequence[Any] | None = self.cursor.execute(_sql(sql), args).fetchone()
+            return (args[returned],) if self.cursor.execute(short, args).rowcount == 1 else None
+        row: Sequence[Any] | None = self.cursor.execute(converted, args).fetchone()
         return row
 
     async def fetchall(self, sql: str, *args: Any) -> list[Sequence[Any]]:
-        return self.cursor.execute(_sql(sql), args).fetchall()
+        return self.cursor.execute(_cache.get(sql) or _sql(sql), args).fetchall()
 
     def close(self) -> None:
         """Finish the last statement (a read may still hold its snapshot) and free the cursor."""
@@ -93,10 +95,16 @@ _cache: dict[str, str] = {}
 _INSERT_RETURNING = re.compile(
     r"INSERT INTO (\w+) \(([^()]*)\) VALUES \(([^()]*)\) "
     r"ON CONFLICT (?:\([^()]*\) (?:WHERE [^()]*? )?)?DO NOTHING RETURNING (\w+)")
-_UNPLANNED: Any = object()
-_inserts: dict[str, tuple[str, int] | None] = {}
-"""Per statement text: its form without ``RETURNING`` and the argument its returned column
-takes (``_insert_plan``), or ``None``."""
+_fetches: dict[str, tuple[str, str | None, int]] = {}
+"""Per statement text read with ``fetchone``: its SQLite form and, for an insert
+``_insert_plan`` plans, its form without ``RETURNING`` and the argument its returned column
+takes (else ``None``, -1): one dictionary look-up a statement."""
+
+
+def _fetch_plan(sql: str, conn: sqlite3.Connection) -> tuple[str, str | None, int]:
+    """What :data:`_fetches` keeps for ``sql``."""
+    insert = _insert_plan(sql, conn)
+    return (_sql(sql), None, -1) if insert is None else (_sql(sql), *insert)
 
 
 def _insert_plan(sql: str, conn: sqlite3.Connection) -> tuple[str, int] | None:
