@@ -36,11 +36,14 @@ def _speak(text: str, out: Path, *, rate: int = 16000, telephone: bool = False) 
     raw = out.with_suffix(".raw.wav")
     subprocess.run([espeak, "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True,
                    capture_output=True, timeout=30)
+    # -R: sox seeds its dither (applied when it lowers the bit depth) with a fixed number, so
+    # the same text gives the same audio on every run; without it an unlucky dither turned a
+    # borderline 8 kHz transcript into a failure once in a full run
     if telephone:
-        cmd = [sox, str(raw), "-r", str(rate), "-c", "1", "-e", "u-law", str(out),
+        cmd = [sox, "-R", str(raw), "-r", str(rate), "-c", "1", "-e", "u-law", str(out),
                "sinc", "300-3400"]
     else:
-        cmd = [sox, str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)]
+        cmd = [sox, "-R", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=30)
     raw.unlink()
     return out
