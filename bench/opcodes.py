@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -56,9 +57,8 @@ def _count(argv: list[str], out: str) -> None:
     sys.settrace(tracer)
     threading.settrace(tracer)
     try:
-        runpy.run_path(argv[0], run_name="__main__")
-    except SystemExit:
-        pass
+        with contextlib.suppress(SystemExit):  # a bench script may end with sys.exit
+            runpy.run_path(argv[0], run_name="__main__")
     finally:
         sys.settrace(None)
         threading.settrace(None)  # type: ignore[arg-type]
@@ -97,13 +97,13 @@ def _module(filename: str) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--count"]:  # a subprocess of _run: count one run
+        _count(sys.argv[4:], sys.argv[2])
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("side", choices=["inbound", "outbound", "bodies"])
     parser.add_argument("--units", type=int, default=300)
     parser.add_argument("--top", type=int, default=40)
-    if sys.argv[1:2] == ["--count"]:  # a subprocess of _run: count one run
-        _count(sys.argv[4:], sys.argv[2])
-        return
     args = parser.parse_args()
     inbound = str(HERE / "ingest_callgrind.py")
     stub = None
