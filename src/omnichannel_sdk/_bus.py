@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ._errors import ConfigurationError, OmnichannelError
+from ._event_queue import EventQueue
 from ._events import Event, event_adapter
 from ._redact import redact_url
 
@@ -53,7 +54,7 @@ class MemoryBus(EventBus):
     """Events within one process. A slow subscriber loses its oldest events, never blocks."""
 
     def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[Any]] = set()
+        self._queues: set[EventQueue[Any]] = set()
         self._closed = False
         self.dropped = 0
         """Events dropped in total because a subscriber's queue was full (a counter for
@@ -89,7 +90,7 @@ class MemoryBus(EventBus):
 
     async def subscribe(self, maxsize: int = 10_000) -> AsyncIterator[Event]:
         """An async iterator over events published from now on."""
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        queue: EventQueue[Any] = EventQueue(maxsize)
         self._queues.add(queue)
         try:
             while True:

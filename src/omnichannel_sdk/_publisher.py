@@ -1,7 +1,8 @@
 """The publisher: events to the bus and to plugins' observer hooks, and tracked background work.
 
 Everything the hub publishes goes through one queue, pumped by one task: hooks see the events
-in the order they were published, and a slow bus never blocks the code that published.
+in the order they were published, and a slow bus never blocks the code that published. The
+pump takes every event queued since it last ran at once (one wake-up for a burst of events).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import pluggy
 
 from ._bus import EventBus
+from ._event_queue import EventQueue
 from ._events import (
     ChannelSignal,
     ConversationOpened,
@@ -54,8 +56,9 @@ class Publisher:
         self.hub = hub
         self.observers: list[Callable[[Event], None]] = []
         """Called with every event as it is published (the durable feed records it)."""
-        self.outgoing: asyncio.Queue[Event] | None = None
-        """Events waiting for the pump (``None`` until :meth:`start`)."""
+        self.outgoing: EventQueue[Event] | None = None
+        """Events waiting for the pump (``None`` until :meth:`start`); ``join()`` waits until
+        the pump has handled every event published so far, ``empty()`` says none waits."""
         self.tasks: set[asyncio.Future[Any]] = set()
         """Background work in flight: async observers and spawned coroutines."""
         self._workers: list[asyncio.Task[Any]] = []
@@ -126,7 +129,7 @@ class Publisher:
 
     def start(self) -> None:
         """Start the pump."""
-        self.outgoing = asyncio.Queue()
+        self.outgoing = EventQueue()
         self._workers = [asyncio.create_task(self._pump(), name="omnichannel-events")]
 
     async def stop(self) -> None:
@@ -143,9 +146,11 @@ class Publisher:
                 await asyncio.wait_for(future, timeout=5)
 
     async def _pump(self) -> None:
-        assert self.outgoing is not None
+        outgoing = self.outgoing
+        assert outgoing is not None
         while True:
-            event = await self.outgoing.get()
+            # (waits only when no event does: a burst of events is one wake-up)
+            event = await outgoing.get()
             try:
                 self._dispatch_hooks(event)
                 if self.bus.listened:  # an in-memory bus nobody subscribed to: no coroutine
@@ -153,7 +158,7 @@ class Publisher:
             except Exception:
                 log.exception("publishing %s failed", event.type)
             finally:
-                self.outgoing.task_done()
+                outgoing.task_done()
 
     def _dispatch_hooks(self, event: Event) -> None:
         hook = self.pm.hook
