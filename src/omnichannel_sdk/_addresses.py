@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
 __all__ = ["PHONE_CHANNELS", "normalize_email", "normalize_handle", "normalize_phone"]
@@ -45,6 +47,8 @@ def _normalize_phone(number: str, region: str | None, international: bool) -> st
     raw = number.strip()
     if not raw:
         raise ValueError("empty phone number")
+    if raw[0] == "+" and _plain_e164(raw):  # (before counting its digits one by one)
+        return raw
     if raw.startswith("00"):
         raw = "+" + raw[2:]
     digits = sum(ch.isdigit() for ch in raw)
@@ -52,6 +56,13 @@ def _normalize_phone(number: str, region: str | None, international: bool) -> st
         return raw  # alphanumeric sender id or short code
     if not raw.startswith("+") and (international or region is None):
         raw = "+" + raw  # vendors (Vonage, Twilio) often drop the plus sign
+    if _plain_e164(raw):
+        return raw
+    return _parsed_e164(raw, region)
+
+
+def _parsed_e164(raw: str, region: str | None) -> str:
+    """``raw`` in E.164 as phonenumbers parses it (``ValueError`` if it cannot be a number)."""
     try:
         parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
@@ -59,6 +70,44 @@ def _normalize_phone(number: str, region: str | None, international: bool) -> st
     if not phonenumbers.is_possible_number(parsed):
         raise ValueError("not a possible phone number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+
+
+def _plain_e164(raw: str) -> bool:
+    """Whether phonenumbers would read ``raw`` as the possible number it already writes in
+    E.164, decided without its ``parse``: ≈ 0.13 M instructions of the 0.15 M a new customer's
+    number cost (regular expressions for extensions, punctuation and national prefixes, in
+    Python), on every first message of a vendor that writes E.164 (Twilio, WhatsApp, Vonage).
+
+    Only ``+`` and 8 to 15 ASCII digits qualify; the country code is found as phonenumbers
+    finds it (the shortest prefix it knows). Anything that could read differently goes the
+    whole way: a national number with a leading zero (Italy's is kept), and one that the
+    country's national prefix pattern matches (phonenumbers may strip or transform that
+    prefix). ``False`` answers nothing: the caller parses. ``tests/test_addresses_fast.py``
+    compares both ways for every country code."""
+    if _E164.fullmatch(raw) is None:
+        return False
+    for size in (1, 2, 3):
+        code = int(raw[1:1 + size])
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
+        if regions:
+            break
+    else:
+        return False
+    national = raw[1 + size:]
+    if national[0] == "0":
+        return False
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        code, phonenumbers.region_code_for_country_code(code))
+    if metadata is None:
+        return False
+    prefix = metadata.national_prefix_for_parsing
+    if prefix and re.match(prefix, national) is not None:
+        return False
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    return bool(phonenumbers.is_possible_number(number))
 
 
 def normalize_email(address: str) -> str:
