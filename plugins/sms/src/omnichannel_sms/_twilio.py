@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, ClassVar
 from urllib.parse import quote_plus, urlencode
 from xml.sax.saxutils import escape
@@ -94,6 +95,13 @@ _MEDIA_KEY = re.compile(r"^Media(?:Url|ContentType)\d+$")
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _CORE_FIELDS = frozenset({"Body", "From", "To", "MessageSid", "SmsMessageSid", "SmsSid", "NumMedia"})
 _NO_DEFAULTS = (None,) * len(_CORE_FIELDS)  # pop(name, None) for each of them
+
+
+
+# a number's form encoding, per number: agents reply to the same customers again and again,
+# and quote_plus escapes its "+" one byte at a time (a tenth of what building a send's form
+# cost in Python)
+_quoted_number = lru_cache(maxsize=4096)(quote_plus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +378,7 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
                 continue
             # the form urlencode() makes of To, StatusCallback, [MessagingServiceSid | From],
             # Body, MediaUrl…: the fields every send shares are encoded once per adapter
-            form = "To=" + quote_plus(to) + template.fixed
+            form = "To=" + _quoted_number(to) + template.fixed
             if body is not None:
                 form += "&Body=" + quote_plus(body)
             if index == 0 and media:
