@@ -97,7 +97,6 @@ _CORE_FIELDS = frozenset({"Body", "From", "To", "MessageSid", "SmsMessageSid", "
 _NO_DEFAULTS = (None,) * len(_CORE_FIELDS)  # pop(name, None) for each of them
 
 
-
 # a number's form encoding, per number: agents reply to the same customers again and again,
 # and quote_plus escapes its "+" one byte at a time (a tenth of what building a send's form
 # cost in Python)
