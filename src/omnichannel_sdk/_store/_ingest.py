@@ -137,7 +137,10 @@ class IngestSql(MessageSql, ConversationSql, ContactSql):
 
         parts = list(draft.parts)
         if draft.direction == "inbound":
-            parts = await self._map_numbered_reply(tx, conversation.id, parts)
+            # only a reply that is a number reads the last outbound message: no coroutine else
+            choice = numbered_reply(parts)
+            if choice is not None:
+                parts = await self._map_numbered_reply(tx, conversation.id, parts, choice)
         received_at = item.received_at
         fields: dict[str, Any] = {
             "id": item.message_id,
@@ -249,11 +252,10 @@ class IngestSql(MessageSql, ConversationSql, ContactSql):
         return Claimed(thread_read=True, conversation_row=row,
                        contact_data=row[3] if with_contact else None)
 
-    async def _map_numbered_reply(self, tx: Tx, conversation_id: str, parts: list[Any]) -> list[Any]:
-        """An inbound "2" answering a numbered list maps back to the second action."""
-        choice = numbered_reply(parts)
-        if choice is None:
-            return parts
+    async def _map_numbered_reply(self, tx: Tx, conversation_id: str, parts: list[Any],
+                                  choice: int) -> list[Any]:
+        """An inbound "2" (``choice`` 1, what :func:`numbered_reply` found) answering a
+        numbered list maps back to the second action."""
         row = await tx.fetchone(
             "SELECT data FROM messages WHERE conversation_id = $1 AND direction = 'outbound' "
             "ORDER BY id DESC LIMIT 1", conversation_id)
