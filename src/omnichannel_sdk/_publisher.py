@@ -2,7 +2,7 @@
 
 Everything the hub publishes goes through one queue, pumped by one task: hooks see the events
 in the order they were published, and a slow bus never blocks the code that published. The
-pump takes every event queued since it last ran at once (one wake-up for a burst of events).
+pump waits only when no event is queued: a burst of events costs one wake-up.
 """
 
 from __future__ import annotations
