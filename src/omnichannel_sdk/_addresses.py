@@ -49,6 +49,7 @@ def _normalize_phone(number: str, region: str | None, international: bool) -> st
         raise ValueError("empty phone number")
     if raw[0] == "+" and _plain_e164(raw):  # (before counting its digits one by one)
         return raw
+    written = raw
     if raw.startswith("00"):
         raw = "+" + raw[2:]
     digits = sum(ch.isdigit() for ch in raw)
@@ -56,7 +57,7 @@ def _normalize_phone(number: str, region: str | None, international: bool) -> st
         return raw  # alphanumeric sender id or short code
     if not raw.startswith("+") and (international or region is None):
         raw = "+" + raw  # vendors (Vonage, Twilio) often drop the plus sign
-    if _plain_e164(raw):
+    if raw != written and _plain_e164(raw):  # a "+" added: asked again (not for the same text)
         return raw
     return _parsed_e164(raw, region)
 

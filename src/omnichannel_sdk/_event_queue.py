@@ -58,12 +58,8 @@ class EventQueue(Generic[T]):
             raise asyncio.QueueFull
         self._items.append(item)
         self._unfinished += 1
-        getters = self._getters
-        while getters:  # a waiting consumer: woken once (what is put before it runs waits)
-            getter = getters.popleft()
-            if not getter.done():  # a cancelled consumer's future stays behind: skip it
-                getter.set_result(None)
-                break
+        if self._getters:  # a waiting consumer: woken once (what is put before it runs waits)
+            self._wake_next()
 
     def get_nowait(self) -> T:
         """The oldest item (raises :class:`asyncio.QueueEmpty` when none waits)."""
@@ -92,6 +88,7 @@ class EventQueue(Generic[T]):
             raise
 
     def _wake_next(self) -> None:
+        """Wake the first consumer still waiting (a cancelled one's future is skipped)."""
         while self._getters:
             getter = self._getters.popleft()
             if not getter.done():
