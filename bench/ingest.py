@@ -153,9 +153,11 @@ def timed(n: int, run: Callable[[], Awaitable[None]]) -> Sample:
 
 # ------------------------------------------------------------------------------------ inbound
 
-def _message(fields: dict[str, str], now: datetime) -> Message:
-    return Message(id=fields["MessageSid"], channel="sms", channel_key="sms", adapter="floor",
-                   external_id=fields["MessageSid"], direction="inbound", conversation_id="c",
+def _message(fields: dict[str, str], now: datetime, message_id: str | None = None,
+             conversation_id: str = "c") -> Message:
+    return Message(id=message_id or fields["MessageSid"], channel="sms", channel_key="sms",
+                   adapter="floor", external_id=fields["MessageSid"], direction="inbound",
+                   conversation_id=conversation_id,
                    sender=Address(channel="sms", handle=fields["From"]),
                    parts=[TextPart(text=fields["Body"])], created_at=now, received_at=now,
                    status="received")
@@ -185,6 +187,94 @@ def floor_sqlite(bodies: list[tuple[bytes, str]], tmp: str) -> Sample:
         return timed(len(bodies), run)
     finally:
         conn.close()
+
+
+_DURABLE_SCHEMA = (
+    "CREATE TABLE raw (id TEXT PRIMARY KEY, received_us INTEGER, headers TEXT, body BLOB)",
+    "CREATE TABLE refs (channel_key TEXT, external_id TEXT, message_id TEXT, "
+    "PRIMARY KEY (channel_key, external_id))",
+    "CREATE TABLE contacts (id TEXT PRIMARY KEY, data TEXT)",
+    "CREATE TABLE contact_addresses (channel TEXT, handle TEXT, contact_id TEXT, "
+    "PRIMARY KEY (channel, handle))",
+    "CREATE TABLE conv (id TEXT PRIMARY KEY, thread_key TEXT, contact_id TEXT, status TEXT, "
+    "last_inbound_us INTEGER, window_expires_us INTEGER, data TEXT)",
+    "CREATE UNIQUE INDEX conv_open ON conv (thread_key) WHERE status = 'open'",
+    "CREATE TABLE m (id TEXT PRIMARY KEY, conversation_id TEXT, created_us INTEGER, data TEXT)",
+)
+
+
+def durable_sqlite(bodies: list[tuple[bytes, str]], tmp: str) -> Sample:
+    """What the gateway guarantees, by hand: the floor's verify, parse and model, plus the raw
+    request kept, the vendor id claimed (a retried webhook is not stored twice), the customer's
+    contact found or made, the thread's open conversation found or opened and its 24-hour
+    window moved, the message stored in it; committed per ``CONCURRENCY`` messages (the
+    gateway's group commit takes at most that many). No events, metrics, dead letters, merges,
+    opt-outs, media jobs or error paths: what a pipeline with these guarantees cannot cost less
+    than (issue 19 goal 1's second floor)."""
+    from omnichannel_sdk import Contact, Conversation
+
+    conn = sqlite3.connect(f"{tmp}/durable.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    for statement in _DURABLE_SCHEMA:
+        conn.execute(statement)
+    window = 24 * 3600 * 1_000_000
+
+    def one(body: bytes, sig: str, now: datetime, now_us: int) -> None:
+        fields = dict(parse_qsl(body.decode()))
+        if not hmac.compare_digest(_signature(INBOUND_URL, fields.items()), sig):
+            raise RuntimeError("bad signature")
+        conn.execute("INSERT INTO raw VALUES (?, ?, ?, ?)",
+                     (uuid.uuid4().hex, now_us, json.dumps({"x-twilio-signature": sig}), body))
+        message_id = uuid.uuid4().hex
+        if conn.execute("INSERT INTO refs VALUES ('sms', ?, ?) ON CONFLICT DO NOTHING "
+                        "RETURNING message_id", (fields["MessageSid"], message_id)).fetchone() is None:
+            return  # a retried webhook: kept raw, not stored again
+        sender = Address(channel="sms", handle=fields["From"])
+        ours = Address(channel="sms", handle=fields["To"])
+        thread = f"{sender.handle}|{ours.handle}"
+        row = conn.execute("SELECT id FROM conv WHERE thread_key = ? AND status = 'open'",
+                           (thread,)).fetchone()
+        if row is None:
+            owner = conn.execute("SELECT contact_id FROM contact_addresses WHERE channel = 'sms' "
+                                 "AND handle = ?", (sender.handle,)).fetchone()
+            if owner is None:
+                contact = Contact(id=uuid.uuid4().hex, addresses=[sender])
+                conn.execute("INSERT INTO contacts VALUES (?, ?)",
+                             (contact.id, contact.model_dump_json()))
+                conn.execute("INSERT INTO contact_addresses VALUES ('sms', ?, ?)",
+                             (sender.handle, contact.id))
+                owner = (contact.id,)
+            conversation = Conversation(id=uuid.uuid4().hex, channel="sms", channel_key="sms",
+                                        contact_id=owner[0], participants=[sender, ours],
+                                        thread_key=thread, created_at=now)
+            conn.execute("INSERT INTO conv VALUES (?, ?, ?, 'open', ?, ?, ?)",
+                         (conversation.id, thread, owner[0], now_us, now_us + window,
+                          conversation.model_dump_json()))
+            row = (conversation.id,)
+        else:
+            conn.execute("UPDATE conv SET last_inbound_us = ?, window_expires_us = ? WHERE id = ?",
+                         (now_us, now_us + window, row[0]))
+        message = _message(fields, now, message_id, row[0])
+        conn.execute("INSERT INTO m VALUES (?, ?, ?, ?)",
+                     (message.id, message.conversation_id, now_us, message.model_dump_json()))
+
+    async def run() -> None:
+        for start in range(0, len(bodies), CONCURRENCY):
+            now = datetime.now(UTC)
+            now_us = int(now.timestamp() * 1_000_000)
+            conn.execute("BEGIN")
+            for body, sig in bodies[start:start + CONCURRENCY]:
+                one(body, sig, now, now_us)
+            conn.execute("COMMIT")
+
+    try:
+        return timed(len(bodies), run)
+    finally:
+        stored = conn.execute("SELECT count(*) FROM m").fetchone()[0]
+        conn.close()
+        if stored != len(bodies):  # every request of the bench is a message of its own
+            raise RuntimeError(f"the durable floor stored {stored} of {len(bodies)}")
 
 
 def floor_postgres(bodies: list[tuple[bytes, str]], schema: str) -> Sample:

@@ -15,6 +15,12 @@ bench's own making and signing of the requests is counted alone and subtracted f
 sides alternate over ``--rounds`` rounds; the summary prints min / median / max of the ratio
 floor instructions / ours (issue 19 goal 1: ≥ 0.7).
 
+``--durable`` adds ``bench/ingest.py``'s durable floor (``durable_sqlite``): the floor's work plus
+what the gateway guarantees, written by hand — the raw request kept, the vendor id claimed
+(no duplicate), the contact and the thread's open conversation found or made, the reply
+window moved, one commit per 64 messages — and prints durable floor / gateway and
+floor / durable floor: how far a plain hand-written pipeline with the same guarantees gets.
+
 ``--postgres`` counts the PostgreSQL row of ``bench/ingest.py`` instead (its floor: one
 autocommit asyncpg insert per message, 64 in flight; the gateway on a fresh schema). Only our
 process is counted, not the PostgreSQL server's work: ``bench/pg_round_trips.py`` counts the
@@ -55,6 +61,8 @@ def run_side(side: str, n: int) -> None:
         schema = f"bench_cg_{uuid.uuid4().hex[:8]}"
         if side == "floor":
             ingest.floor_sqlite(bodies, tmp)
+        elif side == "durable":
+            ingest.durable_sqlite(bodies, tmp)
         elif side == "pgfloor":
             ingest.floor_postgres(bodies, schema)
         elif side == "pggateway":
@@ -90,9 +98,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--feed", action="store_true",
                         help="also the gateway with the durable feed's log on (issue 15: < 10%%)")
+    parser.add_argument("--durable", action="store_true",
+                        help="also the floor with the gateway's guarantees, by hand")
     parser.add_argument("--postgres", action="store_true",
                         help="the PostgreSQL floor and gateway instead of SQLite's")
-    parser.add_argument("--run", choices=["bodies", "floor", "gateway", "feed", "pgfloor", "pggateway"],
+    parser.add_argument("--run", choices=["bodies", "floor", "durable", "gateway", "feed", "pgfloor",
+                                                "pggateway"],
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -105,7 +116,8 @@ def main() -> None:
           f"{load[0]:.1f} (instruction counts do not depend on the load)")
     n = args.messages
     sides = (["pgfloor", "pggateway"] if args.postgres
-             else ["floor", "gateway", *(["feed"] if args.feed else [])])
+             else ["floor", *(["durable"] if args.durable else []), "gateway",
+                   *(["feed"] if args.feed else [])])
     per: dict[str, list[float]] = {side: [] for side in sides}
     for r in range(args.rounds):
         # what building and signing the test requests costs is in both sides' counts: measured
@@ -125,6 +137,13 @@ def main() -> None:
         print(f"| {side} | {statistics.median(costs) / 1e6:.3f} |")
     print(f"floor / gateway: {ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} "
           f"(min / median / max; goal ≥ {'0.80, the server not counted' if args.postgres else '0.70'})")
+    if args.durable and not args.postgres:
+        by_hand = sorted(d / g for d, g in zip(per["durable"], per["gateway"], strict=True))
+        bound = sorted(f / d for f, d in zip(per["floor"], per["durable"], strict=True))
+        print(f"durable floor / gateway: {by_hand[0]:.2f} / {statistics.median(by_hand):.2f} / "
+              f"{by_hand[-1]:.2f}; floor / durable floor: {bound[0]:.2f} / "
+              f"{statistics.median(bound):.2f} / {bound[-1]:.2f} (goal 1's ratio for the "
+              "guarantees written by hand, plainly)")
     if args.feed and not args.postgres:
         extra = sorted(f / g - 1 for f, g in zip(per["feed"], per["gateway"], strict=True))
         print(f"feed on / off: +{extra[0]:.1%} / +{statistics.median(extra):.1%} / +{extra[-1]:.1%} "
