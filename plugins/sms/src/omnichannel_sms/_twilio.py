@@ -144,7 +144,7 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         if not self.settings.mms:
             self.capabilities = self.capabilities.model_copy(  # type: ignore[misc]
                 update={"media_kinds": frozenset()})
-        self._pairs_cache: tuple[bytes, list[tuple[str, str]]] | None = None
+        self._form_cache: tuple[bytes, list[tuple[str, str]], dict[str, str]] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._send_cache: tuple[str, _SendTemplate] | None = None
         self._prepared: PreparedSends[OutboundSms] = PreparedSends()
@@ -163,13 +163,16 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
 
     # -- inbound -----------------------------------------------------------------------------
 
-    def _pairs(self, request: WebhookRequest) -> list[tuple[str, str]]:
-        cached = self._pairs_cache
+    def _form(self, request: WebhookRequest) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """The body's form pairs in order, and the form as a dict (a name's first value counts),
+        parsed once for ``verify`` and ``parse`` of the same request."""
+        cached = self._form_cache
         if cached is not None and cached[0] is request.body:
-            return cached[1]
+            return cached[1], cached[2]
         pairs = parse_form(request.body)
-        self._pairs_cache = (request.body, pairs)
-        return pairs
+        form = _first_values(pairs)
+        self._form_cache = (request.body, pairs, form)
+        return pairs, form
 
     def verify(self, request: WebhookRequest) -> None:
         """Check ``X-Twilio-Signature`` over the called URL and the sorted form parameters
@@ -182,15 +185,20 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
             if not constant_time_equals(digest, request.query["bodySHA256"]):
                 raise SignatureError("bodySHA256 does not match the body", adapter=self.name)
             params: list[tuple[str, str]] = []
+            form: dict[str, str] = {}
         else:
             try:
-                params = self._pairs(request) if request.body else []
+                params, form = self._form(request) if request.body else ([], {})
             except UnparseablePayloadError:
                 raise SignatureError("body is not a form", adapter=self.name) from None
-        if constant_time_equals(twilio_signature(self._token, request.url, params), given):
+        # no name repeats (the common form): no pair does either, none to count once
+        distinct = not params or len(form) == len(params)
+        if constant_time_equals(twilio_signature(self._token, request.url, params,
+                                                 distinct=distinct), given):
             return
         other = alternate_port_url(request.url)
-        if other and constant_time_equals(twilio_signature(self._token, other, params), given):
+        if other and constant_time_equals(twilio_signature(self._token, other, params,
+                                                           distinct=distinct), given):
             return
         raise SignatureError("bad X-Twilio-Signature", adapter=self.name)
 
@@ -201,12 +209,7 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """An inbound SMS/MMS, or a status callback for a message we sent."""
-        pairs = self._pairs(request) if request.body else list(request.query_items)
-        form = dict(pairs)
-        if len(form) != len(pairs):  # a name repeated: its first value counts, in first order
-            form = {}
-            for name, value in pairs:
-                form.setdefault(name, value)
+        form = self._form(request)[1] if request.body else _first_values(list(request.query_items))
         status = form.get("MessageStatus")
         if status and status not in ("received", "receiving"):
             return ParseResult(items=[self._status(form, status)])
@@ -466,6 +469,16 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         if code in _REJECTED_CODES:
             return RejectedError(what, vendor_code=code, status_code=status)
         return self.error_for_status(status, response, code, detail)
+
+
+def _first_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """The form as a dict: a name repeated keeps its first value, in first order."""
+    form = dict(pairs)
+    if len(form) != len(pairs):
+        form = {}
+        for name, value in pairs:
+            form.setdefault(name, value)
+    return form
 
 
 def _xml(text: str) -> str:
