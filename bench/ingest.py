@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from omnichannel_sdk import Address, Hub, Message, TextPart
+from omnichannel_sdk import Address, Hub, Message, TextPart, freeze_after_startup
 
 TOKEN = "bench-twilio-auth-token-0123456789"
 PUBLIC_URL = "https://bench.test"
@@ -312,12 +312,14 @@ def floor_postgres(bodies: list[tuple[bytes, str]], schema: str) -> Sample:
 
 
 def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None,
-            feed: bool = False, read_back: bool = True) -> Sample:
+            feed: bool = False, read_back: bool = True, freeze: bool = False) -> Sample:
     """The real pipeline: the gateway's ASGI app called in process, ``CONCURRENCY`` in flight
     (with the durable feed's log when ``feed``). Afterwards every message is read back through
     the store (untimed); with ``read_back=False`` the rows are only counted in SQL, for
     ``bench/ingest_callgrind.py``, which counts the whole process: the read-back parses every
-    stored message, work the floor has no counterpart of (≈ 0.13 M instructions a message)."""
+    stored message, work the floor has no counterpart of (≈ 0.13 M instructions a message).
+    ``freeze`` runs ``freeze_after_startup()`` once the hub is open, as an application that
+    embeds the hub may (``omnichannel serve`` does)."""
     box: list[Sample] = []
 
     async def main() -> None:
@@ -325,6 +327,8 @@ def gateway(bodies: list[tuple[bytes, str]], tmp: str, store: str | None = None,
         conf["omnichannel"]["feed"] = {"enabled": feed}
         hub = Hub.from_config(conf)
         async with hub:
+            if freeze:
+                freeze_after_startup()
             app = hub.asgi(lifespan=False)
 
             async def post(body: bytes, sig: str) -> None:
@@ -518,11 +522,14 @@ async def durable_outbound(n: int, url: str, tmp: str, concurrency: int = 100) -
         conn.close()
 
 
-async def hub_outbound(n: int, base: str, transport: str, tmp: str) -> Sample:
-    """``hub.send`` through the twilio-sms adapter, its ``api_base`` the stub."""
+async def hub_outbound(n: int, base: str, transport: str, tmp: str, freeze: bool = False) -> Sample:
+    """``hub.send`` through the twilio-sms adapter, its ``api_base`` the stub (``freeze``: as
+    ``gateway``'s)."""
     hub = Hub.from_config(config(tmp, transport=transport, api_base=base))
     async with hub:
         conversations = [await hub.start_conversation("sms", f"+1415556{i:04d}") for i in range(50)]
+        if freeze:
+            freeze_after_startup()
         sent = 0
         done = asyncio.Event()
 

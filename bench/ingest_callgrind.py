@@ -21,6 +21,10 @@ what the gateway guarantees, written by hand — the raw request kept, the vendo
 window moved, one commit per 64 messages — and prints durable floor / gateway and
 floor / durable floor: how far a plain hand-written pipeline with the same guarantees gets.
 
+``--frozen`` adds the gateway again with ``freeze_after_startup()`` called once the hub is open
+(what ``omnichannel serve`` does, and an application embedding the hub may): the collector's
+share with the start-up heap frozen and the youngest generation collected less often.
+
 ``--postgres`` counts the PostgreSQL row of ``bench/ingest.py`` instead (its floor: one
 autocommit asyncpg insert per message, 64 in flight; the gateway on a fresh schema). Only our
 process is counted, not the PostgreSQL server's work: ``bench/pg_round_trips.py`` counts the
@@ -70,7 +74,8 @@ def run_side(side: str, n: int) -> None:
         else:
             # the stored rows are counted in SQL, not read back through the store: parsing
             # every message again is no part of ingesting it (and the floor does not)
-            ingest.gateway(bodies, tmp, feed=side == "feed", read_back=False)
+            ingest.gateway(bodies, tmp, feed=side == "feed", read_back=False,
+                           freeze=side == "frozen")
     asyncio.set_event_loop_policy(None)
 
 
@@ -98,12 +103,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--feed", action="store_true",
                         help="also the gateway with the durable feed's log on (issue 15: < 10%%)")
+    parser.add_argument("--frozen", action="store_true",
+                        help="also the gateway with freeze_after_startup() once the hub is open")
     parser.add_argument("--durable", action="store_true",
                         help="also the floor with the gateway's guarantees, by hand")
     parser.add_argument("--postgres", action="store_true",
                         help="the PostgreSQL floor and gateway instead of SQLite's")
-    parser.add_argument("--run", choices=["bodies", "floor", "durable", "gateway", "feed", "pgfloor",
-                                                "pggateway"],
+    parser.add_argument("--run", choices=["bodies", "floor", "durable", "gateway", "frozen", "feed",
+                                          "pgfloor", "pggateway"],
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -117,7 +124,7 @@ def main() -> None:
     n = args.messages
     sides = (["pgfloor", "pggateway"] if args.postgres
              else ["floor", *(["durable"] if args.durable else []), "gateway",
-                   *(["feed"] if args.feed else [])])
+                   *(["frozen"] if args.frozen else []), *(["feed"] if args.feed else [])])
     per: dict[str, list[float]] = {side: [] for side in sides}
     for r in range(args.rounds):
         # what building and signing the test requests costs is in both sides' counts: measured
@@ -144,6 +151,10 @@ def main() -> None:
               f"{by_hand[-1]:.2f}; floor / durable floor: {bound[0]:.2f} / "
               f"{statistics.median(bound):.2f} / {bound[-1]:.2f} (goal 1's ratio for the "
               "guarantees written by hand, plainly)")
+    if args.frozen and not args.postgres:
+        frozen = sorted(f / g for f, g in zip(per["floor"], per["frozen"], strict=True))
+        print(f"floor / frozen gateway: {frozen[0]:.2f} / {statistics.median(frozen):.2f} / "
+              f"{frozen[-1]:.2f} (freeze_after_startup(), as an embedding application may call it)")
     if args.feed and not args.postgres:
         extra = sorted(f / g - 1 for f, g in zip(per["feed"], per["gateway"], strict=True))
         print(f"feed on / off: +{extra[0]:.1%} / +{statistics.median(extra):.1%} / +{extra[-1]:.1%} "

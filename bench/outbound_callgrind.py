@@ -12,7 +12,9 @@ the summary prints min / median / max of theirs / ours (issue 19 goal 4: ≥ 1.0
 uses the aiohttp opt-in (``--transport httpx`` for the default), 100 sends in flight, as the
 peer. ``--durable`` adds a third side: twilio's client with the least a durable outbox must
 write on SQLite, by hand (``ingest.durable_outbound``: two committed transactions a send), the
-floor for a send that survives a crash. ``--run SIDE --sends N --url URL`` is what the driver
+floor for a send that survives a crash. ``--frozen`` adds the hub again with
+``freeze_after_startup()`` called once it is open (what ``omnichannel serve`` does, and an
+application embedding the hub may). ``--run SIDE --sends N --url URL`` is what the driver
 runs under valgrind.
 """
 
@@ -45,7 +47,7 @@ def run_side(side: str, n: int, base: str, transport: str) -> None:
             asyncio.run(ingest.durable_outbound(n, url, tmp))
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(ingest.hub_outbound(n, base, transport, tmp))
+            asyncio.run(ingest.hub_outbound(n, base, transport, tmp, freeze=side == "frozen"))
 
 
 def instructions(side: str, n: int, base: str, transport: str) -> int:
@@ -67,7 +69,9 @@ def main() -> None:
     parser.add_argument("--durable", action="store_true",
                         help="also count a durable send by hand (twilio's client and the least "
                              "an outbox writes on SQLite: ingest.durable_outbound)")
-    parser.add_argument("--run", choices=["twilio", "durable", "hub"], help=argparse.SUPPRESS)
+    parser.add_argument("--frozen", action="store_true",
+                        help="also the hub with freeze_after_startup() once it is open")
+    parser.add_argument("--run", choices=["twilio", "durable", "hub", "frozen"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -89,7 +93,8 @@ def main() -> None:
     ready.wait(10)
     base = f"http://127.0.0.1:{port}"
     n = args.sends
-    sides = ["twilio", "durable", "hub"] if args.durable else ["twilio", "hub"]
+    sides = ["twilio", *(["durable"] if args.durable else []), "hub",
+             *(["frozen"] if args.frozen else [])]
     per: dict[str, list[float]] = {side: [] for side in sides}
     try:
         for r in range(args.rounds):
@@ -112,6 +117,12 @@ def main() -> None:
           f"| {statistics.median(per['hub']) / 1e6:.3f} |")
     print(f"twilio / hub: {ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} "
           "(min / median / max; goal ≥ 1.0)")
+    if args.frozen:
+        frozen = sorted(t / h for t, h in zip(per["twilio"], per["frozen"], strict=True))
+        print(f"| the same hub, freeze_after_startup() once open | "
+              f"{statistics.median(per['frozen']) / 1e6:.3f} |")
+        print(f"twilio / frozen hub: {frozen[0]:.2f} / {statistics.median(frozen):.2f} / "
+              f"{frozen[-1]:.2f}")
     if args.durable:
         durable = sorted(d / h for d, h in zip(per["durable"], per["hub"], strict=True))
         print(f"durable by hand / hub: {durable[0]:.2f} / {statistics.median(durable):.2f} / "

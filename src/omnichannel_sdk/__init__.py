@@ -66,6 +66,7 @@ from ._events import (
     StatusChanged,
 )
 from ._forms import FormData, FormField, parse_form, read_form
+from ._gc_tuning import freeze_after_startup
 from ._hub import Hub, ReplayReport
 from ._logging import install_redaction, redact
 from ._mapping import JsonMappingAdapter
@@ -216,6 +217,7 @@ __all__ = [
     "check_timestamp",
     "constant_time_equals",
     "error_for_status",
+    "freeze_after_startup",
     "hmac_digest",
     "hmac_matches",
     "hookimpl",
