@@ -75,7 +75,7 @@ def twilio_signature(auth_token: str | bytes, url: str, params: Iterable[tuple[s
 
     ``distinct=True`` says no pair repeats (no name does, say: the caller built a dict of the
     form): the pairs are then sorted as they are, without first being hashed into a set, which
-    is a fifth of the signature's cost for a twenty-field form. The signature is the same."""
+    is a sixth of the signature's cost for a twenty-field form. The signature is the same."""
     ordered = sorted(params) if distinct else sorted(set(params))
     data = (url + "".join(map("".join, ordered))).encode("utf-8")
     keyed = _keyed_sha1(_bytes(auth_token)) if _openssl_hmac is not None else None
