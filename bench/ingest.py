@@ -269,12 +269,13 @@ def durable_sqlite(bodies: list[tuple[bytes, str]], tmp: str) -> Sample:
             conn.execute("COMMIT")
 
     try:
-        return timed(len(bodies), run)
-    finally:
+        sample = timed(len(bodies), run)
         stored = conn.execute("SELECT count(*) FROM m").fetchone()[0]
+    finally:
         conn.close()
-        if stored != len(bodies):  # every request of the bench is a message of its own
-            raise RuntimeError(f"the durable floor stored {stored} of {len(bodies)}")
+    if stored != len(bodies):  # every request of the bench is a message of its own
+        raise RuntimeError(f"the durable floor stored {stored} of {len(bodies)}")
+    return sample
 
 
 def floor_postgres(bodies: list[tuple[bytes, str]], schema: str) -> Sample:

@@ -6,7 +6,7 @@ process that has imported the SDK, its plugins and their dependencies and opened
 plugin registries) that live as long as the process, so every full collection walks them all
 with the event loop stopped: 28 to 115 ms on our 2-core machine, a pause every request and
 send in flight waits for. And the youngest generation is collected after every 700 net
-allocations: with 64 webhooks or 100 sends in flight, one collection every 15 to 30 units of
+allocations: with 64 webhooks or 100 sends in flight, one collection every 14 to 30 units of
 work, each walking everything those units hold at that moment.
 
 :func:`freeze_after_startup` is what ``omnichannel serve`` does once the server has started;
