@@ -27,7 +27,7 @@ def test_freezes_what_is_alive_and_collects_the_young_less_often() -> None:
         import omnichannel_sdk
 
         class Node:
-            pass
+            me = None  # set to the object itself: a reference cycle
 
         freed = []
         left = Node(); left.me = left  # start-up garbage: a cycle only the collector frees

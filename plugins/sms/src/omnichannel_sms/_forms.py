@@ -7,7 +7,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 from omnichannel_sdk import UnparseablePayloadError
 
-__all__ = ["parse_form"]
+__all__ = ["first_values", "parse_form"]
 
 
 def parse_form(body: bytes) -> list[tuple[str, str]]:
@@ -47,6 +47,16 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
             value = _unquote_short(value) if len(value) <= 32 else _unquote(value)
         append((name, value))
     return pairs
+
+
+def first_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """The form as a dict: a name repeated keeps its first value, in first order."""
+    form = dict(pairs)
+    if len(form) != len(pairs):  # a name repeated: dict() kept its last value
+        form = {}
+        for name, value in pairs:
+            form.setdefault(name, value)
+    return form
 
 
 def _unquote(value: str) -> str:

@@ -49,7 +49,7 @@ from omnichannel_sdk import (
 )
 
 from ._built import inbound_message, text_part
-from ._forms import parse_form
+from ._forms import first_values, parse_form
 from ._keywords import keyword_event
 from ._numbers import PhoneNumberAdapter, address
 from ._outbound_sms import OutboundSms, PreparedSends, SendProgress, prepare_outbound
@@ -170,7 +170,7 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         if cached is not None and cached[0] is request.body:
             return cached[1], cached[2]
         pairs = parse_form(request.body)
-        form = _first_values(pairs)
+        form = first_values(pairs)
         self._form_cache = (request.body, pairs, form)
         return pairs, form
 
@@ -209,7 +209,7 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
 
     def parse(self, request: WebhookRequest) -> ParseResult:
         """An inbound SMS/MMS, or a status callback for a message we sent."""
-        form = self._form(request)[1] if request.body else _first_values(list(request.query_items))
+        form = self._form(request)[1] if request.body else request.query
         status = form.get("MessageStatus")
         if status and status not in ("received", "receiving"):
             return ParseResult(items=[self._status(form, status)])
@@ -469,16 +469,6 @@ class TwilioSmsAdapter(PhoneNumberAdapter[TwilioSmsSettings]):
         if code in _REJECTED_CODES:
             return RejectedError(what, vendor_code=code, status_code=status)
         return self.error_for_status(status, response, code, detail)
-
-
-def _first_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    """The form as a dict: a name repeated keeps its first value, in first order."""
-    form = dict(pairs)
-    if len(form) != len(pairs):
-        form = {}
-        for name, value in pairs:
-            form.setdefault(name, value)
-    return form
 
 
 def _xml(text: str) -> str:

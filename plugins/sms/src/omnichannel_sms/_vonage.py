@@ -45,7 +45,7 @@ from omnichannel_sdk import (
 )
 
 from ._concat import ConcatAssembler, ConcatPart
-from ._forms import parse_form
+from ._forms import first_values, parse_form
 from ._keywords import keyword_event
 from ._numbers import PhoneNumberAdapter, address, normalize_number
 from ._outbound_sms import OutboundSms, PreparedSends, SendProgress, prepare_outbound
@@ -194,10 +194,7 @@ class VonageSmsAdapter(PhoneNumberAdapter[VonageSmsSettings]):
             if not isinstance(data, dict):
                 raise UnparseablePayloadError("JSON body is not an object", adapter=self.name)
             return {str(k): _as_text(v) for k, v in data.items()}
-        params: dict[str, str] = {}
-        for name, value in parse_form(request.body):
-            params.setdefault(name, value)
-        return params
+        return first_values(parse_form(request.body))
 
     def verify(self, request: WebhookRequest) -> None:
         """Check ``sig`` with the configured method, and that ``timestamp`` is recent."""
