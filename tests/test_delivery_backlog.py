@@ -140,7 +140,7 @@ async def test_stop_cancelling_tasks_that_never_started_gives_their_workers_back
         delivery.handlers["probe"] = lambda job: asyncio.sleep(3600)
         delivery.store.release_jobs = release  # type: ignore[method-assign]
         slot = delivery._slot("fake")
-        free_slots = slot._value
+        free_slots = slot.free
         fresh = Job(id="job-fresh", kind="probe", channel_key="fake", message_id=None)
         assert await delivery.reserve(fresh, [])
         delivery.submit(fresh)
@@ -150,6 +150,6 @@ async def test_stop_cancelling_tasks_that_never_started_gives_their_workers_back
         await delivery.stop(timeout=0)  # cancels the three before any has begun
         assert sorted(released) == sorted([fresh.id] + [j.id for j in _jobs(2)])
         assert delivery._idle == 3  # every worker given back
-        assert slot._value == free_slots  # and the reserved channel slot
+        assert slot.free == free_slots  # and the reserved channel slot
         assert not delivery._tasks and not delivery._running and not delivery._reserved
         assert not delivery._rendered and not getattr(delivery, "_unstarted", None)

@@ -10,7 +10,6 @@ again, and counts a send that goes again without the vendor's word as a possible
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from typing import TYPE_CHECKING, Protocol
@@ -33,7 +32,14 @@ class Limiter(Protocol):
     async def acquire(self) -> None:
         """Wait for a token."""
 
-__all__ = ["call_vendor", "default_worker_id", "may_have_arrived", "take_back_leases"]
+
+class Slot(Protocol):
+    """A channel's vendor-call slot the caller holds (``max_in_flight_per_channel``)."""
+
+    def release(self) -> None:
+        """Give the slot back: the channel's next send may go."""
+
+__all__ = ["Limiter", "Slot", "call_vendor", "default_worker_id", "may_have_arrived", "take_back_leases"]
 
 log = logging.getLogger("omnichannel_sdk.delivery")
 
@@ -63,21 +69,19 @@ async def take_back_leases(store: SqlStore, metrics: HubMetrics, worker_id: str 
 
 
 async def call_vendor(job: Job, message: Message, adapter: ChannelAdapter, parts: list[Part], *,
-                      store: SqlStore, metrics: HubMetrics, slot: asyncio.Semaphore,
+                      store: SqlStore, metrics: HubMetrics, slot: Slot,
                       limiter: Limiter | None, settled: set[str],
                       recorded: bool = False) -> SendResult:
-    """One vendor call of a send, holding ``slot`` (``max_in_flight_per_channel`` per
-    channel), recorded as started before it is made (and before the rate limiter's wait,
-    so a crash then counts as a possible duplicate rather than hiding one). When an
-    earlier call's outcome is unknown, the adapter is asked first
+    """One vendor call of a send, holding ``slot`` (one of the ``max_in_flight_per_channel``
+    of its channel, taken by the caller), recorded as started before it is made (and before
+    the rate limiter's wait, so a crash then counts as a possible duplicate rather than
+    hiding one). When an earlier call's outcome is unknown, the adapter is asked first
     (:meth:`ChannelAdapter.reconcile`); sending again without its answer is a possible
     duplicate, counted and marked on the message.
 
-    ``recorded``: a fresh send that already holds ``slot`` and whose call the store recorded
-    as started when it created the job (``create_outbound(..., attempt=True)``); no earlier
-    call exists to reconcile. The slot is released either way."""
-    if not recorded:
-        await slot.acquire()
+    ``recorded``: a fresh send whose call the store recorded as started when it created the
+    job (``create_outbound(..., attempt=True)``); no earlier call exists to reconcile. The
+    slot is released either way."""
     try:
         if not recorded:
             found = await _begin(job, message, adapter, parts, store, metrics)

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +42,7 @@ from ._retry_state import finished, retrying
 from ._store import Job
 from ._store._copies import copied
 from ._token_bucket import TokenBucket
+from ._workers import Workers
 
 if TYPE_CHECKING:
     from ._blobs import BlobStore
@@ -78,7 +78,7 @@ def error_code(exc: BaseException) -> str:
     return "internal"
 
 
-class Delivery:
+class Delivery(Workers):
     """Runs jobs: in-process hand-off for fresh sends, polling for retries and orphans."""
 
     def __init__(
@@ -96,25 +96,11 @@ class Delivery:
         self.http = http
         """The hub's current HTTP client (the hub may be given another one while open)."""
         self.http_loopback = http_loopback
-        self._idle = settings.concurrency
-        """Workers free: a job runs holding one (``concurrency`` at most at once)."""
-        self._channel_slots: dict[str, asyncio.Semaphore] = {}
+        super().__init__(settings.concurrency, settings.max_in_flight_per_channel)
         self._settled: set[str] = set()
         self._limiters: dict[str, TokenBucket] = {}
-        self._tasks: dict[asyncio.Task[Any], Job] = {}  # running jobs' tasks (see _done)
-        self._unstarted: dict[str, asyncio.Task[Any]] = {}  # by job id: _run not begun yet
-        self._running: set[str] = set()
-        self._leased: set[str] = set()
-        self._reserved: set[str] = set()
-        """Fresh sends holding a worker and a channel slot since ``hub.send`` (:meth:`reserve`)."""
-        self._rendered: dict[str, list[Part]] = {}
-        """The parts ``hub.send`` rendered for a fresh send, until it runs (:meth:`reserve`)."""
-        self._backlog: deque[tuple[Job, Message | None]] = deque()
-        """Jobs submitted while every worker was busy, in order: each gets its task when a
-        worker is handed to it (:meth:`_free_worker`), not before."""
         self._poller: asyncio.Task[None] | None = None
         self._waiters: dict[str, list[asyncio.Future[Message]]] = {}
-        self._stopping = False
         self._wake = asyncio.Event()
         self.handlers: dict[str, Callable[[Job], Awaitable[None]]] = {}
         """Runners of other job kinds (``webhook``…), registered by the features that add them."""
@@ -143,6 +129,10 @@ class Delivery:
         for job, _ in self._backlog:  # never started: handed back below with the others
             self._running.discard(job.id)
         self._backlog.clear()
+        for line in self._parked.values():
+            for _, job, _ in line:
+                self._running.discard(job.id)
+        self._parked.clear()
         pending = set(self._tasks)
         for task in pending:
             task.cancel()
@@ -157,83 +147,6 @@ class Delivery:
                 await self.store.release_jobs(leftover)
             except Exception:
                 log.exception("could not release %d leased jobs", len(leftover))
-
-    def _slot(self, channel_key: str) -> asyncio.Semaphore:
-        slot = self._channel_slots.get(channel_key)
-        if slot is None:
-            slot = self._channel_slots[channel_key] = asyncio.Semaphore(
-                self.settings.max_in_flight_per_channel)
-        return slot
-
-    async def reserve(self, job: Job, parts: list[Part]) -> bool:
-        """Take a worker and a channel slot for a fresh send ``job`` if both are free now (no
-        wait), so that its vendor call follows its creation at once: the store then records
-        the call as started in the transaction that creates the job (``create_outbound(...,
-        attempt=True)``) instead of in one of its own. False: the send waits its turn as
-        usual. Give the reservation back with :meth:`unreserve` if the job is not created.
-
-        ``parts`` (the rendered parts, kept either way) spare the job's run reading them back
-        from its payload."""
-        self._rendered[job.id] = parts
-        slot = self._slot(job.channel_key)
-        if self._stopping or not self._idle or slot.locked():
-            return False
-        self._idle -= 1
-        await slot.acquire()  # free: returns at once, no other task runs in between
-        self._reserved.add(job.id)
-        return True
-
-    def unreserve(self, job: Job) -> None:
-        """Give back what :meth:`reserve` took (the job was not created)."""
-        self._rendered.pop(job.id, None)
-        if job.id in self._reserved:
-            self._reserved.discard(job.id)
-            self._slot(job.channel_key).release()
-            self._free_worker()
-
-    def submit(self, job: Job, message: Message | None = None) -> None:
-        """Run ``job`` now in this process (it is already leased to us)."""
-        if job.id in self._running:
-            return
-        self._running.add(job.id)
-        self._leased.add(job.id)
-        if job.id not in self._reserved:  # (a reserved job holds its worker already)
-            if not self._idle:
-                # no worker free: the job waits in line without a task (a task, its
-                # coroutines, context and semaphore future per waiting job are what a
-                # backlog of thousands of sends would keep alive, and the garbage
-                # collector scan again and again)
-                self._backlog.append((job, message))
-                return
-            self._idle -= 1
-        self._start(job, message)
-
-    def _start(self, job: Job, message: Message | None) -> None:
-        """Run ``job`` in a task of its own, holding a worker."""
-        task = asyncio.create_task(self._run(job, message))
-        self._tasks[task] = job
-        self._unstarted[job.id] = task
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        """A job's task ended. One ``stop()`` cancelled before its first step never ran
-        :meth:`_run`'s ``finally``: what the job holds is given back here (it stays leased)."""
-        job = self._tasks.pop(task)
-        if self._unstarted.get(job.id) is task:  # (the first thing _run does is take it out)
-            del self._unstarted[job.id]
-            self._running.discard(job.id)
-            self._rendered.pop(job.id, None)
-            if job.id in self._reserved:
-                self._reserved.discard(job.id)
-                self._slot(job.channel_key).release()
-            self._free_worker()
-
-    def _free_worker(self) -> None:
-        """A job is done with its worker: hand it to the backlog's first job, else back."""
-        if self._backlog:
-            self._start(*self._backlog.popleft())
-        else:
-            self._idle += 1
 
     def wait_for(self, message_id: str) -> asyncio.Future[Message]:
         """A future resolved with the message once its send succeeded or finally failed."""
@@ -276,12 +189,16 @@ class Delivery:
     async def _run(self, job: Job, message: Message | None) -> None:
         del self._unstarted[job.id]  # begun: its finally gives back what it holds
         parts = self._rendered.pop(job.id, None)
-        reserved = job.id in self._reserved
-        self._reserved.discard(job.id)
+        recorded = job.id in self._recorded
+        self._recorded.discard(job.id)
+        if job.id in self._reserved:  # (every send holds its channel's slot by now)
+            self._reserved.discard(job.id)
+            if job.kind != "send":  # (reserve() was given another kind of job)
+                self._slot(job.channel_key).release()
         try:
-            try:  # (the job holds a worker: reserved, taken at submit, or handed over)
+            try:  # (the job holds a worker: reserved, or handed over by _dispatch)
                 if job.kind == "send":
-                    await self._send(job, message, parts, reserved)
+                    await self._send(job, message, parts, recorded)
                 elif job.kind == "media":
                     await self._media(job)
                 elif job.kind == ADAPTER_JOB:
@@ -333,34 +250,36 @@ class Delivery:
             log.exception("could not record the failure of job %s", job.id)
 
     async def _send(self, job: Job, message: Message | None, given: list[Part] | None,
-                    reserved: bool) -> None:
-        """Deliver a send job. ``reserved``: it holds its channel slot, and its first vendor
-        call was recorded with the job (:meth:`reserve`)."""
+                    recorded: bool) -> None:
+        """Deliver a send job, which holds a slot of its channel (given back once the vendor
+        call is over, or at once when none is made). ``recorded``: its first vendor call was
+        recorded with the job (:meth:`reserve`)."""
         store = self.store
         slot = self._slot(job.channel_key)
-        if message is None:
-            message = await store.get_message(job.message_id or "")
         adapter = self.channels.adapters.get(job.channel_key)
-        if message is None or message.status != "queued" or adapter is None:
-            if reserved:
-                slot.release()
+        parts: list[Part] | None = None
+        try:
+            if message is None:
+                message = await store.get_message(job.message_id or "")
+            if message is not None and message.status == "queued" and adapter is not None:
+                # a fresh send's parts are the ones hub.send rendered; a retried one's come
+                # from the job
+                parts = given if given is not None else _parts_adapter().validate_python(
+                    job.payload.get("parts", []))
+        except BaseException:
+            slot.release()
+            raise
+        if message is None or adapter is None or parts is None:
+            slot.release()
             await self._not_sendable(job, message, adapter is None)
             return
-        # a fresh send's parts are the ones hub.send rendered; a retried one's come from the job
-        try:
-            parts = given if given is not None else _parts_adapter().validate_python(
-                job.payload.get("parts", []))
-        except BaseException:
-            if reserved:
-                slot.release()
-            raise
         started = time.monotonic()
         try:
             try:
                 result = await call_vendor(  # bounded, recorded first, reconciled
                     job, message, adapter, parts, store=self.store, metrics=self.metrics,
                     slot=slot, limiter=self._limiter(job.channel_key), settled=self._settled,
-                    recorded=reserved)
+                    recorded=recorded)
             except Exception as exc:
                 self._measure(job, started, exc)
                 raise

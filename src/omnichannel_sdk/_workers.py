@@ -1,0 +1,191 @@
+"""The outbox's workers: ``concurrency`` jobs at once per process, at most
+``max_in_flight_per_channel`` vendor calls of sends per channel, and jobs waiting for either
+without a task of their own.
+
+A send takes a worker and a slot of its channel together. A send whose channel has no slot
+free when a worker is free waits parked, holding neither, so a slow or rate-limited channel
+holds no more workers than its slots and another channel's sends still find one.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ._models import Message, Part
+from ._store import Job
+
+__all__ = ["ChannelSlots", "Workers"]
+
+
+class ChannelSlots:
+    """One channel's vendor-call slots (``max_in_flight_per_channel``): taken without waiting
+    when a send gets a worker; a send whose channel has none free waits parked, holding no
+    worker (:meth:`Workers._dispatch`). Giving one back lets the channel's next send go."""
+
+    __slots__ = ("_freed", "free")
+
+    def __init__(self, size: int, freed: Callable[[], None]) -> None:
+        self.free = size
+        """Slots free now."""
+        self._freed = freed
+
+    def release(self) -> None:
+        """Give a slot back and hand it on (to the oldest parked send, if a worker is free)."""
+        self.free += 1
+        self._freed()
+
+
+class Workers(abc.ABC):
+    """Hands workers and channel slots to jobs in the order they came (see the module); a
+    subclass runs each job (:meth:`_run`) and gives its worker back (:meth:`_free_worker`)."""
+
+    def __init__(self, concurrency: int, max_in_flight_per_channel: int) -> None:
+        self._idle = concurrency
+        """Workers free: a job runs holding one (``concurrency`` at most at once)."""
+        self._channel_slots: dict[str, ChannelSlots] = {}
+        self._tasks: dict[asyncio.Task[Any], Job] = {}  # running jobs' tasks (see _done)
+        self._unstarted: dict[str, asyncio.Task[Any]] = {}  # by job id: _run not begun yet
+        self._running: set[str] = set()
+        self._leased: set[str] = set()
+        self._reserved: set[str] = set()
+        """Sends holding their channel's slot, taken with their worker: a fresh send's by
+        ``hub.send`` (:meth:`reserve`), any other's when it was handed a worker."""
+        self._recorded: set[str] = set()
+        """Fresh sends whose first vendor call the store recorded with the job (:meth:`reserve`)."""
+        self._rendered: dict[str, list[Part]] = {}
+        """The parts ``hub.send`` rendered for a fresh send, until it runs (:meth:`reserve`)."""
+        self._backlog: deque[tuple[Job, Message | None]] = deque()
+        """Jobs submitted while every worker was busy, in order: each gets its task when a
+        worker is handed to it (:meth:`_dispatch`), not before."""
+        self._parked: dict[str, deque[tuple[int, Job, Message | None]]] = {}
+        """Sends, by channel key, that reached a free worker while their channel had no slot
+        free: they wait without the worker, oldest first (with the order they were parked in),
+        so a slow or rate-limited channel holds no more workers than its slots."""
+        self._parks = 0
+        self._max_in_flight = max_in_flight_per_channel
+        self._stopping = False
+
+    @abc.abstractmethod
+    async def _run(self, job: Job, message: Message | None) -> None:
+        """Run ``job`` holding a worker (and, for a send, a slot of its channel); begin by
+        taking it out of ``_unstarted``."""
+
+    def _slot(self, channel_key: str) -> ChannelSlots:
+        slot = self._channel_slots.get(channel_key)
+        if slot is None:
+            slot = self._channel_slots[channel_key] = ChannelSlots(
+                self._max_in_flight, self._dispatch)
+        return slot
+
+    async def reserve(self, job: Job, parts: list[Part]) -> bool:
+        """Take a worker and a channel slot for a fresh send ``job`` if both are free now (no
+        wait), so that its vendor call follows its creation at once: the store then records
+        the call as started in the transaction that creates the job (``create_outbound(...,
+        attempt=True)``) instead of in one of its own. False: the send waits its turn as
+        usual. Give the reservation back with :meth:`unreserve` if the job is not created.
+
+        ``parts`` (the rendered parts, kept either way) spare the job's run reading them back
+        from its payload."""
+        self._rendered[job.id] = parts
+        slot = self._slot(job.channel_key)
+        # (a parked send of the channel is older and waits for this very slot: no jump)
+        if self._stopping or not self._idle or slot.free <= 0 or job.channel_key in self._parked:
+            return False
+        self._idle -= 1
+        slot.free -= 1
+        self._reserved.add(job.id)
+        self._recorded.add(job.id)
+        return True
+
+    def unreserve(self, job: Job) -> None:
+        """Give back what :meth:`reserve` took (the job was not created)."""
+        self._rendered.pop(job.id, None)
+        self._recorded.discard(job.id)
+        if job.id in self._reserved:
+            self._reserved.discard(job.id)
+            self._slot(job.channel_key).free += 1
+            self._free_worker()
+
+    def submit(self, job: Job, message: Message | None = None) -> None:
+        """Run ``job`` now in this process (it is already leased to us)."""
+        if job.id in self._running:
+            return
+        self._running.add(job.id)
+        self._leased.add(job.id)
+        if job.id in self._reserved:  # (a reserved job holds its worker already)
+            self._start(job, message)
+            return
+        # the job waits in line without a task until a worker (and, for a send, a slot of
+        # its channel) is free: a task, its coroutines and context per waiting job are what
+        # a backlog of thousands of sends would keep alive, and the garbage collector scan
+        # again and again
+        self._backlog.append((job, message))
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hand the free workers to waiting jobs, oldest first: parked sends whose channel has
+        a slot free again, then the backlog in order. A send of the backlog whose channel has
+        no slot free is parked instead: it waits holding no worker, so that one slow or
+        rate-limited channel never holds the workers another channel's sends need."""
+        while self._idle:
+            picked = self._parked_ready()
+            if picked is None:
+                if not self._backlog:
+                    return
+                picked = self._backlog.popleft()
+                job = picked[0]
+                if job.kind == "send" and (job.channel_key in self._parked
+                                           or self._slot(job.channel_key).free <= 0):
+                    self._parked.setdefault(job.channel_key, deque()).append(
+                        (self._parks, *picked))
+                    self._parks += 1
+                    continue
+            job = picked[0]
+            self._idle -= 1
+            if job.kind == "send":
+                self._slot(job.channel_key).free -= 1
+                self._reserved.add(job.id)
+            self._start(*picked)
+
+    def _parked_ready(self) -> tuple[Job, Message | None] | None:
+        """The oldest parked send whose channel has a slot free, taken out of its line."""
+        best: deque[tuple[int, Job, Message | None]] | None = None
+        for key, line in self._parked.items():  # (a few channels: no index is needed)
+            if self._channel_slots[key].free > 0 and (best is None or line[0][0] < best[0][0]):
+                best = line
+        if best is None:
+            return None
+        _, job, message = best.popleft()
+        if not best:
+            del self._parked[job.channel_key]
+        return job, message
+
+    def _start(self, job: Job, message: Message | None) -> None:
+        """Run ``job`` in a task of its own, holding a worker."""
+        task = asyncio.create_task(self._run(job, message))
+        self._tasks[task] = job
+        self._unstarted[job.id] = task
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        """A job's task ended. One ``stop()`` cancelled before its first step never ran
+        :meth:`_run`'s ``finally``: what the job holds is given back here (it stays leased)."""
+        job = self._tasks.pop(task)
+        if self._unstarted.get(job.id) is task:  # (the first thing _run does is take it out)
+            del self._unstarted[job.id]
+            self._running.discard(job.id)
+            self._rendered.pop(job.id, None)
+            self._recorded.discard(job.id)
+            if job.id in self._reserved:
+                self._reserved.discard(job.id)
+                self._slot(job.channel_key).free += 1
+            self._free_worker()
+
+    def _free_worker(self) -> None:
+        """A job is done with its worker: hand it to the oldest job that can run, else back."""
+        self._idle += 1
+        self._dispatch()
