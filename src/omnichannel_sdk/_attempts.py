@@ -80,8 +80,9 @@ async def call_vendor(job: Job, message: Message, adapter: ChannelAdapter, parts
     duplicate, counted and marked on the message.
 
     ``recorded``: a fresh send whose call the store recorded as started when it created the
-    job (``create_outbound(..., attempt=True)``); no earlier call exists to reconcile. The
-    slot is released either way."""
+    job (``create_outbound(..., attempt=True)``) or with the result of the send before it
+    (``record_sent(..., next_attempt=...)``); no earlier call exists to reconcile. The slot
+    is released if the call fails; after an answer the caller gives it back or hands it on."""
     try:
         if not recorded:
             found = await _begin(job, message, adapter, parts, store, metrics)
@@ -99,8 +100,9 @@ async def call_vendor(job: Job, message: Message, adapter: ChannelAdapter, parts
             result.metadata = {**result.metadata,
                                "possible_duplicates": job.possible_duplicates}
         return result
-    finally:
+    except BaseException:
         slot.release()
+        raise
 
 
 async def _begin(job: Job, message: Message, adapter: ChannelAdapter, parts: list[Part],

@@ -186,8 +186,7 @@ class Delivery(Workers):
             limiter = self._limiters[key] = TokenBucket(rate)
         return limiter
 
-    async def _run(self, job: Job, message: Message | None) -> None:
-        del self._unstarted[job.id]  # begun: its finally gives back what it holds
+    async def _run(self, job: Job, message: Message | None) -> tuple[Job, Message | None] | None:
         parts = self._rendered.pop(job.id, None)
         recorded = job.id in self._recorded
         self._recorded.discard(job.id)
@@ -195,10 +194,11 @@ class Delivery(Workers):
             self._reserved.discard(job.id)
             if job.kind != "send":  # (reserve() was given another kind of job)
                 self._slot(job.channel_key).release()
+        handed: tuple[Job, Message | None] | None = None
         try:
-            try:  # (the job holds a worker: reserved, or handed over by _dispatch)
+            try:  # (the job holds a worker: reserved, or handed over)
                 if job.kind == "send":
-                    await self._send(job, message, parts, recorded)
+                    handed = await self._send(job, message, parts, recorded)
                 elif job.kind == "media":
                     await self._media(job)
                 elif job.kind == ADAPTER_JOB:
@@ -208,8 +208,11 @@ class Delivery(Workers):
                 else:
                     log.error("unknown job kind %r; dropping job %s", job.kind, job.id)
                     await self.store.finish_job(job.id)
-            finally:
-                self._free_worker()
+            except BaseException:
+                self._free_worker()  # (the next job starts while this one's failure is recorded)
+                raise
+            if handed is None:  # the worker runs the next job that can, in this task
+                handed = self._hand_on()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker
@@ -220,6 +223,7 @@ class Delivery(Workers):
         finally:
             self._running.discard(job.id)
             self._settled.discard(job.id)
+        return handed
 
     async def _crashed(self, job: Job, message: Message | None, exc: Exception) -> None:
         """A bug (ours or an adapter's) broke a job: retry with backoff, then dead-letter."""
@@ -250,10 +254,12 @@ class Delivery(Workers):
             log.exception("could not record the failure of job %s", job.id)
 
     async def _send(self, job: Job, message: Message | None, given: list[Part] | None,
-                    recorded: bool) -> None:
-        """Deliver a send job, which holds a slot of its channel (given back once the vendor
-        call is over, or at once when none is made). ``recorded``: its first vendor call was
-        recorded with the job (:meth:`reserve`)."""
+                    recorded: bool) -> tuple[Job, Message | None] | None:
+        """Deliver a send job, which holds a slot of its channel: given back once the vendor
+        call is over (at once when none is made), or handed with the worker to the channel's
+        next send, whose call is recorded with this one's result (:meth:`_successor`): that
+        send is the answer, to run next in this task. ``recorded``: the job's first vendor
+        call was recorded with the job (:meth:`reserve`) or with its predecessor's result."""
         store = self.store
         slot = self._slot(job.channel_key)
         adapter = self.channels.adapters.get(job.channel_key)
@@ -272,7 +278,7 @@ class Delivery(Workers):
         if message is None or adapter is None or parts is None:
             slot.release()
             await self._not_sendable(job, message, adapter is None)
-            return
+            return None
         started = time.monotonic()
         try:
             try:
@@ -289,12 +295,12 @@ class Delivery(Workers):
             if contact_id:
                 await store.set_opted_out(contact_id, adapter.channel, True)
             await self._give_up(job, message, exc)
-            return
+            return None
         except ChannelError as exc:
             attempts = job.attempts + 1
             if not exc.retryable or attempts >= self.settings.max_attempts:
                 await self._give_up(job, message, exc)
-                return
+                return None
             retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
             delay = backoff_delay(job.attempts, self.settings.base_delay, self.settings.max_delay,
                                   retry_after)
@@ -305,27 +311,45 @@ class Delivery(Workers):
             # the retry state on the message, published as message.updated (SPEC §7)
             await self.mutations.modify_message(message.id, retrying(attempts, f"{error_code(exc)}: {exc}",
                                                                delay))
-            return
+            return None
         except (UnsupportedFeatureError, MediaError, WindowClosedError) as exc:
             await self._give_up(job, message, exc)  # trying again cannot help
-            return
-        # the vendor answered: whatever it calls it ("queued", "accepted", "sending"), the
-        # message has left our outbox, so it is ``sent`` to us (``queued`` means ours only)
-        status = result.status if result.status in ("delivered", "read") else "sent"
-        updated = copied(message, {  # model_copy's result, without its generic handling
-            "external_id": result.external_ids[0] if result.external_ids else None,
-            "status": status,
-            "metadata": finished({**message.metadata, **result.metadata,
-                                  **({"external_ids": result.external_ids}
-                                     if len(result.external_ids) > 1 else {})}, job.attempts + 1),
-        })
-        final = await store.record_sent(updated, result.external_ids, job.id)
+            return None
+        # the call is over: its slot goes with this worker to the channel's next send, whose
+        # call is recorded with this result (one write fewer), or back to the channel
+        successor = self._successor(job)
+        if successor is None:
+            slot.release()
+        try:
+            # the vendor answered: whatever it calls it ("queued", "accepted", "sending"), the
+            # message has left our outbox, so it is ``sent`` to us (``queued`` means ours only)
+            status = result.status if result.status in ("delivered", "read") else "sent"
+            updated = copied(message, {  # model_copy's result, without its generic handling
+                "external_id": result.external_ids[0] if result.external_ids else None,
+                "status": status,
+                "metadata": finished({**message.metadata, **result.metadata,
+                                      **({"external_ids": result.external_ids}
+                                         if len(result.external_ids) > 1 else {})},
+                                     job.attempts + 1),
+            })
+            final = await store.record_sent(
+                updated, result.external_ids, job.id,
+                next_attempt=successor[1].id if successor is not None else None)
+        except BaseException:
+            if successor is not None:  # its call is not recorded: it waits again
+                self._hand_back(successor)
+                slot.release()
+            raise
         heard = self.publisher.heard  # events built only when someone gets them
         if heard("message.sent"):
             self.publisher.publish(MessageSent(message=final))
         if heard("message.status"):
             self.publisher.publish(StatusChanged(message=final, previous=message.status))
         self._resolve(final)
+        if successor is None:
+            return None
+        self._recorded.add(successor[1].id)
+        return successor[1], successor[2]
 
     async def _not_sendable(self, job: Job, message: Message | None, no_adapter: bool) -> None:
         """A send job whose message is gone, was already sent, or whose channel is gone."""

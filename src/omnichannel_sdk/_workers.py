@@ -70,9 +70,10 @@ class Workers(abc.ABC):
         self._stopping = False
 
     @abc.abstractmethod
-    async def _run(self, job: Job, message: Message | None) -> None:
-        """Run ``job`` holding a worker (and, for a send, a slot of its channel); begin by
-        taking it out of ``_unstarted``."""
+    async def _run(self, job: Job, message: Message | None) -> tuple[Job, Message | None] | None:
+        """Run ``job`` holding a worker (and, for a send, a slot of its channel). Answer the
+        job the worker runs next in the same task (:meth:`_hand_on`, or a successor a send
+        handed its slot to), or ``None`` once the worker was given back."""
 
     def _slot(self, channel_key: str) -> ChannelSlots:
         slot = self._channel_slots.get(channel_key)
@@ -127,15 +128,25 @@ class Workers(abc.ABC):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Hand the free workers to waiting jobs, oldest first: parked sends whose channel has
-        a slot free again, then the backlog in order. A send of the backlog whose channel has
-        no slot free is parked instead: it waits holding no worker, so that one slow or
-        rate-limited channel never holds the workers another channel's sends need."""
+        """Hand the free workers to the waiting jobs that can run (:meth:`_pick`)."""
         while self._idle:
+            picked = self._pick()
+            if picked is None:
+                return
+            self._idle -= 1
+            self._start(*picked)
+
+    def _pick(self) -> tuple[Job, Message | None] | None:
+        """The oldest waiting job that can run now (a send's channel slot taken for it):
+        parked sends whose channel has a slot free again first, then the backlog in order. A
+        send of the backlog whose channel has no slot free is parked instead: it waits holding
+        no worker, so that one slow or rate-limited channel never holds the workers another
+        channel's sends need."""
+        while True:
             picked = self._parked_ready()
             if picked is None:
                 if not self._backlog:
-                    return
+                    return None
                 picked = self._backlog.popleft()
                 job = picked[0]
                 if job.kind == "send" and (job.channel_key in self._parked
@@ -145,11 +156,45 @@ class Workers(abc.ABC):
                     self._parks += 1
                     continue
             job = picked[0]
-            self._idle -= 1
             if job.kind == "send":
                 self._slot(job.channel_key).free -= 1
                 self._reserved.add(job.id)
-            self._start(*picked)
+            return picked
+
+    def _hand_on(self) -> tuple[Job, Message | None] | None:
+        """The job a worker done with its own runs next, in the same task (:meth:`_pick`);
+        ``None``: the worker is free again."""
+        picked = self._pick()
+        if picked is None:
+            self._idle += 1
+        return picked
+
+    def _successor(self, job: Job) -> tuple[int, Job, Message] | None:
+        """A parked fresh send of ``job``'s channel to hand ``job``'s slot and worker to once
+        ``job``'s send is recorded, its first vendor call recorded in the same transaction
+        (one write fewer than recording it on its own): the channel's oldest, unless an
+        older send of another channel could run instead. Taken out of its line, its slot
+        counted as held; give it back with :meth:`_hand_back` if the record fails."""
+        line = self._parked.get(job.channel_key)
+        if self._stopping or not line:
+            return None
+        order, successor, message = line[0]
+        if message is None or successor.attempt_started_at is not None:
+            return None  # (a job from the store, or one whose last call's outcome is unknown)
+        for key, other in self._parked.items():
+            if other[0][0] < order and self._channel_slots[key].free > 0:
+                return None
+        line.popleft()
+        if not line:
+            del self._parked[job.channel_key]
+        self._reserved.add(successor.id)
+        return order, successor, message
+
+    def _hand_back(self, successor: tuple[int, Job, Message]) -> None:
+        """A successor whose call was not recorded after all waits again, first in its line."""
+        job = successor[1]
+        self._reserved.discard(job.id)
+        self._parked.setdefault(job.channel_key, deque()).appendleft(successor)
 
     def _parked_ready(self) -> tuple[Job, Message | None] | None:
         """The oldest parked send whose channel has a slot free, taken out of its line."""
@@ -165,17 +210,31 @@ class Workers(abc.ABC):
         return job, message
 
     def _start(self, job: Job, message: Message | None) -> None:
-        """Run ``job`` in a task of its own, holding a worker."""
-        task = asyncio.create_task(self._run(job, message))
+        """Run ``job`` in a task of its own, holding a worker (:meth:`_work`)."""
+        task = asyncio.create_task(self._work(job, message))
         self._tasks[task] = job
         self._unstarted[job.id] = task
         task.add_done_callback(self._done)
 
+    async def _work(self, job: Job, message: Message | None) -> None:
+        """A worker's task: ``job``, then each job handed on to the same worker when the one
+        before is done (:meth:`_run`'s answer), so that waiting jobs run one after another in
+        one task rather than in a task each."""
+        del self._unstarted[job.id]  # begun: _run gives back what each job holds
+        task = asyncio.current_task()
+        assert task is not None
+        while True:
+            handed = await self._run(job, message)
+            if handed is None:
+                return
+            job, message = handed
+            self._tasks[task] = job
+
     def _done(self, task: asyncio.Task[Any]) -> None:
-        """A job's task ended. One ``stop()`` cancelled before its first step never ran
-        :meth:`_run`'s ``finally``: what the job holds is given back here (it stays leased)."""
+        """A worker's task ended. One ``stop()`` cancelled before its first step never ran
+        :meth:`_run`: what its job holds is given back here (it stays leased)."""
         job = self._tasks.pop(task)
-        if self._unstarted.get(job.id) is task:  # (the first thing _run does is take it out)
+        if self._unstarted.get(job.id) is task:  # (the first thing _work does is take it out)
             del self._unstarted[job.id]
             self._running.discard(job.id)
             self._rendered.pop(job.id, None)

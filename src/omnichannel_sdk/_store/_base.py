@@ -213,9 +213,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def record_sent(
-        self, message: Message, external_ids: list[str], job_id: str | None
+        self, message: Message, external_ids: list[str], job_id: str | None, *,
+        next_attempt: str | None = None,
     ) -> Message:
-        """Store the vendor's ids for a sent message, update it, finish the job."""
+        """Store the vendor's ids for a sent message, update it, finish the job.
+
+        ``next_attempt``: the job whose first vendor call starts once this is stored (the
+        outbox hands the finished send's channel slot to it): its call is recorded as started
+        in the same transaction, as :meth:`begin_attempt` would record it in one of its own.
+        """
 
     @abc.abstractmethod
     async def modify_message(

@@ -13,7 +13,15 @@ from ._tx import SqlBase, Tx, from_us, now_us
 IDENTITY_SLOTS = 64
 """How many identities ``base``, ``base#2``… a store tries before taking a one-off one."""
 
-__all__ = ["JobSql"]
+__all__ = ["ATTEMPT_STARTED", "JobSql"]
+
+ATTEMPT_STARTED = (
+    # the earliest call of unknown outcome is kept: a reconcile looks from there
+    "UPDATE jobs SET attempt_us = COALESCE(attempt_us, $2), "
+    "vendor_attempts = vendor_attempts + 1, "
+    "possible_duplicates = possible_duplicates + $3 WHERE id = $1")
+"""A job's vendor call starts: ``$1`` the job, ``$2`` now (µs), ``$3`` 1 for a possible
+duplicate (an earlier call's outcome unknown), else 0."""
 
 
 class JobSql(SqlBase):
@@ -84,11 +92,7 @@ class JobSql(SqlBase):
         starts now (a process recovering the job then knows it may have reached the vendor);
         ``possible_duplicate``: an earlier call of unknown outcome may have reached it too."""
         await self._write(lambda tx: tx.execute(
-            # the earliest call of unknown outcome is kept: a reconcile looks from there
-            "UPDATE jobs SET attempt_us = COALESCE(attempt_us, $2), "
-            "vendor_attempts = vendor_attempts + 1, "
-            "possible_duplicates = possible_duplicates + $3 WHERE id = $1",
-            job_id, now_us(), 1 if possible_duplicate else 0))
+            ATTEMPT_STARTED, job_id, now_us(), 1 if possible_duplicate else 0))
 
     async def hold_identity(self, base: str) -> str:
         """Take a process identity derived from ``base`` that no live process holds: ``base``

@@ -9,7 +9,7 @@ from .._models import STATUS_RANK, Contact, Conversation, DeadLetter, Message, S
 from ._base import Job, StatusOutcome
 from ._conversation_rows import CONVERSATION_COLUMNS, conversation_from_row
 from ._dead_letters import DeadLetterSql
-from ._jobs import JobSql
+from ._jobs import ATTEMPT_STARTED, JobSql
 from ._parsed import parsed_contact
 from ._tx import Tx, dump, now_us, to_us
 
@@ -181,15 +181,20 @@ class MessageSql(JobSql, DeadLetterSql):
         await self._write(unit)
 
     async def record_sent(
-        self, message: Message, external_ids: list[str], job_id: str | None
+        self, message: Message, external_ids: list[str], job_id: str | None, *,
+        next_attempt: str | None = None,
     ) -> Message:
-        """Store the vendor's ids for a sent message, update it, finish the job."""
+        """Store the vendor's ids for a sent message, update it, finish the job; with
+        ``next_attempt``, record that job's first vendor call as started too (as
+        :meth:`begin_attempt` does)."""
 
         async def unit(tx: Tx) -> Message:
             for index, ext in enumerate(external_ids):
                 await self._insert_ref(tx, index, message.channel_key, ext, message.id)
             if job_id:  # (before the message's update: nothing below reads the jobs table)
                 await self._delete_job(tx, job_id)
+            if next_attempt:
+                await self._mark_attempt(tx, next_attempt, now_us())
             if len(external_ids) == 1 and await self._save_unreceipted(tx, message,
                                                                        external_ids[0]):
                 stored, final = "queued", message  # what _merge_receipts makes of it then
@@ -220,6 +225,10 @@ class MessageSql(JobSql, DeadLetterSql):
     def _delete_job(self, tx: Tx, job_id: str) -> Awaitable[Any]:
         """A job done with."""
         return tx.execute("DELETE FROM jobs WHERE id = $1", job_id)
+
+    def _mark_attempt(self, tx: Tx, job_id: str, now: int) -> Awaitable[Any]:
+        """A fresh job's first vendor call starts ``now`` (:meth:`begin_attempt`'s record)."""
+        return tx.execute(ATTEMPT_STARTED, job_id, now, 0)
 
     async def _save_unreceipted(self, tx: Tx, message: Message, external_id: str) -> bool:
         """The usual send in one statement instead of a read and a write: save ``message``

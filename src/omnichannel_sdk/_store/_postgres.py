@@ -28,6 +28,7 @@ from ._base import IngestItem, Job, RawPayload
 from ._contacts import ContactChanges
 from ._errors import store_error
 from ._ingest import CLAIM_SQL, Claimed
+from ._jobs import ATTEMPT_STARTED
 from ._pg_ingest import open_new_thread
 from ._pg_tx import PgTx
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
@@ -264,6 +265,12 @@ class PostgresStore(SqlStore):
         if not isinstance(tx, PgTx):
             return super()._delete_job(tx, job_id)
         return tx.hold("_donejob", "DELETE FROM jobs WHERE id = $1", job_id)
+
+    def _mark_attempt(self, tx: Tx, job_id: str, now: int) -> Awaitable[Any]:
+        """Held, as :meth:`_insert_ref` (another job's row than the one deleted)."""
+        if not isinstance(tx, PgTx):
+            return super()._mark_attempt(tx, job_id, now)
+        return tx.hold("_nextattempt", ATTEMPT_STARTED, job_id, now, 0)
 
     async def _save_unreceipted(self, tx: Tx, message: Message, external_id: str) -> bool:
         """The shared update, sent with what is held (the vendor ids, the job's delete): it
