@@ -112,3 +112,91 @@ async def test_parked_sends_go_back_to_the_outbox_when_the_hub_stops(
         assert len(released) == 3  # the one in flight and the two parked
         assert not delivery._parked and not delivery._running and not delivery._tasks
         assert delivery._slot("slow").free == 1 and delivery._idle == 4
+
+
+async def _attempt_us(hub: Hub, message_id: str) -> Any:
+    async def read(tx: Any) -> Any:
+        return await tx.fetchone("SELECT attempt_us FROM jobs WHERE message_id = $1", message_id)
+
+    row = await hub.store._read(read)
+    return row[0] if row is not None else None
+
+
+async def test_a_parked_send_s_call_is_recorded_with_the_result_before_it(
+        omni_config: dict, register_plugin: list) -> None:
+    """The worker done with a send takes the channel's next parked send on: that send's call
+    is recorded as started in the transaction that records the result before it (no
+    ``begin_attempt`` of its own), and durably before the vendor sees it."""
+    hub = _hub(omni_config, register_plugin, concurrency=4, max_in_flight_per_channel=1)
+    seen: list[Any] = []
+    begun: list[str] = []
+    gate = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(await _attempt_us(hub, request.headers["idempotency-key"]))
+        await gate.wait()
+        return httpx.Response(200, json={"id": f"v{len(seen)}"})
+
+    async with hub:
+        busy = await _opened(hub, "slow")
+        original = hub.store.begin_attempt
+
+        async def spy(job_id: str, **kwargs: Any) -> None:
+            begun.append(job_id)
+            await original(job_id, **kwargs)
+
+        hub.store.begin_attempt = spy  # type: ignore[method-assign]
+        with respx.mock(assert_all_called=False) as vendor:
+            vendor.post(SLOW).mock(side_effect=answer)
+            queued = [await hub.send(busy, text=f"m{i}") for i in range(4)]
+            waiters = [hub.delivery.wait_for(m.id) for m in queued]
+            gate.set()
+            sent = await asyncio.wait_for(asyncio.gather(*waiters), 10)
+    assert [m.status for m in sent] == ["sent"] * 4
+    assert len(seen) == 4 and all(at is not None for at in seen)  # recorded before each call
+    assert begun == []  # the first with its job, the others with the send before them
+
+
+async def test_a_record_that_fails_gives_the_next_send_back_its_place(
+        omni_config: dict, register_plugin: list) -> None:
+    """When the transaction that would record the next send's call fails, that send is not
+    recorded and waits first in line again: it records its own call before it is made."""
+    from omnichannel_sdk._errors import StoreUnavailableError
+
+    hub = _hub(omni_config, register_plugin, concurrency=4, max_in_flight_per_channel=1,
+               base_delay=0.05, max_delay=0.1, poll_interval=0.05)
+    seen: dict[str, Any] = {}
+    begun: list[str] = []
+    failed: list[str] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        key = request.headers["idempotency-key"]
+        seen.setdefault(key, await _attempt_us(hub, key))
+        await asyncio.sleep(0.02)
+        return httpx.Response(200, json={"id": f"v-{key}"})
+
+    async with hub:
+        busy = await _opened(hub, "slow")
+        record, begin = hub.store.record_sent, hub.store.begin_attempt
+
+        async def flaky(message: Any, ids: list[str], job_id: str | None, *,
+                        next_attempt: str | None = None) -> Any:
+            if next_attempt and not failed:
+                failed.append(next_attempt)
+                raise StoreUnavailableError("the database went away for a moment")
+            return await record(message, ids, job_id, next_attempt=next_attempt)
+
+        async def spy(job_id: str, **kwargs: Any) -> None:
+            begun.append(job_id)
+            await begin(job_id, **kwargs)
+
+        hub.store.record_sent = flaky  # type: ignore[method-assign]
+        hub.store.begin_attempt = spy  # type: ignore[method-assign]
+        with respx.mock(assert_all_called=False) as vendor:
+            vendor.post(SLOW).mock(side_effect=answer)
+            queued = [await hub.send(busy, text=f"m{i}") for i in range(3)]
+            waiters = [hub.delivery.wait_for(m.id) for m in queued]
+            sent = await asyncio.wait_for(asyncio.gather(*waiters), 10)
+    assert [m.status for m in sent] == ["sent"] * 3
+    assert failed and failed[0] in begun  # handed back: it recorded its own call
+    assert all(seen[m.id] is not None for m in queued)  # every call recorded before it

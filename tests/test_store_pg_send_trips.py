@@ -98,6 +98,30 @@ async def test_a_send_s_writes_are_a_statement_each(
     assert await pg.pending_jobs() == 0
 
 
+async def test_the_next_send_s_call_goes_in_the_same_statement(
+        pg: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``record_sent(..., next_attempt=...)`` (the outbox handing the slot on) adds the next
+    job's attempt to the same round trip."""
+    [conversation] = await _conversations(pg, 1)
+    (message, job), (second, following) = _send(conversation, 1), _send(conversation, 2)
+    await pg.create_outbound(message, job, lease=60)
+    await pg.create_outbound(second, following, lease=60)
+    trips = Trips(monkeypatch)
+    final = await pg.record_sent(_sent(message, 1), ["SM1"], job.id, next_attempt=following.id)
+    recorded = trips.take()
+    assert len(recorded) == 1, recorded
+    assert all(f"{t} " in recorded[0] for t in ("INSERT INTO message_refs", "DELETE FROM jobs",
+                                                "UPDATE jobs", "UPDATE messages"))
+    assert final == _sent(message, 1)
+
+    async def read(tx: Any) -> Any:
+        return await tx.fetchone("SELECT attempt_us, vendor_attempts FROM jobs WHERE id = $1",
+                                 following.id)
+
+    row = await pg._read(read)
+    assert row is not None and row[0] is not None and row[1] == 1
+
+
 async def test_a_batch_of_sends_is_a_statement_a_send(
         pg: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
     conversations = await _conversations(pg, 4)

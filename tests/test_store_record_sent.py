@@ -116,3 +116,32 @@ async def test_the_read_for_a_send_is_get_conversation_and_get_contact(store: Sq
         [sms("+14155550111")], None)
     assert await store.conversation_for_send(opened.id) == (
         await store.get_conversation(opened.id), await store.get_contact(opened.contact_id))
+
+
+async def _job_attempt(store: SqlStore, job_id: str) -> tuple[Any, ...] | None:
+    async def read(tx: Any) -> Any:
+        return await tx.fetchone(
+            "SELECT attempt_us, vendor_attempts, possible_duplicates FROM jobs WHERE id = $1",
+            job_id)
+
+    row = await store._read(read)
+    return tuple(row) if row is not None else None
+
+
+async def test_record_sent_records_the_next_send_s_call_as_begin_attempt_would(
+        store: SqlStore) -> None:
+    """The outbox hands a finished send's channel slot to the channel's next send: that send's
+    first vendor call is recorded with the finished one's result, as ``begin_attempt`` records
+    it in a transaction of its own."""
+    first, first_job = await _queued(store, "N-1")
+    _, next_job = await _queued(store, "N-2")
+    _, alone_job = await _queued(store, "N-3")
+    assert await _job_attempt(store, next_job.id) == (None, 0, 0)
+    sent = first.model_copy(update={"status": "sent", "external_id": "N-1"})
+    final = await store.record_sent(sent, ["N-1"], first_job.id, next_attempt=next_job.id)
+    assert final.status == "sent" and await _job_attempt(store, first_job.id) is None
+    await store.begin_attempt(alone_job.id)
+    handed, alone = await _job_attempt(store, next_job.id), await _job_attempt(store, alone_job.id)
+    assert handed is not None and alone is not None
+    assert handed[0] is not None and handed[1:] == alone[1:] == (1, 0)
+    assert await store.pending_jobs() == 2  # the next sends' jobs stay, leased and recorded

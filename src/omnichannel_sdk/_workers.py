@@ -142,24 +142,23 @@ class Workers(abc.ABC):
         send of the backlog whose channel has no slot free is parked instead: it waits holding
         no worker, so that one slow or rate-limited channel never holds the workers another
         channel's sends need."""
-        while True:
-            picked = self._parked_ready()
-            if picked is None:
-                if not self._backlog:
-                    return None
-                picked = self._backlog.popleft()
-                job = picked[0]
-                if job.kind == "send" and (job.channel_key in self._parked
-                                           or self._slot(job.channel_key).free <= 0):
-                    self._parked.setdefault(job.channel_key, deque()).append(
-                        (self._parks, *picked))
-                    self._parks += 1
-                    continue
+        picked = self._parked_ready() if self._parked else None
+        while picked is None:
+            if not self._backlog:
+                return None
+            picked = self._backlog.popleft()
             job = picked[0]
-            if job.kind == "send":
-                self._slot(job.channel_key).free -= 1
-                self._reserved.add(job.id)
-            return picked
+            if job.kind == "send" and (job.channel_key in self._parked
+                                       or self._slot(job.channel_key).free <= 0):
+                # (parking frees no slot: no parked send became ready meanwhile)
+                self._parked.setdefault(job.channel_key, deque()).append((self._parks, *picked))
+                self._parks += 1
+                picked = None
+        job = picked[0]
+        if job.kind == "send":
+            self._slot(job.channel_key).free -= 1
+            self._reserved.add(job.id)
+        return picked
 
     def _hand_on(self) -> tuple[Job, Message | None] | None:
         """The job a worker done with its own runs next, in the same task (:meth:`_pick`);
@@ -181,9 +180,10 @@ class Workers(abc.ABC):
         order, successor, message = line[0]
         if message is None or successor.attempt_started_at is not None:
             return None  # (a job from the store, or one whose last call's outcome is unknown)
-        for key, other in self._parked.items():
-            if other[0][0] < order and self._channel_slots[key].free > 0:
-                return None
+        if len(self._parked) > 1:
+            for key, other in self._parked.items():
+                if other[0][0] < order and self._channel_slots[key].free > 0:
+                    return None
         line.popleft()
         if not line:
             del self._parked[job.channel_key]
