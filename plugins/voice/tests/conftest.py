@@ -26,15 +26,16 @@ def need_binary(name: str) -> str:
     return require_binary(name, hint="scripts/system-deps.d/voice.list")
 
 
-def _speak(text: str, out: Path, *, rate: int = 16000, telephone: bool = False) -> Path:
-    """``text`` spoken by espeak-ng, resampled by sox to ``rate`` Hz mono 16-bit WAV.
+def _speak(text: str, out: Path, *, rate: int = 16000, telephone: bool = False,
+           voice: str = "en-us") -> Path:
+    """``text`` spoken by espeak-ng's ``voice``, resampled by sox to ``rate`` Hz mono 16-bit WAV.
 
     ``telephone`` band-limits to 300-3400 Hz and stores 8-bit mu-law, like a phone line.
     """
     espeak = need_binary("espeak-ng")
     sox = need_binary("sox")
     raw = out.with_suffix(".raw.wav")
-    subprocess.run([espeak, "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True,
+    subprocess.run([espeak, "-v", voice, "-s", "150", "-w", str(raw), text], check=True,
                    capture_output=True, timeout=30)
     # -R: sox seeds its dither (applied when it lowers the bit depth) with a fixed number, so
     # the same text gives the same audio on every run; without it an unlucky dither turned a
@@ -51,5 +52,5 @@ def _speak(text: str, out: Path, *, rate: int = 16000, telephone: bool = False) 
 
 @pytest.fixture
 def speak():
-    """``speak(text, out, rate=16000, telephone=False)``: real speech as a WAV file."""
+    """``speak(text, out, rate=16000, telephone=False, voice="en-us")``: real speech as a WAV."""
     return _speak
