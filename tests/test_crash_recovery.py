@@ -145,6 +145,71 @@ async def test_a_live_process_never_takes_anothers_fresh_leases(
     assert calls == [message.id]  # one vendor call: nobody stole the fresh lease
 
 
+async def test_a_live_process_keeps_the_jobs_that_wait_longer_than_their_lease(
+        omni_config: dict, register_plugin: list) -> None:
+    """A process renews the leases of the jobs it holds, the one in flight and those waiting
+    behind it for the channel's slot: a second process polling past the lease takes none
+    over, and every message is sent once."""
+    config = _config(omni_config, lease=0.6, max_in_flight_per_channel=1, poll_interval=0.05)
+    first = Hub.from_config(config, plugins=register_plugin)
+    second = Hub.from_config(config, plugins=register_plugin)
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        calls.append(request.headers["idempotency-key"])
+        await release.wait()
+        return httpx.Response(200, json={"id": f"v{len(calls)}"})
+
+    with respx.mock(assert_all_called=False) as vendor:
+        vendor.post(SEND).mock(side_effect=slow)
+        async with first:
+            conversation = await _seed(first)
+            messages = [await first.send(conversation, text=f"m{i}") for i in range(3)]
+            await wait_until(lambda: _true(bool(calls)), timeout=10)
+            assert sum(len(line) for line in first.delivery._parked.values()) == 2
+            async with second:
+                # three leases' time: without renewals each job would be free after one
+                deadline = asyncio.get_running_loop().time() + 1.8
+                while asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(0.05)
+                    assert await second.store.claim_jobs(10, 60) == []
+                rows = [await _job_row(first, m.id) for m in messages]
+                assert all(row is not None and row[0] == "crash-worker" for row in rows)
+                release.set()
+
+                async def sent() -> bool:
+                    stored = [await first.store.get_message(m.id) for m in messages]
+                    return all(s is not None and s.status == "sent" for s in stored)
+
+                await wait_until(sent, timeout=10)
+    assert calls == [m.id for m in messages]  # each sent once, in order
+
+
+async def test_renew_leases_renews_only_this_process_s_running_jobs(
+        omni_config: dict, register_plugin: list) -> None:
+    first = Hub.from_config(_config(omni_config, lease=120.0), plugins=register_plugin)
+    second = Hub.from_config(_config(omni_config, lease=120.0), plugins=register_plugin)
+    release = asyncio.Event()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, json={"id": "v1"})
+
+    with respx.mock(assert_all_called=False) as vendor:
+        vendor.post(SEND).mock(side_effect=slow)
+        async with first, second:
+            conversation = await _seed(first)
+            message = await first.send(conversation, text="mine")
+            job_id = next(iter(first.delivery._leased))
+            assert await second.store.renew_leases([job_id, "job-gone"], 60) == 0  # not its own
+            assert await first.store.renew_leases([job_id, "job-gone"], 60) == 1
+            assert await first.store.renew_leases([], 60) == 0
+            release.set()
+            await asyncio.wait_for(first.delivery.wait_for(message.id), 10)
+            assert await first.store.renew_leases([job_id], 60) == 0  # finished: no row
+
+
 async def _true(value: bool) -> bool:
     return value
 

@@ -36,7 +36,9 @@ class DeliverySettings(BaseModel):
     max_delay: float = Field(default=900.0, gt=0)
     """Longest retry delay in seconds."""
     lease: float = Field(default=120.0, gt=0)
-    """Seconds a process owns a job before another may take it over (crash recovery)."""
+    """Seconds a job stays its process's without a renewal: a live process renews the leases
+    of the jobs it holds every ``lease / 3`` seconds, so another process takes over only a
+    dead one's jobs (crash recovery), ``lease`` seconds after their last renewal at most."""
     poll_interval: float = Field(default=1.0, gt=0)
     """How often due retries and abandoned jobs are looked for."""
     max_in_flight_per_channel: int = Field(default=16, ge=1)

@@ -102,6 +102,7 @@ class Delivery(Workers):
         self._poller: asyncio.Task[None] | None = None
         self._waiters: dict[str, list[asyncio.Future[Message]]] = {}
         self._wake = asyncio.Event()
+        self._renew_at = 0.0  # (monotonic) when the leases of the jobs we hold are renewed next
         self.handlers: dict[str, Callable[[Job], Awaitable[None]]] = {}
         """Runners of other job kinds (``webhook``…), registered by the features that add them."""
 
@@ -112,6 +113,7 @@ class Delivery(Workers):
     async def start(self) -> None:
         """Take back our identity's leases (:func:`take_back_leases`); poll for due jobs."""
         await take_back_leases(self.store, self.metrics, self.settings.worker_id)
+        self._renew_at = time.monotonic() + self.settings.lease / 3
         self._poller = asyncio.create_task(self._poll(), name="omnichannel-outbox-poller")
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -159,8 +161,29 @@ class Delivery(Workers):
             if not future.done():
                 future.set_result(message)
 
+    async def _renew_leases(self) -> None:
+        """Keep the jobs this process holds (running, or waiting for a worker or their
+        channel's slot) its own: a third of ``lease`` after the last renewal, their leases run
+        ``lease`` from now again, so no other process takes over, and sends again, a job that
+        waits in a long line here."""
+        now = time.monotonic()
+        if now < self._renew_at:
+            return
+        self._renew_at = now + self.settings.lease / 3
+        if not self._leased:
+            return
+        try:
+            await self.store.renew_leases(list(self._leased), self.settings.lease)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not renew the leases of %d jobs", len(self._leased))
+
     async def _poll(self) -> None:
+        # woken at least as often as the leases need renewing
+        interval = min(self.settings.poll_interval, self.settings.lease / 3)
         while not self._stopping:
+            await self._renew_leases()
             try:
                 free = max(0, self.settings.concurrency - len(self._running))
                 if free:
@@ -171,7 +194,7 @@ class Delivery(Workers):
             except Exception:
                 log.exception("outbox poll failed")
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), interval)
             self._wake.clear()
 
     def _limiter(self, key: str) -> TokenBucket | None:
