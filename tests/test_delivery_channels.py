@@ -83,6 +83,38 @@ async def test_a_busy_channel_does_not_hold_the_workers_of_another(
     assert order == [m.id for m in held]  # the parked sends went in the order they came
 
 
+async def test_a_retry_of_another_channel_is_claimed_behind_a_parked_backlog(
+        omni_config: dict, register_plugin: list) -> None:
+    """Parked sends hold no worker, so the outbox's poll still claims other channels' due
+    jobs (a web chat reply's retry) while one channel works through its backlog."""
+    hub = _hub(omni_config, register_plugin, concurrency=4, max_in_flight_per_channel=1,
+               base_delay=0.05, max_delay=0.1, poll_interval=0.05)
+    gate = asyncio.Event()
+    tries: list[float] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await gate.wait()
+        return httpx.Response(200, json={"id": request.headers["idempotency-key"]})
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        tries.append(time.monotonic())
+        if len(tries) == 1:
+            return httpx.Response(503, json={"error": "try again"})
+        return httpx.Response(200, json={"id": "q1"})
+
+    async with hub:
+        busy, other = await _opened(hub, "slow"), await _opened(hub, "fake")
+        with respx.mock(assert_all_called=False) as vendor:
+            vendor.post(SLOW).mock(side_effect=slow)
+            vendor.post(QUICK).mock(side_effect=flaky)
+            for i in range(10):
+                await hub.send(busy, text=f"m{i}")
+            assert len(hub.delivery._running) >= 4  # (more than the workers: nine parked)
+            sent = await asyncio.wait_for(hub.send(other, text="quick", wait=True), 5)
+            assert sent.status == "sent" and len(tries) == 2  # retried while the line waits
+            gate.set()
+
+
 async def test_parked_sends_go_back_to_the_outbox_when_the_hub_stops(
         omni_config: dict, register_plugin: list) -> None:
     hub = _hub(omni_config, register_plugin, concurrency=4, max_in_flight_per_channel=1)

@@ -185,9 +185,14 @@ class Delivery(Workers):
         while not self._stopping:
             await self._renew_leases()
             try:
-                free = max(0, self.settings.concurrency - len(self._running))
+                # a send parked behind its busy channel holds no worker: it does not keep
+                # the jobs of other channels (a web chat reply's retry) out of this process,
+                # and that channel's due sends are left to other processes meanwhile
+                parked = sum(len(line) for line in self._parked.values()) if self._parked else 0
+                free = max(0, self.settings.concurrency - (len(self._running) - parked))
                 if free:
-                    for job in await self.store.claim_jobs(min(free, 500), self.settings.lease):
+                    for job in await self.store.claim_jobs(
+                            min(free, 500), self.settings.lease, skip_channels=list(self._parked)):
                         self.submit(job)
             except asyncio.CancelledError:
                 raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -252,8 +252,10 @@ class Store(abc.ABC):
         """Add a job, due after ``delay`` seconds."""
 
     @abc.abstractmethod
-    async def claim_jobs(self, limit: int, lease: float) -> list[Job]:
-        """Lease up to ``limit`` due jobs (and jobs whose lease ran out) to this process."""
+    async def claim_jobs(self, limit: int, lease: float, *,
+                         skip_channels: Sequence[str] = ()) -> list[Job]:
+        """Lease up to ``limit`` due jobs (and jobs whose lease ran out) to this process;
+        ``skip_channels``: channel keys whose ``send`` jobs are left to other processes."""
 
     @abc.abstractmethod
     async def retry_job(self, job_id: str, delay: float, error: str, *,

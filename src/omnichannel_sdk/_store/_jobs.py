@@ -33,6 +33,15 @@ class JobSql(SqlBase):
         RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
                   vendor_attempts, possible_duplicates"""
 
+    claim_skipping_sql = """UPDATE jobs SET state = 'running', lease_us = $1, owner = $4
+        WHERE id IN (SELECT id FROM jobs WHERE ((state = 'pending' AND next_us <= $2)
+                     OR (state = 'running' AND lease_us < $2))
+                     AND NOT (kind = 'send' AND channel_key IN (SELECT value FROM json_each($5)))
+                     ORDER BY next_us LIMIT $3)
+        RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
+                  vendor_attempts, possible_duplicates"""
+    """:attr:`claim_sql` leaving alone the sends of the channel keys in ``$5``."""
+
     identity: str | None = None
     """The process identity this store's leases carry (see :meth:`hold_identity`)."""
 
@@ -65,15 +74,26 @@ class JobSql(SqlBase):
         """Add a job, due after ``delay`` seconds."""
         await self._write(lambda tx: self._insert_job(tx, job, now_us() + int(delay * 1e6)))
 
-    async def claim_jobs(self, limit: int, lease: float) -> list[Job]:
-        """Lease up to ``limit`` due jobs (and jobs whose lease ran out) to this process."""
+    async def claim_jobs(self, limit: int, lease: float, *,
+                         skip_channels: Sequence[str] = ()) -> list[Job]:
+        """Lease up to ``limit`` due jobs (and jobs whose lease ran out) to this process;
+        ``skip_channels``: leave the sends of these channel keys to other processes (this
+        one's line for them is long already)."""
         now = now_us()
+        args: tuple[object, ...]
+        sql, args = self.claim_sql, ()
+        if skip_channels:
+            sql, args = self.claim_skipping_sql, (self._key_list(skip_channels),)
         rows = await self._write(lambda tx: tx.fetchall(
-            self.claim_sql, now + int(lease * 1e6), now, limit, self.identity))
+            sql, now + int(lease * 1e6), now, limit, self.identity, *args))
         return [Job(id=r[0], kind=r[1], channel_key=r[2], message_id=r[3], attempts=r[4],
                     payload=orjson.loads(r[5]), attempt_started_at=from_us(r[6]),
                     vendor_attempts=int(r[7] or 0), possible_duplicates=int(r[8] or 0))
                 for r in rows]
+
+    def _key_list(self, keys: Sequence[str]) -> object:
+        """``keys`` as :attr:`claim_skipping_sql` takes them (SQLite: a JSON array)."""
+        return orjson.dumps(list(keys)).decode()
 
     async def retry_job(self, job_id: str, delay: float, error: str, *,
                         uncertain: bool = False) -> None:

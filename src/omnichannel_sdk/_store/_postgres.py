@@ -101,6 +101,17 @@ class PostgresStore(SqlStore):
         RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
                   vendor_attempts, possible_duplicates"""
 
+    claim_skipping_sql = """UPDATE jobs SET state = 'running', lease_us = $1, owner = $4
+        WHERE id IN (SELECT id FROM jobs WHERE ((state = 'pending' AND next_us <= $2)
+                     OR (state = 'running' AND lease_us < $2))
+                     AND NOT (kind = 'send' AND channel_key = ANY($5::text[]))
+                     ORDER BY next_us LIMIT $3 FOR UPDATE SKIP LOCKED)
+        RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
+                  vendor_attempts, possible_duplicates"""
+
+    def _key_list(self, keys: Sequence[str]) -> object:
+        return list(keys)
+
     def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10,
                  schema: str | None = None, batches: int | None = None) -> None:
         parts = urlsplit(dsn)
