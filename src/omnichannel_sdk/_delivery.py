@@ -186,13 +186,16 @@ class Delivery(Workers):
             await self._renew_leases()
             try:
                 # a send parked behind its busy channel holds no worker: it does not keep
-                # the jobs of other channels (a web chat reply's retry) out of this process,
-                # and that channel's due sends are left to other processes meanwhile
+                # the jobs of other channels (a web chat reply's retry) out of this process.
+                # A due send of a busy channel joins the back of its line, unless the lines
+                # are as long as the workers are many: then it is left to other processes
+                # rather than hoarded here
                 parked = sum(len(line) for line in self._parked.values()) if self._parked else 0
                 free = max(0, self.settings.concurrency - (len(self._running) - parked))
                 if free:
+                    skip = list(self._parked) if parked >= self.settings.concurrency else []
                     for job in await self.store.claim_jobs(
-                            min(free, 500), self.settings.lease, skip_channels=list(self._parked)):
+                            min(free, 500), self.settings.lease, skip_channels=skip):
                         self.submit(job)
             except asyncio.CancelledError:
                 raise
