@@ -23,9 +23,10 @@ SLOW = "https://api.slow.test/messages"
 QUICK = "https://api.fake.test/messages"
 
 
-def _hub(omni_config: dict[str, Any], register_plugin: list, **delivery: Any) -> Hub:
+def _hub(omni_config: dict[str, Any], register_plugin: list, slow: dict[str, Any] | None = None,
+         **delivery: Any) -> Hub:
     omni_config["channels"]["slow"] = {"adapter": "fake", "secret": FAKE_SECRET,
-                                       "api_base": "https://api.slow.test"}
+                                       "api_base": "https://api.slow.test", **(slow or {})}
     settings = omni_config["omnichannel"]
     settings["delivery"] = {**settings.get("delivery", {}), **delivery}
     return Hub.from_config(omni_config, plugins=register_plugin)
@@ -81,6 +82,70 @@ async def test_a_busy_channel_does_not_hold_the_workers_of_another(
                     await asyncio.sleep(0.01)
                 assert await done()
     assert order == [m.id for m in held]  # the parked sends went in the order they came
+
+
+async def test_a_rate_limited_channel_waits_for_its_tokens_holding_no_worker(
+        omni_config: dict, register_plugin: list) -> None:
+    """Sends waiting for their channel's rate limit wait parked, not on a worker each: another
+    channel's reply goes at once, and the limited channel keeps its rate and its order."""
+    hub = _hub(omni_config, register_plugin, slow={"rate_limit": 4}, concurrency=4)
+    slow_at: list[float] = []
+    slow_before_quick: list[int] = []
+    order: list[str] = []
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        slow_at.append(time.monotonic())
+        order.append(request.headers["idempotency-key"])
+        return httpx.Response(200, json={"id": request.headers["idempotency-key"]})
+
+    def quick(request: httpx.Request) -> httpx.Response:
+        slow_before_quick.append(len(slow_at))
+        return httpx.Response(200, json={"id": "q1"})
+
+    async with hub:
+        busy, other = await _opened(hub, "slow"), await _opened(hub, "fake")
+        with respx.mock(assert_all_called=False) as vendor:
+            vendor.post(SLOW).mock(side_effect=slow)
+            vendor.post(QUICK).mock(side_effect=quick)
+            queued = [await hub.send(busy, text=f"m{i}") for i in range(12)]
+            sent = await asyncio.wait_for(hub.send(other, text="quick", wait=True), 5)
+            # the reply went with the burst's sends, not after 8 more (before: each of the four
+            # workers waited for a token, and the reply for a worker)
+            assert sent.status == "sent" and len(slow_before_quick) == 1
+            assert slow_before_quick[0] <= 5
+            for _ in range(500):
+                stored = [await hub.store.get_message(m.id) for m in queued]
+                if all(m is not None and m.status == "sent" for m in stored):
+                    break
+                await asyncio.sleep(0.02)
+    assert [m.status if m else None for m in stored] == ["sent"] * 12
+    assert order == [m.id for m in queued]
+    # a burst of 4, then 4 a second: the last of 12 no sooner than 2 s after the first
+    assert slow_at[-1] - slow_at[0] >= 1.8
+
+
+async def test_sends_waiting_for_a_token_go_back_to_the_outbox_when_the_hub_stops(
+        omni_config: dict, register_plugin: list) -> None:
+    hub = _hub(omni_config, register_plugin, slow={"rate_limit": 0.5}, concurrency=4)
+    async with hub:
+        busy = await _opened(hub, "slow")
+        delivery = hub.delivery
+        with respx.mock(assert_all_called=False) as vendor:
+            vendor.post(SLOW).mock(return_value=httpx.Response(200, json={"id": "v1"}))
+            queued = [await hub.send(busy, text=f"m{i}") for i in range(3)]
+            for _ in range(200):  # the burst's one send goes; two wait for tokens 2 s apart
+                first = await hub.store.get_message(queued[0].id)
+                if first is not None and first.status == "sent":
+                    break
+                await asyncio.sleep(0.01)
+            assert "slow" in delivery._throttled and delivery._idle == 4
+            timer = delivery._throttled["slow"]
+            await delivery.stop(timeout=0.05)
+        assert not delivery._throttled and timer.cancelled()
+        assert not delivery._parked and not delivery._running
+        rest = [await hub.store.get_message(m.id) for m in queued[1:]]
+        assert [m.status if m else None for m in rest] == ["queued", "queued"]
+        assert await hub.store.pending_jobs() == 2  # handed back to the outbox, not lost
 
 
 async def test_a_retry_of_another_channel_is_claimed_behind_a_parked_backlog(

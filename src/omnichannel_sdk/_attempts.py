@@ -26,20 +26,13 @@ if TYPE_CHECKING:
     from ._store import SqlStore
 
 
-class Limiter(Protocol):
-    """A rate limiter (the outbox's token bucket)."""
-
-    async def acquire(self) -> None:
-        """Wait for a token."""
-
-
 class Slot(Protocol):
     """A channel's vendor-call slot the caller holds (``max_in_flight_per_channel``)."""
 
     def release(self) -> None:
         """Give the slot back: the channel's next send may go."""
 
-__all__ = ["Limiter", "Slot", "call_vendor", "default_worker_id", "may_have_arrived", "take_back_leases"]
+__all__ = ["Slot", "call_vendor", "default_worker_id", "may_have_arrived", "take_back_leases"]
 
 log = logging.getLogger("omnichannel_sdk.delivery")
 
@@ -69,13 +62,12 @@ async def take_back_leases(store: SqlStore, metrics: HubMetrics, worker_id: str 
 
 
 async def call_vendor(job: Job, message: Message, adapter: ChannelAdapter, parts: list[Part], *,
-                      store: SqlStore, metrics: HubMetrics, slot: Slot,
-                      limiter: Limiter | None, settled: set[str],
+                      store: SqlStore, metrics: HubMetrics, slot: Slot, settled: set[str],
                       recorded: bool = False) -> SendResult:
     """One vendor call of a send, holding ``slot`` (one of the ``max_in_flight_per_channel``
-    of its channel, taken by the caller), recorded as started before it is made (and before
-    the rate limiter's wait, so a crash then counts as a possible duplicate rather than
-    hiding one). When an earlier call's outcome is unknown, the adapter is asked first
+    of its channel, taken by the caller with a token of the channel's rate limit, so no wait
+    comes between the record and the call), recorded as started before it is made. When an
+    earlier call's outcome is unknown, the adapter is asked first
     (:meth:`ChannelAdapter.reconcile`); sending again without its answer is a possible
     duplicate, counted and marked on the message.
 
@@ -88,8 +80,6 @@ async def call_vendor(job: Job, message: Message, adapter: ChannelAdapter, parts
             found = await _begin(job, message, adapter, parts, store, metrics)
             if found is not None:
                 return found
-        if limiter is not None:  # last, so the vendor sees the rate the limiter gives
-            await limiter.acquire()
         try:
             result = await adapter.send(message, parts)
         except Exception as exc:

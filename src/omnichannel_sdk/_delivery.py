@@ -98,7 +98,7 @@ class Delivery(Workers):
         self.http_loopback = http_loopback
         super().__init__(settings.concurrency, settings.max_in_flight_per_channel)
         self._settled: set[str] = set()
-        self._limiters: dict[str, TokenBucket] = {}
+        self._limiters: dict[str, TokenBucket | None] = {}
         self._poller: asyncio.Task[None] | None = None
         self._waiters: dict[str, list[asyncio.Future[Message]]] = {}
         self._wake = asyncio.Event()
@@ -135,6 +135,9 @@ class Delivery(Workers):
             for _, job, _ in line:
                 self._running.discard(job.id)
         self._parked.clear()
+        for timer in self._throttled.values():
+            timer.cancel()
+        self._throttled.clear()
         pending = set(self._tasks)
         for task in pending:
             task.cancel()
@@ -206,16 +209,24 @@ class Delivery(Workers):
             self._wake.clear()
 
     def _limiter(self, key: str) -> TokenBucket | None:
-        limiter = self._limiters.get(key)
-        if limiter is None:
-            adapter = self.channels.adapters.get(key)
-            if adapter is None:
-                return None
-            rate = adapter.settings.rate_limit or adapter.capabilities.rate_limit
-            if rate is None:
-                return None
-            limiter = self._limiters[key] = TokenBucket(rate)
+        """The channel's rate limit (its settings' ``rate_limit``, else its adapter's), or
+        ``None``; looked up once per channel."""
+        try:
+            return self._limiters[key]
+        except KeyError:
+            pass
+        adapter = self.channels.adapters.get(key)
+        if adapter is None:
+            return None
+        rate = adapter.settings.rate_limit or adapter.capabilities.rate_limit
+        limiter = self._limiters[key] = TokenBucket(rate) if rate is not None else None
         return limiter
+
+    def _token(self, channel_key: str) -> float:
+        """A token of the channel's rate limit, taken before the send holds a worker (see
+        :mod:`._workers`): 0.0, or the seconds until the next one."""
+        limiter = self._limiter(channel_key)
+        return 0.0 if limiter is None else limiter.take()
 
     async def _run(self, job: Job, message: Message | None) -> tuple[Job, Message | None] | None:
         parts = self._rendered.pop(job.id, None)
@@ -315,7 +326,7 @@ class Delivery(Workers):
             try:
                 result = await call_vendor(  # bounded, recorded first, reconciled
                     job, message, adapter, parts, store=self.store, metrics=self.metrics,
-                    slot=slot, limiter=self._limiter(job.channel_key), settled=self._settled,
+                    slot=slot, settled=self._settled,
                     recorded=recorded)
             except Exception as exc:
                 self._measure(job, started, exc)

@@ -2,9 +2,11 @@
 ``max_in_flight_per_channel`` vendor calls of sends per channel, and jobs waiting for either
 without a task of their own.
 
-A send takes a worker and a slot of its channel together. A send whose channel has no slot
-free when a worker is free waits parked, holding neither, so a slow or rate-limited channel
-holds no more workers than its slots and another channel's sends still find one.
+A send takes a worker, a slot of its channel and, where the channel has a rate limit, a token
+of it together. A send whose channel has no slot free or no token yet when a worker is free
+waits parked, holding none of them (a rate-limited channel's line is woken when its next token
+is due), so a slow channel holds no more workers than its slots, a rate-limited one none while
+it waits, and another channel's sends still find one.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class Workers(abc.ABC):
         free: they wait without the worker, oldest first (with the order they were parked in),
         so a slow or rate-limited channel holds no more workers than its slots."""
         self._parks = 0
+        self._throttled: dict[str, asyncio.TimerHandle] = {}
+        """Channels whose parked line waits for its rate limit's next token: woken then."""
         self._max_in_flight = max_in_flight_per_channel
         self._stopping = False
 
@@ -74,6 +78,22 @@ class Workers(abc.ABC):
         """Run ``job`` holding a worker (and, for a send, a slot of its channel). Answer the
         job the worker runs next in the same task (:meth:`_hand_on`, or a successor a send
         handed its slot to), or ``None`` once the worker was given back."""
+
+    def _token(self, channel_key: str) -> float:
+        """Take a token of the channel's rate limit for a send that goes now: ``0.0``, or the
+        seconds until one is due (none taken then). The base has no rate limits."""
+        return 0.0
+
+    def _throttle(self, channel_key: str, wait: float) -> None:
+        """The channel's parked line waits ``wait`` seconds for its next token."""
+        if (earlier := self._throttled.get(channel_key)) is not None:
+            earlier.cancel()
+        self._throttled[channel_key] = asyncio.get_running_loop().call_later(
+            wait, self._unthrottle, channel_key)
+
+    def _unthrottle(self, channel_key: str) -> None:
+        self._throttled.pop(channel_key, None)
+        self._dispatch()
 
     def _slot(self, channel_key: str) -> ChannelSlots:
         slot = self._channel_slots.get(channel_key)
@@ -94,7 +114,8 @@ class Workers(abc.ABC):
         self._rendered[job.id] = parts
         slot = self._slot(job.channel_key)
         # (a parked send of the channel is older and waits for this very slot: no jump)
-        if self._stopping or not self._idle or slot.free <= 0 or job.channel_key in self._parked:
+        if (self._stopping or not self._idle or slot.free <= 0 or job.channel_key in self._parked
+                or self._token(job.channel_key) > 0):  # (last: it takes the token)
             return False
         self._idle -= 1
         slot.free -= 1
@@ -148,12 +169,17 @@ class Workers(abc.ABC):
                 return None
             picked = self._backlog.popleft()
             job = picked[0]
-            if job.kind == "send" and (job.channel_key in self._parked
-                                       or self._slot(job.channel_key).free <= 0):
+            if job.kind != "send":
+                break
+            key = job.channel_key
+            wait = 0.0
+            if key in self._parked or self._slot(key).free <= 0 or (wait := self._token(key)) > 0:
                 # (parking frees no slot: no parked send became ready meanwhile)
-                self._parked.setdefault(job.channel_key, deque()).append((self._parks, *picked))
+                self._parked.setdefault(key, deque()).append((self._parks, *picked))
                 self._parks += 1
                 picked = None
+                if wait > 0:
+                    self._throttle(key, wait)
         job = picked[0]
         if job.kind == "send":
             self._slot(job.channel_key).free -= 1
@@ -174,16 +200,21 @@ class Workers(abc.ABC):
         (one write fewer than recording it on its own): the channel's oldest, unless an
         older send of another channel could run instead. Taken out of its line, its slot
         counted as held; give it back with :meth:`_hand_back` if the record fails."""
-        line = self._parked.get(job.channel_key)
-        if self._stopping or not line:
+        key = job.channel_key
+        line = self._parked.get(key)
+        if self._stopping or not line or key in self._throttled:
             return None
         order, successor, message = line[0]
         if message is None or successor.attempt_started_at is not None:
             return None  # (a job from the store, or one whose last call's outcome is unknown)
         if len(self._parked) > 1:
-            for key, other in self._parked.items():
-                if other[0][0] < order and self._channel_slots[key].free > 0:
+            for other_key, other in self._parked.items():
+                if (other[0][0] < order and self._channel_slots[other_key].free > 0
+                        and other_key not in self._throttled):
                     return None
+        if (wait := self._token(key)) > 0:  # (last: it takes the token)
+            self._throttle(key, wait)
+            return None
         line.popleft()
         if not line:
             del self._parked[job.channel_key]
@@ -197,17 +228,25 @@ class Workers(abc.ABC):
         self._parked.setdefault(job.channel_key, deque()).appendleft(successor)
 
     def _parked_ready(self) -> tuple[Job, Message | None] | None:
-        """The oldest parked send whose channel has a slot free, taken out of its line."""
-        best: deque[tuple[int, Job, Message | None]] | None = None
-        for key, line in self._parked.items():  # (a few channels: no index is needed)
-            if self._channel_slots[key].free > 0 and (best is None or line[0][0] < best[0][0]):
-                best = line
-        if best is None:
-            return None
-        _, job, message = best.popleft()
-        if not best:
-            del self._parked[job.channel_key]
-        return job, message
+        """The oldest parked send whose channel has a slot free and a token of its rate limit
+        (taken for it), taken out of its line."""
+        while True:
+            best: str | None = None
+            order = 0
+            for key, line in self._parked.items():  # (a few channels: no index is needed)
+                if (self._channel_slots[key].free > 0 and key not in self._throttled
+                        and (best is None or line[0][0] < order)):
+                    best, order = key, line[0][0]
+            if best is None:
+                return None
+            if (wait := self._token(best)) > 0:  # its line waits for the token: the next one
+                self._throttle(best, wait)
+                continue
+            line = self._parked[best]
+            _, job, message = line.popleft()
+            if not line:
+                del self._parked[best]
+            return job, message
 
     def _start(self, job: Job, message: Message | None) -> None:
         """Run ``job`` in a task of its own, holding a worker (:meth:`_work`)."""
