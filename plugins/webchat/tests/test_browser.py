@@ -206,6 +206,54 @@ def test_messages_sent_while_offline_arrive_on_reconnect(browser: Any, live: Any
     shot(again, "visitor-reconnect")
 
 
+_LATE_AUTH = """
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  if (typeof data === "string" && data.indexOf('"type":"auth"') !== -1 && !this.heldOnce) {
+    this.heldOnce = true;
+    setTimeout(() => send.call(this, data), 1500);
+    return;
+  }
+  return send.call(this, data);
+};
+"""
+
+
+def _outbound_statuses(http: httpx.Client, cid: str) -> list[str]:
+    return [m["status"] for m in http.get(f"/demo/api/c/{cid}").json()["messages"]
+            if m["direction"] == "outbound"]
+
+
+def test_history_shown_before_the_socket_is_ready_is_acknowledged(browser: Any, live: Any,
+                                                                   http: httpx.Client) -> None:
+    """A new page shows the visitor's history before its WebSocket is open: the receipts
+    of the agent messages in it wait for the socket instead of being dropped."""
+    context = browser.new_context()
+    page = context.new_page()
+    open_widget(page, live)
+    visitor_says(page, "are you there?")
+    cid = http.get("/demo/api/conversations").json()[0]["id"]
+    page.close()
+    for n in range(1, 3):
+        http.post(f"/demo/api/c/{cid}/reply", json={"text": f"answer {n}"}).raise_for_status()
+    deadline = time.monotonic() + 10
+    while _outbound_statuses(http, cid) != ["sent", "sent"]:  # the outbox has them
+        assert time.monotonic() < deadline, _outbound_statuses(http, cid)
+        time.sleep(0.05)
+    again = context.new_page()
+    # the socket's first frame (its authentication) goes 1.5 s late, so the connection is
+    # ready only well after the history is shown and the panel opened
+    again.add_init_script(_LATE_AUTH)
+    again.goto(f"{live.url}/demo/chat")
+    again.locator(".launch").click()
+    again.locator(".msg.out", has_text="answer 2").wait_for(timeout=TIMEOUT)
+    assert _outbound_statuses(http, cid) == ["sent", "sent"]  # (no receipt can go yet)
+    deadline = time.monotonic() + 10
+    while _outbound_statuses(http, cid) != ["read", "read"]:
+        assert time.monotonic() < deadline, _outbound_statuses(http, cid)
+        time.sleep(0.1)
+
+
 def test_http_fallback_long_poll(browser: Any, live: Any, http: httpx.Client) -> None:
     """With WebSockets off (``data-transport="poll"``) the widget sends and long-polls."""
     context = browser.new_context()

@@ -54,7 +54,7 @@
   var S = {token: saved.token || null, last: saved.last || null, config: {}, ws: null, ready: false,
     polling: false, sig: null, wsFailures: 0, backoff: 1000, outbox: [], seenIds: {}, unread: 0, open: false,
     started: false, stopped: false, typingSent: false, typingTimer: null, agentTypingTimer: null,
-    pendingRead: [], email: null, name: null};
+    pendingRead: [], pendingDelivered: [], email: null, name: null};
 
   function persist() {
     try { localStorage.setItem(STORE, JSON.stringify({token: S.token, last: S.last})); } catch (e) { /* private mode */ }
@@ -221,17 +221,23 @@
     if (!S.last || m.id > S.last) { S.last = m.id; persist(); }
     if (m.dir === "out") {
       typingLine.textContent = "";
-      send_frame({type: "delivered", ids: [m.id]});
+      S.pendingDelivered.push(m.id);
       S.pendingRead.push(m.id);
       if (!S.open) { S.unread++; setBadge(); }
+      flushDelivered();
       flushRead();
     }
     scroll();
   }
+  // receipts shown before the connection is ready (history on a new page) wait for it: a
+  // frame send_frame cannot send is not sent later by itself
+  function flushIds(type, ids) {  // (the server takes up to 100 ids a receipt)
+    while (ids.length && send_frame({type: type, ids: ids.slice(0, 100)})) ids.splice(0, 100);
+  }
+  function flushDelivered() { flushIds("delivered", S.pendingDelivered); }
   function flushRead() {
-    if (!S.open || document.visibilityState === "hidden" || !S.pendingRead.length) return;
-    var ids = S.pendingRead.splice(0);
-    send_frame({type: "read", ids: ids});
+    if (!S.open || document.visibilityState === "hidden") return;
+    flushIds("read", S.pendingRead);
   }
 
   // ---- session and transport --------------------------------------------------------------
@@ -324,6 +330,7 @@
   function flushOutbox() {
     var items = S.outbox.splice(0);
     items.forEach(function (f) { if (!send_frame(f)) S.outbox.push(f); });
+    flushDelivered();
     flushRead();
   }
 
