@@ -125,12 +125,19 @@ class Workers(abc.ABC):
 
     def unreserve(self, job: Job) -> None:
         """Give back what :meth:`reserve` took (the job was not created)."""
+        if self._give_back(job):
+            self._free_worker()
+
+    def _give_back(self, job: Job) -> bool:
+        """Forget what was kept for a job that never ran, and give its channel slot back;
+        whether it held one (and so a worker)."""
         self._rendered.pop(job.id, None)
         self._recorded.discard(job.id)
-        if job.id in self._reserved:
-            self._reserved.discard(job.id)
-            self._slot(job.channel_key).free += 1
-            self._free_worker()
+        if job.id not in self._reserved:
+            return False
+        self._reserved.discard(job.id)
+        self._slot(job.channel_key).free += 1
+        return True
 
     def submit(self, job: Job, message: Message | None = None) -> None:
         """Run ``job`` now in this process (it is already leased to us)."""
@@ -276,11 +283,7 @@ class Workers(abc.ABC):
         if self._unstarted.get(job.id) is task:  # (the first thing _work does is take it out)
             del self._unstarted[job.id]
             self._running.discard(job.id)
-            self._rendered.pop(job.id, None)
-            self._recorded.discard(job.id)
-            if job.id in self._reserved:
-                self._reserved.discard(job.id)
-                self._slot(job.channel_key).free += 1
+            self._give_back(job)
             self._free_worker()
 
     def _free_worker(self) -> None:
