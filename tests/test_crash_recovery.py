@@ -4,6 +4,7 @@ own leases at once (never a live one's), sends in flight bounded per channel."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -113,13 +114,7 @@ async def test_a_live_process_never_takes_anothers_fresh_leases(
     config = _config(omni_config, lease=120.0)
     first = Hub.from_config(config, plugins=register_plugin)
     second = Hub.from_config(config, plugins=register_plugin)
-    release = asyncio.Event()
-    calls: list[str] = []
-
-    async def slow(request: httpx.Request) -> httpx.Response:
-        calls.append(request.headers["idempotency-key"])
-        await release.wait()
-        return httpx.Response(200, json={"id": f"v{len(calls)}"})
+    calls, release, slow = _held_vendor()
 
     with respx.mock(assert_all_called=False) as vendor:
         vendor.post(SEND).mock(side_effect=slow)
@@ -153,13 +148,7 @@ async def test_a_live_process_keeps_the_jobs_that_wait_longer_than_their_lease(
     config = _config(omni_config, lease=0.6, max_in_flight_per_channel=1, poll_interval=0.05)
     first = Hub.from_config(config, plugins=register_plugin)
     second = Hub.from_config(config, plugins=register_plugin)
-    release = asyncio.Event()
-    calls: list[str] = []
-
-    async def slow(request: httpx.Request) -> httpx.Response:
-        calls.append(request.headers["idempotency-key"])
-        await release.wait()
-        return httpx.Response(200, json={"id": f"v{len(calls)}"})
+    calls, release, slow = _held_vendor()
 
     with respx.mock(assert_all_called=False) as vendor:
         vendor.post(SEND).mock(side_effect=slow)
@@ -208,6 +197,19 @@ async def test_renew_leases_renews_only_this_process_s_running_jobs(
             release.set()
             await asyncio.wait_for(first.delivery.wait_for(message.id), 10)
             assert await first.store.renew_leases([job_id], 60) == 0  # finished: no row
+
+
+def _held_vendor() -> tuple[list[str], asyncio.Event, Callable[[httpx.Request], Any]]:
+    """A vendor that notes each call's idempotency key and answers once the event is set."""
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        calls.append(request.headers["idempotency-key"])
+        await release.wait()
+        return httpx.Response(200, json={"id": f"v{len(calls)}"})
+
+    return calls, release, slow
 
 
 async def _true(value: bool) -> bool:

@@ -5,7 +5,9 @@ goes at once, not after it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -30,6 +32,19 @@ def _hub(omni_config: dict[str, Any], register_plugin: list, slow: dict[str, Any
     settings = omni_config["omnichannel"]
     settings["delivery"] = {**settings.get("delivery", {}), **delivery}
     return Hub.from_config(omni_config, plugins=register_plugin)
+
+
+@contextlib.asynccontextmanager
+async def _two_channels(hub: Hub, slow: Callable[..., Any],
+                        quick: Callable[..., Any]) -> AsyncIterator[tuple[str, str]]:
+    """The open hub, a conversation on the "slow" channel and one on "fake", their vendors
+    answered by ``slow`` and ``quick``."""
+    async with hub:
+        busy, other = await _opened(hub, "slow"), await _opened(hub, "fake")
+        with respx.mock(assert_all_called=False) as vendor:
+            vendor.post(SLOW).mock(side_effect=slow)
+            vendor.post(QUICK).mock(side_effect=quick)
+            yield busy, other
 
 
 async def _opened(hub: Hub, key: str) -> str:
@@ -60,27 +75,23 @@ async def test_a_busy_channel_does_not_hold_the_workers_of_another(
         quick_at.append(time.monotonic())
         return httpx.Response(200, json={"id": "q1"})
 
-    async with hub:
-        busy, other = await _opened(hub, "slow"), await _opened(hub, "fake")
-        with respx.mock(assert_all_called=False) as vendor:
-            vendor.post(SLOW).mock(side_effect=slow)
-            vendor.post(QUICK).mock(side_effect=quick)
-            held = [await hub.send(busy, text=f"m{i}") for i in range(10)]
-            # one send of the busy channel holds a worker (its one slot); nine wait parked
-            # without a task, and three workers stay free for every other channel
-            assert len(hub.delivery._tasks) == 1 and hub.delivery._idle == 3
-            sent = await asyncio.wait_for(hub.send(other, text="quick", wait=True), 5)
-            assert sent.status == "sent" and len(quick_at) == 1
-            gate.set()
-            for message in held:
-                async def done(mid: str = message.id) -> bool:
-                    stored = await hub.store.get_message(mid)
-                    return stored is not None and stored.status == "sent"
-                for _ in range(500):
-                    if await done():
-                        break
-                    await asyncio.sleep(0.01)
-                assert await done()
+    async with _two_channels(hub, slow, quick) as (busy, other):
+        held = [await hub.send(busy, text=f"m{i}") for i in range(10)]
+        # one send of the busy channel holds a worker (its one slot); nine wait parked
+        # without a task, and three workers stay free for every other channel
+        assert len(hub.delivery._tasks) == 1 and hub.delivery._idle == 3
+        sent = await asyncio.wait_for(hub.send(other, text="quick", wait=True), 5)
+        assert sent.status == "sent" and len(quick_at) == 1
+        gate.set()
+        for message in held:
+            async def done(mid: str = message.id) -> bool:
+                stored = await hub.store.get_message(mid)
+                return stored is not None and stored.status == "sent"
+            for _ in range(500):
+                if await done():
+                    break
+                await asyncio.sleep(0.01)
+            assert await done()
     assert order == [m.id for m in held]  # the parked sends went in the order they came
 
 
@@ -102,22 +113,18 @@ async def test_a_rate_limited_channel_waits_for_its_tokens_holding_no_worker(
         slow_before_quick.append(len(slow_at))
         return httpx.Response(200, json={"id": "q1"})
 
-    async with hub:
-        busy, other = await _opened(hub, "slow"), await _opened(hub, "fake")
-        with respx.mock(assert_all_called=False) as vendor:
-            vendor.post(SLOW).mock(side_effect=slow)
-            vendor.post(QUICK).mock(side_effect=quick)
-            queued = [await hub.send(busy, text=f"m{i}") for i in range(12)]
-            sent = await asyncio.wait_for(hub.send(other, text="quick", wait=True), 5)
-            # the reply went with the burst's sends, not after 8 more (before: each of the four
-            # workers waited for a token, and the reply for a worker)
-            assert sent.status == "sent" and len(slow_before_quick) == 1
-            assert slow_before_quick[0] <= 5
-            for _ in range(500):
-                stored = [await hub.store.get_message(m.id) for m in queued]
-                if all(m is not None and m.status == "sent" for m in stored):
-                    break
-                await asyncio.sleep(0.02)
+    async with _two_channels(hub, slow, quick) as (busy, other):
+        queued = [await hub.send(busy, text=f"m{i}") for i in range(12)]
+        sent = await asyncio.wait_for(hub.send(other, text="quick", wait=True), 5)
+        # the reply went with the burst's sends, not after 8 more (before: each of the four
+        # workers waited for a token, and the reply for a worker)
+        assert sent.status == "sent" and len(slow_before_quick) == 1
+        assert slow_before_quick[0] <= 5
+        for _ in range(500):
+            stored = [await hub.store.get_message(m.id) for m in queued]
+            if all(m is not None and m.status == "sent" for m in stored):
+                break
+            await asyncio.sleep(0.02)
     assert [m.status if m else None for m in stored] == ["sent"] * 12
     assert order == [m.id for m in queued]
     # a burst of 4, then 4 a second: the last of 12 no sooner than 2 s after the first
@@ -167,17 +174,13 @@ async def test_a_retry_of_another_channel_is_claimed_behind_a_parked_backlog(
             return httpx.Response(503, json={"error": "try again"})
         return httpx.Response(200, json={"id": "q1"})
 
-    async with hub:
-        busy, other = await _opened(hub, "slow"), await _opened(hub, "fake")
-        with respx.mock(assert_all_called=False) as vendor:
-            vendor.post(SLOW).mock(side_effect=slow)
-            vendor.post(QUICK).mock(side_effect=flaky)
-            for i in range(10):
-                await hub.send(busy, text=f"m{i}")
-            assert len(hub.delivery._running) >= 4  # (more than the workers: nine parked)
-            sent = await asyncio.wait_for(hub.send(other, text="quick", wait=True), 5)
-            assert sent.status == "sent" and len(tries) == 2  # retried while the line waits
-            gate.set()
+    async with _two_channels(hub, slow, flaky) as (busy, other):
+        for i in range(10):
+            await hub.send(busy, text=f"m{i}")
+        assert len(hub.delivery._running) >= 4  # (more than the workers: nine parked)
+        sent = await asyncio.wait_for(hub.send(other, text="quick", wait=True), 5)
+        assert sent.status == "sent" and len(tries) == 2  # retried while the line waits
+        gate.set()
 
 
 async def test_parked_sends_go_back_to_the_outbox_when_the_hub_stops(

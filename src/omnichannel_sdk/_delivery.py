@@ -211,10 +211,8 @@ class Delivery(Workers):
     def _limiter(self, key: str) -> TokenBucket | None:
         """The channel's rate limit (its settings' ``rate_limit``, else its adapter's), or
         ``None``; looked up once per channel."""
-        try:
+        if key in self._limiters:
             return self._limiters[key]
-        except KeyError:
-            pass
         adapter = self.channels.adapters.get(key)
         if adapter is None:
             return None

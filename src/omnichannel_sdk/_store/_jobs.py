@@ -13,7 +13,7 @@ from ._tx import SqlBase, Tx, from_us, now_us
 IDENTITY_SLOTS = 64
 """How many identities ``base``, ``base#2``… a store tries before taking a one-off one."""
 
-__all__ = ["ATTEMPT_STARTED", "JobSql"]
+__all__ = ["ATTEMPT_STARTED", "JobSql", "claim_statement"]
 
 ATTEMPT_STARTED = (
     # the earliest call of unknown outcome is kept: a reconcile looks from there
@@ -24,22 +24,26 @@ ATTEMPT_STARTED = (
 duplicate (an earlier call's outcome unknown), else 0."""
 
 
+def claim_statement(skip: str = "", lock: str = "") -> str:
+    """The statement that leases due jobs (and jobs whose lease ran out): ``$1`` the new
+    lease's end, ``$2`` now, ``$3`` how many, ``$4`` the owner. ``skip``: a condition on the
+    jobs left alone (the database's way to leave the sends of the channel keys in ``$5``);
+    ``lock``: how the chosen rows are locked."""
+    return f"""UPDATE jobs SET state = 'running', lease_us = $1, owner = $4
+        WHERE id IN (SELECT id FROM jobs WHERE ((state = 'pending' AND next_us <= $2)
+                     OR (state = 'running' AND lease_us < $2)){skip}
+                     ORDER BY next_us LIMIT $3{lock})
+        RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
+                  vendor_attempts, possible_duplicates"""  # noqa: S608 (the store's own text)
+
+
 class JobSql(SqlBase):
     """Jobs (sends, media downloads, follow-ups) for a store that provides the transactions."""
 
-    claim_sql = """UPDATE jobs SET state = 'running', lease_us = $1, owner = $4
-        WHERE id IN (SELECT id FROM jobs WHERE (state = 'pending' AND next_us <= $2)
-                     OR (state = 'running' AND lease_us < $2) ORDER BY next_us LIMIT $3)
-        RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
-                  vendor_attempts, possible_duplicates"""
+    claim_sql = claim_statement()
 
-    claim_skipping_sql = """UPDATE jobs SET state = 'running', lease_us = $1, owner = $4
-        WHERE id IN (SELECT id FROM jobs WHERE ((state = 'pending' AND next_us <= $2)
-                     OR (state = 'running' AND lease_us < $2))
-                     AND NOT (kind = 'send' AND channel_key IN (SELECT value FROM json_each($5)))
-                     ORDER BY next_us LIMIT $3)
-        RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
-                  vendor_attempts, possible_duplicates"""
+    claim_skipping_sql = claim_statement(
+        " AND NOT (kind = 'send' AND channel_key IN (SELECT value FROM json_each($5)))")
     """:attr:`claim_sql` leaving alone the sends of the channel keys in ``$5``."""
 
     identity: str | None = None

@@ -28,7 +28,7 @@ from ._base import IngestItem, Job, RawPayload
 from ._contacts import ContactChanges
 from ._errors import store_error
 from ._ingest import CLAIM_SQL, Claimed
-from ._jobs import ATTEMPT_STARTED
+from ._jobs import ATTEMPT_STARTED, claim_statement
 from ._pg_ingest import open_new_thread
 from ._pg_tx import PgTx
 from ._schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, newer_database_error
@@ -94,20 +94,12 @@ class PostgresStore(SqlStore):
 
     lock_clause = " FOR UPDATE"
 
-    claim_sql = """UPDATE jobs SET state = 'running', lease_us = $1, owner = $4
-        WHERE id IN (SELECT id FROM jobs WHERE (state = 'pending' AND next_us <= $2)
-                     OR (state = 'running' AND lease_us < $2) ORDER BY next_us LIMIT $3
-                     FOR UPDATE SKIP LOCKED)
-        RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
-                  vendor_attempts, possible_duplicates"""
+    # (another process's claim skips the rows this one locked instead of waiting for them)
+    claim_sql = claim_statement(lock=" FOR UPDATE SKIP LOCKED")
 
-    claim_skipping_sql = """UPDATE jobs SET state = 'running', lease_us = $1, owner = $4
-        WHERE id IN (SELECT id FROM jobs WHERE ((state = 'pending' AND next_us <= $2)
-                     OR (state = 'running' AND lease_us < $2))
-                     AND NOT (kind = 'send' AND channel_key = ANY($5::text[]))
-                     ORDER BY next_us LIMIT $3 FOR UPDATE SKIP LOCKED)
-        RETURNING id, kind, channel_key, message_id, attempts, payload, attempt_us,
-                  vendor_attempts, possible_duplicates"""
+    claim_skipping_sql = claim_statement(
+        " AND NOT (kind = 'send' AND channel_key = ANY($5::text[]))",
+        lock=" FOR UPDATE SKIP LOCKED")
 
     def _key_list(self, keys: Sequence[str]) -> object:
         return list(keys)
