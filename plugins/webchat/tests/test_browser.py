@@ -219,6 +219,77 @@ WebSocket.prototype.send = function (data) {
 """
 
 
+# the browser's own behaviour, made slow: after close() a socket is CLOSING until the server
+# answers, and drops whatever is sent on it meanwhile
+_SLOW_CLOSE = """
+const send = WebSocket.prototype.send, close = WebSocket.prototype.close;
+WebSocket.prototype.close = function (code, reason) {
+  this.closing = true;
+  setTimeout(() => close.call(this, code, reason), 1500);
+};
+WebSocket.prototype.send = function (data) {
+  if (this.closing) { window.dropped = (window.dropped || 0) + 1; return; }
+  return send.call(this, data);
+};
+"""
+
+# the connection fails just as the visitor's first message goes: either before it leaves
+# ("lost") or after, before its ack can come back ("sent")
+_DROP_AFTER_MESSAGE = """
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  if (typeof data === "string" && data.indexOf('"type":"message"') !== -1 && !window.dropOnce) {
+    window.dropOnce = true;
+    if (MODE === "sent") send.call(this, data);
+    this.close(4000);
+    return;
+  }
+  return send.call(this, data);
+};
+"""
+
+
+def _visitor_texts(http: httpx.Client) -> list[str]:
+    cid = http.get("/demo/api/conversations").json()[0]["id"]
+    return [m["text"] for m in http.get(f"/demo/api/c/{cid}").json()["messages"]
+            if m["direction"] == "inbound"]
+
+
+def test_a_message_written_while_the_socket_reconnects_after_the_form_is_sent(
+        browser: Any, live: Any, http: httpx.Client) -> None:
+    """The pre-chat form's answer renews the token, so the widget closes its socket to connect
+    again: a message written before that close completes is sent on the new socket."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.add_init_script(_SLOW_CLOSE)
+    page.goto(f"{live.url}/demo/chat")
+    page.locator(".launch").click()
+    page.locator("form.pre").wait_for(state="visible", timeout=TIMEOUT)
+    page.wait_for_function("() => window.OmnichannelChat.state().ready", timeout=TIMEOUT)
+    page.locator("input[name=name]").fill("Ana Souza")
+    page.locator("input[name=email]").fill("ana@example.com")
+    page.locator("form.pre button[type=submit]").click()
+    page.locator("form.pre").wait_for(state="hidden", timeout=TIMEOUT)
+    visitor_says(page, "written while reconnecting")
+    assert page.evaluate("window.dropped || 0") == 0
+    assert _visitor_texts(http) == ["written while reconnecting"]
+
+
+@pytest.mark.parametrize("mode", ["lost", "sent"])
+def test_a_message_whose_connection_fails_is_sent_again_once(
+        browser: Any, live: Any, http: httpx.Client, mode: str) -> None:
+    """A message sent on a connection that fails before its ack is sent again on the next
+    connection; the server keeps one copy and the widget shows one."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.add_init_script(_DROP_AFTER_MESSAGE.replace("MODE", repr(mode)))
+    open_widget(page, live)
+    visitor_says(page, "through a failing connection")
+    assert page.evaluate("window.dropOnce") is True
+    assert page.locator(".msg.in", has_text="through a failing connection").count() == 1
+    assert _visitor_texts(http) == ["through a failing connection"]
+
+
 def _outbound_statuses(http: httpx.Client, cid: str) -> list[str]:
     return [m["status"] for m in http.get(f"/demo/api/c/{cid}").json()["messages"]
             if m["direction"] == "outbound"]

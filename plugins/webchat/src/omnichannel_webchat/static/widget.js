@@ -280,7 +280,9 @@
     if (email && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) { preErr.textContent = T.badEmail; emailIn.focus(); return; }
     preErr.textContent = "";
     start({name: name, email: email}).then(function () {
-      if (S.ws && S.ready) { try { S.ws.close(4000); } catch (e) { /* reconnects with the new token */ } }
+      // a closing socket drops what is sent on it (it is CLOSING until the server answers the
+      // close): not ready from now on, so what the visitor writes meanwhile waits in the outbox
+      if (S.ws && S.ready) { S.ready = false; try { S.ws.close(4000); } catch (e) { /* reconnects with the new token */ } }
     }).catch(function () { preErr.textContent = T.badEmail; });
   }
 
@@ -314,7 +316,7 @@
       .catch(function () { S.ready = false; statusLine.textContent = T.offline; setTimeout(poll, S.backoff); S.backoff = Math.min(S.backoff * 2, 30000); });
   }
   function send_frame(f) {
-    if (S.ws && S.ready) { S.ws.send(JSON.stringify(f)); return true; }
+    if (S.ws && S.ready && S.ws.readyState === 1) { S.ws.send(JSON.stringify(f)); return true; }
     if (S.polling && S.token) {
       var path = f.type === "typing" ? "/typing" : (f.type === "read" || f.type === "delivered") ? "/receipts" : "/send";
       var body = f;
@@ -327,7 +329,20 @@
     }
     return false;
   }
+  // a message sent on a connection that closed before its ack may never have reached the
+  // server: a new connection sends it again, in the order shown (the server drops a repeat of an
+  // id it has, and its history replay shows that message)
+  function requeueUnacked() {
+    var queued = {}, again = [];
+    S.outbox.forEach(function (f) { queued[f.id] = true; });
+    Array.prototype.forEach.call(log.querySelectorAll(".msg.in.pending:not(.failed)"), function (n) {
+      var f = S.outboxed && S.outboxed[n.getAttribute("data-ref")];
+      if (f) { again.push(f); queued[f.id] = false; }
+    });
+    S.outbox = again.concat(S.outbox.filter(function (f) { return queued[f.id] !== false; }));
+  }
   function flushOutbox() {
+    requeueUnacked();
     var items = S.outbox.splice(0);
     items.forEach(function (f) { if (!send_frame(f)) S.outbox.push(f); });
     flushDelivered();
