@@ -145,6 +145,79 @@ async def test_unacknowledged_events_come_back_after_the_lease(hub: Hub) -> None
     assert [r.seq for r in await log.claim("n", "other", 10, 30)] == [r.seq for r in taken]
 
 
+async def test_a_reader_keeps_what_it_holds_for_longer_than_the_lease(hub: Hub) -> None:
+    """A reader renews the leases of the events it holds (the batch not handed out yet, and the
+    one its consumer works on) every third of the lease, so a consumer slower than the lease
+    is not doubled by another process; a reader that ends stops renewing."""
+    # four conversations: no event waits for another's, each could be taken on its own
+    await _post(hub, [{"id": f"m{i}", "from": f"u{i}", "text": str(i)} for i in range(4)])
+    log = hub._feed.log
+    assert log is not None
+    feed = hub.feed("helpdesk")
+    first = await anext(feed)  # the reader now holds all 8 events (the lease is 1 s)
+    await asyncio.sleep(2.5)  # the consumer works on the first one for 2.5 leases
+    assert await log.claim("helpdesk", "other", 10, 30) == []  # all still this reader's
+    rest = [await anext(feed) for _ in range(7)]
+    assert [e.seq for e in [first, *rest]] == list(range(1, 9))
+    await hub.ack("helpdesk", 2)
+    await feed.aclose()  # the reader ends: what it handed out and did not ack comes back
+    await asyncio.sleep(1.2)
+    assert [r.seq for r in await log.claim("helpdesk", "other", 10, 30)] == list(range(3, 9))
+
+
+async def test_renew_reports_only_what_another_process_took_over(hub: Hub) -> None:
+    await _post(hub, [{"id": "a1", "from": "alice", "text": "1"}])
+    log = hub._feed.log
+    assert log is not None
+    assert [r.seq for r in await log.claim("n", "p1", 10, 0.2)] == [1, 2]
+    await log.ack("n", "p1", 1)
+    await asyncio.sleep(0.3)
+    assert [r.seq for r in await log.claim("n", "p2", 10, 30)] == [2]  # p1's lease ran out
+    assert await log.renew("n", "p1", [1, 2], 30) == [2]  # 1 is done, 2 is p2's now
+    assert await log.renew("n", "p2", [2], 30) == []
+    assert await log.renew("n", "p2", [], 30) == []
+
+
+async def test_a_stalled_reader_leaves_what_another_process_took_over(
+        hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that stalled past its lease (renewal cannot help then) learns at its next
+    renewal which events another process took meanwhile, and hands out neither them nor the
+    later events of their conversations (those wait for the earlier one there)."""
+    await _post(hub, [{"id": "a1", "from": "alice", "text": "1"}, {"id": "b1", "from": "bob", "text": "1"},
+                      {"id": "a2", "from": "alice", "text": "2"}])
+    log = hub._feed.log
+    assert log is not None
+    records = {r.seq: r for r in await log.read_after(0, 10)}
+    gate, renew = asyncio.Event(), log.renew
+
+    async def stalled(*args: Any) -> list[int]:
+        await gate.wait()
+        return await renew(*args)
+
+    monkeypatch.setattr(log, "renew", stalled)
+    feed = hub.feed("helpdesk")
+    first = await anext(feed)  # alice's conversation opened; the reader holds the other four
+    alice = records[first.seq].conversation_id
+    await hub.ack("helpdesk", first.seq)
+    # the stall: every lease of the reader runs out, another process takes alice's next event
+    await hub.storage._write(lambda tx: tx.execute(
+        "UPDATE feed_leases SET lease_us = 0 WHERE owner = $1", hub._feed.owner))
+    taken = await log.claim("helpdesk", "other", 1, 30)
+    assert [records[r.seq].conversation_id for r in taken] == [alice]
+    gate.set()
+    await asyncio.sleep(0.5)  # the reader's next renewal (every lease / 3) finds it out
+    got = [await anext(feed) for _ in range(2)]
+    bob = sorted(s for s, r in records.items() if r.conversation_id != alice)
+    assert [e.seq for e in got] == bob
+    waiting = asyncio.ensure_future(anext(feed))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()  # alice's later message waits for "other"
+    await log.ack("helpdesk", "other", taken[0].seq)
+    later = await asyncio.wait_for(waiting, 5)  # given back at once, now this reader's
+    assert records[later.seq].conversation_id == alice and later.seq > taken[0].seq
+    await feed.aclose()
+
+
 async def test_retention_by_acks_and_by_age(hub: Hub) -> None:
     await _post(hub, [{"id": f"r{i}", "from": "ret", "text": str(i)} for i in range(3)])
     log = hub._feed.log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -39,4 +40,41 @@ async def test_nats_feed_resumes_and_reads_after_a_seq(omni_config: dict[str, An
         again = await _take(hub.feed("desk"), 2)  # the two not acknowledged come back
         assert [e.seq for e in again] == [e.seq for e in events[2:]]
         await hub.ack("desk", again[-1].seq)  # type: ignore[arg-type]
+        await hub.bus._js.delete_stream(stream)  # type: ignore[attr-defined]
+
+
+async def test_a_nats_reader_keeps_what_it_holds_for_longer_than_ack_wait(
+        omni_config: dict[str, Any], register_plugin: list[object]) -> None:
+    """The events a reader fetched (and the one its consumer works on) are marked in progress
+    every third of the lease, so JetStream does not redeliver them to another process while a
+    slow consumer works through them."""
+    need_service("NATS", 4222)
+    tag = uuid.uuid4().hex[:10]
+    stream = f"OMNI_FN_{tag}"
+    omni_config["omnichannel"]["bus"] = f"{NATS_URL}?stream={stream}&subject=omni.fn{tag}"
+    omni_config["omnichannel"]["feed"] = {"lease": 1, "poll_interval": 0.1, "batch": 10}
+    async with Hub.from_config(omni_config, plugins=register_plugin) as hub, \
+            Hub.from_config(omni_config, plugins=register_plugin) as other:
+        await _post(hub, [{"id": f"n{i}", "from": f"u{i}", "text": str(i)} for i in range(3)])
+        await asyncio.sleep(0.3)  # (in the stream)
+        feed = hub.feed("desk")
+        first = await anext(feed)  # this reader fetched all six
+        elsewhere: list[Any] = []
+
+        async def read_elsewhere() -> None:
+            async for event in other.feed("desk"):
+                elsewhere.append(event)
+
+        reader = asyncio.create_task(read_elsewhere())
+        await asyncio.sleep(2.5)  # 2.5 times ack_wait on the first event
+        rest = [await anext(feed) for _ in range(5)]
+        for event in [first, *rest]:
+            await hub.ack("desk", event.seq)  # type: ignore[arg-type]
+        await asyncio.sleep(0.5)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        assert elsewhere == []  # nothing redelivered to the other process
+        assert len({e.seq for e in [first, *rest]}) == 6
+        await feed.aclose()
         await hub.bus._js.delete_stream(stream)  # type: ignore[attr-defined]

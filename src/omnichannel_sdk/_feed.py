@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,6 +23,7 @@ from ._api._webhooks import WebhookHost, WebhookSender
 from ._bus import NatsBus
 from ._errors import ConfigurationError, OmnichannelError
 from ._events import ChannelSignal, Event, event_adapter
+from ._feed_holding import Holding
 from ._ids import new_id
 from ._store._feed import FeedRecord, StoreFeedLog, event_key
 
@@ -44,6 +44,20 @@ def valid_consumer_name(name: str) -> str:
         raise ConfigurationError("a feed consumer name is 1-64 letters, digits, '-' or '_'",
                                  field="name")
     return name
+
+
+async def _in_progress(msgs: list[Any]) -> list[Any]:
+    """Renew JetStream's ``ack_wait`` of messages a reader holds (none is lost: JetStream does
+    not say whether it redelivered one meanwhile)."""
+    for msg in msgs:
+        await msg.in_progress()
+    return []
+
+
+async def _nak(msgs: list[Any]) -> None:
+    for msg in msgs:
+        with contextlib.suppress(Exception):
+            await msg.nak()
 
 
 def _event(record: FeedRecord) -> Event:
@@ -186,7 +200,9 @@ class Feed:
                 yield event
             return
         assert self.log is not None
-        held: deque[FeedRecord] = deque()
+        holding: Holding[FeedRecord] = Holding(
+            lambda records: self._renew(name, records), self.settings.lease,
+            lambda records: self._release(name, records))
         try:
             while not self._closed:
                 changed = self._changed
@@ -195,14 +211,36 @@ class Feed:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(changed.wait(), self.settings.poll_interval)
                     continue
-                held.extend(records)
-                while held:
-                    record = held.popleft()
+                holding.extend(records)
+                for record in holding.handed_out():
                     yield _event(record)
         finally:
-            if held and not self._closed:  # a reader that stopped gives back what it holds
+            await holding.stop()
+            if holding.waiting and not self._closed:  # a reader that stopped gives back what it holds
                 with contextlib.suppress(Exception):
-                    await self.log.release(name, self.owner, [r.seq for r in held])
+                    await self.log.release(name, self.owner, [r.seq for r in holding.waiting])
+
+    async def _renew(self, name: str, records: list[FeedRecord]) -> list[FeedRecord]:
+        """Renew the leases of ``records`` (what a reader holds); those it must not hand out:
+        the ones another process took over, and the later events of their conversations (which
+        must wait for them there)."""
+        assert self.log is not None
+        lost = set(await self.log.renew(name, self.owner, [r.seq for r in records], self.settings.lease))
+        if not lost:
+            return []
+        first: dict[str, int] = {}
+        for record in records:
+            if record.seq in lost and record.conversation_id and record.conversation_id not in first:
+                first[record.conversation_id] = record.seq
+        drop = [r for r in records if r.seq in lost
+                or (r.conversation_id in first and r.seq > first[r.conversation_id])]
+        log.warning("%d events of feed consumer %s were taken over by another process after "
+                    "their lease ran out; this process leaves them", len(lost), name)
+        return drop
+
+    async def _release(self, name: str, records: list[FeedRecord]) -> None:
+        assert self.log is not None
+        await self.log.release(name, self.owner, [r.seq for r in records])
 
     async def ack(self, name: str, seq: int) -> None:
         """Acknowledge ``seq`` and every earlier event this hub was given for ``name``."""
@@ -229,15 +267,14 @@ class Feed:
         sub = await bus._js.pull_subscribe(f"{bus.subject}.>", durable=name, stream=bus.stream,
                                            config=config)
         pending = self._nats_pending.setdefault(name, {})
-        held: deque[Any] = deque()
+        holding: Holding[Any] = Holding(_in_progress, self.settings.lease, _nak)
         try:
             while not self._closed:
                 try:
-                    held.extend(await sub.fetch(self.settings.batch, timeout=self.settings.poll_interval))
+                    holding.extend(await sub.fetch(self.settings.batch, timeout=self.settings.poll_interval))
                 except (TimeoutError, NatsTimeout):
                     continue
-                while held:
-                    msg = held.popleft()
+                for msg in holding.handed_out():
                     seq = int(msg.metadata.sequence.stream)
                     try:
                         event = event_adapter.validate_json(msg.data)
@@ -251,9 +288,9 @@ class Feed:
                     pending[seq] = msg
                     yield event.model_copy(update={"seq": seq})
         finally:
-            for msg in held:  # fetched but not handed out: back at once rather than after ack_wait
-                with contextlib.suppress(Exception):
-                    await msg.nak()
+            await holding.stop()
+            # fetched but not handed out: back at once rather than after ack_wait
+            await _nak(list(holding.waiting))
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 

@@ -322,6 +322,28 @@ class StoreFeedLog:
 
         await self.store._write(unit)
 
+    async def renew(self, name: str, owner: str, seqs: Sequence[int], lease: float) -> list[int]:
+        """Lease ``seqs`` to ``owner`` again for ``lease`` seconds from now (those it still
+        holds unacknowledged); those of them another process took over after ``owner``'s lease
+        ran out, and has not acknowledged."""
+        if not seqs:
+            return []
+        until = now_us() + int(lease * 1_000_000)
+
+        async def unit(tx: Tx) -> list[int]:
+            lost = []
+            for seq in seqs:  # (a statement an event: in process, no round trip each)
+                if not await tx.execute(
+                        "UPDATE feed_leases SET lease_us = $1 WHERE name = $2 AND seq = $3 "
+                        "AND owner = $4 AND acked = 0", until, name, seq, owner) \
+                        and await tx.fetchone(
+                            "SELECT 1 FROM feed_leases WHERE name = $1 AND seq = $2 "
+                            "AND owner <> $3 AND acked = 0", name, seq, owner):
+                    lost.append(seq)
+            return lost
+
+        return await self.store._write(unit)
+
     async def ack(self, name: str, owner: str, seq: int) -> None:
         """Acknowledge ``seq`` and every earlier event ``owner`` holds; move the resume point
         past every event acknowledged without a gap."""
