@@ -402,6 +402,15 @@ def test_contact_timeline_pages_back_to_the_first_message(demo: Demo, page_at: A
     total = len(demo.call(demo.hub.contact_timeline(str(contact_id), limit=500)).items)
     assert total >= 3
     newest = panel.locator(".tl li").last.inner_text()
+    panel.locator(".earlier").click()
+    page.wait_for_function("() => document.querySelectorAll('#contact .tl li').length > 2",
+                           timeout=TIMEOUT)
+    shown = panel.locator(".tl li").count()
+    # a live change of the contact shows the panel again: with the pages the agent had loaded
+    demo.call(demo.hub.modify_contact(str(contact_id), lambda c: c.model_copy(
+        update={"profile": {**c.profile, "plan": "gold"}})))
+    panel.locator(".profile li", has_text="plan: gold").wait_for(timeout=TIMEOUT)
+    assert panel.locator(".tl li").count() == shown
     while panel.locator(".earlier").count():
         shown = panel.locator(".tl li").count()
         panel.locator(".earlier").click()

@@ -253,7 +253,11 @@ function act(path, done) {
 }
 function showContact(id) {
   contactOpen = true;
-  return api("/demo/api/contacts/" + id + "?timeline_limit=" + TIMELINE_PAGE).then(function (c) {
+  // shown again for a live change (a contact event, the conversation reopened): keep as many
+  // timeline items as the agent had paged back to, not only the newest page
+  var shown = $("contact").dataset.id === id && !$("contact").hidden ? $("contact").querySelectorAll(".tl li").length : 0;
+  var limit = Math.min(500, Math.max(TIMELINE_PAGE, shown));
+  return api("/demo/api/contacts/" + id + "?timeline_limit=" + limit).then(function (c) {
     var box = $("contact"); box.textContent = ""; box.hidden = false; box.dataset.id = c.id;
     var close = el("button", "close", "✕"); close.type = "button"; close.setAttribute("aria-label", "Close the contact panel");
     close.addEventListener("click", hideContact); box.appendChild(close);
