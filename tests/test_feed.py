@@ -165,6 +165,21 @@ async def test_a_reader_keeps_what_it_holds_for_longer_than_the_lease(hub: Hub) 
     assert [r.seq for r in await log.claim("helpdesk", "other", 10, 30)] == list(range(3, 9))
 
 
+async def test_a_reader_left_open_renews_nothing_once_its_hub_closed(
+        omni_config: dict[str, Any], register_plugin: list[object]) -> None:
+    def renewing() -> list[asyncio.Task[Any]]:
+        return [t for t in asyncio.all_tasks() if t.get_name() == "omnichannel-feed-leases"]
+
+    async with Hub.from_config(omni_config, plugins=register_plugin) as hub:
+        await _post(hub, [{"id": "o1", "from": "olga", "text": "1"}])
+        feed = hub.feed("helpdesk")
+        await anext(feed)  # (and never closed)
+        assert len(renewing()) == 1
+    await asyncio.sleep(0)
+    assert renewing() == []
+    assert feed  # (kept alive: its finalizer would end it otherwise)
+
+
 async def test_renew_reports_only_what_another_process_took_over(hub: Hub) -> None:
     await _post(hub, [{"id": "a1", "from": "alice", "text": "1"}])
     log = hub._feed.log

@@ -105,6 +105,7 @@ class Feed:
         self._changed = asyncio.Event()
         self._write_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._holdings: set[Holding[Any]] = set()  # the live readers' (stopped with the hub)
         self._nats_pending: dict[str, dict[int, Any]] = {}
         self._closed = True
         self._sender: Any = None
@@ -130,6 +131,8 @@ class Feed:
         if self._sender is not None:
             await self._sender.stop()
             self._sender = None
+        for holding in list(self._holdings):  # a reader its consumer left open renews no more
+            await holding.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -203,6 +206,7 @@ class Feed:
         holding: Holding[FeedRecord] = Holding(
             lambda records: self._renew(name, records), self.settings.lease,
             lambda records: self._release(name, records))
+        self._holdings.add(holding)
         try:
             while not self._closed:
                 changed = self._changed
@@ -215,6 +219,7 @@ class Feed:
                 for record in holding.handed_out():
                     yield _event(record)
         finally:
+            self._holdings.discard(holding)
             await holding.stop()
             if holding.waiting and not self._closed:  # a reader that stopped gives back what it holds
                 with contextlib.suppress(Exception):
@@ -268,6 +273,7 @@ class Feed:
                                            config=config)
         pending = self._nats_pending.setdefault(name, {})
         holding: Holding[Any] = Holding(_in_progress, self.settings.lease, _nak)
+        self._holdings.add(holding)
         try:
             while not self._closed:
                 try:
@@ -288,6 +294,7 @@ class Feed:
                     pending[seq] = msg
                     yield event.model_copy(update={"seq": seq})
         finally:
+            self._holdings.discard(holding)
             await holding.stop()
             # fetched but not handed out: back at once rather than after ack_wait
             await _nak(list(holding.waiting))

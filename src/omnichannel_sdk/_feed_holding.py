@@ -43,11 +43,12 @@ class Holding(Generic[T]):
         self._give_back = give_back
         self._every = lease / 3
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def extend(self, items: Iterable[T]) -> None:
         """Hold ``items`` too (a new batch); the renewal starts with the first one."""
         self.waiting.extend(items)
-        if self._task is None and self.waiting:
+        if self._task is None and self.waiting and not self._stopped:
             self._task = asyncio.create_task(self._keep(), name="omnichannel-feed-leases")
 
     def handed_out(self) -> Iterator[T]:
@@ -64,7 +65,8 @@ class Holding(Generic[T]):
         return ([] if self.current is None else [self.current]) + list(self.waiting)
 
     async def stop(self) -> None:
-        """Stop renewing (the reader ended)."""
+        """Stop renewing, for good (the reader ended, or its hub closes)."""
+        self._stopped = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
