@@ -4,7 +4,8 @@ own leases at once (never a live one's), sends in flight bounded per channel."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -111,32 +112,25 @@ async def test_a_restarted_process_takes_back_its_own_leases_at_once(
 
 async def test_a_live_process_never_takes_anothers_fresh_leases(
         omni_config: dict, register_plugin: list) -> None:
-    config = _config(omni_config, lease=120.0)
-    first = Hub.from_config(config, plugins=register_plugin)
-    second = Hub.from_config(config, plugins=register_plugin)
-    calls, release, slow = _held_vendor()
+    async with _two_processes(_config(omni_config, lease=120.0), register_plugin) as (
+            first, second, calls, release, conversation):
+        message = await first.send(conversation, text="mine")
+        await wait_until(lambda: _true(bool(calls)), timeout=10)
+        async with second:
+            # same worker_id, both alive: the second gets an identity of its own
+            assert (first.store.identity, second.store.identity) == (
+                "crash-worker", "crash-worker#2")
+            assert second.metrics.leases_taken_over._value.get() == 0
+            for _ in range(10):  # many polls of the second process
+                await asyncio.sleep(0.05)
+                assert await second.store.claim_jobs(10, 60) == []
+            release.set()
 
-    with respx.mock(assert_all_called=False) as vendor:
-        vendor.post(SEND).mock(side_effect=slow)
-        async with first:
-            conversation = await _seed(first)
-            message = await first.send(conversation, text="mine")
-            await wait_until(lambda: _true(bool(calls)), timeout=10)
-            async with second:
-                # same worker_id, both alive: the second gets an identity of its own
-                assert (first.store.identity, second.store.identity) == (
-                    "crash-worker", "crash-worker#2")
-                assert second.metrics.leases_taken_over._value.get() == 0
-                for _ in range(10):  # many polls of the second process
-                    await asyncio.sleep(0.05)
-                    assert await second.store.claim_jobs(10, 60) == []
-                release.set()
+            async def sent() -> bool:
+                stored = await first.store.get_message(message.id)
+                return stored is not None and stored.status == "sent"
 
-                async def sent() -> bool:
-                    stored = await first.store.get_message(message.id)
-                    return stored is not None and stored.status == "sent"
-
-                await wait_until(sent, timeout=10)
+            await wait_until(sent, timeout=10)
     assert calls == [message.id]  # one vendor call: nobody stole the fresh lease
 
 
@@ -146,32 +140,25 @@ async def test_a_live_process_keeps_the_jobs_that_wait_longer_than_their_lease(
     behind it for the channel's slot: a second process polling past the lease takes none
     over, and every message is sent once."""
     config = _config(omni_config, lease=0.6, max_in_flight_per_channel=1, poll_interval=0.05)
-    first = Hub.from_config(config, plugins=register_plugin)
-    second = Hub.from_config(config, plugins=register_plugin)
-    calls, release, slow = _held_vendor()
+    async with _two_processes(config, register_plugin) as (first, second, calls, release, conversation):
+        messages = [await first.send(conversation, text=f"m{i}") for i in range(3)]
+        await wait_until(lambda: _true(bool(calls)), timeout=10)
+        assert sum(len(line) for line in first.delivery._parked.values()) == 2
+        async with second:
+            # three leases' time: without renewals each job would be free after one
+            deadline = asyncio.get_running_loop().time() + 1.8
+            while asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+                assert await second.store.claim_jobs(10, 60) == []
+            rows = [await _job_row(first, m.id) for m in messages]
+            assert all(row is not None and row[0] == "crash-worker" for row in rows)
+            release.set()
 
-    with respx.mock(assert_all_called=False) as vendor:
-        vendor.post(SEND).mock(side_effect=slow)
-        async with first:
-            conversation = await _seed(first)
-            messages = [await first.send(conversation, text=f"m{i}") for i in range(3)]
-            await wait_until(lambda: _true(bool(calls)), timeout=10)
-            assert sum(len(line) for line in first.delivery._parked.values()) == 2
-            async with second:
-                # three leases' time: without renewals each job would be free after one
-                deadline = asyncio.get_running_loop().time() + 1.8
-                while asyncio.get_running_loop().time() < deadline:
-                    await asyncio.sleep(0.05)
-                    assert await second.store.claim_jobs(10, 60) == []
-                rows = [await _job_row(first, m.id) for m in messages]
-                assert all(row is not None and row[0] == "crash-worker" for row in rows)
-                release.set()
+            async def sent() -> bool:
+                stored = [await first.store.get_message(m.id) for m in messages]
+                return all(s is not None and s.status == "sent" for s in stored)
 
-                async def sent() -> bool:
-                    stored = [await first.store.get_message(m.id) for m in messages]
-                    return all(s is not None and s.status == "sent" for s in stored)
-
-                await wait_until(sent, timeout=10)
+            await wait_until(sent, timeout=10)
     assert calls == [m.id for m in messages]  # each sent once, in order
 
 
@@ -197,6 +184,21 @@ async def test_renew_leases_renews_only_this_process_s_running_jobs(
             release.set()
             await asyncio.wait_for(first.delivery.wait_for(message.id), 10)
             assert await first.store.renew_leases([job_id], 60) == 0  # finished: no row
+
+
+@contextlib.asynccontextmanager
+async def _two_processes(config: dict[str, Any], register_plugin: list[Any]) -> AsyncIterator[
+        tuple[Hub, Hub, list[str], asyncio.Event, str]]:
+    """Two hubs of one deployment (one store, one ``worker_id``) and a vendor that holds every
+    call until ``release`` is set: the first hub open with a seeded conversation, the second
+    not yet open; and the idempotency keys of the vendor calls."""
+    first = Hub.from_config(config, plugins=register_plugin)
+    second = Hub.from_config(config, plugins=register_plugin)
+    calls, release, slow = _held_vendor()
+    with respx.mock(assert_all_called=False) as vendor:
+        vendor.post(SEND).mock(side_effect=slow)
+        async with first:
+            yield first, second, calls, release, await _seed(first)
 
 
 def _held_vendor() -> tuple[list[str], asyncio.Event, Callable[[httpx.Request], Any]]:
