@@ -146,7 +146,10 @@ def test_http_fallback_send_and_long_poll(live: Any, http: httpx.Client) -> None
     assert sent.status_code == 200
     mine = sent.json()["message"]["id"]
     again = http.post(f"{BASE}/send", json={"id": "p1", "text": "via http"}, headers=headers)
-    assert again.json()["message"] is None  # a retry with the same id is a duplicate
+    # a retry with the same id is a duplicate: its ack carries the message stored the first time
+    # (the widget that sends again never got the first ack)
+    assert again.json()["duplicate"] is True and again.json()["message"]["id"] == mine
+    assert "duplicate" not in sent.json()
     cid = http.get("/demo/api/conversations").json()[0]["id"]
     result: dict[str, Any] = {}
 

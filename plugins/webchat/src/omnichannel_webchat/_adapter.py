@@ -320,6 +320,14 @@ class WebchatAdapter(WebchatSignals):
             message, self.base_url)}), message_id=message.id, skip=origin)
         return message
 
+    async def stored(self, session: Session, client_id: Any) -> Message | None:
+        """The stored message of the visitor's ``client_id`` (what the ack of a repeat carries:
+        the widget that sent it again never got the first ack)."""
+        if not self.services.running or not isinstance(client_id, str):
+            return None
+        return await self.services.store.find_message_by_external(
+            self.context.key, f"{session.visitor}:{client_id}")
+
     async def mark(self, session: Session, ids: Sequence[Any], status: str) -> int:
         """Apply ``delivered`` / ``read`` receipts the widget sent for agent messages.
 

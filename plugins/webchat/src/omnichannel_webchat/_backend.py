@@ -21,8 +21,8 @@ from ._registry import Connection, Registry
 from ._session import Session
 from ._wire import wire_message
 
-__all__ = ["ChatBackend", "ChatSettings", "allowed", "backend", "config", "error", "json_object",
-           "prechat_missing", "session_of", "wire"]
+__all__ = ["ChatBackend", "ChatSettings", "ack", "allowed", "backend", "config", "error",
+           "json_object", "prechat_missing", "session_of", "wire"]
 
 
 class ChatSettings(Protocol):
@@ -108,6 +108,9 @@ class ChatBackend(Protocol):
                       metadata: dict[str, Any] | None = None) -> Message | None:
         """Store a visitor message."""
 
+    async def stored(self, session: Session, client_id: Any) -> Message | None:
+        """The stored message of a visitor's client id."""
+
     async def visitor_typing(self, session: Session, on: bool) -> None:
         """Tell agent inboxes the visitor is (not) typing."""
 
@@ -179,3 +182,14 @@ def prechat_missing(chat: ChatBackend, session: Session) -> bool:
 def wire(chat: ChatBackend, message: Any) -> dict[str, Any]:
     """``message`` in the widget's wire format."""
     return wire_message(message, chat.base_url)
+
+
+async def ack(chat: ChatBackend, session: Session, client_id: Any,
+              message: Message | None) -> dict[str, Any]:
+    """The ``ack`` frame of a visitor's message: its stored form; for a repeat of an id already
+    stored (``message`` is ``None``), that one's, with ``"duplicate": true``."""
+    if message is not None:
+        return {"type": "ack", "ref": client_id, "message": wire(chat, message)}
+    first = await chat.stored(session, client_id)
+    return {"type": "ack", "ref": client_id, "duplicate": True,
+            "message": wire(chat, first) if first is not None else None}

@@ -20,6 +20,7 @@ from omnichannel_sdk import MediaPart, NotFoundError, OmnichannelError, Signatur
 
 from ._backend import (
     ChatBackend,
+    ack,
     allowed,
     backend,
     config,
@@ -129,7 +130,7 @@ async def deliver(chat: ChatBackend, session: Session, data: dict[str, Any],
         log.exception("could not store a visitor message")
         return {"type": "error", "code": "unavailable", "ref": client_id,
                 "detail": "try again in a moment"}
-    return {"type": "ack", "ref": client_id, "message": wire(chat, message) if message else None}
+    return await ack(chat, session, client_id, message)
 
 
 async def _session_and_object(

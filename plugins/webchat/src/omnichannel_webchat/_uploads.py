@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from omnichannel_sdk import MediaError, MediaPart
 
-from ._backend import ChatBackend, backend, error, prechat_missing, session_of, wire
+from ._backend import ChatBackend, ack, backend, error, prechat_missing, session_of
 
 __all__ = ["kind_of", "sniff_matches", "type_allowed", "upload"]
 
@@ -100,5 +100,4 @@ async def upload(request: Request) -> Response:
         message = await chat.receive(found, client_id, caption, [part])
     except (TypeError, ValueError) as exc:
         return error(422, "invalid", str(exc))
-    return JSONResponse({"type": "ack", "ref": client_id,
-                         "message": wire(chat, message) if message else None})
+    return JSONResponse(await ack(chat, found, client_id, message))
