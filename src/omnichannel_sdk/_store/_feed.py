@@ -330,17 +330,17 @@ class StoreFeedLog:
             return []
         until = now_us() + int(lease * 1_000_000)
 
+        numbers = [int(seq) for seq in seqs]
+        # two statements whatever the batch (on PostgreSQL a statement is a round trip)
+        mine = "WHERE name = $2 AND owner = $3 AND acked = 0 AND seq IN (" + _placeholders(4, len(numbers))
+        renew = f"UPDATE feed_leases SET lease_us = $1 {mine})"  # noqa: S608 - placeholders only
+        others = "WHERE name = $1 AND owner <> $2 AND acked = 0 AND seq IN (" + _placeholders(3, len(numbers))
+        taken = f"SELECT seq FROM feed_leases {others})"  # noqa: S608 - placeholders only
+
         async def unit(tx: Tx) -> list[int]:
-            lost = []
-            for seq in seqs:  # (a statement an event: in process, no round trip each)
-                if not await tx.execute(
-                        "UPDATE feed_leases SET lease_us = $1 WHERE name = $2 AND seq = $3 "
-                        "AND owner = $4 AND acked = 0", until, name, seq, owner) \
-                        and await tx.fetchone(
-                            "SELECT 1 FROM feed_leases WHERE name = $1 AND seq = $2 "
-                            "AND owner <> $3 AND acked = 0", name, seq, owner):
-                    lost.append(seq)
-            return lost
+            await tx.execute(renew, until, name, owner, *numbers)
+            rows = await tx.fetchall(taken, name, owner, *numbers)
+            return sorted(int(row[0]) for row in rows)
 
         return await self.store._write(unit)
 
@@ -401,6 +401,11 @@ class StoreFeedLog:
 
 
 @functools.cache
+def _placeholders(first: int, count: int) -> str:
+    """``$first, $first+1, …``: ``count`` numbered placeholders."""
+    return ", ".join(f"${first + i}" for i in range(count))
+
+
 def _insert_sql(count: int) -> str:
     values = ", ".join(f"(${5 * i + 1}, NULL, ${5 * i + 2}, ${5 * i + 3}, ${5 * i + 4}, ${5 * i + 5})"
                        for i in range(count))
