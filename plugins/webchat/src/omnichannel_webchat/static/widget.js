@@ -330,8 +330,8 @@
     return false;
   }
   // a message sent on a connection that closed before its ack may never have reached the
-  // server: a new connection sends it again, in the order shown (the server drops a repeat of an
-  // id it has, and its history replay shows that message)
+  // server: a new connection sends it again, in the order shown (the server stores an id once,
+  // and acknowledges a repeat with the message it stored)
   function requeueUnacked() {
     var queued = {}, again = [];
     S.outbox.forEach(function (f) { queued[f.id] = true; });
