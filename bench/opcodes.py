@@ -3,6 +3,7 @@ of a message or a send goes, counted exactly (the same count on a loaded machine
 
     python -P bench/opcodes.py inbound  [--units 300] [--top 40]   # twilio-sms in process
     python -P bench/opcodes.py outbound [--units 300] [--top 40]   # hub.send → outbox → vendor
+        [--send-side hub|frozen|durable|twilio]                    # (or another side of the send bench)
     python -P bench/opcodes.py bodies   [--units 300]              # the bench's own requests
 
 Each side of ``bench/ingest_callgrind.py`` / ``bench/outbound_callgrind.py`` runs twice in a
@@ -104,6 +105,8 @@ def main() -> None:
     parser.add_argument("side", choices=["inbound", "outbound", "bodies"])
     parser.add_argument("--units", type=int, default=300)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--send-side", default="hub", choices=["hub", "frozen", "durable", "twilio"],
+                        help="outbound: which side of bench/outbound_callgrind.py to count")
     args = parser.parse_args()
     inbound = str(HERE / "ingest_callgrind.py")
     stub = None
@@ -119,7 +122,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
 
         def argv_for(n: int) -> list[str]:
-            return [str(HERE / "outbound_callgrind.py"), "--run", "hub", "--sends", str(n),
+            return [str(HERE / "outbound_callgrind.py"), "--run", args.send_side, "--sends", str(n),
                     "--url", url, "--transport", "aiohttp"]
     else:
         def argv_for(n: int) -> list[str]:
