@@ -220,7 +220,10 @@ async def test_a_stalled_reader_leaves_what_another_process_took_over(
     taken = await log.claim("helpdesk", "other", 1, 30)
     assert [records[r.seq].conversation_id for r in taken] == [alice]
     gate.set()
-    await asyncio.sleep(0.5)  # the reader's next renewal (every lease / 3) finds it out
+    deadline = asyncio.get_running_loop().time() + 10
+    while any(r.seq == taken[0].seq for h in hub._feed._holdings for r in h.waiting):
+        assert asyncio.get_running_loop().time() < deadline  # the renewal finds it out
+        await asyncio.sleep(0.02)
     got = [await anext(feed) for _ in range(2)]
     bob = sorted(s for s, r in records.items() if r.conversation_id != alice)
     assert [e.seq for e in got] == bob

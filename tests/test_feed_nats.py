@@ -56,7 +56,10 @@ async def test_a_nats_reader_keeps_what_it_holds_for_longer_than_ack_wait(
     async with Hub.from_config(omni_config, plugins=register_plugin) as hub, \
             Hub.from_config(omni_config, plugins=register_plugin) as other:
         await _post(hub, [{"id": f"n{i}", "from": f"u{i}", "text": str(i)} for i in range(3)])
-        await asyncio.sleep(0.3)  # (in the stream)
+        deadline = asyncio.get_running_loop().time() + 10
+        while await hub._feed.last_seq() < 6:  # all six in the stream (a fresh one)
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
         feed = hub.feed("desk")
         first = await anext(feed)  # this reader fetched all six
         elsewhere: list[Any] = []
