@@ -146,9 +146,10 @@ async def test_unacknowledged_events_come_back_after_the_lease(hub: Hub) -> None
 
 
 async def test_a_reader_keeps_what_it_holds_for_longer_than_the_lease(hub: Hub) -> None:
-    """A reader renews the leases of the events it holds (the batch not handed out yet, and the
-    one its consumer works on) every third of the lease, so a consumer slower than the lease
-    is not doubled by another process; a reader that ends stops renewing."""
+    """A reader renews the leases of the events it holds (the batch not handed out yet, and
+    those handed out and not acknowledged) every third of the lease, so a consumer slower than
+    the lease, or one that acknowledges many at a time, is not doubled by another process; a
+    reader that ends stops renewing."""
     # four conversations: no event waits for another's, each could be taken on its own
     await _post(hub, [{"id": f"m{i}", "from": f"u{i}", "text": str(i)} for i in range(4)])
     log = hub._feed.log
@@ -159,7 +160,10 @@ async def test_a_reader_keeps_what_it_holds_for_longer_than_the_lease(hub: Hub) 
     assert await log.claim("helpdesk", "other", 10, 30) == []  # all still this reader's
     rest = [await anext(feed) for _ in range(7)]
     assert [e.seq for e in [first, *rest]] == list(range(1, 9))
+    await asyncio.sleep(1.5)  # all handed out, none acknowledged yet (acks come in batches)
+    assert await log.claim("helpdesk", "other", 10, 30) == []
     await hub.ack("helpdesk", 2)
+    assert sorted(n for h in hub._feed._holdings for n in h.handed) == list(range(3, 9))
     await feed.aclose()  # the reader ends: what it handed out and did not ack comes back
     await asyncio.sleep(1.2)
     assert [r.seq for r in await log.claim("helpdesk", "other", 10, 30)] == list(range(3, 9))

@@ -45,9 +45,9 @@ async def test_nats_feed_resumes_and_reads_after_a_seq(omni_config: dict[str, An
 
 async def test_a_nats_reader_keeps_what_it_holds_for_longer_than_ack_wait(
         omni_config: dict[str, Any], register_plugin: list[object]) -> None:
-    """The events a reader fetched (and the one its consumer works on) are marked in progress
-    every third of the lease, so JetStream does not redeliver them to another process while a
-    slow consumer works through them."""
+    """The events a reader fetched and has not had acknowledged yet (handed out or not) are
+    marked in progress every third of the lease, so JetStream does not redeliver them to
+    another process while a slow consumer works through them."""
     need_service("NATS", 4222)
     tag = uuid.uuid4().hex[:10]
     stream = f"OMNI_FN_{tag}"
@@ -71,6 +71,7 @@ async def test_a_nats_reader_keeps_what_it_holds_for_longer_than_ack_wait(
         reader = asyncio.create_task(read_elsewhere())
         await asyncio.sleep(2.5)  # 2.5 times ack_wait on the first event
         rest = [await anext(feed) for _ in range(5)]
+        await asyncio.sleep(1.5)  # all handed out, none acknowledged yet (acks come in batches)
         for event in [first, *rest]:
             await hub.ack("desk", event.seq)  # type: ignore[arg-type]
         await asyncio.sleep(0.5)

@@ -60,6 +60,10 @@ async def _nak(msgs: list[Any]) -> None:
             await msg.nak()
 
 
+def _stream_seq(msg: Any) -> int:
+    return int(msg.metadata.sequence.stream)
+
+
 def _event(record: FeedRecord) -> Event:
     event: Event = event_adapter.validate_json(record.data)
     return event.model_copy(update={"seq": record.seq})
@@ -105,7 +109,7 @@ class Feed:
         self._changed = asyncio.Event()
         self._write_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._holdings: set[Holding[Any]] = set()  # the live readers' (stopped with the hub)
+        self._holdings: dict[Holding[Any], str] = {}  # the live readers' and their names
         self._nats_pending: dict[str, dict[int, Any]] = {}
         self._closed = True
         self._sender: Any = None
@@ -205,8 +209,9 @@ class Feed:
         assert self.log is not None
         holding: Holding[FeedRecord] = Holding(
             lambda records: self._renew(name, records), self.settings.lease,
-            lambda records: self._release(name, records))
-        self._holdings.add(holding)
+            lambda records: self._release(name, records),
+            seq=lambda record: record.seq, group=lambda record: record.conversation_id)
+        self._holdings[holding] = name
         try:
             while not self._closed:
                 changed = self._changed
@@ -219,29 +224,21 @@ class Feed:
                 for record in holding.handed_out():
                     yield _event(record)
         finally:
-            self._holdings.discard(holding)
+            self._holdings.pop(holding, None)
             await holding.stop()
             if holding.waiting and not self._closed:  # a reader that stopped gives back what it holds
                 with contextlib.suppress(Exception):
                     await self.log.release(name, self.owner, [r.seq for r in holding.waiting])
 
     async def _renew(self, name: str, records: list[FeedRecord]) -> list[FeedRecord]:
-        """Renew the leases of ``records`` (what a reader holds); those it must not hand out:
-        the ones another process took over, and the later events of their conversations (which
-        must wait for them there)."""
+        """Renew the leases of ``records`` (what a reader holds); those another process took
+        over after their lease ran out."""
         assert self.log is not None
         lost = set(await self.log.renew(name, self.owner, [r.seq for r in records], self.settings.lease))
-        if not lost:
-            return []
-        first: dict[str, int] = {}
-        for record in records:
-            if record.seq in lost and record.conversation_id and record.conversation_id not in first:
-                first[record.conversation_id] = record.seq
-        drop = [r for r in records if r.seq in lost
-                or (r.conversation_id in first and r.seq > first[r.conversation_id])]
-        log.warning("%d events of feed consumer %s were taken over by another process after "
-                    "their lease ran out; this process leaves them", len(lost), name)
-        return drop
+        if lost:
+            log.warning("%d events of feed consumer %s were taken over by another process after "
+                        "their lease ran out; this process leaves them", len(lost), name)
+        return [r for r in records if r.seq in lost]
 
     async def _release(self, name: str, records: list[FeedRecord]) -> None:
         assert self.log is not None
@@ -256,9 +253,12 @@ class Feed:
                 msg = pending.pop(number, None)
                 if msg is not None:
                     await msg.ack_sync()  # confirmed by the server: truly recorded
-            return
-        assert self.log is not None
-        await self.log.ack(name, self.owner, int(seq))
+        else:
+            assert self.log is not None
+            await self.log.ack(name, self.owner, int(seq))
+        for holding, reading in list(self._holdings.items()):  # renewed no more
+            if reading == name:
+                holding.acknowledged(int(seq))
 
     async def _read_nats(self, name: str) -> AsyncIterator[Event]:
         from nats.errors import TimeoutError as NatsTimeout
@@ -272,8 +272,8 @@ class Feed:
         sub = await bus._js.pull_subscribe(f"{bus.subject}.>", durable=name, stream=bus.stream,
                                            config=config)
         pending = self._nats_pending.setdefault(name, {})
-        holding: Holding[Any] = Holding(_in_progress, self.settings.lease, _nak)
-        self._holdings.add(holding)
+        holding: Holding[Any] = Holding(_in_progress, self.settings.lease, _nak, seq=_stream_seq)
+        self._holdings[holding] = name
         try:
             while not self._closed:
                 try:
@@ -287,14 +287,16 @@ class Feed:
                     except ValueError:
                         log.warning("skipping an undecodable event %d on the feed", seq)
                         await msg.ack()
+                        holding.forget(msg)
                         continue
                     if isinstance(event, ChannelSignal):  # passing signals are not part of it
                         await msg.ack()
+                        holding.forget(msg)
                         continue
                     pending[seq] = msg
                     yield event.model_copy(update={"seq": seq})
         finally:
-            self._holdings.discard(holding)
+            self._holdings.pop(holding, None)
             await holding.stop()
             # fetched but not handed out: back at once rather than after ack_wait
             await _nak(list(holding.waiting))

@@ -25,8 +25,9 @@ class FeedSettings(BaseModel):
     sooner. (On NATS the stream's own age limit applies.)"""
     lease: float = Field(default=60.0, gt=0)
     """Seconds an event given to a process stays its own without a renewal. A live reader renews
-    the leases of the events it holds every third of this, so only a process that died (or a
-    reader that ended) gives its unacknowledged events to another process, after this long."""
+    the leases of the events it holds (not handed out yet, or not acknowledged) every third of
+    this, so only a process that died (or a reader that ended) gives its unacknowledged events to
+    another process, after this long."""
     batch: int = Field(default=100, ge=1, le=5000)
     """Events a process takes at a time."""
     poll_interval: float = Field(default=0.5, gt=0)

@@ -329,18 +329,22 @@ class StoreFeedLog:
         if not seqs:
             return []
         until = now_us() + int(lease * 1_000_000)
-
         numbers = [int(seq) for seq in seqs]
-        # two statements whatever the batch (on PostgreSQL a statement is a round trip)
-        mine = "WHERE name = $2 AND owner = $3 AND acked = 0 AND seq IN (" + _placeholders(4, len(numbers))
-        renew = f"UPDATE feed_leases SET lease_us = $1 {mine})"  # noqa: S608 - placeholders only
-        others = "WHERE name = $1 AND owner <> $2 AND acked = 0 AND seq IN (" + _placeholders(3, len(numbers))
-        taken = f"SELECT seq FROM feed_leases {others})"  # noqa: S608 - placeholders only
+        # two statements a chunk of up to 500 (on PostgreSQL a statement is a round trip; both
+        # databases bound the placeholders of one statement)
+        chunks = [numbers[i:i + _RENEW_CHUNK] for i in range(0, len(numbers), _RENEW_CHUNK)]
 
         async def unit(tx: Tx) -> list[int]:
-            await tx.execute(renew, until, name, owner, *numbers)
-            rows = await tx.fetchall(taken, name, owner, *numbers)
-            return sorted(int(row[0]) for row in rows)
+            lost: list[int] = []
+            for chunk in chunks:
+                mine = "name = $2 AND owner = $3 AND acked = 0 AND seq IN (" + _placeholders(4, len(chunk))
+                others = "name = $1 AND owner <> $2 AND acked = 0 AND seq IN (" + _placeholders(3, len(chunk))
+                await tx.execute(f"UPDATE feed_leases SET lease_us = $1 WHERE {mine})",  # noqa: S608
+                                 until, name, owner, *chunk)
+                rows = await tx.fetchall(f"SELECT seq FROM feed_leases WHERE {others})",  # noqa: S608
+                                         name, owner, *chunk)
+                lost.extend(int(row[0]) for row in rows)
+            return sorted(lost)
 
         return await self.store._write(unit)
 
@@ -400,12 +404,17 @@ class StoreFeedLog:
         return await self.store._write(unit)
 
 
+_RENEW_CHUNK = 500
+"""Events a statement of :meth:`StoreFeedLog.renew` names at most."""
+
+
 @functools.cache
 def _placeholders(first: int, count: int) -> str:
     """``$first, $first+1, …``: ``count`` numbered placeholders."""
     return ", ".join(f"${first + i}" for i in range(count))
 
 
+@functools.cache
 def _insert_sql(count: int) -> str:
     values = ", ".join(f"(${5 * i + 1}, NULL, ${5 * i + 2}, ${5 * i + 3}, ${5 * i + 4}, ${5 * i + 5})"
                        for i in range(count))
