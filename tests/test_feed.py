@@ -195,6 +195,7 @@ async def test_renew_reports_only_what_another_process_took_over(hub: Hub) -> No
     assert await log.renew("n", "p1", [1, 2], 30) == [2]  # 1 is done, 2 is p2's now
     assert await log.renew("n", "p2", [2], 30) == []
     assert await log.renew("n", "p2", [], 30) == []
+    assert await log.renew("n", "p1", [*range(3, 1200), 2], 30) == [2]  # in chunks of 500
 
 
 async def test_a_stalled_reader_leaves_what_another_process_took_over(
