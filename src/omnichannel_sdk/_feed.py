@@ -210,7 +210,8 @@ class Feed:
         holding: Holding[FeedRecord] = Holding(
             lambda records: self._renew(name, records), self.settings.lease,
             lambda records: self._release(name, records),
-            seq=lambda record: record.seq, group=lambda record: record.conversation_id)
+            seq=lambda record: record.seq, group=lambda record: record.conversation_id,
+            slim=lambda record: FeedRecord(record.seq, record.conversation_id, record.type, ""))
         self._holdings[holding] = name
         try:
             while not self._closed:

@@ -30,6 +30,7 @@ class Holding(Generic[T]):
     """Events one reader holds: ``waiting`` (given, not handed out yet) and ``handed`` (handed
     out and not acknowledged yet, by ``seq``).
 
+    ``slim`` is what stays held of an item once handed out (enough to renew its lease).
     ``renew`` leases every held item again and returns those another process has now (its
     lease ran out while this process stalled). They are forgotten; so are the waiting items of
     their ``group`` (conversation) after them, which must wait for them there: those are given
@@ -38,13 +39,15 @@ class Holding(Generic[T]):
 
     def __init__(self, renew: Callable[[list[T]], Awaitable[Iterable[T]]], lease: float,
                  give_back: Callable[[list[T]], Awaitable[None]], *, seq: Callable[[T], int],
-                 group: Callable[[T], str | None] = lambda item: None) -> None:
+                 group: Callable[[T], str | None] = lambda item: None,
+                 slim: Callable[[T], T] = lambda item: item) -> None:
         self.waiting: deque[T] = deque()
         self.handed: dict[int, T] = {}
         self._renew = renew
         self._give_back = give_back
         self._seq = seq
         self._group = group
+        self._slim = slim  # what of a handed-out item stays held (a consumer may ack late)
         self._every = lease / 3
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -59,7 +62,7 @@ class Holding(Generic[T]):
         """Hand the waiting items out in order; each stays held until it is acknowledged."""
         while self.waiting:
             item = self.waiting.popleft()
-            self.handed[self._seq(item)] = item
+            self.handed[self._seq(item)] = self._slim(item)
             yield item
 
     def acknowledged(self, seq: int) -> None:
