@@ -229,7 +229,7 @@ class Feed:
             await holding.stop()
             if holding.waiting and not self._closed:  # a reader that stopped gives back what it holds
                 with contextlib.suppress(Exception):
-                    await self.log.release(name, self.owner, [r.seq for r in holding.waiting])
+                    await self._release(name, list(holding.waiting))
 
     async def _renew(self, name: str, records: list[FeedRecord]) -> list[FeedRecord]:
         """Renew the leases of ``records`` (what a reader holds); those another process took
@@ -282,7 +282,7 @@ class Feed:
                 except (TimeoutError, NatsTimeout):
                     continue
                 for msg in holding.handed_out():
-                    seq = int(msg.metadata.sequence.stream)
+                    seq = _stream_seq(msg)
                     try:
                         event = event_adapter.validate_json(msg.data)
                     except ValueError:

@@ -225,7 +225,8 @@ _SLOW_CLOSE = """
 const send = WebSocket.prototype.send, close = WebSocket.prototype.close;
 WebSocket.prototype.close = function (code, reason) {
   this.closing = true;
-  setTimeout(() => close.call(this, code, reason), 1500);
+  Object.defineProperty(this, "readyState", {get: () => 2, configurable: true});  // CLOSING
+  setTimeout(() => { delete this.readyState; close.call(this, code, reason); }, 1500);
 };
 WebSocket.prototype.send = function (data) {
   if (this.closing) { window.dropped = (window.dropped || 0) + 1; return; }

@@ -280,9 +280,7 @@
     if (email && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) { preErr.textContent = T.badEmail; emailIn.focus(); return; }
     preErr.textContent = "";
     start({name: name, email: email}).then(function () {
-      // a closing socket drops what is sent on it (it is CLOSING until the server answers the
-      // close): not ready from now on, so what the visitor writes meanwhile waits in the outbox
-      if (S.ws && S.ready) { S.ready = false; try { S.ws.close(4000); } catch (e) { /* reconnects with the new token */ } }
+      if (S.ws && S.ready) { try { S.ws.close(4000); } catch (e) { /* reconnects with the new token */ } }
     }).catch(function () { preErr.textContent = T.badEmail; });
   }
 
@@ -316,6 +314,8 @@
       .catch(function () { S.ready = false; statusLine.textContent = T.offline; setTimeout(poll, S.backoff); S.backoff = Math.min(S.backoff * 2, 30000); });
   }
   function send_frame(f) {
+    // a socket closing (CLOSING until the server answers the close, as after the pre-chat form)
+    // drops what is sent on it: what the visitor writes meanwhile waits in the outbox
     if (S.ws && S.ready && S.ws.readyState === 1) { S.ws.send(JSON.stringify(f)); return true; }
     if (S.polling && S.token) {
       var path = f.type === "typing" ? "/typing" : (f.type === "read" || f.type === "delivered") ? "/receipts" : "/send";
